@@ -1,0 +1,32 @@
+"""birnn: multi-layer, bidirectional recurrent networks on PyTorch, correct by construction.
+
+The public API, nothing else. See README.md and docs/ for a guide.
+"""
+
+from .batch import SequenceBatch, lengths_from_mask, mask_from_lengths, reverse_valid
+from .bidirectional import Bidirectional
+from .bridge import bridge
+from .dispatch import Decision
+from .driver import Recurrent, TorchCell
+from .layers import GRU, LSTM, RNN, RecurrentLayer
+from .output import RecurrentOutput
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Bidirectional",
+    "Decision",
+    "Recurrent",
+    "RecurrentLayer",
+    "RecurrentOutput",
+    "SequenceBatch",
+    "TorchCell",
+    "bridge",
+    "lengths_from_mask",
+    "mask_from_lengths",
+    "reverse_valid",
+    "__version__",
+]

@@ -1,0 +1,115 @@
+"""``Bidirectional``: Keras-style wrapper that runs any unidirectional recurrent layer both ways.
+
+The backward copy reads each sequence *reversed within its real part*
+(``[x0 x1 x2 pad] -> [x2 x1 x0 pad]``), so it starts at the last real token, never at the
+padding, and its outputs are reversed back to line up with the input. Symbols: ``T`` time,
+``B`` batch, ``L`` layers of the wrapped layer, ``P`` its output size.
+
+- ``output``: the two directions merged with ``merge_mode`` ("concat" -> (T, B, 2P); "sum",
+  "mul", "ave" -> (T, B, P); None -> the pair).
+- ``h_n``/``c_n``: (2L, B, P) interleaved as torch.nn: ``[l0-fwd, l0-bwd, l1-fwd, ...]``.
+  ``hx`` is split the same way.
+
+Unlike ``birnn.LSTM(..., num_layers=2, bidirectional=True)``, where layer 2 of each
+direction reads both directions of layer 1, wrapping a 2-layer unidirectional layer stacks
+each direction on its own (Keras semantics).
+
+>>> import torch, birnn
+>>> bi = Bidirectional(birnn.GRU(4, 3), merge_mode="sum")
+>>> out, h_n = bi(torch.randn(5, 2, 4), lengths=[5, 3])
+>>> out.shape, h_n.shape
+(torch.Size([5, 2, 3]), torch.Size([2, 2, 3]))
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from .batch import check_lengths, lengths_from_mask, pack_like, reverse_valid
+from .output import RecurrentOutput, check_merge_mode, merge
+
+__all__ = ["Bidirectional"]
+
+
+def _interleave(f: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """(L, B, P) twice -> (2L, B, P) as [f0, b0, f1, b1, ...]."""
+    if f is None:
+        return None
+    return torch.stack([f, b], 1).flatten(0, 1)
+
+
+def _split(hx):
+    """(2L, B, P) [f0, b0, ...] -> forward (L, B, P), backward (L, B, P); pairs element-wise."""
+    if hx is None:
+        return None, None
+    if isinstance(hx, (tuple, list)):
+        return tuple(h[0::2] for h in hx), tuple(h[1::2] for h in hx)
+    return hx[0::2], hx[1::2]
+
+
+class Bidirectional(nn.Module):
+    """Wrap a unidirectional layer (birnn RNN/LSTM/GRU or ``Recurrent(cell)``) to run both ways.
+
+    Args:
+        layer: the forward layer; must not be bidirectional itself.
+        merge_mode: "concat" (default), "sum", "mul", "ave" or None (Keras).
+        backward_layer: the backward layer; default a copy of ``layer`` with fresh weights.
+    """
+
+    def __init__(self, layer: nn.Module, merge_mode: Optional[str] = "concat",
+                 backward_layer: Optional[nn.Module] = None) -> None:
+        super().__init__()
+        for name, l in (("layer", layer), ("backward_layer", backward_layer)):
+            if l is not None and getattr(l, "bidirectional", None) is not False:
+                raise ValueError(f"{name} must be a unidirectional recurrent layer (bidirectional=False), "
+                                 f"got {type(l).__name__} with bidirectional={getattr(l, 'bidirectional', None)}")
+        self.merge_mode = check_merge_mode(merge_mode)
+        if backward_layer is None:
+            backward_layer = copy.deepcopy(layer)
+            backward_layer.reset_parameters()
+        if backward_layer.batch_first != layer.batch_first:
+            raise ValueError(f"layer and backward_layer must agree on batch_first, got {layer.batch_first} "
+                             f"and {backward_layer.batch_first}")
+        self.forward_layer = layer
+        self.backward_layer = backward_layer
+        self.batch_first = layer.batch_first
+        self.bidirectional = True
+
+    def forward(self, input, hx=None, *, lengths=None, mask=None) -> RecurrentOutput:
+        packed = None
+        if isinstance(input, PackedSequence):
+            if lengths is not None or mask is not None:
+                raise ValueError("lengths/mask cannot be given with a PackedSequence input: it carries its own lengths")
+            packed = input
+            input, lengths = pad_packed_sequence(input, batch_first=self.batch_first)
+        if not isinstance(input, torch.Tensor) or input.dim() != 3:
+            got = f"{input.dim()}-D tensor" if isinstance(input, torch.Tensor) else type(input).__name__
+            raise ValueError(f"Bidirectional needs a batched 3-D input (T, B, I) or (B, T, I), got a {got}")
+        time_dim = 1 if self.batch_first else 0
+        T, B = input.shape[time_dim], input.shape[1 - time_dim]
+        if mask is not None:
+            if lengths is not None:
+                raise ValueError("give either lengths or mask, not both")
+            lengths = lengths_from_mask(mask, batch_first=self.batch_first, batch_size=B, max_time=T)
+        if lengths is not None:
+            lengths = check_lengths(lengths, batch_size=B, max_time=T, device=input.device)
+        hx_f, hx_b = _split(hx)
+        fwd = self.forward_layer(input, hx_f, lengths=lengths)
+        bwd = self.backward_layer(reverse_valid(input, lengths, time_dim=time_dim), hx_b, lengths=lengths)
+        seq = torch.cat([fwd.time_major, reverse_valid(bwd.time_major, lengths)], -1)  # (T, B, 2P)
+        merged = merge(seq.view(T, B, 2, -1), self.merge_mode)
+
+        def layout(t):
+            if packed is not None:
+                return pack_like(t, lengths, packed)
+            return t.transpose(0, 1) if self.batch_first else t
+
+        output = tuple(layout(t) for t in merged) if isinstance(merged, tuple) else layout(merged)
+        return RecurrentOutput(output, _interleave(fwd.h_n, bwd.h_n), _interleave(fwd.c_n, bwd.c_n), sequence=seq,
+                               lengths=lengths, num_layers=fwd.num_layers, num_directions=2,
+                               merge_mode=self.merge_mode, batch_first=self.batch_first, path=fwd.path)

@@ -1,0 +1,100 @@
+"""One time step of the Elman RNN (tanh | relu), LSTM and GRU, with torch.nn's gate layouts.
+
+The steps work on *direction-batched* tensors: both directions of a bidirectional layer are
+stacked on a leading axis ``D`` and advance together with one batched matmul. Symbols:
+``D`` directions, ``B`` batch, ``H`` hidden size, ``P`` output size of the recurrence
+(``proj_size`` for a projected LSTM, else ``H``), ``G`` gates (RNN 1, LSTM 4, GRU 3).
+
+The input half of every gate, ``x_t @ W_ih^T + b``, is computed for all steps at once before
+the recurrence (one large matmul); a step receives its slice ``xg`` (D, B, G*H).
+
+Equations (identical to torch.nn):
+
+- RNN:  ``h' = act(xg + h W_hh^T)`` where ``xg`` already holds ``b_ih + b_hh``.
+- LSTM: gates ``[i|f|g|o] = xg + h W_hh^T``; ``c' = σ(f) c + σ(i) tanh(g)``;
+  ``h' = σ(o) tanh(c')``, then ``h' = h' W_hr^T`` with a projection.
+- GRU:  ``[r|z|n]``: ``r = σ(x_r + h_r)``, ``z = σ(x_z + h_z)``, ``n = tanh(x_n + r * h_n)``
+  with ``h_* = h W_h*^T + b_h*`` (``b_hn`` sits inside ``r *``), ``h' = (1 - z) n + z h``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["CELLS", "CellSpec", "StepWeights", "cell_spec"]
+
+Carry = Tuple[Tensor, ...]  # (h,) or (h, c), each (D, B, ·)
+
+
+class StepWeights(NamedTuple):
+    """Recurrent weights of one layer, stacked over directions, laid out for ``baddbmm``."""
+
+    hh_t: Tensor  # (D, P, G*H): W_hh transposed
+    b_hh: Optional[Tensor]  # (D, 1, G*H), used inside the step only by the GRU
+    hr_t: Optional[Tensor]  # (D, H, P): W_hr transposed (projected LSTM)
+
+
+def _rnn_step(activation: Callable[[Tensor], Tensor]):
+    def step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
+        (h,) = carry
+        return (activation(torch.baddbmm(xg, h, w.hh_t)),)  # (D, B, H)
+
+    return step
+
+
+def _lstm_step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
+    h, c = carry
+    gates = torch.baddbmm(xg, h, w.hh_t)  # (D, B, 4H)
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (D, B, H)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    if w.hr_t is not None:
+        h = torch.bmm(h, w.hr_t)  # (D, B, P)
+    return h, c
+
+
+def _gru_step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
+    (h,) = carry
+    hg = torch.bmm(h, w.hh_t) if w.b_hh is None else torch.baddbmm(w.b_hh, h, w.hh_t)  # (D, B, 3H)
+    x_r, x_z, x_n = xg.chunk(3, dim=-1)
+    h_r, h_z, h_n = hg.chunk(3, dim=-1)
+    r = torch.sigmoid(x_r + h_r)
+    z = torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return (n + z * (h - n),)  # (1 - z) n + z h
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """What a cell type is: torch.nn's mode name, gate count and its step function."""
+
+    mode: str  # torch.nn's mode string: "RNN_TANH", "RNN_RELU", "LSTM", "GRU"
+    gates: int
+    has_cell_state: bool
+    hidden_bias_in_step: bool  # GRU: b_hh stays inside the step (b_hn is multiplied by r)
+    step: Callable[[Tensor, Carry, StepWeights], Carry]
+    gate_names: str  # the order of gate blocks in W_ih / W_hh / biases
+
+    def gate_slice(self, name: str, hidden_size: int) -> slice:
+        """Rows of W_ih/W_hh/b_* that hold gate ``name`` (e.g. "f" for the LSTM forget gate)."""
+        k = self.gate_names.index(name)
+        return slice(k * hidden_size, (k + 1) * hidden_size)
+
+
+CELLS = {
+    "RNN_TANH": CellSpec("RNN_TANH", 1, False, False, _rnn_step(torch.tanh), "h"),
+    "RNN_RELU": CellSpec("RNN_RELU", 1, False, False, _rnn_step(torch.relu), "h"),
+    "LSTM": CellSpec("LSTM", 4, True, False, _lstm_step, "ifgo"),
+    "GRU": CellSpec("GRU", 3, False, True, _gru_step, "rzn"),
+}
+
+
+def cell_spec(mode: str) -> CellSpec:
+    try:
+        return CELLS[mode]
+    except KeyError:
+        raise ValueError(f"mode must be one of {sorted(CELLS)}, got {mode!r}") from None

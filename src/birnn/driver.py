@@ -1,0 +1,131 @@
+"""``Recurrent``: run any step cell over a padded batch, honouring lengths (Keras ``RNN(cell)``).
+
+The step-cell protocol is small: a module with
+
+- ``input_size`` (int), and
+- ``forward(x_t, state) -> (y_t, new_state)`` with ``x_t`` (B, I), ``y_t`` (B, P) and
+  ``state`` a tensor ``h`` (B, P) or a pair ``(h, c)``;
+- optionally ``initial_state(batch_size, *, device, dtype)``; without it the initial state
+  must be passed as ``hx``.
+
+``torch.nn.RNNCell``, ``GRUCell`` and ``LSTMCell`` are accepted as they are.
+
+At padded steps the state is kept and the output is zero, so ``h_n`` is the state after each
+sequence's last real step. The result is a :class:`~birnn.output.RecurrentOutput` with one
+layer and one direction; wrap in :class:`~birnn.bidirectional.Bidirectional` for two.
+
+>>> import torch
+>>> rec = Recurrent(torch.nn.GRUCell(4, 3))
+>>> out, h_n = rec(torch.randn(6, 2, 4), lengths=torch.tensor([6, 2]))
+>>> out.shape, h_n.shape, bool(torch.equal(h_n[0, 1], out[1, 1]))
+(torch.Size([6, 2, 3]), torch.Size([1, 2, 3]), True)
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .arguments import LayerShape, prepare_call
+from .batch import mask_from_lengths, pack_like
+from .output import RecurrentOutput
+
+__all__ = ["Recurrent", "TorchCell"]
+
+
+class TorchCell(nn.Module):
+    """Adapt ``torch.nn.RNNCell``/``GRUCell``/``LSTMCell`` to the step-cell protocol."""
+
+    def __init__(self, cell: nn.RNNCellBase) -> None:
+        super().__init__()
+        self.cell = cell
+        self.input_size = cell.input_size
+        self.is_lstm = isinstance(cell, nn.LSTMCell)
+
+    def initial_state(self, batch_size: int, *, device, dtype):
+        h = torch.zeros(batch_size, self.cell.hidden_size, device=device, dtype=dtype)
+        return (h, h.clone()) if self.is_lstm else h
+
+    def forward(self, x_t: Tensor, state):
+        new = self.cell(x_t, state)
+        return (new[0], new) if self.is_lstm else (new, new)
+
+
+def _states(state):
+    return tuple(state) if isinstance(state, (tuple, list)) else (state,)
+
+
+class Recurrent(nn.Module):
+    """Run a step cell (see the module doc) over time, with lengths or a mask.
+
+    Args:
+        cell: a step cell, or a torch.nn RNNCell/GRUCell/LSTMCell.
+        batch_first: input and output are (B, T, ·) instead of (T, B, ·).
+    """
+
+    num_layers = 1
+    bidirectional = False
+
+    def __init__(self, cell: nn.Module, *, batch_first: bool = False) -> None:
+        super().__init__()
+        if isinstance(cell, nn.RNNCellBase):
+            cell = TorchCell(cell)
+        if not hasattr(cell, "input_size"):
+            raise TypeError(f"cell must have an input_size attribute (the step-cell protocol); "
+                            f"{type(cell).__name__} has none")
+        self.cell = cell
+        self.batch_first = batch_first
+
+    def reset_parameters(self) -> None:
+        for m in self.cell.modules():
+            if m is not self and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+    def _shape(self, input) -> LayerShape:
+        p = next(self.cell.parameters(), None)
+        data = input.data if isinstance(input, nn.utils.rnn.PackedSequence) else input
+        dtype = p.dtype if p is not None else getattr(data, "dtype", torch.float32)
+        device = p.device if p is not None else getattr(data, "device", torch.device("cpu"))
+        return LayerShape(self.cell.input_size, 0, 0, 1, 1, False, self.batch_first, dtype, device)
+
+    def forward(self, input, hx=None, *, lengths=None, mask=None) -> RecurrentOutput:
+        call = prepare_call(input, None, lengths, mask, self._shape(input))
+        x = call.x  # (T, B, I)
+        T, B = x.shape[:2]
+        if hx is None:
+            if not hasattr(self.cell, "initial_state"):
+                raise ValueError("hx is required: the cell has no initial_state(batch_size, device=, dtype=) method")
+            state = self.cell.initial_state(B, device=x.device, dtype=x.dtype)
+        else:
+            state = tuple(s[0] for s in hx) if isinstance(hx, (tuple, list)) else hx[0]  # drop the L*D axis
+        steps = T if call.lengths is None else max(int(call.lengths.max()), 1)
+        valid = None if call.lengths is None else mask_from_lengths(call.lengths, T)  # (T, B)
+        ys = []
+        for t, x_t in enumerate(x[:steps].unbind(0)):
+            y, new = self.cell(x_t, state)
+            if valid is None:
+                state = new
+            else:
+                m = valid[t].view(-1, 1)
+                state = tuple(torch.where(m, n, o) for n, o in zip(_states(new), _states(state)))
+                state = state if isinstance(new, (tuple, list)) else state[0]
+                y = torch.where(m, y, 0.0)
+            ys.append(y)
+        seq = torch.stack(ys, 0)  # (steps, B, P)
+        if steps < T:
+            seq = torch.cat([seq, seq.new_zeros(T - steps, *seq.shape[1:])], 0)
+        parts = _states(state)
+        h_n = parts[0].unsqueeze(0)
+        c_n: Optional[Tensor] = parts[1].unsqueeze(0) if len(parts) > 1 else None
+        if call.packed is not None:
+            output = pack_like(seq, call.user_lengths, call.packed)
+        elif call.unbatched:
+            output, h_n = seq[:, 0], h_n[:, 0]
+            c_n = None if c_n is None else c_n[:, 0]
+        else:
+            output = seq.transpose(0, 1) if self.batch_first else seq
+        return RecurrentOutput(output, h_n, c_n, sequence=seq, lengths=call.user_lengths, num_layers=1,
+                               num_directions=1, merge_mode="concat", batch_first=self.batch_first,
+                               unbatched=call.unbatched, path="reference")
