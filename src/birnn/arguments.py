@@ -111,7 +111,7 @@ def prepare_call(input, hx, lengths, mask, shape: LayerShape) -> Call:
     run_lengths = None
     if lengths is not None:
         user_lengths = check_lengths(lengths, batch_size=B, max_time=T, device=x.device)
-        if B and bool((user_lengths != T).any()):
+        if B and (torch.compiler.is_compiling() or bool((user_lengths != T).any())):
             run_lengths = user_lengths
             valid = mask_from_lengths(run_lengths, T).unsqueeze(-1)  # (T, B, 1)
             x = torch.where(valid, x, 0.0)

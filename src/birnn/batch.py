@@ -40,6 +40,7 @@ def check_lengths(lengths, *, batch_size: int, max_time: int, device: torch.devi
 
     Accepts a tensor on any device or a list of ints. Every value must lie in [0, T]: a
     zero-length sequence is allowed (its outputs are zero and its final state is h_0).
+    Under ``torch.compile`` the value range is not checked (it would break the graph).
     """
     if isinstance(lengths, (list, tuple)):
         lengths = torch.as_tensor(lengths)
@@ -51,7 +52,7 @@ def check_lengths(lengths, *, batch_size: int, max_time: int, device: torch.devi
         raise ValueError(
             f"lengths must have shape (B,) = ({batch_size},), got {tuple(lengths.shape)}"
         )
-    if batch_size:
+    if batch_size and not torch.compiler.is_compiling():  # value checks would break the graph
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 0 or hi > max_time:
             bad = int(lengths.argmin()) if lo < 0 else int(lengths.argmax())
@@ -80,15 +81,13 @@ def lengths_from_mask(mask: Tensor, *, batch_first: bool, batch_size: int, max_t
     if tuple(mask.shape) != expected:
         raise ValueError(f"mask must have shape {layout} = {expected}, got {tuple(mask.shape)}")
     time_major = mask.T if batch_first else mask  # (T, B)
-    lengths = time_major.sum(0)
-    prefix = mask_from_lengths(lengths, max_time)
-    wrong = prefix != time_major
-    if bool(wrong.any()):
-        step, row = (int(v) for v in wrong.nonzero()[0])
+    lengths = time_major.long().cumprod(0).sum(0)  # leading True steps per sequence
+    late = time_major & ~mask_from_lengths(lengths, max_time)  # a True after the first False
+    if bool(late.any()):
+        step, row = (int(v) for v in late.nonzero()[0])
         raise ValueError(
             "mask must be a prefix mask (True for the first lengths[b] steps, then False); "
-            f"batch index {row} has {'True' if bool(time_major[step, row]) else 'False'} "
-            f"at step {step} after {int(lengths[row])} real steps"
+            f"batch index {row} is True at step {step} after False at step {int(lengths[row])}"
         )
     return lengths
 

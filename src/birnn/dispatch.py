@@ -5,18 +5,22 @@ Paths:
 - ``"torch"``: PyTorch's fused op (cuDNN on GPU, oneDNN/aten on CPU) on the whole batch;
   used when every sequence is full. Identical to torch.nn.
 - ``"torch-chunked"``: the fused op on length-sorted time chunks with padded steps frozen
-  (see :mod:`birnn.native`); variable lengths on CPU, where it beats packing.
+  (see :mod:`birnn.native`); variable lengths on CPU where it beats packing (the table
+  :data:`CPU_LENGTHS` below, measured by ``benchmarks/cpu.py``).
 - ``"torch-packed"``: the fused op on a PackedSequence; variable lengths on GPU, where cuDNN
-  handles packing natively.
+  handles packing natively, and on CPU where packing is faster.
 - ``"reference"``: the pure-PyTorch recurrence (:mod:`birnn.recurrence`); always available,
   and the only path for features the fused op cannot express.
 
 A layer's ``path`` argument asks for one (``"auto"`` decides); every result carries the path
 that ran in ``result.path`` and the layer keeps ``layer.last_decision`` (path and reason).
 
->>> choose("auto", device=torch.device("cpu"), variable_lengths=True, features=[]).path
+>>> cpu = torch.device("cpu")
+>>> choose("auto", device=cpu, mode="LSTM", needs_grad=False, variable_lengths=True, features=[]).path
 'torch-chunked'
->>> choose("auto", device=torch.device("cpu"), variable_lengths=False, features=["zoneout"]).reason
+>>> choose("auto", device=cpu, mode="GRU", needs_grad=False, variable_lengths=True, features=[]).path
+'torch-packed'
+>>> choose("auto", device=cpu, mode="GRU", needs_grad=False, variable_lengths=False, features=["zoneout"]).reason
 'zoneout: not expressible in the fused op'
 """
 
@@ -27,7 +31,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["PATHS", "Decision", "check_path", "choose"]
+__all__ = ["CPU_LENGTHS", "PATHS", "Decision", "check_path", "choose"]
 
 PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "reference")
 
@@ -44,18 +48,36 @@ def check_path(path: str) -> str:
     return path
 
 
-def _lengths_strategy(device: torch.device) -> Decision:
+# Variable lengths on CPU: (mode, needs_grad) -> strategy. Measured with benchmarks/cpu.py
+# (B=32, T=128, H=256, 2 layers, bidirectional; 2 cores): torch's LSTM runs on oneDNN only
+# unpacked, so chunking wins by 1.35x (inference) to 2.3x (training); torch's GRU/RNN packed
+# inference shrinks the batch each step and beats chunking (0.75x), chunked training wins (1.1-1.2x).
+CPU_LENGTHS = {
+    ("LSTM", False): "torch-chunked", ("LSTM", True): "torch-chunked",
+    ("GRU", False): "torch-packed", ("GRU", True): "torch-chunked",
+    ("RNN_TANH", False): "torch-packed", ("RNN_TANH", True): "torch-chunked",
+    ("RNN_RELU", False): "torch-packed", ("RNN_RELU", True): "torch-chunked",
+}
+
+
+def _lengths_strategy(device: torch.device, mode: str, needs_grad: bool) -> Decision:
     if device.type == "cuda":
         return Decision("torch-packed", "variable lengths on CUDA: cuDNN runs packed sequences natively")
-    return Decision("torch-chunked", "variable lengths on CPU: fused op on length-sorted chunks, padded steps frozen "
-                                     "(faster than packing)")
+    path = CPU_LENGTHS[(mode, needs_grad)]
+    how = ("fused op on length-sorted chunks, padded steps frozen" if path == "torch-chunked"
+           else "fused op on packed sequences")
+    return Decision(path, f"variable lengths on CPU, {mode} {'training' if needs_grad else 'inference'}: {how} "
+                          f"(the faster one measured, see birnn.dispatch.CPU_LENGTHS)")
 
 
-def choose(requested: str, *, device: torch.device, variable_lengths: bool, features: Sequence[str]) -> Decision:
+def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool, variable_lengths: bool,
+           features: Sequence[str]) -> Decision:
     """Pick the path for one call.
 
     Args:
         requested: the layer's ``path`` setting (one of :data:`PATHS`).
+        mode: torch.nn's mode string ("LSTM", "GRU", "RNN_TANH", "RNN_RELU").
+        needs_grad: autograd will record the call (training) rather than inference.
         variable_lengths: some sequence is shorter than T.
         features: birnn-only features in use that the fused op cannot express.
     """
@@ -70,4 +92,7 @@ def choose(requested: str, *, device: torch.device, variable_lengths: bool, feat
         return Decision("torch", f"{why}: one call of PyTorch's fused op, as torch.nn")
     if requested in ("torch-chunked", "torch-packed"):
         return Decision(requested, f"requested with path={requested!r}")
-    return _lengths_strategy(device)
+    if torch.compiler.is_compiling():
+        return Decision("reference", "variable lengths under torch.compile: the masked loop has no "
+                                     "data-dependent control flow")
+    return _lengths_strategy(device, mode, needs_grad)

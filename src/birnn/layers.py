@@ -199,8 +199,9 @@ class RecurrentLayer(nn.RNNBase):
         call = prepare_call(input, hx, lengths, mask, self._shape())
         T, B = call.x.shape[:2]
         h0, c0 = self._initial_states(call, B)
-        decision = choose(self.path, device=call.x.device, variable_lengths=call.lengths is not None,
-                          features=self._reference_features())
+        needs_grad = torch.is_grad_enabled() and (call.x.requires_grad or any(w.requires_grad for w in self._flat_weights))
+        decision = choose(self.path, device=call.x.device, mode=self.mode, needs_grad=needs_grad,
+                          variable_lengths=call.lengths is not None, features=self._reference_features())
         if B == 0:
             decision = Decision("empty", "empty batch (B=0): nothing to run")
             seq = call.x.new_zeros(T, 0, self.num_directions * h0.shape[-1])

@@ -144,7 +144,7 @@ def _freeze_column(mode: str, gates: int, hidden: int, like: Tensor) -> Optional
 
 def run_chunked(mode: str, gates: int, x: Tensor, lengths: Tensor, h0: Tensor, c0: Optional[Tensor],
                 weights: Sequence[Sequence[Sequence[Tensor]]], *, bias: bool, dropout: float, training: bool,
-                overhead_steps: float = 6.0) -> Result:
+                overhead_steps: float = 3.0) -> Result:
     """Variable lengths without packing (see the module doc).
 
     Args:

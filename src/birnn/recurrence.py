@@ -102,7 +102,8 @@ def run_reference(
     T, B = x.shape[:2]
     D = h0.shape[0] // len(layers)
     valid = None if lengths is None else mask_from_lengths(lengths, T)  # (T, B)
-    steps = T if lengths is None else (int(lengths.max()) if B else 0)
+    # stop at the longest sequence (but not under torch.compile: that would break the graph)
+    steps = T if lengths is None or torch.compiler.is_compiling() else (int(lengths.max()) if B else 0)
     h_n: List[Tensor] = []
     c_n: List[Tensor] = []
     inp = x

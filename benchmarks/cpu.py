@@ -1,0 +1,117 @@
+"""CPU benchmark: birnn against torch.nn in one run (issue #2).
+
+Bidirectional 2-layer LSTM and GRU, B=32, T=128, I=128, H=256 (override with flags).
+Cases: equal lengths and random lengths (uniform in [T/4, T] and in [1, T]); inference and a
+training step (forward + backward + zero_grad). torch.nn must pack variable lengths
+(pack_padded_sequence(enforce_sorted=False) ... pad_packed_sequence, timed as a user runs it);
+birnn takes the padded batch and lengths.
+
+Columns: milliseconds (median of interleaved repeats) and speed-ups against torch.nn
+(``torch.nn time / birnn time``: above 1 means birnn is faster).
+
+Bars (issue #2): default path >= 0.95x torch.nn on equal lengths; reference path within 2x of
+torch.nn (speed-up >= 0.5); LSTM variable-length training step >= 1.5x torch.nn's packed one.
+
+    python benchmarks/cpu.py            # full run, prints a markdown table and the bars
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+sys.path.insert(0, os.path.dirname(__file__))
+import birnn  # noqa: E402
+from common import interleaved, machine, markdown_table  # noqa: E402
+
+
+def _steps(ref, ours, x, lengths, train):
+    """Functions that run one inference call or training step for each contender."""
+
+    def torch_nn():
+        if lengths is None:
+            out, hidden = ref(x)
+        else:
+            packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+            out, hidden = ref(packed)
+            out, _ = pad_packed_sequence(out, total_length=x.shape[0])
+        return out
+
+    def ours_with(path):
+        def run():
+            ours.path = path
+            return ours(x, lengths=lengths).output
+        return run
+
+    fns = {"torch.nn": torch_nn, "birnn": ours_with("auto"), "birnn reference": ours_with("reference")}
+
+    def wrap(fn, module):
+        if train:
+            def step():
+                module.zero_grad(set_to_none=True)
+                fn().sum().backward()
+        else:
+            def step():
+                with torch.no_grad():
+                    fn()
+        return step
+
+    return {k: wrap(fn, ref if k == "torch.nn" else ours) for k, fn in fns.items()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--time", type=int, default=128)
+    p.add_argument("--input", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--modes", default="LSTM,GRU")
+    args = p.parse_args(argv)
+    B, T, I, H, L = args.batch, args.time, args.input, args.hidden, args.layers
+    print(f"# birnn CPU benchmark: bidirectional, B={B}, T={T}, I={I}, H={H}, L={L}")
+    print(f"# {machine()}")
+    gen = torch.Generator().manual_seed(0)
+    rows, bars = [], []
+    for mode in args.modes.split(","):
+        torch.manual_seed(0)
+        ref = getattr(torch.nn, mode)(I, H, L, bidirectional=True)
+        ours = getattr(birnn, mode)(I, H, L, bidirectional=True)
+        ours.load_state_dict(ref.state_dict())
+        x = torch.randn(T, B, I, generator=gen)
+        cases = [("equal", None),
+                 ("random [T/4,T]", torch.randint(T // 4, T + 1, (B,), generator=gen)),
+                 ("random [1,T]", torch.randint(1, T + 1, (B,), generator=gen))]
+        for name, lengths in cases:
+            for train in (False, True):
+                ms = interleaved(_steps(ref, ours, x, lengths, train), args.repeats)
+                ours.path = "auto"
+                with torch.set_grad_enabled(train):
+                    ours(x, lengths=lengths)
+                path = ours.last_decision.path
+                kind = "training" if train else "inference"
+                speed = ms["torch.nn"] / ms["birnn"]
+                speed_ref = ms["torch.nn"] / ms["birnn reference"]
+                peer = "torch.nn" if lengths is None else "torch.nn packed"
+                rows.append([mode, name, kind, peer, ms["torch.nn"], f"{ms['birnn']:.1f} ({path})",
+                             f"{speed:.2f}x", f"{ms['birnn reference']:.1f}", f"{speed_ref:.2f}x"])
+                if lengths is None:
+                    bars.append((f"{mode} {kind} equal: default >= 0.95x torch.nn", speed >= 0.95, speed))
+                    bars.append((f"{mode} {kind} equal: reference within 2x", speed_ref >= 0.5, speed_ref))
+                elif mode == "LSTM" and train:
+                    bars.append((f"{mode} training {name}: >= 1.5x torch.nn packed", speed >= 1.5, speed))
+    print(markdown_table(["mode", "lengths", "step", "peer", "peer ms", "birnn ms (path)", "speed-up",
+                          "reference ms", "ref speed-up"], rows))
+    print()
+    for text, ok, value in bars:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}: {value:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

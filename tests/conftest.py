@@ -1,0 +1,43 @@
+"""Shared helpers: torch.nn twins of birnn layers and comparison of results."""
+
+import pytest
+import torch
+
+import birnn
+
+MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
+PATHS = ["torch", "torch-chunked", "torch-packed", "reference"]
+
+
+def make_pair(mode, input_size, hidden_size, *, dtype=torch.float64, seed=0, **kw):
+    """A torch.nn layer and a birnn layer with the same weights (loaded torch -> birnn)."""
+    extras = {k: kw.pop(k) for k in list(kw) if k in ("path", "merge_mode", "forget_bias", "initial_state")}
+    torch.manual_seed(seed)
+    if mode.startswith("RNN"):
+        nl = "tanh" if mode == "RNN_TANH" else "relu"
+        ref = torch.nn.RNN(input_size, hidden_size, nonlinearity=nl, dtype=dtype, **kw)
+        ours = birnn.RNN(input_size, hidden_size, nonlinearity=nl, dtype=dtype, **kw, **extras)
+    else:
+        ref = getattr(torch.nn, mode)(input_size, hidden_size, dtype=dtype, **kw)
+        ours = getattr(birnn, mode)(input_size, hidden_size, dtype=dtype, **kw, **extras)
+    ours.load_state_dict(ref.state_dict())
+    return ref, ours
+
+
+def tol(dtype):
+    return dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+
+
+def flat_hidden(hidden):
+    return list(hidden) if isinstance(hidden, tuple) else [hidden]
+
+
+def random_lengths(B, T, generator=None, low=0):
+    lengths = torch.randint(max(low, 1), T + 1, (B,), generator=generator)
+    lengths[0] = T  # keep one full sequence so the padded length is T
+    return lengths
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(1234)

@@ -1,0 +1,106 @@
+"""Bidirectional(wrapper) and Recurrent(cell): Keras semantics, equal to the built-in layers."""
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import birnn
+from conftest import MODES, flat_hidden, make_pair
+
+F64 = torch.float64
+
+
+def _wrapped_twin(mode, batch_first=False):
+    """A 1-layer bidirectional birnn layer and the same weights in a Bidirectional wrapper."""
+    _, bi = make_pair(mode, 4, 3, bidirectional=True, batch_first=batch_first)
+    _, fwd = make_pair(mode, 4, 3, batch_first=batch_first)
+    _, bwd = make_pair(mode, 4, 3, batch_first=batch_first)
+    sd = bi.state_dict()
+    fwd.load_state_dict({k: v for k, v in sd.items() if not k.endswith("_reverse")})
+    bwd.load_state_dict({k[: -len("_reverse")]: v for k, v in sd.items() if k.endswith("_reverse")})
+    return bi, birnn.Bidirectional(fwd, backward_layer=bwd)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_wrapper_equals_bidirectional_layer(mode, batch_first):
+    bi, wrapped = _wrapped_twin(mode, batch_first)
+    lengths = torch.tensor([6, 2, 4])
+    x = torch.randn((3, 6, 4) if batch_first else (6, 3, 4), dtype=F64)
+    a, b = bi(x, lengths=lengths), wrapped(x, lengths=lengths)
+    torch.testing.assert_close(b.output, a.output)
+    for s, t in zip(flat_hidden(b[1]), flat_hidden(a[1])):
+        torch.testing.assert_close(s, t)
+    torch.testing.assert_close(b.pool("final"), a.pool("final"))
+
+
+def test_wrapper_merge_modes_and_hx_split():
+    bi, wrapped = _wrapped_twin("LSTM")
+    x = torch.randn(5, 2, 4, dtype=F64)
+    hx = (torch.randn(2, 2, 3, dtype=F64), torch.randn(2, 2, 3, dtype=F64))
+    a = bi(x, hx)
+    for mode in ("sum", "mul", "ave"):
+        wrapped.merge_mode = mode
+        f, b = a.output[..., :3], a.output[..., 3:]
+        expected = {"sum": f + b, "mul": f * b, "ave": (f + b) / 2}[mode]
+        torch.testing.assert_close(wrapped(x, hx).output, expected)
+    wrapped.merge_mode = None
+    f, b = wrapped(x, hx).output
+    torch.testing.assert_close(torch.cat([f, b], -1), a.output)
+
+
+def test_wrapper_packed_input():
+    bi, wrapped = _wrapped_twin("GRU")
+    x = torch.randn(5, 3, 4, dtype=F64)
+    packed = pack_padded_sequence(x, torch.tensor([2, 5, 3]), enforce_sorted=False)
+    out, h = wrapped(packed)
+    ref_out, ref_h = bi(packed)
+    torch.testing.assert_close(pad_packed_sequence(out)[0], pad_packed_sequence(ref_out)[0])
+    torch.testing.assert_close(h, ref_h)
+
+
+def test_wrapper_default_backward_layer_is_a_fresh_copy():
+    fwd = birnn.LSTM(4, 3, num_layers=2)
+    wrapped = birnn.Bidirectional(fwd)
+    assert wrapped.backward_layer is not fwd
+    assert not torch.equal(wrapped.backward_layer.weight_ih_l0, fwd.weight_ih_l0)
+    out, (h, c) = wrapped(torch.randn(5, 2, 4), lengths=[5, 3])
+    assert out.shape == (5, 2, 6) and h.shape == (4, 2, 3) and c.shape == (4, 2, 3)
+
+
+@pytest.mark.parametrize("cell_type", ["RNN", "GRU", "LSTM"])
+def test_recurrent_driver_with_torch_cells(cell_type):
+    cell = getattr(torch.nn, cell_type + "Cell")(4, 3, dtype=F64)
+    layer = getattr(birnn, cell_type)(4, 3, dtype=F64)
+    layer.load_state_dict({k + "_l0": v for k, v in cell.state_dict().items()})
+    rec = birnn.Recurrent(cell)
+    lengths = torch.tensor([5, 1, 3])
+    x = torch.randn(5, 3, 4, dtype=F64)
+    a, b = rec(x, lengths=lengths), layer(x, lengths=lengths)
+    torch.testing.assert_close(a.output, b.output)
+    for s, t in zip(flat_hidden(a[1]), flat_hidden(b[1])):
+        torch.testing.assert_close(s, t)
+
+
+class MinimalCell(torch.nn.Module):
+    """The smallest step cell: an exponential moving average (documented protocol)."""
+
+    input_size = 2
+
+    def forward(self, x_t, state):
+        new = 0.5 * state + 0.5 * x_t
+        return new, new
+
+    def initial_state(self, batch_size, *, device, dtype):
+        return torch.zeros(batch_size, 2, device=device, dtype=dtype)
+
+
+def test_user_cell_bidirectional_by_hand():
+    bi = birnn.Bidirectional(birnn.Recurrent(MinimalCell()), merge_mode="concat")
+    x = torch.tensor([[[4.0, 8.0]], [[0.0, 0.0]], [[100.0, 100.0]]])  # (T=3, B=1, 2), length 2
+    res = bi(x, lengths=torch.tensor([2]))
+    # forward: 2, 1 ; backward over [0, 4]: 0, 2 (reversed back: step0=2, step1=0)
+    assert res.output[:, 0].tolist() == [[2, 4, 2, 4], [1, 2, 0, 0], [0, 0, 0, 0]]
+    assert res.h_n[:, 0].tolist() == [[1, 2], [2, 4]]
+    with pytest.raises(TypeError, match="cell must have an input_size attribute"):
+        birnn.Recurrent(torch.nn.Identity())

@@ -1,0 +1,129 @@
+"""Every malformed call names the argument, what was expected and what was received."""
+
+import re
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import birnn
+
+
+@pytest.fixture
+def lstm():
+    return birnn.LSTM(5, 3, num_layers=2, bidirectional=True)
+
+
+def raises(exc, text):
+    return pytest.raises(exc, match=re.escape(text))
+
+
+def test_input_rank_and_features(lstm):
+    with raises(ValueError, "input must be 3-D (T, B, I) or 2-D unbatched (T, I), got a 4-D tensor of shape (1, 2, 3, 5)"):
+        lstm(torch.randn(1, 2, 3, 5))
+    with raises(ValueError, "input must have input_size=5 features in its last dimension, got 7"):
+        lstm(torch.randn(4, 2, 7))
+    with raises(TypeError, "input must be a tensor or a PackedSequence, got list"):
+        lstm([[1.0]])
+    with raises(ValueError, "input must have at least one time step, got T=0"):
+        lstm(torch.randn(0, 2, 5))
+    bf = birnn.GRU(5, 3, batch_first=True)
+    with raises(ValueError, "input must be 3-D (B, T, I)"):
+        bf(torch.randn(5))
+
+
+def test_dtype_and_device(lstm):
+    with raises(TypeError, "input has dtype torch.float64 but the layer's parameters are torch.float32"):
+        lstm(torch.randn(4, 2, 5, dtype=torch.float64))
+    with raises(TypeError, "input must be a floating-point tensor, got dtype torch.int64"):
+        lstm(torch.ones(4, 2, 5, dtype=torch.int64))
+    with raises(ValueError, "input is on meta but the layer's parameters are on cpu"):
+        lstm(torch.randn(4, 2, 5, device="meta"))
+
+
+def test_initial_state_shapes(lstm):
+    x = torch.randn(4, 2, 5)
+    with raises(ValueError, "h_0 must have shape (L*D, B, P) = (4, 2, 3), got (2, 2, 3)"):
+        lstm(x, (torch.zeros(2, 2, 3), torch.zeros(4, 2, 3)))
+    with raises(ValueError, "c_0 must have shape (L*D, B, H) = (4, 2, 3), got (4, 3, 3)"):
+        lstm(x, (torch.zeros(4, 2, 3), torch.zeros(4, 3, 3)))
+    with raises(TypeError, "hx must be a pair (h_0, c_0) for an LSTM, got Tensor"):
+        lstm(x, torch.zeros(4, 2, 3))
+    with raises(TypeError, "hx must be a tensor h_0 for RNN/GRU, got a tuple"):
+        birnn.GRU(5, 3)(x, (torch.zeros(1, 2, 3), torch.zeros(1, 2, 3)))
+    with raises(TypeError, "h_0 has dtype torch.float64 but the layer's parameters are torch.float32"):
+        birnn.GRU(5, 3)(x, torch.zeros(1, 2, 3, dtype=torch.float64))
+    with raises(ValueError, "h_0 must have shape (L*D, P) = (1, 3), got (1, 1, 3)"):
+        birnn.GRU(5, 3)(x[:, 0], torch.zeros(1, 1, 3))
+
+
+def test_lengths(lstm):
+    x = torch.randn(7, 3, 5)
+    with raises(ValueError, "lengths must be in [0, T=7], got 9 at batch index 2"):
+        lstm(x, lengths=torch.tensor([7, 5, 9]))
+    with raises(ValueError, "lengths must be in [0, T=7], got -1 at batch index 1"):
+        lstm(x, lengths=torch.tensor([7, -1, 2]))
+    with raises(ValueError, "lengths must have shape (B,) = (3,), got (2,)"):
+        lstm(x, lengths=torch.tensor([7, 5]))
+    with raises(TypeError, "lengths must be an integer tensor, got dtype torch.float32"):
+        lstm(x, lengths=torch.tensor([7.0, 5.0, 1.0]))
+    with raises(ValueError, "give either lengths or mask, not both"):
+        lstm(x, lengths=torch.tensor([7, 5, 1]), mask=torch.ones(7, 3, dtype=torch.bool))
+    with raises(ValueError, "lengths/mask need a batched 3-D input; the input is 2-D (unbatched)"):
+        lstm(x[:, 0], lengths=torch.tensor([7]))
+
+
+def test_mask(lstm):
+    x = torch.randn(4, 2, 5)
+    holey = torch.tensor([[True, True], [False, True], [True, True], [False, False]])
+    with raises(ValueError, "mask must be a prefix mask (True for the first lengths[b] steps, then False); "
+                            "batch index 0 is True at step 2 after False at step 1"):
+        lstm(x, mask=holey)
+    with raises(ValueError, "mask must have shape (T, B) = (4, 2), got (2, 4)"):
+        lstm(x, mask=torch.ones(2, 4, dtype=torch.bool))
+    with raises(TypeError, "mask must have dtype torch.bool, got torch.int64"):
+        lstm(x, mask=torch.ones(4, 2, dtype=torch.int64))
+
+
+def test_packed_with_lengths(lstm):
+    packed = pack_padded_sequence(torch.randn(4, 2, 5), torch.tensor([4, 2]))
+    with raises(ValueError, "lengths/mask cannot be given with a PackedSequence input"):
+        lstm(packed, lengths=torch.tensor([4, 2]))
+
+
+def test_constructor_arguments():
+    with raises(ValueError, "merge_mode must be one of 'concat', 'sum', 'mul', 'ave', None; got 'max'"):
+        birnn.LSTM(5, 3, bidirectional=True, merge_mode="max")
+    for p in (1.0, -0.1, 1.5, True):
+        with raises(ValueError, f"dropout must be a number in [0, 1), got {p!r}"):
+            birnn.GRU(5, 3, num_layers=2, dropout=p)
+    with raises(ValueError, "nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"):
+        birnn.RNN(5, 3, nonlinearity="sigmoid")
+    with raises(ValueError, "initial_state must be one of ('zeros', 'learned'); got 'random'"):
+        birnn.GRU(5, 3, initial_state="random")
+    with raises(ValueError, "forget_bias applies to LSTM only"):
+        birnn.GRU(5, 3, forget_bias=1.0)
+    with raises(ValueError, "forget_bias needs bias=True"):
+        birnn.LSTM(5, 3, bias=False, forget_bias=1.0)
+    with raises(ValueError, "path must be one of"):
+        birnn.LSTM(5, 3, path="cudnn")
+    with raises(ValueError, "initial_state_noise must be a number >= 0, got -1"):
+        birnn.LSTM(5, 3, initial_state_noise=-1)
+    with raises(ValueError, "num_layers must be an int >= 1, got 0"):
+        birnn.LSTM(5, 3, num_layers=0)
+
+
+def test_empty_batch_works(lstm):
+    res = lstm(torch.randn(4, 0, 5))
+    assert res.output.shape == (4, 0, 6) and res.h_n.shape == (4, 0, 3) and res.path == "empty"
+    res = lstm(torch.randn(4, 0, 5), lengths=torch.zeros(0, dtype=torch.int64))
+    assert res.output.shape == (4, 0, 6)
+
+
+def test_bidirectional_wrapper_errors():
+    with raises(ValueError, "layer must be a unidirectional recurrent layer (bidirectional=False), got LSTM"):
+        birnn.Bidirectional(birnn.LSTM(5, 3, bidirectional=True))
+    with raises(ValueError, "layer and backward_layer must agree on batch_first"):
+        birnn.Bidirectional(birnn.LSTM(5, 3), backward_layer=birnn.LSTM(5, 3, batch_first=True))
+    with raises(ValueError, "Bidirectional needs a batched 3-D input"):
+        birnn.Bidirectional(birnn.LSTM(5, 3))(torch.randn(4, 5))
