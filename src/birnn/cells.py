@@ -48,10 +48,11 @@ def _rnn_step(activation: Callable[[Tensor], Tensor]):
 
 def _lstm_step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
     h, c = carry
-    gates = torch.baddbmm(xg, h, w.hh_t)  # (D, B, 4H)
-    i, f, g, o = gates.chunk(4, dim=-1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (D, B, H)
-    h = torch.sigmoid(o) * torch.tanh(c)
+    gates = torch.baddbmm(xg, h, w.hh_t)  # (D, B, 4H), internal order [i|f|o|g]
+    H = c.shape[-1]
+    i, f, o = torch.sigmoid(gates[..., : 3 * H]).chunk(3, dim=-1)
+    c = torch.addcmul(f * c, i, torch.tanh(gates[..., 3 * H:]))  # (D, B, H)
+    h = o * torch.tanh(c)
     if w.hr_t is not None:
         h = torch.bmm(h, w.hr_t)  # (D, B, P)
     return h, c
@@ -77,7 +78,14 @@ class CellSpec:
     has_cell_state: bool
     hidden_bias_in_step: bool  # GRU: b_hh stays inside the step (b_hn is multiplied by r)
     step: Callable[[Tensor, Carry, StepWeights], Carry]
-    gate_names: str  # the order of gate blocks in W_ih / W_hh / biases
+    gate_names: str  # the order of gate blocks in W_ih / W_hh / biases (torch.nn's)
+    step_order: Tuple[int, ...] = ()  # torch.nn's blocks in the order the step reads them (() = same)
+
+    def to_step_order(self, t: Tensor, dim: int = 0) -> Tensor:
+        """Reorder the gate blocks of a torch.nn-layout weight or bias along ``dim`` for the step."""
+        if not self.step_order:
+            return t
+        return torch.cat([blk for k in self.step_order for blk in [t.chunk(self.gates, dim)[k]]], dim)
 
     def gate_slice(self, name: str, hidden_size: int) -> slice:
         """Rows of W_ih/W_hh/b_* that hold gate ``name`` (e.g. "f" for the LSTM forget gate)."""
@@ -88,7 +96,7 @@ class CellSpec:
 CELLS = {
     "RNN_TANH": CellSpec("RNN_TANH", 1, False, False, _rnn_step(torch.tanh), "h"),
     "RNN_RELU": CellSpec("RNN_RELU", 1, False, False, _rnn_step(torch.relu), "h"),
-    "LSTM": CellSpec("LSTM", 4, True, False, _lstm_step, "ifgo"),
+    "LSTM": CellSpec("LSTM", 4, True, False, _lstm_step, "ifgo", step_order=(0, 1, 3, 2)),  # [i|f|o|g]
     "GRU": CellSpec("GRU", 3, False, True, _gru_step, "rzn"),
 }
 

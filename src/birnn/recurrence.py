@@ -6,11 +6,11 @@ Symbols: ``T`` time steps, ``B`` batch, ``F`` input features of a layer, ``D`` d
 
 How it runs, per layer:
 
-1. The input half of every gate, for every step and both directions, is one matmul:
-   ``(T*B, F) @ (F, D*G*H)``.
-2. The backward direction's gate inputs are *reversed within each sequence's real part*
+1. The backward direction reads the input *reversed within each sequence's real part*
    (``[x0 x1 x2 pad] -> [x2 x1 x0 pad]``), so both directions consume real steps first and
    stop at the same step: one loop advances both with a batched matmul.
+2. The input half of every gate, for every step and both directions, is one batched matmul:
+   ``(D, T*B, F) @ (D, F, G*H)``.
 3. At step ``t`` a sequence with ``lengths[b] <= t`` keeps its state (``torch.where``) and
    emits zeros; the loop ends at ``max(lengths)``.
 4. The backward outputs are reversed back, directions are concatenated, and the next layer
@@ -43,17 +43,19 @@ class LayerWeights(NamedTuple):
 
 
 def layer_weights(spec: CellSpec, directions: Sequence[Sequence[Tensor]], *, bias: bool, proj: bool) -> LayerWeights:
-    """Stack torch.nn-layout parameters ``[w_ih, w_hh, (b_ih, b_hh), (w_hr)]`` per direction."""
-    w_ih = torch.cat([p[0] for p in directions], 0)
-    hh_t = torch.stack([p[1].t() for p in directions], 0)
+    """Stack torch.nn-layout parameters ``[w_ih, w_hh, (b_ih, b_hh), (w_hr)]`` per direction,
+    gate blocks reordered as the cell's step reads them."""
+    order = spec.to_step_order
+    w_ih = torch.cat([order(p[0]) for p in directions], 0)
+    hh_t = torch.stack([order(p[1]).t() for p in directions], 0)
     b_in = b_hh = None
     if bias:
-        b_ih = torch.cat([p[2] for p in directions], 0)
+        b_ih = torch.cat([order(p[2]) for p in directions], 0)
         if spec.hidden_bias_in_step:
             b_in = b_ih
-            b_hh = torch.stack([p[3] for p in directions], 0).unsqueeze(1)
+            b_hh = torch.stack([order(p[3]) for p in directions], 0).unsqueeze(1)
         else:
-            b_in = b_ih + torch.cat([p[3] for p in directions], 0)
+            b_in = b_ih + torch.cat([order(p[3]) for p in directions], 0)
     hr_t = torch.stack([p[-1].t() for p in directions], 0) if proj else None
     return LayerWeights(w_ih, b_in, StepWeights(hh_t, b_hh, hr_t))
 
@@ -108,13 +110,12 @@ def run_reference(
     c_n: List[Tensor] = []
     inp = x
     for l, w in enumerate(layers):
-        flat = inp.reshape(T * B, inp.shape[-1])
-        xg = flat @ w.w_ih.t() if w.b_in is None else torch.addmm(w.b_in, flat, w.w_ih.t())
-        xg = xg.view(T, B, D, -1)  # (T, B, D, G*H)
-        if D == 2:
-            xs = torch.stack([xg[:, :, 0], reverse_valid(xg[:, :, 1], lengths)], 1)  # (T, D, B, G*H)
-        else:
-            xs = xg.transpose(1, 2)
+        # each direction reads its own time order: reverse the (narrow) input, not the gates
+        seqs = torch.stack([inp, reverse_valid(inp, lengths)], 0) if D == 2 else inp.unsqueeze(0)  # (D, T, B, F)
+        w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
+        flat = seqs.reshape(D, T * B, -1)
+        xg = torch.bmm(flat, w_ih) if w.b_in is None else torch.baddbmm(w.b_in.view(D, 1, -1), flat, w_ih)
+        xs = xg.view(D, T, B, -1).transpose(0, 1)  # (T, D, B, G*H), a view
         rows = slice(l * D, (l + 1) * D)
         carry: Carry = (h0[rows],) if c0 is None else (h0[rows], c0[rows])
         v = None if valid is None else valid[:steps]
