@@ -11,7 +11,7 @@ PATHS = ["torch", "torch-chunked", "torch-packed", "reference"]
 
 def make_pair(mode, input_size, hidden_size, *, dtype=torch.float64, seed=0, **kw):
     """A torch.nn layer and a birnn layer with the same weights (loaded torch -> birnn)."""
-    extras = {k: kw.pop(k) for k in list(kw) if k in ("path", "merge_mode", "forget_bias", "initial_state")}
+    extras = {k: kw.pop(k) for k in list(kw) if k in birnn.options.LayerOptions.names()}
     torch.manual_seed(seed)
     if mode.startswith("RNN"):
         nl = "tanh" if mode == "RNN_TANH" else "relu"

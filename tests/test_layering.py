@@ -9,7 +9,8 @@ SRC = pathlib.Path(birnn.__file__).parent
 
 # lowest first; a module may import only modules that come before it
 LAYERS = [
-    "batch", "cells", "output", "bridge", "recurrence", "native", "arguments", "dispatch",
+    "batch", "cells", "output", "bridge", "regularization", "options", "init", "recurrence", "native",
+    "arguments", "dispatch",
     "layers", "driver", "bidirectional",
 ]
 

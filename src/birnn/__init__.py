@@ -10,6 +10,7 @@ from .dispatch import Decision
 from .driver import Recurrent, TorchCell
 from .layers import GRU, LSTM, RNN, RecurrentLayer
 from .output import RecurrentOutput
+from .regularization import EmbeddingDropout, VariationalDropout
 
 __version__ = "0.1.0"
 
@@ -19,11 +20,13 @@ __all__ = [
     "RNN",
     "Bidirectional",
     "Decision",
+    "EmbeddingDropout",
     "Recurrent",
     "RecurrentLayer",
     "RecurrentOutput",
     "SequenceBatch",
     "TorchCell",
+    "VariationalDropout",
     "bridge",
     "lengths_from_mask",
     "mask_from_lengths",

@@ -11,10 +11,18 @@ the recurrence (one large matmul); a step receives its slice ``xg`` (D, B, G*H).
 Equations (identical to torch.nn):
 
 - RNN:  ``h' = act(xg + h W_hh^T)`` where ``xg`` already holds ``b_ih + b_hh``.
-- LSTM: gates ``[i|f|g|o] = xg + h W_hh^T``; ``c' = σ(f) c + σ(i) tanh(g)``;
-  ``h' = σ(o) tanh(c')``, then ``h' = h' W_hr^T`` with a projection.
+- LSTM: gates ``[i|f|g|o] = xg + h W_hh^T`` (the step reads them reordered ``[i|f|o|g]`` so
+  one sigmoid covers three gates); ``c' = σ(f) c + σ(i) tanh(g)``; ``h' = σ(o) tanh(c')``,
+  then ``h' = h' W_hr^T`` with a projection.
 - GRU:  ``[r|z|n]``: ``r = σ(x_r + h_r)``, ``z = σ(x_z + h_z)``, ``n = tanh(x_n + r * h_n)``
   with ``h_* = h W_h*^T + b_h*`` (``b_hn`` sits inside ``r *``), ``h' = (1 - z) n + z h``.
+
+Optional, per :class:`StepWeights` (all off for torch.nn's cells):
+
+- recurrent dropout: ``h`` is multiplied by a fixed mask ``drop_h`` before ``W_hh`` (Gal).
+- layer norm (haste's LayerNormLSTM): the recurrent pre-activation is normalised over its
+  G*H units and scaled by ``ln_h`` (the input side is normalised before the loop); the LSTM
+  normalises ``c'`` before the output tanh with gain and bias ``ln_c``.
 """
 
 from __future__ import annotations
@@ -23,9 +31,10 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["CELLS", "CellSpec", "StepWeights", "cell_spec"]
+__all__ = ["CELLS", "CellSpec", "StepWeights", "cell_spec", "normalise"]
 
 Carry = Tuple[Tensor, ...]  # (h,) or (h, c), each (D, B, ·)
 
@@ -33,26 +42,48 @@ Carry = Tuple[Tensor, ...]  # (h,) or (h, c), each (D, B, ·)
 class StepWeights(NamedTuple):
     """Recurrent weights of one layer, stacked over directions, laid out for ``baddbmm``."""
 
-    hh_t: Tensor  # (D, P, G*H): W_hh transposed
-    b_hh: Optional[Tensor]  # (D, 1, G*H), used inside the step only by the GRU
-    hr_t: Optional[Tensor]  # (D, H, P): W_hr transposed (projected LSTM)
+    hh_t: Tensor  # (D, P, G*H): W_hh transposed, gate blocks in step order
+    b_hh: Optional[Tensor] = None  # (D, 1, G*H), used inside the step only by the GRU
+    hr_t: Optional[Tensor] = None  # (D, H, P): W_hr transposed (projected LSTM)
+    drop_h: Optional[Tensor] = None  # (D, B, P) recurrent dropout mask, already scaled by 1/(1-p)
+    ln_h: Optional[Tensor] = None  # (D, 1, G*H) gain of the recurrent pre-activation's layer norm
+    ln_c: Optional[Tuple[Tensor, Tensor]] = None  # LSTM: gain and bias (D, 1, H) of the norm of c
+
+
+def normalise(t: Tensor, gain: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """Layer norm over the last dimension (eps 1e-5) with a per-unit gain (and bias)."""
+    return F.layer_norm(t, t.shape[-1:]) * gain + (0.0 if bias is None else bias)
+
+
+def _recurrent(h: Tensor, w: StepWeights) -> Tensor:
+    """``h W_hh^T`` (D, B, G*H) with recurrent dropout and layer norm applied when set."""
+    if w.drop_h is not None:
+        h = h * w.drop_h
+    hg = torch.bmm(h, w.hh_t)
+    return hg if w.ln_h is None else normalise(hg, w.ln_h)
+
+
+def _preactivation(xg: Tensor, h: Tensor, w: StepWeights) -> Tensor:
+    if w.drop_h is None and w.ln_h is None:
+        return torch.baddbmm(xg, h, w.hh_t)  # the plain step: one fused multiply-add
+    return xg + _recurrent(h, w)
 
 
 def _rnn_step(activation: Callable[[Tensor], Tensor]):
     def step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
         (h,) = carry
-        return (activation(torch.baddbmm(xg, h, w.hh_t)),)  # (D, B, H)
+        return (activation(_preactivation(xg, h, w)),)  # (D, B, H)
 
     return step
 
 
 def _lstm_step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
     h, c = carry
-    gates = torch.baddbmm(xg, h, w.hh_t)  # (D, B, 4H), internal order [i|f|o|g]
+    gates = _preactivation(xg, h, w)  # (D, B, 4H), step order [i|f|o|g]
     H = c.shape[-1]
     i, f, o = torch.sigmoid(gates[..., : 3 * H]).chunk(3, dim=-1)
     c = torch.addcmul(f * c, i, torch.tanh(gates[..., 3 * H:]))  # (D, B, H)
-    h = o * torch.tanh(c)
+    h = o * torch.tanh(c if w.ln_c is None else normalise(c, *w.ln_c))
     if w.hr_t is not None:
         h = torch.bmm(h, w.hr_t)  # (D, B, P)
     return h, c
@@ -60,7 +91,9 @@ def _lstm_step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
 
 def _gru_step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
     (h,) = carry
-    hg = torch.bmm(h, w.hh_t) if w.b_hh is None else torch.baddbmm(w.b_hh, h, w.hh_t)  # (D, B, 3H)
+    hg = _recurrent(h, w)  # (D, B, 3H)
+    if w.b_hh is not None:
+        hg = hg + w.b_hh
     x_r, x_z, x_n = xg.chunk(3, dim=-1)
     h_r, h_z, h_n = hg.chunk(3, dim=-1)
     r = torch.sigmoid(x_r + h_r)
@@ -85,7 +118,8 @@ class CellSpec:
         """Reorder the gate blocks of a torch.nn-layout weight or bias along ``dim`` for the step."""
         if not self.step_order:
             return t
-        return torch.cat([blk for k in self.step_order for blk in [t.chunk(self.gates, dim)[k]]], dim)
+        blocks = t.chunk(self.gates, dim)
+        return torch.cat([blocks[k] for k in self.step_order], dim)
 
     def gate_slice(self, name: str, hidden_size: int) -> slice:
         """Rows of W_ih/W_hh/b_* that hold gate ``name`` (e.g. "f" for the LSTM forget gate)."""

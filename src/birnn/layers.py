@@ -1,4 +1,5 @@
-"""``birnn.RNN``, ``birnn.LSTM``, ``birnn.GRU``: drop-in torch.nn layers with lengths and merge modes.
+"""``birnn.RNN``, ``birnn.LSTM``, ``birnn.GRU``: drop-in torch.nn layers with lengths, merge
+modes and regularisers.
 
 Shape symbols (as torch.nn): ``T`` time steps, ``B`` batch, ``I`` = input_size,
 ``H`` = hidden_size, ``P`` = proj_size if > 0 else H, ``L`` = num_layers,
@@ -16,16 +17,9 @@ output                  (T, B, D*P) for merge_mode="concat"; (T, B, P) for sum/m
 
 The constructors take torch.nn's arguments in torch.nn's order and create the same
 parameters (names, shapes, gate layouts, initialisation and random draws), so state dicts load
-both ways. Extra keyword-only arguments default to torch.nn's behaviour:
-
-- ``merge_mode``: how the two directions form ``output`` (Keras): "concat", "sum", "mul",
-  "ave" or None. ``h_n``/``c_n`` are never merged.
-- ``forget_bias`` (LSTM): the forget-gate bias starts at this value (``b_ih`` forget slice =
-  value, ``b_hh`` forget slice = 0), re-applied by ``reset_parameters``.
-- ``initial_state``: "zeros" or "learned" (trainable ``initial_h`` (L*D, 1, P), and
-  ``initial_c`` (L*D, 1, H) for LSTM, broadcast over the batch when ``hx`` is None).
-- ``initial_state_noise``: σ of Gaussian noise added to h_0 in training.
-- ``path``: "auto" or a forced implementation (see :mod:`birnn.dispatch`).
+both ways. birnn's keyword-only extras (:mod:`birnn.options`) default to torch.nn's
+behaviour; those that add parameters (``layer_norm``, ``residual="highway"``,
+``initial_state="learned"``) add them under their own names.
 
 >>> import torch, birnn
 >>> lstm = birnn.LSTM(5, 3, num_layers=2, bidirectional=True)
@@ -40,9 +34,10 @@ True
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn import init
 
@@ -50,13 +45,14 @@ from .arguments import Call, LayerShape, prepare_call
 from .batch import pack_like
 from .cells import cell_spec
 from .dispatch import Decision, check_path, choose
+from .init import initialise
 from .native import run_chunked, run_packed, run_whole
-from .output import RecurrentOutput, check_merge_mode, merge
-from .recurrence import layer_weights, run_reference
+from .options import LayerOptions
+from .output import RecurrentOutput, merge
+from .recurrence import Highway, LayerWeights, Zoneout, layer_weights, run_reference
+from .regularization import dropout_weights, optional_mask, variational_mask, zoneout_masks
 
 __all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
-
-_INITIAL_STATES = ("zeros", "learned")
 
 
 class RecurrentLayer(nn.RNNBase):
@@ -64,70 +60,93 @@ class RecurrentLayer(nn.RNNBase):
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 device=None, dtype=None, *, merge_mode: Optional[str] = "concat", forget_bias: Optional[float] = None,
-                 initial_state: str = "zeros", initial_state_noise: float = 0.0, path: str = "auto") -> None:
+                 device=None, dtype=None, **extras) -> None:
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
             raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
-        check_merge_mode(merge_mode)
-        if initial_state not in _INITIAL_STATES:
-            raise ValueError(f"initial_state must be one of {_INITIAL_STATES}; got {initial_state!r}")
-        if not isinstance(initial_state_noise, (int, float)) or initial_state_noise < 0:
-            raise ValueError(f"initial_state_noise must be a number >= 0, got {initial_state_noise!r}")
-        if forget_bias is not None:
-            if mode != "LSTM":
-                raise ValueError(f"forget_bias applies to LSTM only, got it for mode {mode!r}")
-            if not bias:
-                raise ValueError("forget_bias needs bias=True (there is no bias to set)")
+        unknown = sorted(set(extras) - set(LayerOptions.names()))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}; birnn's extras are "
+                            f"{', '.join(LayerOptions.names())}")
+        options = LayerOptions(mode, num_layers, bias, proj_size, **extras)
+        check_path(options.path)
         self._extras_ready = False
         super().__init__(mode, input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
                          dropout=dropout, bidirectional=bidirectional, proj_size=proj_size, device=device, dtype=dtype)
-        self.merge_mode = merge_mode
-        self.forget_bias = forget_bias
-        self.initial_state = initial_state
-        self.initial_state_noise = float(initial_state_noise)
-        self.path = check_path(path)
+        for name in LayerOptions.names():
+            setattr(self, name, getattr(options, name))
         self.last_decision: Optional[Decision] = None
-        rows = num_layers * (2 if bidirectional else 1)
-        if initial_state == "learned":
-            factory = {"device": device, "dtype": dtype}
-            self.initial_h = nn.Parameter(torch.zeros(rows, 1, proj_size or hidden_size, **factory))
-            if mode == "LSTM":
-                self.initial_c = nn.Parameter(torch.zeros(rows, 1, hidden_size, **factory))
+        self._create_extra_parameters(device, dtype)
         self._extras_ready = True
-        self._init_extras()
+        # torch.nn has drawn its weights; keep those draws for init="torch" (same seed, same weights)
+        self._initialise(scheme=None if self.init == "torch" else self.init)
 
     # -- parameters --------------------------------------------------------------------------
+    def _direction_suffixes(self):
+        return ["", "_reverse"][: self.num_directions]
+
+    def _create_extra_parameters(self, device, dtype) -> None:
+        factory = {"device": device, "dtype": dtype}
+        spec, H = cell_spec(self.mode), self.hidden_size
+        P = self.proj_size or H
+        rows = self.num_layers * self.num_directions
+        if self.initial_state == "learned":
+            self.initial_h = nn.Parameter(torch.zeros(rows, 1, P, **factory))
+            if self.mode == "LSTM":
+                self.initial_c = nn.Parameter(torch.zeros(rows, 1, H, **factory))
+        for l in range(self.num_layers):
+            F_l = self.input_size if l == 0 else P * self.num_directions
+            for sfx in self._direction_suffixes():
+                if self.layer_norm:
+                    setattr(self, f"ln_ih_l{l}{sfx}", nn.Parameter(torch.ones(spec.gates * H, **factory)))
+                    setattr(self, f"ln_hh_l{l}{sfx}", nn.Parameter(torch.ones(spec.gates * H, **factory)))
+                    if self.mode == "LSTM":
+                        setattr(self, f"ln_cell_weight_l{l}{sfx}", nn.Parameter(torch.ones(H, **factory)))
+                        setattr(self, f"ln_cell_bias_l{l}{sfx}", nn.Parameter(torch.zeros(H, **factory)))
+                if self.residual == "highway":
+                    setattr(self, f"weight_hw_ih_l{l}{sfx}", nn.Parameter(torch.empty(2 * H, F_l, **factory)))
+                    setattr(self, f"weight_hw_hh_l{l}{sfx}", nn.Parameter(torch.empty(H, P, **factory)))
+                    setattr(self, f"bias_hw_l{l}{sfx}", nn.Parameter(torch.empty(H, **factory)))
+
     def reset_parameters(self) -> None:
-        """torch.nn's initialisation (same draws, same order), then birnn's extras."""
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        for w in self._flat_weights:
-            init.uniform_(w, -stdv, stdv)
-        if getattr(self, "_extras_ready", False):
-            self._init_extras()
+        """torch.nn's initialisation (same draws, same order), or the ``init`` scheme, then extras."""
+        if not getattr(self, "_extras_ready", False):  # called by RNNBase.__init__: torch.nn's scheme
+            stdv = 1.0 / math.sqrt(self.hidden_size)
+            for w in self._flat_weights:
+                init.uniform_(w, -stdv, stdv)
+            return
+        self._initialise(scheme=self.init)
 
     @torch.no_grad()
-    def _init_extras(self) -> None:
+    def _initialise(self, scheme: Optional[str]) -> None:
+        if scheme is not None:
+            initialise(self._weights_by_layer_flat(), scheme=scheme, gates=cell_spec(self.mode).gates,
+                       hidden_size=self.hidden_size)
         if self.forget_bias is not None:
             f = cell_spec(self.mode).gate_slice("f", self.hidden_size)
-            for names in self._all_weights:
-                getattr(self, names[2])[f] = self.forget_bias
-                getattr(self, names[3])[f] = 0.0
-        for name in ("initial_h", "initial_c"):
-            if hasattr(self, name):
-                getattr(self, name).zero_()
+            for group in self._weights_by_layer_flat():
+                group[2][f] = self.forget_bias
+                group[3][f] = 0.0
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for name, p in self.named_parameters():
+            if name.startswith(("weight_hw_", "bias_hw_")):
+                init.uniform_(p, -stdv, stdv)
+            elif name.startswith("ln_"):
+                p.fill_(0.0 if "bias" in name else 1.0)
+            elif name in ("initial_h", "initial_c"):
+                p.zero_()
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
-        for name, default in (("merge_mode", "concat"), ("forget_bias", None), ("initial_state", "zeros"),
-                              ("initial_state_noise", 0.0), ("path", "auto")):
-            value = getattr(self, name, default)
-            if value != default:
+        defaults = LayerOptions(self.mode, self.num_layers, self.bias, self.proj_size)
+        for name in LayerOptions.names():
+            value = getattr(self, name, getattr(defaults, name))
+            if value != getattr(defaults, name):
                 s += f", {name}={value!r}"
         return s
 
-    # -- calling -----------------------------------------------------------------------------
+    # -- shapes ------------------------------------------------------------------------------
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
@@ -143,9 +162,31 @@ class RecurrentLayer(nn.RNNBase):
         return LayerShape(self.input_size, self.hidden_size, self.proj_size or self.hidden_size, self.num_layers,
                           self.num_directions, self.mode == "LSTM", self.batch_first, w.dtype, w.device)
 
+    def _weights_by_layer_flat(self) -> List[List[Tensor]]:
+        per = len(self._flat_weights) // (self.num_layers * self.num_directions)
+        return [self._flat_weights[k * per:(k + 1) * per] for k in range(self.num_layers * self.num_directions)]
+
+    def _weights_by_layer(self) -> List[List[List[Tensor]]]:
+        """``[l][d]`` -> torch.nn's ``[w_ih, w_hh, (b_ih, b_hh), (w_hr)]``, W_hh weight-dropped in training."""
+        D = self.num_directions
+        flat = self._weights_by_layer_flat()
+        if self.training and self.weight_dropout > 0:
+            flat = [[w[0], dropout_weights(w[1], self.weight_dropout, True), *w[2:]] for w in flat]
+        return [[list(flat[l * D + d]) for d in range(D)] for l in range(self.num_layers)]
+
+    # -- dispatch ----------------------------------------------------------------------------
     def _reference_features(self) -> List[str]:
-        """birnn-only features in use that PyTorch's fused op cannot run (none in the core layer)."""
-        return []
+        """Features in use that PyTorch's fused op cannot run."""
+        features = []
+        if self.training and self.recurrent_dropout > 0:
+            features.append("recurrent_dropout")
+        if self.zoneout > 0 or self.cell_zoneout > 0:
+            features.append("zoneout")
+        if self.layer_norm:
+            features.append("layer_norm")
+        if self.residual == "highway":
+            features.append("highway")
+        return features
 
     def _initial_states(self, call: Call, batch: int):
         h0, c0 = call.h0, call.c0
@@ -162,26 +203,105 @@ class RecurrentLayer(nn.RNNBase):
             h0 = h0 + self.initial_state_noise * torch.randn_like(h0)
         return h0, c0
 
-    def _weights_by_layer(self):
-        per = len(self._flat_weights) // (self.num_layers * self.num_directions)
+    def _drop(self, p: float, batch: int, width: int, like: Tensor) -> Callable[[Tensor], Tensor]:
+        """Input/inter-layer/output dropout of (T, B, F) tensors: variational or per step."""
+        if not self.training or p == 0:
+            return lambda t: t
+        if not self.variational:
+            return lambda t: F.dropout(t, p, True)
+        mask = variational_mask(batch, width, p, like=like).unsqueeze(0)  # (1, B, F)
+        return lambda t: t * mask
+
+    def _stochastic(self) -> bool:
+        """Whether a training call samples masks or noise (besides torch.nn's own dropout)."""
+        return any((self.input_dropout, self.inter_layer_dropout, self.output_dropout, self.recurrent_dropout,
+                    self.weight_dropout, self.zoneout, self.cell_zoneout, self.initial_state_noise))
+
+    def _after(self, x: Tensor, B: int) -> Optional[Callable[[int, Tensor, Tensor], Tensor]]:
+        """What happens between stacked layers, or None when it is only torch.nn's own dropout."""
+        L = self.num_layers
+        if L == 1 or (self.residual is not True and not (self.training and self.inter_layer_dropout > 0)):
+            return None
+        width = (self.proj_size or self.hidden_size) * self.num_directions
+        drops = [self._drop(self.inter_layer_dropout, B, width, x) for _ in range(L - 1)]
+        torch_p = self.dropout if self.training else 0.0
+
+        def after(l: int, inp: Tensor, out: Tensor) -> Tensor:
+            if self.residual is True and l >= 1:
+                out = out + inp
+            if l < L - 1:
+                out = drops[l](F.dropout(out, torch_p, True) if torch_p > 0 else out)
+            return out
+
+        return after
+
+    def _reference_layers(self, weights, B: int, T: int, like: Tensor) -> List[LayerWeights]:
+        spec, D, H = cell_spec(self.mode), self.num_directions, self.hidden_size
+        P = self.proj_size or H
+        order = spec.to_step_order
+        layers = []
+        for l in range(self.num_layers):
+            sfx = self._direction_suffixes()
+            extras = {}
+            step = {}
+            if self.training and self.recurrent_dropout > 0:
+                step["drop_h"] = variational_mask(D * B, P, self.recurrent_dropout, like=like).view(D, B, P)
+            if self.layer_norm:
+                extras["ln_x"] = torch.stack([order(getattr(self, f"ln_ih_l{l}{s}")) for s in sfx]).unsqueeze(1)
+                step["ln_h"] = torch.stack([order(getattr(self, f"ln_hh_l{l}{s}")) for s in sfx]).unsqueeze(1)
+                if self.mode == "LSTM":
+                    step["ln_c"] = tuple(torch.stack([getattr(self, f"ln_cell_{k}_l{l}{s}") for s in sfx]).unsqueeze(1)
+                                         for k in ("weight", "bias"))
+            if self.residual == "highway":
+                extras["highway"] = Highway(
+                    torch.stack([getattr(self, f"weight_hw_ih_l{l}{s}").t() for s in sfx]),
+                    torch.stack([getattr(self, f"weight_hw_hh_l{l}{s}").t() for s in sfx]),
+                    torch.stack([getattr(self, f"bias_hw_l{l}{s}") for s in sfx]).unsqueeze(1))
+            if self.zoneout > 0 or self.cell_zoneout > 0:
+                keep_h = keep_c = None
+                if self.training:
+                    keep_h = zoneout_masks((T, D, B, P), self.zoneout, like=like) if self.zoneout else None
+                    keep_c = zoneout_masks((T, D, B, H), self.cell_zoneout, like=like) if self.cell_zoneout else None
+                extras["zoneout"] = Zoneout(self.zoneout, self.cell_zoneout, keep_h, keep_c)
+            layers.append(layer_weights(spec, weights[l], bias=self.bias, proj=self.proj_size > 0,
+                                        step_extras=step, **extras))
+        return layers
+
+    def _run(self, path: str, x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor]):
+        T, B = x.shape[:2]
+        weights = self._weights_by_layer()
+        after = self._after(x, B)
+        if path == "reference":
+            if after is None and self.dropout > 0 and self.training:
+                p = self.dropout
+                L = self.num_layers
+                after = lambda l, inp, out: F.dropout(out, p, True) if l < L - 1 else out  # noqa: E731
+            layers = self._reference_layers(weights, B, T, x)
+            return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after)
+        if after is None:
+            return self._run_fused(path, x, lengths, h0, c0, weights, self.dropout)
         D = self.num_directions
-        return [[self._flat_weights[(l * D + d) * per:(l * D + d + 1) * per] for d in range(D)]
-                for l in range(self.num_layers)]
+        inp, h_n, c_n = x, [], []
+        for l in range(self.num_layers):
+            rows = slice(l * D, (l + 1) * D)
+            out, h, c = self._run_fused(path, inp, lengths, h0[rows], None if c0 is None else c0[rows],
+                                        weights[l:l + 1], 0.0)
+            inp = after(l, inp, out)
+            h_n.append(h)
+            c_n.append(c)
+        return inp, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c0 is not None else None)
 
-    def _run(self, path: str, call: Call, h0: Tensor, c0: Optional[Tensor]):
-        common = dict(bias=self.bias, dropout=self.dropout, training=self.training)
-        if path == "torch":
-            return run_whole(self.mode, call.x, h0, c0, self._flat_weights, num_layers=self.num_layers,
-                             bidirectional=self.bidirectional, **common)
-        if path == "torch-packed":
-            return run_packed(self.mode, call.x, call.lengths, h0, c0, self._flat_weights,
-                              num_layers=self.num_layers, bidirectional=self.bidirectional, **common)
-        spec = cell_spec(self.mode)
+    def _run_fused(self, path, x, lengths, h0, c0, weights, dropout):
+        common = dict(bias=self.bias, dropout=dropout, training=self.training)
         if path == "torch-chunked":
-            return run_chunked(self.mode, spec.gates, call.x, call.lengths, h0, c0, self._weights_by_layer(), **common)
-        layers = [layer_weights(spec, dirs, bias=self.bias, proj=self.proj_size > 0) for dirs in self._weights_by_layer()]
-        return run_reference(spec, layers, call.x, call.lengths, h0, c0, dropout=self.dropout, training=self.training)
+            return run_chunked(self.mode, cell_spec(self.mode).gates, x, lengths, h0, c0, weights, **common)
+        flat = [w for layer in weights for direction in layer for w in direction]
+        run = run_whole if path == "torch" else run_packed
+        extra = {} if path == "torch" else {"lengths": lengths}
+        return run(self.mode, x, h0=h0, c0=c0, weights=flat, num_layers=len(weights),
+                   bidirectional=self.bidirectional, **extra, **common)
 
+    # -- calling -----------------------------------------------------------------------------
     def forward(self, input, hx=None, *, lengths=None, mask=None) -> RecurrentOutput:
         """Run the layer. See the module docstring for shapes.
 
@@ -207,9 +327,36 @@ class RecurrentLayer(nn.RNNBase):
             seq = call.x.new_zeros(T, 0, self.num_directions * h0.shape[-1])
             h_n, c_n = h0, c0
         else:
-            seq, h_n, c_n = self._run(decision.path, call, h0, c0)
+            x = self._drop(self.input_dropout, B, self.input_size, call.x)(call.x)
+            seq, h_n, c_n = self._run(decision.path, x, call.lengths, h0, c0)
+            seq = self._drop(self.output_dropout, B, seq.shape[-1], seq)(seq)
         self.last_decision = decision
         return self._result(call, seq, h_n, c_n, decision.path)
+
+    def step(self, x_t: Tensor, state=None):
+        """One time step for streaming inference (unidirectional layers), equal to the sequence call.
+
+        Args:
+            x_t: (B, I), or (I,) unbatched.
+            state: None (zeros / learned), h (L, B, P), or (h, c) for LSTM — what the previous
+                call returned.
+
+        Returns:
+            ``(y_t, state)``: the last layer's output (B, P) and the new state.
+        """
+        if self.bidirectional:
+            raise ValueError("step() needs a unidirectional layer: a backward direction reads the whole sequence")
+        if self.training and self._stochastic():
+            raise RuntimeError("step() in training mode would draw new dropout/zoneout masks at every step; "
+                               "call .eval() first")
+        unbatched = x_t.dim() == 1
+        if unbatched:
+            x = x_t.unsqueeze(0)  # (1, I): one unbatched step
+        else:
+            x = x_t.unsqueeze(1 if self.batch_first else 0)  # (1, B, I) or (B, 1, I)
+        res = self(x, state)
+        y = res.output[0] if unbatched else res.output.squeeze(1 if self.batch_first else 0)
+        return y, res.hidden
 
     def _result(self, call: Call, seq: Tensor, h_n: Tensor, c_n: Optional[Tensor], path: str) -> RecurrentOutput:
         D = self.num_directions
@@ -237,8 +384,8 @@ class RecurrentLayer(nn.RNNBase):
 class RNN(RecurrentLayer):
     """Elman RNN, ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, act = tanh or relu.
 
-    Arguments and parameters as ``torch.nn.RNN``, plus birnn's keyword-only extras (see
-    :mod:`birnn.layers`).
+    Arguments and parameters as ``torch.nn.RNN``, plus birnn's keyword-only extras
+    (:mod:`birnn.options`).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
@@ -254,8 +401,8 @@ class RNN(RecurrentLayer):
 class LSTM(RecurrentLayer):
     """LSTM with torch.nn's gates ``[i|f|g|o]`` and optional projection (``proj_size``).
 
-    Arguments and parameters as ``torch.nn.LSTM``, plus birnn's keyword-only extras (see
-    :mod:`birnn.layers`).
+    Arguments and parameters as ``torch.nn.LSTM``, plus birnn's keyword-only extras
+    (:mod:`birnn.options`).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
@@ -268,8 +415,8 @@ class LSTM(RecurrentLayer):
 class GRU(RecurrentLayer):
     """GRU with torch.nn's gates ``[r|z|n]`` (``b_hn`` inside ``r *``).
 
-    Arguments and parameters as ``torch.nn.GRU``, plus birnn's keyword-only extras (see
-    :mod:`birnn.layers`).
+    Arguments and parameters as ``torch.nn.GRU``, plus birnn's keyword-only extras
+    (:mod:`birnn.options`).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,

@@ -10,41 +10,67 @@ How it runs, per layer:
    (``[x0 x1 x2 pad] -> [x2 x1 x0 pad]``), so both directions consume real steps first and
    stop at the same step: one loop advances both with a batched matmul.
 2. The input half of every gate, for every step and both directions, is one batched matmul:
-   ``(D, T*B, F) @ (D, F, G*H)``.
+   ``(D, T*B, F) @ (D, F, G*H)`` (then layer-normalised, with ``layer_norm``).
 3. At step ``t`` a sequence with ``lengths[b] <= t`` keeps its state (``torch.where``) and
    emits zeros; the loop ends at ``max(lengths)``.
-4. The backward outputs are reversed back, directions are concatenated, and the next layer
-   starts (with torch.nn's inter-layer dropout in training).
+4. The backward outputs are reversed back, directions are concatenated, and ``after`` maps
+   the layer's output to the next layer's input (dropout, residual connections).
 
-Everything is differentiable by autograd, scriptable by ``torch.compile``, and serves as the
+Per-step masks (zoneout) are indexed in *processing order*: ``keep_h[t, d]`` applies to the
+t-th step direction ``d`` processes (for the backward direction, real step ``len-1-t``).
+
+Everything is differentiable by autograd, traceable by ``torch.compile``, and serves as the
 oracle the fused paths are tested against.
 """
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .batch import mask_from_lengths, reverse_valid
-from .cells import Carry, CellSpec, StepWeights
+from .cells import Carry, CellSpec, StepWeights, normalise
 
-__all__ = ["LayerWeights", "layer_weights", "run_reference", "scan"]
+__all__ = ["Highway", "LayerWeights", "Zoneout", "layer_weights", "run_reference", "scan"]
+
+
+class Highway(NamedTuple):
+    """AllenNLP AugmentedLstm's highway: ``h = r * h_cell + (1 - r) * x W_p`` with
+    ``r = σ(x W_r + h_{t-1} W_rh + b)``."""
+
+    w_x: Tensor  # (D, F, 2H): input projections [gate | highway input]
+    hh_t: Tensor  # (D, P, H)
+    bias: Tensor  # (D, 1, H)
+
+
+class Zoneout(NamedTuple):
+    """Zoneout (Krueger et al. 2016) of one layer: masks in training, expectation in eval."""
+
+    rate_h: float
+    rate_c: float
+    keep_h: Optional[Tensor] = None  # (T, D, B, P) bool, training only: True keeps h_{t-1}
+    keep_c: Optional[Tensor] = None  # (T, D, B, H) bool, training only: True keeps c_{t-1}
 
 
 class LayerWeights(NamedTuple):
     """One layer's weights, both directions stacked, in the layout the reference loop uses."""
 
     w_ih: Tensor  # (D*G*H, F)
-    b_in: Optional[Tensor]  # (D*G*H,) bias folded into the input projection
+    b_in: Optional[Tensor]  # (D*G*H,) bias added to the input projection (after its norm)
     step: StepWeights
+    ln_x: Optional[Tensor] = None  # (D, 1, G*H) gain of the input projection's layer norm
+    highway: Optional[Highway] = None
+    zoneout: Optional[Zoneout] = None
 
 
-def layer_weights(spec: CellSpec, directions: Sequence[Sequence[Tensor]], *, bias: bool, proj: bool) -> LayerWeights:
+def layer_weights(spec: CellSpec, directions: Sequence[Sequence[Tensor]], *, bias: bool, proj: bool,
+                  **extras) -> LayerWeights:
     """Stack torch.nn-layout parameters ``[w_ih, w_hh, (b_ih, b_hh), (w_hr)]`` per direction,
-    gate blocks reordered as the cell's step reads them."""
+    gate blocks reordered as the cell's step reads them. ``extras`` fill the other fields of
+    :class:`LayerWeights` (step extras go in via ``step_extras``)."""
     order = spec.to_step_order
     w_ih = torch.cat([order(p[0]) for p in directions], 0)
     hh_t = torch.stack([order(p[1]).t() for p in directions], 0)
@@ -57,25 +83,53 @@ def layer_weights(spec: CellSpec, directions: Sequence[Sequence[Tensor]], *, bia
         else:
             b_in = b_ih + torch.cat([order(p[3]) for p in directions], 0)
     hr_t = torch.stack([p[-1].t() for p in directions], 0) if proj else None
-    return LayerWeights(w_ih, b_in, StepWeights(hh_t, b_hh, hr_t))
+    step = StepWeights(hh_t, b_hh, hr_t, **extras.pop("step_extras", {}))
+    return LayerWeights(w_ih, b_in, step, **extras)
 
 
-def scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: Optional[Tensor]) -> Tuple[Tensor, Carry]:
+def _zone(new: Tensor, old: Tensor, rate: float, keep: Optional[Tensor]) -> Tensor:
+    if keep is not None:
+        return torch.where(keep, old, new)
+    return new if rate == 0 else torch.lerp(new, old, rate)  # eval: rate*old + (1-rate)*new
+
+
+def scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: Optional[Tensor], *,
+         highway: Optional[Tuple[Tensor, Highway]] = None, zoneout: Optional[Zoneout] = None) -> Tuple[Tensor, Carry]:
     """Run ``spec.step`` over ``xs`` (T, D, B, G*H) from ``carry``; return outputs (T, D, B, P).
 
     ``valid`` (T, B) bool marks real steps; at other steps the carry is kept and the output is 0.
+    ``highway`` is ``(hx (T, D, B, 2H), weights)``; ``zoneout`` mixes old and new states.
     """
     ys: List[Tensor] = []
-    if valid is None:
+    if valid is None and highway is None and zoneout is None:  # the plain loop
         for xt in xs.unbind(0):
             carry = spec.step(xt, carry, w)
             ys.append(carry[0])
-    else:
-        for xt, m in zip(xs.unbind(0), valid.unbind(0)):
-            new = spec.step(xt, carry, w)
-            m = m.view(1, -1, 1)  # (1, B, 1)
-            carry = tuple(torch.where(m, n, o) for n, o in zip(new, carry))
+        return torch.stack(ys, 0), carry
+    hx_all = highway[0].unbind(0) if highway is not None else None
+    valid_t = valid.unbind(0) if valid is not None else None
+    for t, xt in enumerate(xs.unbind(0)):
+        new = spec.step(xt, carry, w)
+        if highway is not None:
+            hw = highway[1]
+            H = hw.hh_t.shape[-1]
+            h_prev = carry[0] if w.drop_h is None else carry[0] * w.drop_h
+            r = torch.sigmoid(torch.baddbmm(hx_all[t][..., :H] + hw.bias, h_prev, hw.hh_t))
+            new = (torch.lerp(hx_all[t][..., H:], new[0], r),) + tuple(new[1:])
+        if zoneout is not None:
+            keep_h = None if zoneout.keep_h is None else zoneout.keep_h[t]
+            zoned = [_zone(new[0], carry[0], zoneout.rate_h, keep_h)]
+            if len(new) > 1:
+                keep_c = None if zoneout.keep_c is None else zoneout.keep_c[t]
+                zoned.append(_zone(new[1], carry[1], zoneout.rate_c, keep_c))
+            new = tuple(zoned)
+        if valid_t is not None:
+            m = valid_t[t].view(1, -1, 1)  # (1, B, 1)
             ys.append(torch.where(m, new[0], 0.0))
+            carry = tuple(torch.where(m, n, o) for n, o in zip(new, carry))
+        else:
+            ys.append(new[0])
+            carry = new
     return torch.stack(ys, 0), carry
 
 
@@ -87,8 +141,7 @@ def run_reference(
     h0: Tensor,
     c0: Optional[Tensor],
     *,
-    dropout: float = 0.0,
-    training: bool = False,
+    after: Optional[Callable[[int, Tensor, Tensor], Tensor]] = None,
 ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Run a stack of recurrent layers on a time-major padded batch.
 
@@ -97,6 +150,7 @@ def run_reference(
         lengths: (B,) int64 on ``x``'s device, or None when every sequence has T steps.
         h0: (L*D, B, P) initial hidden states, row ``l*D + d`` for layer l, direction d.
         c0: (L*D, B, H) initial cell states (LSTM) or None.
+        after: ``after(l, layer_input, layer_output) -> next input`` (dropout, residual).
 
     Returns:
         output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H) or None.
@@ -112,26 +166,32 @@ def run_reference(
     for l, w in enumerate(layers):
         # each direction reads its own time order: reverse the (narrow) input, not the gates
         seqs = torch.stack([inp, reverse_valid(inp, lengths)], 0) if D == 2 else inp.unsqueeze(0)  # (D, T, B, F)
-        w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
         flat = seqs.reshape(D, T * B, -1)
-        xg = torch.bmm(flat, w_ih) if w.b_in is None else torch.baddbmm(w.b_in.view(D, 1, -1), flat, w_ih)
+        w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
+        if w.ln_x is not None:
+            xg = normalise(torch.bmm(flat, w_ih), w.ln_x)
+            xg = xg if w.b_in is None else xg + w.b_in.view(D, 1, -1)
+        else:
+            xg = torch.bmm(flat, w_ih) if w.b_in is None else torch.baddbmm(w.b_in.view(D, 1, -1), flat, w_ih)
         xs = xg.view(D, T, B, -1).transpose(0, 1)  # (T, D, B, G*H), a view
+        highway = None
+        if w.highway is not None:
+            highway = (torch.bmm(flat, w.highway.w_x).view(D, T, B, -1).transpose(0, 1)[:steps], w.highway)
         rows = slice(l * D, (l + 1) * D)
         carry: Carry = (h0[rows],) if c0 is None else (h0[rows], c0[rows])
-        v = None if valid is None else valid[:steps]
         if steps:
-            ys, carry = scan(spec, xs[:steps], carry, w.step, v)  # (steps, D, B, P)
+            v = None if valid is None else valid[:steps]
+            ys, carry = scan(spec, xs[:steps], carry, w.step, v, highway=highway, zoneout=w.zoneout)
         else:  # every sequence is empty: outputs are zero and the state stays h_0
             ys = h0.new_zeros(0, D, B, h0.shape[-1])
         if steps < T:
             ys = F.pad(ys, (0, 0, 0, 0, 0, 0, 0, T - steps))
         if D == 2:
-            inp = torch.cat([ys[:, 0], reverse_valid(ys[:, 1], lengths)], -1)  # (T, B, 2P)
+            out = torch.cat([ys[:, 0], reverse_valid(ys[:, 1], lengths)], -1)  # (T, B, 2P)
         else:
-            inp = ys[:, 0]
+            out = ys[:, 0]
         h_n.append(carry[0])
         if c0 is not None:
             c_n.append(carry[1])
-        if dropout > 0 and training and l < len(layers) - 1:
-            inp = F.dropout(inp, dropout, True)
+        inp = out if after is None else after(l, inp, out)
     return inp, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c0 is not None else None)
