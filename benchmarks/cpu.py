@@ -12,6 +12,10 @@ Columns: milliseconds (median of interleaved repeats) and speed-ups against torc
 Bars (issue #2): default path >= 0.95x torch.nn on equal lengths; reference path within 2x of
 torch.nn (speed-up >= 0.5); LSTM variable-length training step >= 1.5x torch.nn's packed one.
 
+Regularised case (issue #3): a bidirectional 2-layer LSTM with recurrent_dropout=0.25,
+zoneout=0.1 and layer_norm=True, training step, against torch.nn's *plain* LSTM training step
+in the same run. Bar: within 2.5x (time ratio <= 2.5).
+
     python benchmarks/cpu.py            # full run, prints a markdown table and the bars
 """
 
@@ -63,6 +67,29 @@ def _steps(ref, ours, x, lengths, train):
     return {k: wrap(fn, ref if k == "torch.nn" else ours) for k, fn in fns.items()}
 
 
+def _regularised(B, T, I, H, L, repeats, gen):
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(I, H, L, bidirectional=True)
+    reg = birnn.LSTM(I, H, L, bidirectional=True, recurrent_dropout=0.25, zoneout=0.1, layer_norm=True).train()
+    x = torch.randn(T, B, I, generator=gen)
+    lengths = torch.randint(T // 4, T + 1, (B,), generator=gen)
+
+    def step(module, **kw):
+        def run():
+            module.zero_grad(set_to_none=True)
+            module(x, **kw)[0].sum().backward()
+        return run
+
+    ms = interleaved({"torch.nn plain": step(ref), "birnn regularised": step(reg),
+                      "birnn regularised, random lengths": step(reg, lengths=lengths)}, repeats)
+    ratio = ms["birnn regularised"] / ms["torch.nn plain"]
+    print()
+    print("Regularised bidirectional LSTM training step (recurrent_dropout=0.25, zoneout=0.1, layer_norm):")
+    print(markdown_table(["contender", "ms", "time / torch.nn plain"],
+                         [[k, v, f"{v / ms['torch.nn plain']:.2f}x"] for k, v in ms.items()]))
+    return ("LSTM regularised training within 2.5x of torch.nn plain", ratio <= 2.5, ratio)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=32)
@@ -107,9 +134,12 @@ def main(argv=None) -> int:
                     bars.append((f"{mode} training {name}: >= 1.5x torch.nn packed", speed >= 1.5, speed))
     print(markdown_table(["mode", "lengths", "step", "peer", "peer ms", "birnn ms (path)", "speed-up",
                           "reference ms", "ref speed-up"], rows))
+    if "LSTM" in args.modes.split(","):
+        bars.append(_regularised(B, T, I, H, L, args.repeats, gen))
     print()
     for text, ok, value in bars:
         print(f"{'PASS' if ok else 'FAIL'}  {text}: {value:.2f}x")
+    print("(speed-ups: torch.nn time / birnn time; the regularised line is a time ratio)")
     return 0
 
 

@@ -51,22 +51,23 @@ class StepWeights(NamedTuple):
 
 
 def normalise(t: Tensor, gain: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """Layer norm over the last dimension (eps 1e-5) with a per-unit gain (and bias)."""
-    return F.layer_norm(t, t.shape[-1:]) * gain + (0.0 if bias is None else bias)
+    """Layer norm over the last dimension (eps 1e-5) with a per-unit gain, plus ``bias``
+    (any broadcastable tensor) when given."""
+    normed = F.layer_norm(t, t.shape[-1:])
+    return normed * gain if bias is None else torch.addcmul(bias, normed, gain)
 
 
-def _recurrent(h: Tensor, w: StepWeights) -> Tensor:
-    """``h W_hh^T`` (D, B, G*H) with recurrent dropout and layer norm applied when set."""
+def _recurrent(h: Tensor, w: StepWeights, add: Optional[Tensor] = None) -> Tensor:
+    """``add + h W_hh^T`` (D, B, G*H) with recurrent dropout and layer norm applied when set."""
     if w.drop_h is not None:
         h = h * w.drop_h
-    hg = torch.bmm(h, w.hh_t)
-    return hg if w.ln_h is None else normalise(hg, w.ln_h)
+    if w.ln_h is None:
+        return torch.bmm(h, w.hh_t) if add is None else torch.baddbmm(add, h, w.hh_t)
+    return normalise(torch.bmm(h, w.hh_t), w.ln_h, add)
 
 
 def _preactivation(xg: Tensor, h: Tensor, w: StepWeights) -> Tensor:
-    if w.drop_h is None and w.ln_h is None:
-        return torch.baddbmm(xg, h, w.hh_t)  # the plain step: one fused multiply-add
-    return xg + _recurrent(h, w)
+    return _recurrent(h, w, add=xg)
 
 
 def _rnn_step(activation: Callable[[Tensor], Tensor]):
@@ -91,9 +92,7 @@ def _lstm_step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
 
 def _gru_step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
     (h,) = carry
-    hg = _recurrent(h, w)  # (D, B, 3H)
-    if w.b_hh is not None:
-        hg = hg + w.b_hh
+    hg = _recurrent(h, w, add=w.b_hh)  # (D, B, 3H)
     x_r, x_z, x_n = xg.chunk(3, dim=-1)
     h_r, h_z, h_n = hg.chunk(3, dim=-1)
     r = torch.sigmoid(x_r + h_r)

@@ -51,8 +51,8 @@ class Zoneout(NamedTuple):
 
     rate_h: float
     rate_c: float
-    keep_h: Optional[Tensor] = None  # (T, D, B, P) bool, training only: True keeps h_{t-1}
-    keep_c: Optional[Tensor] = None  # (T, D, B, H) bool, training only: True keeps c_{t-1}
+    keep_h: Optional[Tensor] = None  # (T, D, B, P) 0/1 in the state's dtype, training only: 1 keeps h_{t-1}
+    keep_c: Optional[Tensor] = None  # (T, D, B, H) 0/1 in the state's dtype, training only: 1 keeps c_{t-1}
 
 
 class LayerWeights(NamedTuple):
@@ -88,9 +88,10 @@ def layer_weights(spec: CellSpec, directions: Sequence[Sequence[Tensor]], *, bia
 
 
 def _zone(new: Tensor, old: Tensor, rate: float, keep: Optional[Tensor]) -> Tensor:
+    # training: keep is 0/1 and lerp returns exactly old (1) or new (0); eval: the expectation
     if keep is not None:
-        return torch.where(keep, old, new)
-    return new if rate == 0 else torch.lerp(new, old, rate)  # eval: rate*old + (1-rate)*new
+        return torch.lerp(new, old, keep)
+    return new if rate == 0 else torch.lerp(new, old, rate)  # rate*old + (1-rate)*new
 
 
 def scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: Optional[Tensor], *,
@@ -169,8 +170,7 @@ def run_reference(
         flat = seqs.reshape(D, T * B, -1)
         w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
         if w.ln_x is not None:
-            xg = normalise(torch.bmm(flat, w_ih), w.ln_x)
-            xg = xg if w.b_in is None else xg + w.b_in.view(D, 1, -1)
+            xg = normalise(torch.bmm(flat, w_ih), w.ln_x, None if w.b_in is None else w.b_in.view(D, 1, -1))
         else:
             xg = torch.bmm(flat, w_ih) if w.b_in is None else torch.baddbmm(w.b_in.view(D, 1, -1), flat, w_ih)
         xs = xg.view(D, T, B, -1).transpose(0, 1)  # (T, D, B, G*H), a view

@@ -45,8 +45,8 @@ def variational_mask(batch: int, features: int, p: float, *, like: Tensor) -> Te
 
 
 def zoneout_masks(shape: Tuple[int, ...], p: float, *, like: Tensor) -> Tensor:
-    """Boolean masks of the given shape, True with probability ``p`` (the unit keeps its value)."""
-    return torch.empty(shape, dtype=torch.float32, device=like.device).bernoulli_(p).bool()
+    """0/1 masks of the given shape in ``like``'s dtype, 1 with probability ``p`` (the unit keeps its value)."""
+    return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(p)
 
 
 def dropout_weights(weight: Tensor, p: float, training: bool) -> Tensor:
