@@ -1,0 +1,182 @@
+"""Benchmarks that print ratios against the peer measured in the same run: ``birnn bench``.
+
+CPU suite (issues #2 and #3): bidirectional 2-layer LSTM/GRU/RNN, B=32, T=128, I=128, H=256
+(override with flags); equal lengths and random lengths (uniform in [T/4, T] and in [1, T]);
+inference and a training step (forward + backward + zero_grad). torch.nn must pack variable
+lengths (pack_padded_sequence(enforce_sorted=False) ... pad_packed_sequence, timed as a user
+runs it); birnn takes the padded batch and lengths.
+
+Columns: milliseconds (median of interleaved repeats) and speed-ups against torch.nn
+(``torch.nn time / birnn time``: above 1 means birnn is faster).
+
+Bars (issue #2): default path >= 0.95x torch.nn on equal lengths; reference path within 2x of
+torch.nn (speed-up >= 0.5); LSTM variable-length training step >= 1.5x torch.nn's packed one.
+
+Regularised case (issue #3): a bidirectional 2-layer LSTM with recurrent_dropout=0.25,
+zoneout=0.1 and layer_norm=True, training step, against torch.nn's *plain* LSTM training step
+in the same run. Bar: within 2.5x (time ratio <= 2.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+from typing import Callable, Dict, List, Sequence
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .layers import GRU, LSTM, RNN
+
+_LAYERS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
+def interleaved(fns: Dict[str, Callable[[], None]], repeats: int, warmup: int = 1,
+                sync: Callable[[], None] = lambda: None) -> Dict[str, float]:
+    """Median milliseconds of each function, measured round-robin so drift hits all alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            sync()
+            times[k].append((time.perf_counter() - t) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def cell(v):
+        return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"{datetime.date.today().isoformat()}, {cpu}, {torch.get_num_threads()} threads, "
+            f"torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def _steps(ref, ours, x, lengths, train):
+    """Functions that run one inference call or training step for each contender."""
+
+    def torch_nn():
+        if lengths is None:
+            out, hidden = ref(x)
+        else:
+            packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+            out, hidden = ref(packed)
+            out, _ = pad_packed_sequence(out, total_length=x.shape[0])
+        return out
+
+    def ours_with(path):
+        def run():
+            ours.path = path
+            return ours(x, lengths=lengths).output
+        return run
+
+    fns = {"torch.nn": torch_nn, "birnn": ours_with("auto"), "birnn reference": ours_with("reference")}
+
+    def wrap(fn, module):
+        if train:
+            def step():
+                module.zero_grad(set_to_none=True)
+                fn().sum().backward()
+        else:
+            def step():
+                with torch.no_grad():
+                    fn()
+        return step
+
+    return {k: wrap(fn, ref if k == "torch.nn" else ours) for k, fn in fns.items()}
+
+
+def _regularised(B, T, I, H, L, repeats, gen):
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(I, H, L, bidirectional=True)
+    reg = LSTM(I, H, L, bidirectional=True, recurrent_dropout=0.25, zoneout=0.1, layer_norm=True).train()
+    x = torch.randn(T, B, I, generator=gen)
+    lengths = torch.randint(T // 4, T + 1, (B,), generator=gen)
+
+    def step(module, **kw):
+        def run():
+            module.zero_grad(set_to_none=True)
+            module(x, **kw)[0].sum().backward()
+        return run
+
+    ms = interleaved({"torch.nn plain": step(ref), "birnn regularised": step(reg),
+                      "birnn regularised, random lengths": step(reg, lengths=lengths)}, repeats)
+    ratio = ms["birnn regularised"] / ms["torch.nn plain"]
+    print()
+    print("Regularised bidirectional LSTM training step (recurrent_dropout=0.25, zoneout=0.1, layer_norm):")
+    print(markdown_table(["contender", "ms", "time / torch.nn plain"],
+                         [[k, v, f"{v / ms['torch.nn plain']:.2f}x"] for k, v in ms.items()]))
+    return ("LSTM regularised training within 2.5x of torch.nn plain", ratio <= 2.5, ratio)
+
+
+def cpu_main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="birnn bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--time", type=int, default=128)
+    p.add_argument("--input", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--modes", default="LSTM,GRU")
+    args = p.parse_args(argv)
+    B, T, I, H, L = args.batch, args.time, args.input, args.hidden, args.layers
+    print(f"# birnn CPU benchmark: bidirectional, B={B}, T={T}, I={I}, H={H}, L={L}")
+    print(f"# {machine()}")
+    gen = torch.Generator().manual_seed(0)
+    rows, bars = [], []
+    for mode in args.modes.split(","):
+        torch.manual_seed(0)
+        ref = getattr(torch.nn, mode)(I, H, L, bidirectional=True)
+        ours = _LAYERS[mode](I, H, L, bidirectional=True)
+        ours.load_state_dict(ref.state_dict())
+        x = torch.randn(T, B, I, generator=gen)
+        cases = [("equal", None),
+                 ("random [T/4,T]", torch.randint(T // 4, T + 1, (B,), generator=gen)),
+                 ("random [1,T]", torch.randint(1, T + 1, (B,), generator=gen))]
+        for name, lengths in cases:
+            for train in (False, True):
+                ms = interleaved(_steps(ref, ours, x, lengths, train), args.repeats)
+                ours.path = "auto"
+                with torch.set_grad_enabled(train):
+                    ours(x, lengths=lengths)
+                path = ours.last_decision.path
+                kind = "training" if train else "inference"
+                speed = ms["torch.nn"] / ms["birnn"]
+                speed_ref = ms["torch.nn"] / ms["birnn reference"]
+                peer = "torch.nn" if lengths is None else "torch.nn packed"
+                rows.append([mode, name, kind, peer, ms["torch.nn"], f"{ms['birnn']:.1f} ({path})",
+                             f"{speed:.2f}x", f"{ms['birnn reference']:.1f}", f"{speed_ref:.2f}x"])
+                if lengths is None:
+                    bars.append((f"{mode} {kind} equal: default >= 0.95x torch.nn", speed >= 0.95, speed))
+                    bars.append((f"{mode} {kind} equal: reference within 2x", speed_ref >= 0.5, speed_ref))
+                elif mode == "LSTM" and train:
+                    bars.append((f"{mode} training {name}: >= 1.5x torch.nn packed", speed >= 1.5, speed))
+    print(markdown_table(["mode", "lengths", "step", "peer", "peer ms", "birnn ms (path)", "speed-up",
+                          "reference ms", "ref speed-up"], rows))
+    if "LSTM" in args.modes.split(","):
+        bars.append(_regularised(B, T, I, H, L, args.repeats, gen))
+    print()
+    for text, ok, value in bars:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}: {value:.2f}x")
+    print("(speed-ups: torch.nn time / birnn time; the regularised line is a time ratio)")
+    return 0

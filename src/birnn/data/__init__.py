@@ -1,0 +1,18 @@
+"""birnn.data: readers for sequence formats, offline datasets, vocabularies, batching."""
+
+from .datasets import DATASETS, DatasetUnavailable, SeriesSplits, Splits, dataset_status, load_dataset
+from .encoding import (Batch, ForecastEncoder, SeriesEncoder, TaggingEncoder, TextEncoder, bucket_batches,
+                       make_windows)
+from .errors import DataFormatError
+from .readers import (FORMATS, infer_format, read_columns, read_conllu, read_series_csv, read_text_csv, read_ts,
+                      read_wordtag)
+from .scaling import Standardizer
+from .text import tokenize
+from .vocab import Vocab
+
+__all__ = [
+    "DATASETS", "Batch", "DataFormatError", "DatasetUnavailable", "FORMATS", "ForecastEncoder", "SeriesEncoder",
+    "SeriesSplits", "Splits", "Standardizer", "TaggingEncoder", "TextEncoder", "Vocab", "bucket_batches",
+    "dataset_status", "infer_format", "load_dataset", "make_windows", "read_columns", "read_conllu",
+    "read_series_csv", "read_text_csv", "read_ts", "read_wordtag", "tokenize",
+]

@@ -1,0 +1,100 @@
+"""``SequenceClassifier``: many-to-one. Tokens (or numeric features) -> embedding -> birnn stack
+-> pooling -> MLP head -> class scores.
+
+Symbols: ``B`` batch, ``T`` time, ``V`` vocabulary, ``E`` embedding size, ``C`` input
+channels, ``F`` stack output size, ``K`` classes.
+
+>>> from birnn.data import Batch
+>>> model = SequenceClassifier(num_classes=3, vocab_size=20, embedding_dim=8, layers=["bigru:6"])
+>>> batch = Batch(torch.randint(2, 20, (4, 9)), torch.tensor([9, 3, 5, 1]), torch.tensor([0, 2, 1, 0]))
+>>> model(batch).shape                     # (B, K)
+torch.Size([4, 3])
+>>> total, count = model.loss(batch)
+>>> count
+4
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..regularization import EmbeddingDropout
+from .heads import AttentionPooling, mlp
+from .stack import RecurrentStack
+
+__all__ = ["POOLINGS", "SequenceClassifier"]
+
+POOLINGS = ("final", "mean", "max", "last", "attention")
+
+
+class SequenceClassifier(nn.Module):
+    """Give ``vocab_size`` for token ids (B, T), or ``input_size`` for features (B, T, C).
+
+    Args:
+        layers: stack specs (see :mod:`birnn.models.stack`), e.g. ``["bilstm:128"]``.
+        pooling: "final" (forward state at the last real token + backward state at the first),
+            "mean", "max", "last" or "attention".
+        head: hidden sizes of the MLP head.
+        dropout: on embeddings/features, between stacked layers (variational) and in the head.
+        embedding_dropout: whole-word dropout on the embedding matrix (AWD-LSTM).
+        input_noise: σ of Gaussian noise added to feature inputs in training (augmentation).
+        layer_options: birnn layer extras for every layer (e.g. ``{"recurrent_dropout": 0.2}``).
+    """
+
+    def __init__(self, *, num_classes: int, vocab_size: Optional[int] = None, embedding_dim: int = 100,
+                 input_size: Optional[int] = None, padding_idx: int = 0, layers: Sequence[str] = ("bilstm:128",),
+                 pooling: str = "final", head: Sequence[int] = (), dropout: float = 0.3,
+                 embedding_dropout: float = 0.0, input_noise: float = 0.0, layer_options: Optional[dict] = None) -> None:
+        super().__init__()
+        if (vocab_size is None) == (input_size is None):
+            raise ValueError("give exactly one of vocab_size (token input) or input_size (feature input)")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}")
+        self.config = dict(num_classes=num_classes, vocab_size=vocab_size, embedding_dim=embedding_dim,
+                           input_size=input_size, padding_idx=padding_idx, layers=list(layers), pooling=pooling,
+                           head=list(head), dropout=dropout, embedding_dropout=embedding_dropout,
+                           input_noise=input_noise, layer_options=dict(layer_options or {}))
+        if input_noise and vocab_size is not None:
+            raise ValueError("input_noise applies to feature inputs (input_size), not token ids")
+        self.input_noise = input_noise
+        if vocab_size is not None:
+            self.embed = EmbeddingDropout(nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx),
+                                          embedding_dropout)
+            size = embedding_dim
+        else:
+            self.embed = None
+            size = input_size
+        self.input_dropout = nn.Dropout(dropout)
+        self.stack = RecurrentStack(size, list(layers), dropout=dropout, **(layer_options or {}))
+        self.attention = AttentionPooling(self.stack.output_size) if pooling == "attention" else None
+        self.pooling = pooling
+        self.head = mlp(self.stack.output_size, head, num_classes, dropout)
+        self.head_dropout = nn.Dropout(dropout)
+
+    def features(self, batch) -> Tensor:
+        """The pooled sequence summary (B, F)."""
+        x = self.embed(batch.inputs) if self.embed is not None else batch.inputs
+        if self.training and self.input_noise > 0:
+            valid = (torch.arange(x.shape[1], device=x.device)[None] < batch.lengths.to(x.device)[:, None])
+            x = x + self.input_noise * torch.randn_like(x) * valid.unsqueeze(-1)
+        res = self.stack(self.input_dropout(x), lengths=batch.lengths)
+        if self.pooling == "attention":
+            return self.attention(res.output, batch.lengths)
+        return res.pool(self.pooling)
+
+    def forward(self, batch) -> Tensor:
+        return self.head(self.head_dropout(self.features(batch)))  # (B, K)
+
+    def loss(self, batch) -> Tuple[Tensor, int]:
+        """Summed cross-entropy and the number of examples."""
+        return F.cross_entropy(self(batch), batch.targets, reduction="sum"), len(batch)
+
+    @torch.no_grad()
+    def predict(self, batch) -> Tuple[Tensor, Tensor]:
+        """Class ids (B,) and probabilities (B, K)."""
+        probs = torch.softmax(self(batch), -1)
+        return probs.argmax(-1), probs

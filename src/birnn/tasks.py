@@ -1,0 +1,258 @@
+"""The three tasks — ``classify`` (many-to-one), ``tag`` (many-to-many), ``forecast`` — as
+recipes that join data, preprocessing, model, metrics and training. The command line composes
+these; so do the quality benchmarks. A run directory written here loads back with
+:func:`load_run` for evaluation and prediction with the same preprocessing.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .data import (Batch, ForecastEncoder, SeriesEncoder, SeriesSplits, Splits, TaggingEncoder, TextEncoder,
+                   bucket_batches, make_windows)
+from .models import MODELS, Forecaster, SequenceClassifier, SequenceTagger
+from .train import TrainConfig, Trainer, accuracy, load_config, load_weights, macro_f1, span_f1
+from .train.checkpoint import CheckpointError
+
+__all__ = ["PRESETS", "TASKS", "Run", "build_run", "evaluate_run", "load_run", "predict_records"]
+
+TASKS = ("classify", "tag", "forecast")
+_BIO = re.compile(r"^(O|[BIES]-.+)$")
+
+# Defaults per dataset: model options and training options that reach the quality bars
+# recorded in benchmarks/RESULTS.md. Command-line flags override any of them.
+PRESETS: Dict[str, dict] = {
+    # the dev split has 27 cases, too few to select on: a fixed cosine budget, last weights
+    "japanese-vowels": {"model": {"layers": ["bigru:128*2"], "dropout": 0.4, "pooling": "mean", "input_noise": 0.1},
+                        "train": {"epochs": 80, "batch_size": 16, "lr": 2e-3, "schedule": "cosine",
+                                  "patience": 1000, "select": "last"}},
+    "rotten-tomatoes": {"model": {"layers": ["bilstm:128"], "embedding_dim": 128, "dropout": 0.5,
+                                  "embedding_dropout": 0.1, "pooling": "max", "min_freq": 2},
+                        "train": {"epochs": 12, "batch_size": 32, "lr": 2e-3, "patience": 4}},
+    "turkish-upos": {"model": {"layers": ["bilstm:128*2"], "word_dim": 100, "char_dim": 32, "char_hidden": 64,
+                               "dropout": 0.33, "word_dropout": 0.1},
+                     "train": {"epochs": 20, "batch_size": 32, "lr": 2e-3, "patience": 4}},
+    "sunspots": {"model": {"layers": ["bilstm:32"], "window": 20, "horizon": 1, "dropout": 0.0},
+                 "train": {"epochs": 200, "batch_size": 16, "lr": 3e-3, "patience": 30, "schedule": "plateau"}},
+    "sine": {"model": {"layers": ["bilstm:32"], "window": 60, "horizon": 20},
+             "train": {"epochs": 40, "batch_size": 32, "lr": 3e-3, "patience": 8}},
+}
+
+
+@dataclass
+class Run:
+    """Everything a trained run needs for prediction: task, preprocessing and model."""
+
+    task: str
+    kind: str  # "text", "series", "tagging" or "forecast"
+    encoder: object
+    model: nn.Module
+    config: dict = field(default_factory=dict)
+
+
+# -- preprocessing and models ------------------------------------------------------------------
+def _kind(task: str, train: list) -> str:
+    if task == "tag":
+        return "tagging"
+    if task == "forecast":
+        return "forecast"
+    return "text" if isinstance(train[0][0], str) else "series"
+
+
+_MODEL_KEYS = {
+    "text": ("layers", "embedding_dim", "dropout", "embedding_dropout", "pooling", "head", "layer_options"),
+    "series": ("layers", "dropout", "pooling", "head", "input_noise", "layer_options"),
+    "tagging": ("layers", "word_dim", "char_dim", "char_hidden", "dropout", "word_dropout", "crf", "layer_options",
+                "chars"),
+    "forecast": ("layers", "dropout", "pooling", "head", "layer_options"),
+}
+
+
+def _fit_encoder(kind: str, data, options: dict):
+    if kind == "tagging":
+        tagset = sorted({t for split in (data.dev, data.test) for _, ts in split for t in ts})
+        return TaggingEncoder.fit(data.train, min_freq=options.get("min_freq", 1), tagset=tagset)
+    if kind == "text":
+        return TextEncoder.fit(data.train, min_freq=options.get("min_freq", 2))
+    if kind == "series":
+        return SeriesEncoder.fit(data.train)
+    return ForecastEncoder.fit(data.series[: data.dev_start], window=options.get("window", 30),
+                               horizon=options.get("horizon", 1))
+
+
+def _make_model(kind: str, encoder, options: dict) -> nn.Module:
+    opts = {k: v for k, v in options.items() if k in _MODEL_KEYS[kind]}
+    if kind == "text":
+        return SequenceClassifier(num_classes=len(encoder.labels), vocab_size=len(encoder.words), **opts)
+    if kind == "series":
+        return SequenceClassifier(num_classes=len(encoder.labels), input_size=encoder.channels, **opts)
+    if kind == "tagging":
+        chars = opts.pop("chars", True)
+        return SequenceTagger(num_tags=len(encoder.tags), vocab_size=len(encoder.words),
+                              char_vocab_size=len(encoder.chars) if chars else None, unk_idx=encoder.words.unk_id,
+                              **opts)
+    return Forecaster(channels=encoder.channels, horizon=encoder.horizon, **opts)
+
+
+def split_records(task: str, data, options: dict) -> dict:
+    """``{"train", "dev", "test"}`` records; a forecast series becomes windows whose targets
+    lie in each split's time range (inputs may reach back into the previous one)."""
+    if task != "forecast":
+        return {"train": data.train, "dev": data.dev, "test": data.test}
+    if not isinstance(data, SeriesSplits):
+        raise TypeError(f"forecasting needs a SeriesSplits, got {type(data).__name__}")
+    window, horizon = options.get("window", 30), options.get("horizon", 1)
+    bounds = {"train": (0, data.dev_start), "dev": (data.dev_start, data.test_start),
+              "test": (data.test_start, len(data.series))}
+    return {k: list(zip(*make_windows(data.series, window, horizon, start=a, stop=b))) for k, (a, b) in bounds.items()}
+
+
+def encode_all(encoder, records) -> list:
+    return [encoder.encode(r, i) for i, r in enumerate(records)]
+
+
+def _length(ex) -> int:
+    return len(ex["words"]) if "words" in ex else len(ex["x"])
+
+
+def batches_of(encoder, examples: list, batch_size: int = 64, device="cpu"):
+    for idx in bucket_batches([_length(e) for e in examples], batch_size, shuffle=False):
+        yield encoder.collate([examples[i] for i in idx]).to(device)
+
+
+# -- evaluation --------------------------------------------------------------------------------
+def _predict_all(run: Run, examples: list, device="cpu"):
+    """Predictions for every example, in the examples' order."""
+    model = run.model.eval()
+    out: List = [None] * len(examples)
+    with torch.no_grad():
+        for batch in batches_of(run.encoder, examples, device=device):
+            pred = model.predict(batch)
+            if run.kind in ("text", "series"):
+                pred = pred[0]
+            for k, i in enumerate(batch.index.tolist()):
+                if run.kind == "tagging":
+                    out[i] = pred[k, : int(batch.lengths[k])].tolist()
+                elif run.kind == "forecast":
+                    out[i] = pred[k].cpu().numpy()
+                else:
+                    out[i] = int(pred[k])
+    return out
+
+
+def score(run: Run, records: list, device="cpu") -> Dict[str, float]:
+    """Metrics of ``run`` on labelled records (accuracy / macro-F1 / span-F1 / MAE / RMSE)."""
+    examples = encode_all(run.encoder, records)
+    preds = _predict_all(run, examples, device)
+    if run.kind == "tagging":
+        gold = [ex["tags"] for ex in examples]
+        flat_p = [t for p in preds for t in p]
+        flat_g = [t for g in gold for t in g]
+        metrics = {"accuracy": accuracy(flat_p, flat_g), "macro_f1": macro_f1(flat_p, flat_g)}
+        tags = run.encoder.tags
+        if all(_BIO.match(t) for t in tags.itos):
+            metrics["span_f1"] = span_f1([tags.decode(p) for p in preds], [tags.decode(g) for g in gold])
+        return metrics
+    if run.kind in ("text", "series"):
+        gold = [ex["label"] for ex in examples]
+        return {"accuracy": accuracy(preds, gold), "macro_f1": macro_f1(preds, gold)}
+    scaler = run.encoder.scaler
+    pred = np.stack([scaler.inverse(p) for p in preds])  # (N, K, C) in original units
+    gold = np.stack([y for _, y in records])
+    last = np.stack([x[-1:] for x, _ in records]).repeat(gold.shape[1], 1)  # naive: repeat the last value
+    err, naive = pred - gold, last - gold
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
+            "rmse_step1": float(np.sqrt((err[:, 0] ** 2).mean())),
+            "naive_mae": float(np.abs(naive).mean()), "naive_rmse": float(np.sqrt((naive ** 2).mean())),
+            "naive_rmse_step1": float(np.sqrt((naive[:, 0] ** 2).mean()))}
+
+
+# -- building, training, loading ---------------------------------------------------------------
+def build_run(task: str, data, model_options: Optional[dict] = None, seed: int = 0) -> Tuple[Run, dict]:
+    """Fit preprocessing on the training split and build a fresh model; returns the run and
+    the split records (``{"train": ..., "dev": ..., "test": ...}``)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}; got {task!r}")
+    options = dict(model_options or {})
+    records = split_records(task, data, options)
+    if not records["train"]:
+        raise ValueError("the training split is empty")
+    kind = _kind(task, records["train"])
+    encoder = _fit_encoder(kind, data, options)
+    torch.manual_seed(seed)
+    model = _make_model(kind, encoder, options)
+    config = {"birnn_version": __version__, "task": task, "kind": kind,
+              "model": {"class": type(model).__name__, "config": model.config},
+              "preprocessing": {"class": type(encoder).__name__, **encoder.to_dict()},
+              "data": dict(getattr(data, "info", {}))}
+    return Run(task, kind, encoder, model, config), records
+
+
+def train_run(run: Run, records: dict, train: TrainConfig, run_dir, *, resume: bool = False,
+              log: Callable[[str], None] = print) -> dict:
+    """Train with early stopping on dev; returns best dev metrics (the model ends on them)."""
+    examples = encode_all(run.encoder, records["train"])
+    dev = records["dev"] or records["train"]
+
+    def evaluate(model):
+        return score(run, dev, device=train.device)
+
+    config = dict(run.config, train=asdict(train))
+    trainer = Trainer(run.model, examples, run.encoder.collate, [_length(e) for e in examples], evaluate, train,
+                      run_dir, config, log=log)
+    return trainer.fit(resume=resume)
+
+
+_ENCODERS = {"TaggingEncoder": TaggingEncoder, "TextEncoder": TextEncoder, "SeriesEncoder": SeriesEncoder,
+             "ForecastEncoder": ForecastEncoder}
+
+
+def load_run(run_dir, *, weights: str = "best") -> Run:
+    """A trained run from its directory: preprocessing, model and weights — those the run
+    ended on (``model.safetensors``), else the best so far, else (``weights="latest"``) the
+    latest checkpoint."""
+    run_dir = Path(run_dir)
+    config = load_config(run_dir)
+    version = config.get("birnn_version")
+    if version is None or version.split(".")[0] != __version__.split(".")[0]:
+        raise CheckpointError(f"{run_dir} was written by birnn {version}; this is birnn {__version__}")
+    pre = dict(config["preprocessing"])
+    encoder = _ENCODERS[pre.pop("class")].from_dict(pre)
+    spec = config["model"]
+    model = MODELS[spec["class"]](**spec["config"])
+    path = next((run_dir / f for f in ("model.safetensors", "best.safetensors") if (run_dir / f).exists()), None)
+    if weights != "best" or path is None:
+        from .train import load_checkpoint
+
+        ckpt = load_checkpoint(run_dir)
+        if ckpt is None:
+            raise CheckpointError(f"{run_dir} has no weights (no best.safetensors and no checkpoint)")
+        state = ckpt["model"]
+    else:
+        state = load_weights(path)
+    model.load_state_dict(state)
+    return Run(config["task"], config["kind"], encoder, model.eval(), config)
+
+
+def evaluate_run(run: Run, records: list, device="cpu") -> Dict[str, float]:
+    return score(run, records, device)
+
+
+def predict_records(run: Run, records: list, device="cpu") -> List:
+    """Human-readable predictions: labels, tag sequences, or forecast arrays (original units)."""
+    examples = encode_all(run.encoder, records)
+    preds = _predict_all(run, examples, device)
+    if run.kind == "tagging":
+        return [run.encoder.tags.decode(p) for p in preds]
+    if run.kind in ("text", "series"):
+        return [run.encoder.labels.itos[p] for p in preds]
+    return [run.encoder.scaler.inverse(p) for p in preds]

@@ -1,0 +1,282 @@
+"""The training loop. It knows nothing about the model beyond one method,
+``model.loss(batch) -> (summed loss, count)``, and calls an ``evaluate(model) -> metrics``
+function it is given. It provides AdamW, gradient clipping, a learning-rate schedule, early
+stopping on a dev metric, a progress bar, JSON/CSV logs, atomic checkpoints that a killed run
+resumes from exactly (batch order, optimizer, RNG), a time limit, and multi-process
+data-parallel training (DDP) when ``torch.distributed`` is initialised.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .checkpoint import (CheckpointError, atomic_write_text, check_config, load_checkpoint, load_config,
+                         load_weights, save_checkpoint, save_weights)
+
+__all__ = ["TrainConfig", "Trainer", "TrainingDiverged"]
+
+SCHEDULES = ("plateau", "cosine", "constant")
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    clip_norm: float = 5.0
+    schedule: str = "plateau"  # plateau: halve the lr after 2 epochs without dev improvement
+    warmup_steps: int = 0
+    patience: int = 6  # early stopping: epochs without dev improvement
+    monitor: str = "accuracy"
+    maximize: bool = True
+    seed: int = 0
+    save_every: int = 50  # steps between mid-epoch checkpoints (0: epoch ends only)
+    max_minutes: Optional[float] = None
+    select: str = "best"  # the weights a run ends on: "best" dev epoch, or "last" (fixed budgets)
+    progress: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
+        if self.select not in ("best", "last"):
+            raise ValueError(f"select must be 'best' or 'last'; got {self.select!r}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+class _Loss(nn.Module):
+    """model.loss as a forward, so DistributedDataParallel's hooks see the call."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.loss(batch)
+
+
+@dataclass
+class _State:
+    epoch: int = 0
+    batch: int = 0  # batches of ``epoch`` already done
+    step: int = 0
+    best: Optional[float] = None
+    bad_epochs: int = 0
+    plateau_bad: int = 0
+    lr_scale: float = 1.0
+    finished: bool = False
+    history: List[dict] = field(default_factory=list)
+
+
+class Trainer:
+    """Args:
+        model: has ``loss(batch) -> (loss_sum, count)``.
+        examples: encoded training examples; ``collate(list) -> batch`` (with ``.to(device)``).
+        lengths: the length of each example, for length-bucketed batches.
+        evaluate: ``evaluate(model) -> {"accuracy": ...}``, called in eval mode after each epoch.
+        run_dir: where checkpoints and logs go; ``run_config`` is saved there as config.json.
+    """
+
+    def __init__(self, model: nn.Module, examples: Sequence, collate: Callable, lengths: Sequence[int],
+                 evaluate: Callable[[nn.Module], Dict[str, float]], config: TrainConfig, run_dir,
+                 run_config: dict, log: Callable[[str], None] = print) -> None:
+        self.model, self.examples, self.collate, self.lengths = model, examples, collate, list(lengths)
+        self.evaluate, self.config, self.run_dir, self.run_config = evaluate, config, Path(run_dir), run_config
+        self.log = log
+        self.device = torch.device(config.device)
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.model.to(self.device)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        loss = _Loss(model)
+        self.loss_module = nn.parallel.DistributedDataParallel(loss) if self.distributed else loss
+        self.state = _State()
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def _epoch_batches(self, epoch: int) -> List[List[int]]:
+        from ..data.encoding import bucket_batches  # data sits below training in the flow
+
+        gen = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        return bucket_batches(self.lengths, self.config.batch_size, shuffle=True, generator=gen)
+
+    def _lr(self, total_steps: int) -> float:
+        c, s = self.config, self.state
+        factor = s.lr_scale
+        if c.warmup_steps and s.step < c.warmup_steps:
+            factor *= (s.step + 1) / c.warmup_steps
+        if c.schedule == "cosine":
+            factor *= 0.5 * (1 + math.cos(math.pi * min(1.0, s.step / max(total_steps, 1))))
+        return c.lr * factor
+
+    def _save(self) -> None:
+        if not self.main:
+            return
+        save_checkpoint(self.run_dir, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                        state=asdict(self.state), rng={"torch": torch.get_rng_state()}, step=self.state.step)
+
+    def _write_logs(self) -> None:
+        if not self.main:
+            return
+        hist = self.state.history
+        atomic_write_text(self.run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in hist))
+        keys = list(dict.fromkeys(k for r in hist for k in r))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(hist)
+        atomic_write_text(self.run_dir / "log.csv", buf.getvalue())
+
+    def _restore(self) -> None:
+        saved = load_config(self.run_dir)
+        check_config(saved, self.run_config)
+        ckpt = load_checkpoint(self.run_dir)
+        if ckpt is None:
+            raise CheckpointError(f"{self.run_dir} has no checkpoint to resume from")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        self.state = _State(**ckpt["state"])
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict:
+        """Train (or continue a saved run with ``resume``); returns the best dev metrics."""
+        c = self.config
+        if resume:
+            self._restore()
+            self.log(f"resuming at epoch {self.state.epoch + 1}, batch {self.state.batch}, step {self.state.step}")
+        else:
+            torch.manual_seed(c.seed)
+            if self.main:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(self.run_dir / "config.json", json.dumps(self.run_config, indent=1))
+        if self.state.finished:
+            self.log("this run has finished already")
+            return self._best_metrics()
+        start = time.time()
+        per_epoch = math.ceil(len(self.examples) / c.batch_size)
+        total = per_epoch * c.epochs
+        stop_reason = None
+        while self.state.epoch < c.epochs and stop_reason is None:
+            stop_reason = self._run_epoch(per_epoch, total, start)
+        if stop_reason is None:
+            stop_reason = "finished all epochs"
+        if stop_reason != "time limit":
+            self.state.finished = True
+        self._save()
+        self.log(f"stopped: {stop_reason}")
+        best = self.run_dir / "best.safetensors"
+        if c.select == "best" and best.exists():
+            self.model.load_state_dict(load_weights(best))
+        if self.main:
+            save_weights(self.run_dir / "model.safetensors", self.model.state_dict())
+        return self._best_metrics() if c.select == "best" else (self.state.history[-1] if self.state.history else {})
+
+    def _best_metrics(self) -> dict:
+        c = self.config
+        rows = [r for r in self.state.history if f"dev_{c.monitor}" in r]
+        if not rows:
+            return {}
+        pick = max if c.maximize else min
+        return pick(rows, key=lambda r: r[f"dev_{c.monitor}"])
+
+    def _run_epoch(self, per_epoch: int, total: int, start: float) -> Optional[str]:
+        c, s = self.config, self.state
+        batches = self._epoch_batches(s.epoch)
+        self.model.train()
+        bar = None
+        if c.progress and self.main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(batches), initial=s.batch, desc=f"epoch {s.epoch + 1}/{c.epochs}", leave=False,
+                       dynamic_ncols=True)
+        losses: List[float] = []
+        t0 = time.time()
+        for i in range(s.batch, len(batches)):
+            idx = batches[i][self.rank::self.world]
+            batch = self.collate([self.examples[j] for j in idx]).to(self.device)
+            loss_sum, count = self.loss_module(batch)
+            count_t = torch.tensor(float(count), device=self.device)
+            if self.distributed:
+                dist.all_reduce(count_t)
+            loss = loss_sum * self.world / count_t.clamp(min=1)
+            value = float(loss.detach()) / self.world
+            if not math.isfinite(value):
+                if bar is not None:
+                    bar.close()
+                raise TrainingDiverged(f"the training loss became {value} at epoch {s.epoch + 1}, step {s.step + 1}; "
+                                       f"stopped. The last good checkpoint is kept in {self.run_dir}")
+            for g in self.optimizer.param_groups:
+                g["lr"] = self._lr(total)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.clip_norm:
+                nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_norm)
+            self.optimizer.step()
+            s.step += 1
+            s.batch = i + 1
+            losses.append(value)
+            if bar is not None:
+                bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+                bar.update(1)
+            if c.save_every and s.step % c.save_every == 0 and s.batch < len(batches):
+                self._save()
+            if c.max_minutes is not None and time.time() - start > 60 * c.max_minutes:
+                if bar is not None:
+                    bar.close()
+                self._save()
+                return "time limit"
+        if bar is not None:
+            bar.close()
+        self.model.eval()
+        with torch.no_grad():
+            metrics = self.evaluate(self.model)
+        row = {"epoch": s.epoch + 1, "step": s.step, "train_loss": sum(losses) / max(len(losses), 1),
+               "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2),
+               **{f"dev_{k}": v for k, v in metrics.items()}}
+        s.history.append(row)
+        s.epoch += 1
+        s.batch = 0
+        value = metrics.get(c.monitor)
+        if value is None:
+            raise KeyError(f"evaluate() returned {sorted(metrics)}; the monitored metric {c.monitor!r} is missing")
+        improved = s.best is None or (value > s.best if c.maximize else value < s.best)
+        if improved:
+            s.best, s.bad_epochs, s.plateau_bad = value, 0, 0
+            if self.main:
+                save_weights(self.run_dir / "best.safetensors", self.model.state_dict())
+        else:
+            s.bad_epochs += 1
+            s.plateau_bad += 1
+            if c.schedule == "plateau" and s.plateau_bad >= 2:
+                s.lr_scale *= 0.5
+                s.plateau_bad = 0
+        shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+        self.log(shown + ("  *" if improved else ""))
+        self._write_logs()
+        self._save()
+        if s.bad_epochs >= c.patience:
+            return f"early stopping: no dev {c.monitor} improvement in {c.patience} epochs"
+        return None

@@ -1,0 +1,68 @@
+"""Metrics: accuracy, macro-F1, span-F1 for BIO tags, MAE and RMSE.
+
+>>> accuracy([1, 2, 3], [1, 2, 0]), round(macro_f1([0, 0, 1], [0, 1, 1]), 3)
+(0.6666666666666666, 0.667)
+>>> bio_spans(["B-PER", "I-PER", "O", "B-LOC", "I-ORG"])
+{('PER', 0, 2), ('LOC', 3, 4), ('ORG', 4, 5)}
+>>> span_f1([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]])
+0.0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, List, Sequence, Set, Tuple
+
+__all__ = ["accuracy", "bio_spans", "macro_f1", "mae", "rmse", "span_f1"]
+
+
+def accuracy(pred: Sequence, gold: Sequence) -> float:
+    if len(pred) != len(gold):
+        raise ValueError(f"pred and gold must have the same length, got {len(pred)} and {len(gold)}")
+    return sum(p == g for p, g in zip(pred, gold)) / max(len(gold), 1)
+
+
+def macro_f1(pred: Sequence, gold: Sequence) -> float:
+    """Mean F1 over the classes present in gold or predictions."""
+    scores = []
+    for c in set(gold) | set(pred):
+        tp = sum(p == c and g == c for p, g in zip(pred, gold))
+        fp = sum(p == c and g != c for p, g in zip(pred, gold))
+        fn = sum(p != c and g == c for p, g in zip(pred, gold))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / max(len(scores), 1)
+
+
+def bio_spans(tags: Sequence[str]) -> Set[Tuple[str, int, int]]:
+    """Spans (type, start, end) of a BIO/IOB2 sequence (E-/S- of BIOES are read as I-/B-).
+    An I-X that does not continue an X span starts a new one (the usual conlleval reading)."""
+    spans, start, kind = set(), None, None
+    for i, tag in enumerate(list(tags) + ["O"]):
+        prefix, _, typ = tag.partition("-")
+        prefix = {"S": "B", "E": "I"}.get(prefix, prefix)
+        if kind is not None and not (prefix == "I" and typ == kind):
+            spans.add((kind, start, i))
+            kind = None
+        if prefix in ("B", "I") and kind is None:
+            start, kind = i, typ
+    return spans
+
+
+def span_f1(pred: Iterable[Sequence[str]], gold: Iterable[Sequence[str]]) -> float:
+    """Micro F1 of exact spans over sentences."""
+    tp = fp = fn = 0
+    for p, g in zip(pred, gold):
+        ps = bio_spans(p)
+        gs = bio_spans(g)
+        tp += len(ps & gs)
+        fp += len(ps - gs)
+        fn += len(gs - ps)
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def mae(pred: Sequence[float], gold: Sequence[float]) -> float:
+    return sum(abs(p - g) for p, g in zip(pred, gold)) / max(len(gold), 1)
+
+
+def rmse(pred: Sequence[float], gold: Sequence[float]) -> float:
+    return math.sqrt(sum((p - g) ** 2 for p, g in zip(pred, gold)) / max(len(gold), 1))
