@@ -1,4 +1,8 @@
-"""The data flows one way: a module imports only modules below it in LAYERS (DESIGN.md)."""
+"""The data flows one way (DESIGN.md): a unit imports only units below it in LAYERS.
+
+Units are the top-level modules and the subpackages (data, models, train) of birnn; imports
+inside a subpackage are free, and function-level imports count like any other.
+"""
 
 import ast
 import pathlib
@@ -7,31 +11,52 @@ import birnn
 
 SRC = pathlib.Path(birnn.__file__).parent
 
-# lowest first; a module may import only modules that come before it
+# lowest first
 LAYERS = [
     "batch", "cells", "output", "bridge", "regularization", "options", "init", "recurrence", "native",
-    "arguments", "dispatch",
-    "layers", "driver", "bidirectional",
+    "arguments", "dispatch", "layers", "driver", "bidirectional", "bench", "explain",
+    "data", "models", "train", "tasks", "cli", "__main__",
 ]
 
 
-def _internal_imports(path: pathlib.Path):
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            yield (node.module or "").split(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("birnn."):
-            yield node.module.split(".")[1]
+def unit_of(path: pathlib.Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
-def test_every_module_is_placed():
-    modules = {p.stem for p in SRC.glob("*.py")} - {"__init__", "__main__"}
-    assert modules == set(LAYERS), f"place new modules in LAYERS: {sorted(modules ^ set(LAYERS))}"
+def imported_units(path: pathlib.Path):
+    unit = unit_of(path)
+    inside = len(path.relative_to(SRC).parts) > 1
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level == 0:
+            if node.module and node.module.startswith("birnn."):
+                yield node.module.split(".")[1]
+            continue
+        top_level = node.level == 1 and not inside or node.level == 2 and inside
+        if node.level == 1 and inside:
+            continue  # within the same subpackage
+        if top_level:
+            if node.module:
+                yield node.module.split(".")[0]
+            else:  # from . import x
+                for alias in node.names:
+                    yield alias.name
+
+
+def test_every_unit_is_placed():
+    units = {unit_of(p) for p in SRC.rglob("*.py")} - {"__init__"}
+    assert units == set(LAYERS), f"place new modules in LAYERS: {sorted(units ^ set(LAYERS))}"
 
 
 def test_imports_point_down_only():
-    for name in LAYERS:
-        rank = LAYERS.index(name)
-        for dep in _internal_imports(SRC / f"{name}.py"):
-            assert dep in LAYERS, f"{name} imports unknown birnn module {dep}"
-            assert LAYERS.index(dep) < rank, f"{name} must not import {dep} (it sits above it)"
+    for path in SRC.rglob("*.py"):
+        unit = unit_of(path)
+        if unit == "__init__":
+            continue
+        for dep in imported_units(path):
+            if dep == "__version__" or dep == unit:
+                continue
+            assert dep in LAYERS, f"{path.name} imports unknown birnn unit {dep}"
+            assert LAYERS.index(dep) < LAYERS.index(unit), f"{path.relative_to(SRC)} ({unit}) must not import {dep}"

@@ -180,3 +180,8 @@ def cpu_main(argv=None) -> int:
         print(f"{'PASS' if ok else 'FAIL'}  {text}: {value:.2f}x")
     print("(speed-ups: torch.nn time / birnn time; the regularised line is a time ratio)")
     return 0
+
+
+def main(argv=None) -> int:
+    """The suite that fits the machine: the CPU suite (a GPU suite joins it on CUDA machines)."""
+    return cpu_main(argv)

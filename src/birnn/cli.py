@@ -425,18 +425,9 @@ def cmd_explain(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import torch
+    from .bench import main as bench_main
 
-    from .bench import cpu_main
-
-    if torch.cuda.is_available():
-        try:
-            from .kernels.bench import gpu_main
-        except ImportError:
-            gpu_main = None
-        if gpu_main is not None:
-            return gpu_main(args.rest)
-    return cpu_main(args.rest)
+    return bench_main(args.rest)
 
 
 def cmd_data_list(args) -> int:

@@ -196,13 +196,16 @@ def draw(report: Report, path) -> None:
             face = "#dddddd" if pad else ("#9ecae1" if top else "#ffffff")
             ax.add_patch(Rectangle((t, y), 0.7, 0.6, facecolor=face, edgecolor="#d62728" if end else "black",
                                    linewidth=2.5 if end else 1))
-            if t < T - 1:
+            if end:
+                ax.text(t + 0.35, y + 0.3, f"h_n[{r}]", ha="center", va="center", fontsize=8, color="#d62728")
+            if t < shortest - 1:  # the recurrence runs over real steps only
                 a, b = (t + 0.7, t + 1) if d == 0 else (t + 1, t + 0.7)
                 ax.add_patch(FancyArrowPatch((a, y + 0.3), (b, y + 0.3), arrowstyle="->", mutation_scale=8))
-        if l > 0:
-            for t in range(T):
-                ax.add_patch(FancyArrowPatch((t + 0.35, (r - D) * 1.3 + 0.6 + (D - 1) * 1.3 * (d == 0) * 0),
-                                             (t + 0.35, y), arrowstyle="->", mutation_scale=6, color="#888888"))
+        if l > 0 and d == 0:  # layer l reads both directions of layer l-1 at every real step
+            below = ((l - 1) * D + D - 1) * 1.3 + 0.6
+            for t in range(shortest):
+                ax.add_patch(FancyArrowPatch((t + 0.35, below), (t + 0.35, y), arrowstyle="->", mutation_scale=6,
+                                             color="#888888"))
     for t in range(T):
         ax.text(t + 0.35, -0.5, f"t={t}", ha="center", fontsize=8)
     ax.set_xlim(-2.5, T + 0.5)

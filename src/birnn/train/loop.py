@@ -187,6 +187,8 @@ class Trainer:
             self.state.finished = True
         self._save()
         self.log(f"stopped: {stop_reason}")
+        if self.distributed:
+            dist.barrier()  # rank 0 has written best.safetensors
         best = self.run_dir / "best.safetensors"
         if c.select == "best" and best.exists():
             self.model.load_state_dict(load_weights(best))
