@@ -1,0 +1,111 @@
+"""Quality bars of issue #4, each trained through the `birnn` command exactly as a user would,
+with the simple baseline each is judged against computed beside it.
+
+    python benchmarks/quality.py                 # all (about 10 minutes on a 2-core CPU)
+    python benchmarks/quality.py sine sunspots   # some
+
+Prints a markdown table (dataset, command, metric, value, baseline, bar, time) for
+benchmarks/RESULTS.md and copies the sine forecast plot to benchmarks/sine_forecast.png.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RUNS = HERE / "runs"
+try:  # show commands as typed from the repository root
+    RUNS = RUNS.resolve().relative_to(Path.cwd().resolve())
+except ValueError:
+    pass
+
+
+def birnn_train(*args: str) -> tuple:
+    cmd = ["birnn", "train", *args, "--json"]
+    t = time.time()
+    proc = subprocess.run([sys.executable, "-m", "birnn", *cmd[1:]], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]), time.time() - t, " ".join(cmd)
+
+
+def most_frequent_tag_accuracy() -> float:
+    from birnn.data import load_dataset
+
+    data = load_dataset("turkish-upos")
+    by_word = collections.defaultdict(collections.Counter)
+    overall = collections.Counter()
+    for words, tags in data.train:
+        for w, t in zip(words, tags):
+            by_word[w.lower()][t] += 1
+            overall[t] += 1
+    default = overall.most_common(1)[0][0]
+    right = total = 0
+    for words, tags in data.test:
+        for w, t in zip(words, tags):
+            guess = by_word[w.lower()].most_common(1)[0][0] if w.lower() in by_word else default
+            right += guess == t
+            total += 1
+    return right / total
+
+
+def majority_accuracy(name: str) -> float:
+    from birnn.data import load_dataset
+
+    data = load_dataset(name)
+    top = collections.Counter(label for _, label in data.train).most_common(1)[0][0]
+    return sum(label == top for _, label in data.test) / len(data.test)
+
+
+def run(names) -> list:
+    rows = []
+    if "turkish-upos" in names:
+        m, secs, cmd = birnn_train("--dataset", "turkish-upos", "--out", str(RUNS / "turkish-upos"))
+        rows.append(["UD Turkish UPOS (test)", cmd, "token accuracy", m["test_accuracy"],
+                     f"most frequent tag {most_frequent_tag_accuracy():.4f}", ">= 0.94", secs])
+    if "japanese-vowels" in names:
+        m, secs, cmd = birnn_train("--dataset", "japanese-vowels", "--out", str(RUNS / "japanese-vowels"))
+        rows.append(["JapaneseVowels (test)", cmd, "accuracy", m["test_accuracy"],
+                     f"majority {majority_accuracy('japanese-vowels'):.4f}", ">= 0.98", secs])
+    if "rotten-tomatoes" in names:
+        m, secs, cmd = birnn_train("--dataset", "rotten-tomatoes", "--out", str(RUNS / "rotten-tomatoes"))
+        rows.append(["Rotten Tomatoes (test, seed 13 split)", cmd, "accuracy", m["test_accuracy"],
+                     f"majority {majority_accuracy('rotten-tomatoes'):.4f}", ">= 0.74", secs])
+    if "sine" in names:
+        for merge in ("concat", "sum", "mul", "ave"):
+            out = RUNS / f"sine-{merge}"
+            m, secs, cmd = birnn_train("--dataset", "sine", "--layers", f"bilstm:32:{merge}", "--out", str(out),
+                                       *(["--plot"] if merge == "concat" else []))
+            rows.append([f"sine, merge_mode={merge} (test windows)", cmd, "MAE of 20-step forecast", m["test_mae"],
+                         f"naive last value {m['test_naive_mae']:.4f}", "< 0.05", secs])
+            if merge == "concat":
+                shutil.copy(out / "forecast.png", HERE / "sine_forecast.png")
+    if "sunspots" in names:
+        m, secs, cmd = birnn_train("--dataset", "sunspots", "--out", str(RUNS / "sunspots"))
+        gain = 1 - m["test_rmse_step1"] / m["test_naive_rmse_step1"]
+        rows.append(["sunspots (test years)", cmd, "one-step RMSE", m["test_rmse_step1"],
+                     f"naive last value {m['test_naive_rmse_step1']:.2f} ({gain:.0%} better)", ">= 15% better", secs])
+    return rows
+
+
+def main(argv=None) -> int:
+    names = (argv if argv is not None else sys.argv[1:]) or ["turkish-upos", "japanese-vowels", "rotten-tomatoes",
+                                                              "sine", "sunspots"]
+    RUNS.mkdir(exist_ok=True)
+    from birnn.bench import machine, markdown_table
+
+    print(f"# {machine()}")
+    rows = run(names)
+    print(markdown_table(["task", "command", "metric", "birnn", "baseline", "bar", "seconds"],
+                         [[a, f"`{b}`", c, f"{d:.4f}", e, f, f"{g:.0f}"] for a, b, c, d, e, f, g in rows]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
