@@ -2,8 +2,8 @@
 
 >>> accuracy([1, 2, 3], [1, 2, 0]), round(macro_f1([0, 0, 1], [0, 1, 1]), 3)
 (0.6666666666666666, 0.667)
->>> bio_spans(["B-PER", "I-PER", "O", "B-LOC", "I-ORG"])
-{('PER', 0, 2), ('LOC', 3, 4), ('ORG', 4, 5)}
+>>> sorted(bio_spans(["B-PER", "I-PER", "O", "B-LOC", "I-ORG"]))
+[('LOC', 3, 4), ('ORG', 4, 5), ('PER', 0, 2)]
 >>> span_f1([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]])
 0.0
 """
