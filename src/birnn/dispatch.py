@@ -11,6 +11,9 @@ Paths:
   handles packing natively, and on CPU where packing is faster.
 - ``"reference"``: the pure-PyTorch recurrence (:mod:`birnn.recurrence`); always available,
   and the only path for features the fused op cannot express.
+- ``"fused"``: birnn's persistent Triton kernel (:mod:`birnn.kernels`), one launch per layer
+  for both directions and all steps, lengths handled natively; on CUDA where it is supported
+  and measured faster (:data:`FUSED_WINS`), or when asked for.
 
 A layer's ``path`` argument asks for one (``"auto"`` decides); every result carries the path
 that ran in ``result.path`` and the layer keeps ``layer.last_decision`` (path and reason).
@@ -27,13 +30,17 @@ that ran in ``result.path`` and the layer keeps ``layer.last_decision`` (path an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
-__all__ = ["CPU_LENGTHS", "PATHS", "Decision", "check_path", "choose"]
+__all__ = ["CPU_LENGTHS", "FUSED_WINS", "PATHS", "Decision", "check_path", "choose"]
 
-PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "reference")
+PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "reference", "fused")
+
+# Where the fused kernel beats cuDNN on CUDA (measured by benchmarks/gpu.py, see RESULTS.md):
+# (mode, training) -> the largest batch for which "auto" picks it. Empty until measured.
+FUSED_WINS: dict = {}
 
 
 @dataclass(frozen=True)
@@ -71,18 +78,27 @@ def _lengths_strategy(device: torch.device, mode: str, needs_grad: bool) -> Deci
 
 
 def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool, variable_lengths: bool,
-           features: Sequence[str]) -> Decision:
+           features: Sequence[str], fused_blocker: Optional[str] = None, batch: int = 0) -> Decision:
     """Pick the path for one call.
 
     Args:
         requested: the layer's ``path`` setting (one of :data:`PATHS`).
         mode: torch.nn's mode string ("LSTM", "GRU", "RNN_TANH", "RNN_RELU").
         needs_grad: autograd will record the call (training) rather than inference.
+        fused_blocker: why the fused kernel cannot run this call (None: it can).
         variable_lengths: some sequence is shorter than T.
         features: birnn-only features in use that the fused op cannot express.
     """
     if requested == "reference":
         return Decision("reference", "requested with path='reference'")
+    if requested == "fused":
+        if fused_blocker is not None:
+            raise ValueError(f"path='fused' cannot run this call: {fused_blocker}")
+        return Decision("fused", "requested with path='fused'")
+    if (requested == "auto" and fused_blocker is None and device.type == "cuda" and not torch.compiler.is_compiling()
+            and batch <= FUSED_WINS.get((mode, needs_grad), 0)):
+        return Decision("fused", f"CUDA, {mode} {'training' if needs_grad else 'inference'} at batch {batch}: the "
+                                 "persistent kernel measured faster than cuDNN (birnn.dispatch.FUSED_WINS)")
     if features:
         if requested != "auto":
             raise ValueError(f"path={requested!r} cannot run {', '.join(features)}; use path='auto' or 'reference'")

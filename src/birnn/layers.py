@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, List, Optional
 
 import torch
@@ -49,7 +50,7 @@ from .init import initialise
 from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
 from .output import RecurrentOutput, merge
-from .recurrence import Highway, LayerWeights, Zoneout, layer_weights, run_reference
+from .recurrence import Highway, LayerWeights, Zoneout, layer_weights, run_reference, scan
 from .regularization import dropout_weights, optional_mask, variational_mask, zoneout_masks
 
 __all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
@@ -175,6 +176,29 @@ class RecurrentLayer(nn.RNNBase):
         return [[list(flat[l * D + d]) for d in range(D)] for l in range(self.num_layers)]
 
     # -- dispatch ----------------------------------------------------------------------------
+    def _fused_blocker(self, x: Tensor) -> Optional[str]:
+        """Why the fused Triton kernel cannot run this call on ``x``, or None."""
+        interpreting = os.environ.get("TRITON_INTERPRET", "0") == "1"
+        if x.device.type != "cuda" and not interpreting:
+            return f"the fused kernel runs on CUDA (or under TRITON_INTERPRET=1), the input is on {x.device.type}"
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return "Triton is not installed"
+        if x.dtype not in (torch.float32, torch.bfloat16):
+            return f"the fused kernel runs float32 and bfloat16, not {x.dtype}"
+        H = self.hidden_size
+        if not (H >= 16 and (H & (H - 1) == 0 or H % 64 == 0)):
+            return f"the fused kernel needs hidden_size a power of two >= 16 or a multiple of 64, got {H}"
+        unsupported = [name for name, on in (("proj_size", self.proj_size), ("layer_norm", self.layer_norm),
+                                             ("zoneout", self.zoneout or self.cell_zoneout),
+                                             ("highway", self.residual == "highway"),
+                                             ("recurrent_dropout", self.training and self.recurrent_dropout))
+                       if on]
+        if unsupported:
+            return f"the fused kernel does not run {', '.join(unsupported)} yet"
+        return None
+
     def _reference_features(self) -> List[str]:
         """Features in use that PyTorch's fused op cannot run."""
         features = []
@@ -271,13 +295,16 @@ class RecurrentLayer(nn.RNNBase):
         T, B = x.shape[:2]
         weights = self._weights_by_layer()
         after = self._after(x, B)
-        if path == "reference":
+        if path in ("reference", "fused"):
             if after is None and self.dropout > 0 and self.training:
                 p = self.dropout
                 L = self.num_layers
                 after = lambda l, inp, out: F.dropout(out, p, True) if l < L - 1 else out  # noqa: E731
             layers = self._reference_layers(weights, B, T, x)
-            return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after)
+            scan_fn = scan
+            if path == "fused":
+                from .kernels.function import fused_scan as scan_fn
+            return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after, scan_fn=scan_fn)
         if after is None:
             return self._run_fused(path, x, lengths, h0, c0, weights, self.dropout)
         D = self.num_directions
@@ -320,8 +347,10 @@ class RecurrentLayer(nn.RNNBase):
         T, B = call.x.shape[:2]
         h0, c0 = self._initial_states(call, B)
         needs_grad = torch.is_grad_enabled() and (call.x.requires_grad or any(w.requires_grad for w in self._flat_weights))
+        fused_blocker = self._fused_blocker(call.x) if self.path in ("auto", "fused") else "not asked for"
         decision = choose(self.path, device=call.x.device, mode=self.mode, needs_grad=needs_grad,
-                          variable_lengths=call.lengths is not None, features=self._reference_features())
+                          variable_lengths=call.lengths is not None, features=self._reference_features(),
+                          fused_blocker=fused_blocker, batch=B)
         if B == 0:
             decision = Decision("empty", "empty batch (B=0): nothing to run")
             seq = call.x.new_zeros(T, 0, self.num_directions * h0.shape[-1])

@@ -143,6 +143,7 @@ def run_reference(
     c0: Optional[Tensor],
     *,
     after: Optional[Callable[[int, Tensor, Tensor], Tensor]] = None,
+    scan_fn: Callable = scan,
 ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Run a stack of recurrent layers on a time-major padded batch.
 
@@ -152,6 +153,7 @@ def run_reference(
         h0: (L*D, B, P) initial hidden states, row ``l*D + d`` for layer l, direction d.
         c0: (L*D, B, H) initial cell states (LSTM) or None.
         after: ``after(l, layer_input, layer_output) -> next input`` (dropout, residual).
+        scan_fn: the time loop, :func:`scan` or a fused kernel with the same signature.
 
     Returns:
         output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H) or None.
@@ -181,7 +183,7 @@ def run_reference(
         carry: Carry = (h0[rows],) if c0 is None else (h0[rows], c0[rows])
         if steps:
             v = None if valid is None else valid[:steps]
-            ys, carry = scan(spec, xs[:steps], carry, w.step, v, highway=highway, zoneout=w.zoneout)
+            ys, carry = scan_fn(spec, xs[:steps], carry, w.step, v, highway=highway, zoneout=w.zoneout)
         else:  # every sequence is empty: outputs are zero and the state stays h_0
             ys = h0.new_zeros(0, D, B, h0.shape[-1])
         if steps < T:
