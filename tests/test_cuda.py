@@ -28,6 +28,7 @@ def make(mode, I, H, **kw):
 
 
 def rel(a, b):
+    a, b = a.detach(), b.detach()
     return float((a - b).abs().max() / b.abs().max().clamp(min=1e-6))
 
 

@@ -26,7 +26,8 @@ class FusedRecurrence(torch.autograd.Function):
         save = torch.is_grad_enabled() or any(ctx.needs_input_grad)
         out, hn, cn, cs, gates = layer_forward(mode, xs, w, b_hh, h0, c0, lengths, T, save=True, precision=precision)
         ctx.mode, ctx.precision, ctx.dtype = mode, precision, xs.dtype
-        ctx.save_for_backward(w, out, h0, c0 if c0 is not None else h0, cs, gates, lengths)
+        ctx.save_for_backward(w, out, h0, c0 if c0 is not None else h0, cs if cs is not None else out,
+                              gates if gates is not None else out, lengths)
         out_t = out.to(xs.dtype)
         return out_t, hn.to(h0.dtype), (cn.to(h0.dtype) if cn is not None else hn.new_zeros(0))
 

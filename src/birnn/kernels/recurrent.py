@@ -47,16 +47,52 @@ def _tanh(x):
 
 
 @triton.jit
+def _group_barrier(counter, target):
+    """Arrive (release) and wait until ``target`` arrivals: spin on plain volatile loads, which
+    do not serialise at L2 as read-modify-writes would, then one acquire on the counter."""
+    tl.debug_barrier()  # the whole program has stored its slice
+    tl.atomic_add(counter, 1, sem="release", scope="gpu")
+    seen = tl.load(counter, volatile=True)
+    while seen < target:
+        seen = tl.load(counter, volatile=True)
+    tl.atomic_add(counter, 0, sem="acquire", scope="gpu")
+    tl.debug_barrier()
+
+
+@triton.jit
 def _gate_preact(h_base, w_base, row0, units, rows_b, mask_b, H: tl.constexpr, BK: tl.constexpr,
                  DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, acc):
-    """acc (BB, U) += h (BB, H) @ W[row0 + units, :]^T, streaming K in chunks of BK."""
-    for k0 in tl.static_range(0, H, BK):
+    """acc (BB, U) += h (BB, H) @ W[row0 + units, :]^T, streaming K in chunks of BK (a loop the
+    compiler pipelines, rather than unrolls: unrolled, wide H spilled registers)."""
+    for k0 in tl.range(0, H, BK):
         ks = k0 + tl.arange(0, BK)
         hk = tl.load(h_base + rows_b[:, None] * H + ks[None, :], mask=mask_b[:, None], other=0.0,
                      cache_modifier=".cg")
         wk = tl.load(w_base + (row0 + units)[:, None] * H + ks[None, :])
         acc = tl.dot(hk.to(DOT_DTYPE), tl.trans(wk.to(DOT_DTYPE)), acc, input_precision=PRECISION)
     return acc
+
+
+@triton.jit
+def _all_gates(h_base, w_base, units, rows_b, mask_b, H: tl.constexpr, BK: tl.constexpr, G: tl.constexpr,
+               DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, a0, a1, a2, a3):
+    """Every gate's ``h W_gate^T`` in one pass over K: each chunk of h is loaded once and feeds
+    G independent dots (G accumulators), so the gates' latencies overlap instead of adding."""
+    for k0 in tl.range(0, H, BK):
+        ks = k0 + tl.arange(0, BK)
+        hk = tl.load(h_base + rows_b[:, None] * H + ks[None, :], mask=mask_b[:, None], other=0.0,
+                     cache_modifier=".cg").to(DOT_DTYPE)
+        w0 = tl.load(w_base + units[:, None] * H + ks[None, :]).to(DOT_DTYPE)
+        a0 = tl.dot(hk, tl.trans(w0), a0, input_precision=PRECISION)
+        if G > 1:
+            w1 = tl.load(w_base + (H + units)[:, None] * H + ks[None, :]).to(DOT_DTYPE)
+            w2 = tl.load(w_base + (2 * H + units)[:, None] * H + ks[None, :]).to(DOT_DTYPE)
+            a1 = tl.dot(hk, tl.trans(w1), a1, input_precision=PRECISION)
+            a2 = tl.dot(hk, tl.trans(w2), a2, input_precision=PRECISION)
+        if G > 3:
+            w3 = tl.load(w_base + (3 * H + units)[:, None] * H + ks[None, :]).to(DOT_DTYPE)
+            a3 = tl.dot(hk, tl.trans(w3), a3, input_precision=PRECISION)
+    return a0, a1, a2, a3
 
 
 @triton.jit
@@ -134,12 +170,16 @@ def _recurrent_layer_kernel(
             h_full = tl.load(h_base + rows_b[:, None] * H + hs[None, :], mask=m2, other=0.0, cache_modifier=".cg")
         if CELL == 3:  # GRU: the hidden part of n is needed apart (b_hn sits inside r *)
             zero = tl.zeros((BB, U), dtype=tl.float32)
-            hr = _preact(RESIDENT, h_full, w0, h_base, w_base, 0, units, rows_b, mask_b, H, BK, DOT_DTYPE, PRECISION,
-                         zero)
-            hz = _preact(RESIDENT, h_full, w1, h_base, w_base, H, units, rows_b, mask_b, H, BK, DOT_DTYPE, PRECISION,
-                         zero)
-            hn = _preact(RESIDENT, h_full, w2, h_base, w_base, 2 * H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                         PRECISION, zero)
+            if RESIDENT:
+                hr = _preact(RESIDENT, h_full, w0, h_base, w_base, 0, units, rows_b, mask_b, H, BK, DOT_DTYPE,
+                             PRECISION, zero)
+                hz = _preact(RESIDENT, h_full, w1, h_base, w_base, H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
+                             PRECISION, zero)
+                hn = _preact(RESIDENT, h_full, w2, h_base, w_base, 2 * H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
+                             PRECISION, zero)
+            else:
+                hr, hz, hn, _ = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 3, DOT_DTYPE, PRECISION,
+                                           zero, zero, zero, zero)
             b_r = tl.load(bhh_ptr + d * GH + units)
             b_z = tl.load(bhh_ptr + d * GH + H + units)
             b_n = tl.load(bhh_ptr + d * GH + 2 * H + units)
@@ -157,14 +197,21 @@ def _recurrent_layer_kernel(
                 tl.store(g_base + 2 * H, n, mask=m2)
                 tl.store(cs_ptr + ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :], hn_b, mask=m2)
         elif CELL == 2:  # LSTM, step order [i|f|o|g]
-            a_i = _preact(RESIDENT, h_full, w0, h_base, w_base, 0, units, rows_b, mask_b, H, BK, DOT_DTYPE, PRECISION,
-                          acc0)
-            a_f = _preact(RESIDENT, h_full, w1, h_base, w_base, H, units, rows_b, mask_b, H, BK, DOT_DTYPE, PRECISION,
-                          tl.load(x_base + H, mask=m2, other=0.0).to(tl.float32))
-            a_o = _preact(RESIDENT, h_full, w2, h_base, w_base, 2 * H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                          PRECISION, tl.load(x_base + 2 * H, mask=m2, other=0.0).to(tl.float32))
-            a_g = _preact(RESIDENT, h_full, w3, h_base, w_base, 3 * H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                          PRECISION, tl.load(x_base + 3 * H, mask=m2, other=0.0).to(tl.float32))
+            x_f = tl.load(x_base + H, mask=m2, other=0.0).to(tl.float32)
+            x_o = tl.load(x_base + 2 * H, mask=m2, other=0.0).to(tl.float32)
+            x_g = tl.load(x_base + 3 * H, mask=m2, other=0.0).to(tl.float32)
+            if RESIDENT:
+                a_i = _preact(RESIDENT, h_full, w0, h_base, w_base, 0, units, rows_b, mask_b, H, BK, DOT_DTYPE,
+                              PRECISION, acc0)
+                a_f = _preact(RESIDENT, h_full, w1, h_base, w_base, H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
+                              PRECISION, x_f)
+                a_o = _preact(RESIDENT, h_full, w2, h_base, w_base, 2 * H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
+                              PRECISION, x_o)
+                a_g = _preact(RESIDENT, h_full, w3, h_base, w_base, 3 * H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
+                              PRECISION, x_g)
+            else:
+                a_i, a_f, a_o, a_g = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 4, DOT_DTYPE,
+                                                PRECISION, acc0, x_f, x_o, x_g)
             i = _sigmoid(a_i)
             f = _sigmoid(a_f)
             o = _sigmoid(a_o)
@@ -193,13 +240,7 @@ def _recurrent_layer_kernel(
                  tl.where(valid, h_new, 0.0), mask=m2)
         tl.store(hx_ptr + (d * 2 + 1 - par) * B * H + rows_b[:, None] * H + units[None, :], h_own, mask=m2)
         # the group's barrier: every unit block has published step t before anyone reads it
-        tl.debug_barrier()
-        tl.atomic_add(bar_ptr + grp, 1, sem="release", scope="gpu")
-        target = (t + 1) * GROUP
-        seen = tl.atomic_add(bar_ptr + grp, 0, sem="acquire", scope="gpu")
-        while seen < target:
-            seen = tl.atomic_add(bar_ptr + grp, 0, sem="acquire", scope="gpu")
-        tl.debug_barrier()
+        _group_barrier(bar_ptr + grp, (t + 1) * GROUP)
         t += 1
     tl.store(hn_ptr + state_off, h_own, mask=m2)
     if CELL == 2:
@@ -310,17 +351,11 @@ def _recurrent_layer_backward_kernel(
             tl.store(dx_ptr + goff, da, mask=m2)
             tl.store(ex_ptr + ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :], da, mask=m2)
             keep = tl.zeros((BB, U), dtype=tl.float32)
-        tl.debug_barrier()
-        tl.atomic_add(bar_ptr + grp, 1, sem="release", scope="gpu")
-        target = (k + 1) * GROUP
-        seen = tl.atomic_add(bar_ptr + grp, 0, sem="acquire", scope="gpu")
-        while seen < target:
-            seen = tl.atomic_add(bar_ptr + grp, 0, sem="acquire", scope="gpu")
-        tl.debug_barrier()
+        _group_barrier(bar_ptr + grp, (k + 1) * GROUP)
         # dh_{t-1}[units] = dA (BB, G*H) @ W[:, units] (G*H, U)
         acc = tl.zeros((BB, U), dtype=tl.float32)
         e_base = ex_ptr + ((d * 2 + par) * B) * GH
-        for k0 in tl.static_range(0, GH, BK):
+        for k0 in tl.range(0, GH, BK):
             ks = k0 + tl.arange(0, BK)
             ak = tl.load(e_base + rows_b[:, None] * GH + ks[None, :], mask=m2, other=0.0, cache_modifier=".cg")
             wk = tl.load(w_base + ks[:, None] * H + units[None, :])
@@ -376,7 +411,7 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     dev = xs.device
     sms = None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
     U, BB, nbt, group = plan_grid(H, B, D, sms)
-    BK = min(64, H)
+    BK = 128 if H % 128 == 0 else min(64, H)
     dtype = torch.float32
     out = torch.empty(T, D, B, H, device=dev, dtype=dtype)
     hx = torch.zeros(D, 2, B, H, device=dev, dtype=dtype)
@@ -393,8 +428,8 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     dot_dtype = tl.bfloat16 if xs.dtype == torch.bfloat16 else tl.float32
     if resident is None and os.environ.get("BIRNN_FUSED_RESIDENT") in ("0", "1"):  # experiments
         resident = os.environ["BIRNN_FUSED_RESIDENT"] == "1"
-    if resident is None:  # keep W_hh on chip when this program's rows fit in registers
-        resident = G * U * H * (2 if dot_dtype == tl.bfloat16 else 4) <= 64 * 1024
+    if resident is None:  # measured: streaming from L2 is as fast or faster (benchmarks/GPU_NOTES.md)
+        resident = False
     resident = resident and H & (H - 1) == 0
     grid = (D * nbt * group,)
     _recurrent_layer_kernel[grid](
@@ -402,8 +437,9 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         (c0 if c0 is not None else h0).contiguous(), lens, out, hx, hn, cn, cs, gates, bar, steps, B,
         H=H, U=U, BB=BB, BK=BK, GROUP=group, NBT=nbt, D=D, CELL=cell, G=G, SAVE=save, DOT_DTYPE=dot_dtype,
         PRECISION=precision if dot_dtype == tl.float32 else "tf32", RESIDENT=resident,
-        num_warps=num_warps or (8 if resident else 4))
-    return out, hn, (cn if mode == "LSTM" else None), (cs if save else None), (gates if save else None)
+        num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 16 if resident else 4)))
+    keeps = save and mode != "RNN_TANH" and mode != "RNN_RELU"  # the Elman backward needs only the outputs
+    return out, hn, (cn if mode == "LSTM" else None), (cs if keeps else None), (gates if keeps else None)
 
 
 def layer_backward(mode: str, w_hh: Tensor, out: Tensor, h0: Tensor, c0: Optional[Tensor], cs: Tensor, gates: Tensor,
@@ -420,7 +456,7 @@ def layer_backward(mode: str, w_hh: Tensor, out: Tensor, h0: Tensor, c0: Optiona
     dev = out.device
     sms = None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
     U, BB, nbt, group = plan_grid(H, B, D, sms)
-    BK = min(64, H)
+    BK = 128 if H % 128 == 0 else min(64, H)
     dx = torch.zeros(T, D, B, GH, device=dev, dtype=torch.float32)
     dah = torch.zeros_like(dx) if mode == "GRU" else dx
     ex = torch.zeros(D, 2, B, GH, device=dev, dtype=torch.float32)
