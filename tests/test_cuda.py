@@ -115,3 +115,11 @@ def test_bf16_against_cudnn():
     x = torch.randn(50, 8, 64, device=DEV, dtype=torch.bfloat16)
     ours.path = "fused"
     assert rel(ours(x).output.float(), ref(x)[0].float()) < 5e-2
+
+
+def test_auto_picks_the_fused_kernel_where_it_was_measured_faster():
+    lstm = birnn.LSTM(64, 512, bidirectional=True).to(DEV)
+    x = torch.randn(20, 8, 64, device=DEV)
+    assert lstm(x).path == "fused" and "measured faster" in lstm.last_decision.reason
+    small = birnn.LSTM(64, 128, bidirectional=True).to(DEV)
+    assert small(x).path == "torch"  # float32 at hidden 128: cuDNN measured faster

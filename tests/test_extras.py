@@ -114,3 +114,13 @@ def test_torch_export_with_lengths():
     with pytest.warns(UserWarning):  # torch.nn's own _flat_weights bookkeeping warns under export
         program = torch.export.export(Head(), (x, lengths))
     torch.testing.assert_close(program.module()(x, lengths), Head()(x, lengths))
+
+
+def test_fused_is_chosen_only_where_measured_faster():
+    from birnn.dispatch import fused_measured_faster
+
+    assert fused_measured_faster("LSTM", torch.float32, 512, 64)
+    assert fused_measured_faster("GRU", torch.bfloat16, 128, 1)
+    assert not fused_measured_faster("LSTM", torch.float32, 128, 8)
+    assert not fused_measured_faster("LSTM", torch.float32, 512, 256)
+    assert not fused_measured_faster("RNN_TANH", torch.float32, 512, 1)

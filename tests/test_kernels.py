@@ -101,7 +101,7 @@ def test_weights_in_registers_or_streamed_give_the_same_bits(mode):
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_tensor_core_tiles_for_larger_batches(mode):
-    """B > 4 takes the tl.dot path (16-row tiles and up); B <= 4 the CUDA-core path above."""
+    """18 sequences take a 32-row tensor-core tile (the padding rows masked)."""
     layer = pair(mode, bidirectional=True)
     lengths = torch.randint(0, 5, (18,))
     x = torch.randn(4, 18, 4)

@@ -13,7 +13,7 @@ Paths:
   and the only path for features the fused op cannot express.
 - ``"fused"``: birnn's persistent Triton kernel (:mod:`birnn.kernels`), one launch per layer
   for both directions and all steps, lengths handled natively; on CUDA where it is supported
-  and measured faster (:data:`FUSED_WINS`), or when asked for.
+  and measured faster (:func:`fused_measured_faster`), or when asked for.
 
 A layer's ``path`` argument asks for one (``"auto"`` decides); every result carries the path
 that ran in ``result.path`` and the layer keeps ``layer.last_decision`` (path and reason).
@@ -34,13 +34,19 @@ from typing import Optional, Sequence
 
 import torch
 
-__all__ = ["CPU_LENGTHS", "FUSED_WINS", "PATHS", "Decision", "check_path", "choose"]
+__all__ = ["CPU_LENGTHS", "PATHS", "Decision", "check_path", "choose", "fused_measured_faster"]
 
 PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "reference", "fused")
 
-# Where the fused kernel beats cuDNN on CUDA (measured by benchmarks/gpu.py, see RESULTS.md):
-# (mode, training) -> the largest batch for which "auto" picks it. Empty until measured.
-FUSED_WINS: dict = {}
+def fused_measured_faster(mode: str, dtype: torch.dtype, hidden: int, batch: int) -> bool:
+    """Where benchmarks/gpu.py measured the fused kernel faster than cuDNN (H100, 2026-11-22,
+    benchmarks/RESULTS.md): LSTM and GRU up to batch 64, hidden 512-1024 in float32 (1.2-3x)
+    and 128-1024 in bfloat16 (1.9-7x). It lost at float32 hidden 128 and at batch 256; Elman
+    RNNs were not measured. Elsewhere "auto" keeps cuDNN."""
+    if mode not in ("LSTM", "GRU") or batch > 64:
+        return False
+    low = 128 if dtype == torch.bfloat16 else 512
+    return low <= hidden <= 1024
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,8 @@ def _lengths_strategy(device: torch.device, mode: str, needs_grad: bool) -> Deci
 
 
 def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool, variable_lengths: bool,
-           features: Sequence[str], fused_blocker: Optional[str] = None, batch: int = 0) -> Decision:
+           features: Sequence[str], fused_blocker: Optional[str] = "not asked for", fused_faster: bool = False
+           ) -> Decision:
     """Pick the path for one call.
 
     Args:
@@ -86,6 +93,7 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
         mode: torch.nn's mode string ("LSTM", "GRU", "RNN_TANH", "RNN_RELU").
         needs_grad: autograd will record the call (training) rather than inference.
         fused_blocker: why the fused kernel cannot run this call (None: it can).
+        fused_faster: the fused kernel was measured faster than cuDNN for this configuration.
         variable_lengths: some sequence is shorter than T.
         features: birnn-only features in use that the fused op cannot express.
     """
@@ -95,10 +103,10 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
         if fused_blocker is not None:
             raise ValueError(f"path='fused' cannot run this call: {fused_blocker}")
         return Decision("fused", "requested with path='fused'")
-    if (requested == "auto" and fused_blocker is None and device.type == "cuda" and not torch.compiler.is_compiling()
-            and batch <= FUSED_WINS.get((mode, needs_grad), 0)):
-        return Decision("fused", f"CUDA, {mode} {'training' if needs_grad else 'inference'} at batch {batch}: the "
-                                 "persistent kernel measured faster than cuDNN (birnn.dispatch.FUSED_WINS)")
+    if (requested == "auto" and fused_blocker is None and fused_faster and device.type == "cuda"
+            and not torch.compiler.is_compiling()):
+        return Decision("fused", f"CUDA, {mode}: birnn's persistent kernel, measured faster than cuDNN for this "
+                                 "size (birnn.dispatch.fused_measured_faster)")
     if features:
         if requested != "auto":
             raise ValueError(f"path={requested!r} cannot run {', '.join(features)}; use path='auto' or 'reference'")

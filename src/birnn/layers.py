@@ -45,7 +45,7 @@ from torch.nn import init
 from .arguments import Call, LayerShape, prepare_call
 from .batch import pack_like
 from .cells import cell_spec
-from .dispatch import Decision, check_path, choose
+from .dispatch import Decision, check_path, choose, fused_measured_faster
 from .init import initialise
 from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
@@ -350,7 +350,8 @@ class RecurrentLayer(nn.RNNBase):
         fused_blocker = self._fused_blocker(call.x) if self.path in ("auto", "fused") else "not asked for"
         decision = choose(self.path, device=call.x.device, mode=self.mode, needs_grad=needs_grad,
                           variable_lengths=call.lengths is not None, features=self._reference_features(),
-                          fused_blocker=fused_blocker, batch=B)
+                          fused_blocker=fused_blocker,
+                          fused_faster=fused_measured_faster(self.mode, call.x.dtype, self.hidden_size, B))
         if B == 0:
             decision = Decision("empty", "empty batch (B=0): nothing to run")
             seq = call.x.new_zeros(T, 0, self.num_directions * h0.shape[-1])

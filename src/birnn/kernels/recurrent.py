@@ -74,29 +74,10 @@ def _gate_preact(h_base, w_base, row0, units, rows_b, mask_b, H: tl.constexpr, B
 
 
 @triton.jit
-def _matvec(hk, w):
-    """(BB, BK) x (U, BK) -> (BB, U) on the CUDA cores, for batches too small for tensor cores."""
-    return tl.sum(hk[:, None, :] * w[None, :, :], axis=2)
-
-
-@triton.jit
 def _all_gates(h_base, w_base, units, rows_b, mask_b, H: tl.constexpr, BK: tl.constexpr, G: tl.constexpr,
-               DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, a0, a1, a2, a3, MATVEC: tl.constexpr = False):
+               DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, a0, a1, a2, a3):
     """Every gate's ``h W_gate^T`` in one pass over K: each chunk of h is loaded once and feeds
-    G independent dots (G accumulators), so the gates' latencies overlap instead of adding.
-    ``MATVEC``: tiny batches multiply on the CUDA cores (any U, no 16-row padding)."""
-    if MATVEC:
-        for k0 in tl.range(0, H, BK):
-            ks = k0 + tl.arange(0, BK)
-            hk = tl.load(h_base + rows_b[:, None] * H + ks[None, :], mask=mask_b[:, None], other=0.0,
-                         cache_modifier=".cg").to(tl.float32)
-            a0 += _matvec(hk, tl.load(w_base + units[:, None] * H + ks[None, :]).to(tl.float32))
-            if G > 1:
-                a1 += _matvec(hk, tl.load(w_base + (H + units)[:, None] * H + ks[None, :]).to(tl.float32))
-                a2 += _matvec(hk, tl.load(w_base + (2 * H + units)[:, None] * H + ks[None, :]).to(tl.float32))
-            if G > 3:
-                a3 += _matvec(hk, tl.load(w_base + (3 * H + units)[:, None] * H + ks[None, :]).to(tl.float32))
-        return a0, a1, a2, a3
+    G independent dots (G accumulators), so the gates' latencies overlap instead of adding."""
     for k0 in tl.range(0, H, BK):
         ks = k0 + tl.arange(0, BK)
         hk = tl.load(h_base + rows_b[:, None] * H + ks[None, :], mask=mask_b[:, None], other=0.0,
@@ -147,7 +128,7 @@ def _recurrent_layer_kernel(
     steps, B,
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr, SAVE: tl.constexpr,
-    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, RESIDENT: tl.constexpr, MATVEC: tl.constexpr,
+    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, RESIDENT: tl.constexpr,
 ):
     pid = tl.program_id(0)
     ub = pid % GROUP
@@ -198,7 +179,7 @@ def _recurrent_layer_kernel(
                              PRECISION, zero)
             else:
                 hr, hz, hn, _ = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 3, DOT_DTYPE, PRECISION,
-                                           zero, zero, zero, zero, MATVEC)
+                                           zero, zero, zero, zero)
             b_r = tl.load(bhh_ptr + d * GH + units)
             b_z = tl.load(bhh_ptr + d * GH + H + units)
             b_n = tl.load(bhh_ptr + d * GH + 2 * H + units)
@@ -230,7 +211,7 @@ def _recurrent_layer_kernel(
                               PRECISION, x_g)
             else:
                 a_i, a_f, a_o, a_g = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 4, DOT_DTYPE,
-                                                PRECISION, acc0, x_f, x_o, x_g, MATVEC)
+                                                PRECISION, acc0, x_f, x_o, x_g)
             i = _sigmoid(a_i)
             f = _sigmoid(a_f)
             o = _sigmoid(a_o)
@@ -252,7 +233,7 @@ def _recurrent_layer_kernel(
                             PRECISION, acc0)
             else:
                 a, _, _, _ = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 1, DOT_DTYPE, PRECISION,
-                                        acc0, acc0, acc0, acc0, MATVEC)
+                                        acc0, acc0, acc0, acc0)
             if CELL == 0:
                 h_new = _tanh(a)
             else:
@@ -410,22 +391,17 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-MATVEC_MAX_BATCH = 4
-
-
-def plan_grid(H: int, B: int, D: int, sms: Optional[int], matvec: bool = True) -> Tuple[int, int, int, int]:
+def plan_grid(H: int, B: int, D: int, sms: Optional[int]) -> Tuple[int, int, int, int]:
     """(U units per program, BB batch rows per program, number of batch tiles, programs per group).
 
-    Tiny batches (B <= 4) multiply on the CUDA cores with rows padded to a power of two and
-    8-unit blocks; larger ones use tensor cores with 16/32/64-row tiles and 16-unit blocks. Unit
-    blocks widen until the grid fits the GPU's ``sms`` multiprocessors (all programs must run at
-    once for the barrier)."""
-    small = matvec and B <= MATVEC_MAX_BATCH
-    BB = (1 if B <= 1 else 2 if B <= 2 else 4) if small else (16 if B <= 16 else (32 if B <= 32 else 64))
+    Tensor-core tiles of 16/32/64 batch rows (small batches are padded: measured faster than
+    CUDA-core products, benchmarks/GPU_NOTES.md) and 16-unit blocks, widened until the grid fits
+    the GPU's ``sms`` multiprocessors (all programs must run at once for the barrier)."""
+    BB = 16 if B <= 16 else (32 if B <= 32 else 64)
     nbt = -(-B // BB)
     if sms is None:  # interpreter: one program per group
         return H, BB, nbt, 1
-    U = 8 if small else 16
+    U = 16
     while U < H and H % (2 * U) == 0 and D * nbt * (H // U) > sms:
         U *= 2
     if D * nbt * (H // U) > sms:
@@ -466,18 +442,17 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     bar = torch.zeros(D * nbt, device=dev, dtype=torch.int32)
     lens = lengths.to(device=dev, dtype=torch.int32)
     dot_dtype = tl.bfloat16 if xs.dtype == torch.bfloat16 else tl.float32
-    matvec = BB < 16
     if resident is None and os.environ.get("BIRNN_FUSED_RESIDENT") in ("0", "1"):  # experiments
         resident = os.environ["BIRNN_FUSED_RESIDENT"] == "1"
     if resident is None:  # measured: streaming from L2 is as fast or faster (benchmarks/GPU_NOTES.md)
         resident = False
-    resident = resident and H & (H - 1) == 0 and not matvec
+    resident = resident and H & (H - 1) == 0
     grid = (D * nbt * group,)
     _launch(_recurrent_layer_kernel, grid, (
         xs.contiguous(), w_hh.contiguous(), (b_hh if b_hh is not None else hn).contiguous(), h0.contiguous(),
         (c0 if c0 is not None else h0).contiguous(), lens, out, hx, hn, cn, cs, gates, bar, steps, B), BK,
         H=H, U=U, BB=BB, GROUP=group, NBT=nbt, D=D, CELL=cell, G=G, SAVE=save, DOT_DTYPE=dot_dtype,
-        PRECISION=precision if dot_dtype == tl.float32 else "tf32", RESIDENT=resident, MATVEC=matvec,
+        PRECISION=precision if dot_dtype == tl.float32 else "tf32", RESIDENT=resident,
         num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 16 if resident else 4)))
     keeps = save and mode != "RNN_TANH" and mode != "RNN_RELU"  # the Elman backward needs only the outputs
     return out, hn, (cn if mode == "LSTM" else None), (cs if keeps else None), (gates if keeps else None)
@@ -496,7 +471,7 @@ def layer_backward(mode: str, w_hh: Tensor, out: Tensor, h0: Tensor, c0: Optiona
     GH = G * H
     dev = out.device
     sms = None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
-    U, BB, nbt, group = plan_grid(H, B, D, sms, matvec=False)  # the backward kernel always uses tensor cores
+    U, BB, nbt, group = plan_grid(H, B, D, sms)
     BK = 128 if H % 128 == 0 else min(64, H)
     dx = torch.zeros(T, D, B, GH, device=dev, dtype=torch.float32)
     dah = torch.zeros_like(dx) if mode == "GRU" else dx
