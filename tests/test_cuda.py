@@ -14,7 +14,7 @@ if not torch.cuda.is_available():
 
 import birnn  # noqa: E402
 from birnn.kernels.recurrent import layer_forward, plan_grid  # noqa: E402
-from conftest import MODES, flat_hidden  # noqa: E402
+from conftest import MODES  # noqa: E402
 
 DEV = torch.device("cuda")
 

@@ -25,7 +25,6 @@ def unit_of(path: pathlib.Path) -> str:
 
 
 def imported_units(path: pathlib.Path):
-    unit = unit_of(path)
     inside = len(path.relative_to(SRC).parts) > 1
     for node in ast.walk(ast.parse(path.read_text())):
         if not isinstance(node, ast.ImportFrom):

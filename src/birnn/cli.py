@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import List, Optional
 

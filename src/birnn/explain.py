@@ -181,8 +181,7 @@ def draw(report: Report, path) -> None:
     from matplotlib.patches import FancyArrowPatch, Rectangle
 
     c = report.config
-    T, L, D, B = c["T"], c["layers"], c["D"], c["B"]
-    length = max(c["lengths"]) if c["lengths"] else T
+    T, L, D = c["T"], c["layers"], c["D"]
     shortest = min(c["lengths"])
     fig, ax = plt.subplots(figsize=(1.1 * T + 3, 1.4 * L * D + 2))
     row_of = {(l, d): l * D + d for l in range(L) for d in range(D)}

@@ -51,7 +51,7 @@ from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
 from .output import RecurrentOutput, merge
 from .recurrence import Highway, LayerWeights, Zoneout, layer_weights, run_reference, scan
-from .regularization import dropout_weights, optional_mask, variational_mask, zoneout_masks
+from .regularization import dropout_weights, variational_mask, zoneout_masks
 
 __all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
 
@@ -181,9 +181,9 @@ class RecurrentLayer(nn.RNNBase):
         interpreting = os.environ.get("TRITON_INTERPRET", "0") == "1"
         if x.device.type != "cuda" and not interpreting:
             return f"the fused kernel runs on CUDA (or under TRITON_INTERPRET=1), the input is on {x.device.type}"
-        try:
-            import triton  # noqa: F401
-        except ImportError:
+        import importlib.util
+
+        if importlib.util.find_spec("triton") is None:
             return "Triton is not installed"
         if x.dtype not in (torch.float32, torch.bfloat16):
             return f"the fused kernel runs float32 and bfloat16, not {x.dtype}"

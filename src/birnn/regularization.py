@@ -15,7 +15,7 @@ True
 from __future__ import annotations
 
 import numbers
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
@@ -105,7 +105,3 @@ class EmbeddingDropout(nn.Module):
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
-
-def optional_mask(p: float, training: bool, batch: int, features: int, like: Tensor) -> Optional[Tensor]:
-    """A variational mask when dropout is active, else None."""
-    return variational_mask(batch, features, p, like=like) if training and p > 0 else None

@@ -6,19 +6,18 @@ these; so do the quality benchmarks. A run directory written here loads back wit
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import __version__
-from .data import (Batch, ForecastEncoder, SeriesEncoder, SeriesSplits, Splits, TaggingEncoder, TextEncoder,
-                   bucket_batches, make_windows)
+from .data import (ForecastEncoder, SeriesEncoder, SeriesSplits, TaggingEncoder, TextEncoder, bucket_batches,
+                   make_windows)
 from .models import MODELS, Forecaster, SequenceClassifier, SequenceTagger
 from .train import TrainConfig, Trainer, accuracy, load_config, load_weights, macro_f1, span_f1
 from .train.checkpoint import CheckpointError

@@ -23,8 +23,8 @@ class FusedRecurrence(torch.autograd.Function):
     def forward(ctx, mode: str, xs: Tensor, w: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
                 lengths: Tensor, precision: str):
         T = xs.shape[0]
-        save = torch.is_grad_enabled() or any(ctx.needs_input_grad)
-        out, hn, cn, cs, gates = layer_forward(mode, xs, w, b_hh, h0, c0, lengths, T, save=True, precision=precision)
+        save = any(ctx.needs_input_grad)  # inference: no gate activations written
+        out, hn, cn, cs, gates = layer_forward(mode, xs, w, b_hh, h0, c0, lengths, T, save=save, precision=precision)
         ctx.mode, ctx.precision, ctx.dtype = mode, precision, xs.dtype
         ctx.save_for_backward(w, out, h0, c0 if c0 is not None else h0, cs if cs is not None else out,
                               gates if gates is not None else out, lengths)

@@ -5,6 +5,7 @@ A spec is ``[bi]CELL:HIDDEN[:MERGE][*LAYERS]``: CELL is lstm, gru, rnn (tanh) or
 ``bi`` makes it bidirectional; MERGE is concat (default), sum, mul or ave; ``*LAYERS`` stacks
 that many layers in one birnn layer (torch.nn-style, both directions feeding the next).
 
+>>> import torch
 >>> [LayerSpec.parse(s) for s in ("bilstm:64*2", "gru:32", "bigru:16:sum")]  # doctest: +NORMALIZE_WHITESPACE
 [LayerSpec(cell='lstm', hidden=64, bidirectional=True, merge='concat', layers=2),
  LayerSpec(cell='gru', hidden=32, bidirectional=False, merge='concat', layers=1),
@@ -20,7 +21,6 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
-import torch
 from torch import Tensor, nn
 
 from ..layers import GRU, LSTM, RNN

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, List, Sequence, Set, Tuple
+from typing import Iterable, Sequence, Set, Tuple
 
 __all__ = ["accuracy", "bio_spans", "macro_f1", "mae", "rmse", "span_f1"]
 
