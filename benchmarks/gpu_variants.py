@@ -2,30 +2,16 @@
 registers or streamed from L2, warps per program, fp32/bf16, B=1 and B=64, H=512 and 1024."""
 
 import os
-import statistics
 import sys
 import warnings
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+from birnn.bench import cuda_time  # noqa: E402
 from birnn.kernels.recurrent import layer_forward  # noqa: E402
 
 warnings.filterwarnings("ignore")
-
-
-def t(fn, n=5):
-    fn()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(n):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        out.append(a.elapsed_time(b))
-    return statistics.median(out)
 
 
 T, D = 512, 2
@@ -41,6 +27,7 @@ for H in (512, 1024):
             if B == 1 and dtype == torch.bfloat16 and H == 512:
                 variants += [(True, 8), (True, 16)]
             for resident, warps in variants:
-                ms = t(lambda: layer_forward("LSTM", xs, w, None, h0, c0, L, T, resident=resident, num_warps=warps))
+                ms = cuda_time(lambda: layer_forward("LSTM", xs, w, None, h0, c0, L, T, resident=resident,
+                                                     num_warps=warps), 5)
                 print(f"H={H} {str(dtype)[6:]:9s} B={B:3d} resident={resident!s:5s} warps={warps:2d}: "
                       f"{ms * 1000 / T:.2f} us/step", flush=True)

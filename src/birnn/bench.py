@@ -72,38 +72,41 @@ def machine() -> str:
             f"torch {torch.__version__}, Python {platform.python_version()}")
 
 
-def _steps(ref, ours, x, lengths, train):
-    """Functions that run one inference call or training step for each contender."""
+def _contenders(ref, ours, x, lengths, train: bool, paths) -> Dict[str, Callable[[], None]]:
+    """One inference call or training step (forward, backward, zero_grad) for torch.nn (packing
+    variable lengths, as its users must) and for birnn on each of ``paths``."""
 
     def torch_nn():
         if lengths is None:
-            out, hidden = ref(x)
-        else:
-            packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
-            out, hidden = ref(packed)
-            out, _ = pad_packed_sequence(out, total_length=x.shape[0])
-        return out
+            return ref(x)[0]
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        return pad_packed_sequence(ref(packed)[0], total_length=x.shape[0])[0]
 
-    def ours_with(path):
+    def birnn_on(path):
         def run():
             ours.path = path
             return ours(x, lengths=lengths).output
         return run
 
-    fns = {"torch.nn": torch_nn, "birnn": ours_with("auto"), "birnn reference": ours_with("reference")}
-
-    def wrap(fn, module):
+    def step(fn, module):
         if train:
-            def step():
+            def train_step():
                 module.zero_grad(set_to_none=True)
-                fn().sum().backward()
-        else:
-            def step():
-                with torch.no_grad():
-                    fn()
-        return step
+                fn().float().sum().backward()
+            return train_step
 
-    return {k: wrap(fn, ref if k == "torch.nn" else ours) for k, fn in fns.items()}
+        def inference():
+            with torch.no_grad():
+                fn()
+        return inference
+
+    return {"torch.nn": step(torch_nn, ref), **{p: step(birnn_on(p), ours) for p in paths}}
+
+
+def _steps(ref, ours, x, lengths, train):
+    """The CPU suite's contenders: torch.nn, birnn's default choice, and the reference path."""
+    fns = _contenders(ref, ours, x, lengths, train, ("auto", "reference"))
+    return {"torch.nn": fns["torch.nn"], "birnn": fns["auto"], "birnn reference": fns["reference"]}
 
 
 def _regularised(B, T, I, H, L, repeats, gen):
@@ -228,41 +231,15 @@ def case(mode, B, T, I, H, L, dtype, train, lengths_range, repeats, extra_paths=
         lengths = torch.randint(lengths_range[0], lengths_range[1] + 1, (B,), generator=g)
         lengths[0] = T
 
-    def cudnn():
-        if lengths is None:
-            out = ref(x)[0]
-        else:
-            packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
-            out = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], total_length=T)[0]
-        return out
-
-    def mine(path):
-        def run():
-            ours.path = path
-            return ours(x, lengths=lengths).output
-        return run
-
-    def step(fn, module):
-        if not train:
-            def go():
-                with torch.no_grad():
-                    fn()
-            return go
-
-        def go_train():
-            module.zero_grad(set_to_none=True)
-            fn().float().sum().backward()
-        return go_train
-
-    results = {"cuDNN": cuda_time(step(cudnn, ref), repeats)}
-    for path in ("fused", *extra_paths):
-        results[path] = cuda_time(step(mine(path), ours), repeats)
+    fns = _contenders(ref, ours, x, lengths, train, ("fused", *extra_paths))
+    results = {("cuDNN" if k == "torch.nn" else k): cuda_time(fn, repeats) for k, fn in fns.items()}
     per = T * L
     return {k: v * 1000 / per for k, v in results.items()}  # us per (step x layer)
 
 
 def gpu_main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="birnn bench", description=_GPU_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="birnn bench", description=_GPU_DOC,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)

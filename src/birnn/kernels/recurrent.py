@@ -47,6 +47,22 @@ def _tanh(x):
 
 
 @triton.jit
+def _program_tile(len_ptr, B, H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, GROUP: tl.constexpr,
+                  NBT: tl.constexpr):
+    """What this program owns: direction ``d``, its barrier group, ``U`` units and ``BB`` batch
+    rows (with their mask and lengths), and the offsets of its slice of a (D, B, H) state."""
+    pid = tl.program_id(0)
+    grp = pid // GROUP  # (d, batch tile)
+    d = grp // NBT
+    units = (pid % GROUP) * U + tl.arange(0, U)
+    rows_b = (grp % NBT) * BB + tl.arange(0, BB)
+    mask_b = rows_b < B
+    lengths = tl.load(len_ptr + rows_b, mask=mask_b, other=0)
+    state_off = d * B * H + rows_b[:, None] * H + units[None, :]
+    return d, grp, units, rows_b, mask_b, lengths, state_off
+
+
+@triton.jit
 def _group_barrier(counter, target):
     """Arrive (release) and wait until ``target`` arrivals: spin on plain volatile loads, which
     do not serialise at L2 as read-modify-writes would, then one acquire on the counter."""
@@ -130,17 +146,8 @@ def _recurrent_layer_kernel(
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr, SAVE: tl.constexpr,
     DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, RESIDENT: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    ub = pid % GROUP
-    grp = pid // GROUP  # (d, batch tile)
-    bt = grp % NBT
-    d = grp // NBT
-    units = ub * U + tl.arange(0, U)
-    rows_b = bt * BB + tl.arange(0, BB)
-    mask_b = rows_b < B
+    d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
     m2 = mask_b[:, None]
-    lengths = tl.load(len_ptr + rows_b, mask=mask_b, other=0)
-    state_off = d * B * H + rows_b[:, None] * H + units[None, :]
     h_own = tl.load(h0_ptr + state_off, mask=m2, other=0.0).to(tl.float32)
     c = tl.zeros((BB, U), dtype=tl.float32)
     if CELL == 2:
@@ -271,17 +278,8 @@ def _recurrent_layer_backward_kernel(
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr,
     DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    ub = pid % GROUP
-    grp = pid // GROUP
-    bt = grp % NBT
-    d = grp // NBT
-    units = ub * U + tl.arange(0, U)
-    rows_b = bt * BB + tl.arange(0, BB)
-    mask_b = rows_b < B
+    d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
     m2 = mask_b[:, None]
-    lengths = tl.load(len_ptr + rows_b, mask=mask_b, other=0)
-    state_off = d * B * H + rows_b[:, None] * H + units[None, :]
     dh = tl.load(dhn_ptr + state_off, mask=m2, other=0.0)
     dc = tl.zeros((BB, U), dtype=tl.float32)
     if CELL == 2:
