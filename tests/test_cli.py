@@ -113,8 +113,12 @@ def test_classify_text_and_predict_lines(files, tmp_path):
     out = birnn("train", "classify", "--train", files / "reviews.csv", "--test", files / "reviews.csv",
                 "--epochs", "15", "--lr", "0.01", "--dropout", "0", "--layers", "bigru:8", "--embedding-dim", 8,
                 "--out", run, "--json", "--plot")
-    assert last_json(out)["test_accuracy"] > 0.8
+    m = last_json(out)
+    assert m["test_accuracy"] > 0.8
     assert (run / "learning_curves.png").stat().st_size > 1000
+    ev = last_json(birnn("evaluate", run, "--data", files / "reviews.csv", "--json"))
+    assert ev["test_accuracy"] == pytest.approx(m["test_accuracy"])
+    assert "finished already" in birnn("resume", run).stdout
     lines = birnn("predict", run, files / "texts.txt").stdout.strip().splitlines()
     assert [l.split("\t")[1] for l in lines] == ["a superb film", "awful and dull"]
     assert {l.split("\t")[0] for l in lines} <= {"pos", "neg"}
@@ -136,6 +140,9 @@ def test_forecast_csv_with_plot_and_predict(files, tmp_path):
     m = last_json(out)
     assert {"test_mae", "test_rmse", "test_naive_mae"} <= set(m)
     assert (run / "forecast.png").exists()
+    ev = last_json(birnn("evaluate", run, "--data", files / "wave.csv", "--json"))  # every window of the file
+    assert 0 < ev["test_mae"] < 10 and ev["test_naive_mae"] > 0
+    assert "finished already" in birnn("resume", run).stdout
     lines = birnn("predict", run, files / "wave.csv").stdout.strip().splitlines()
     assert [l.split("\t")[0] for l in lines] == ["t+1", "t+2", "t+3", "t+4", "t+5"]
 

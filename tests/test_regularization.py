@@ -447,3 +447,21 @@ def test_bad_regulariser_arguments():
         birnn.LSTM(3, 4, zonout=0.1)
     with pytest.raises(ValueError, match="p must be a number in \\[0, 1\\), got 1"):
         birnn.VariationalDropout(1)
+
+
+def test_zoneout_with_a_packed_sequence():
+    """PackedSequence input is unpacked at the entrance, so every feature runs with it."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    gru = birnn.GRU(3, 4, bidirectional=True, zoneout=0.2, dtype=F64)
+    x = torch.randn(5, 3, 3, dtype=F64)
+    lengths = torch.tensor([5, 2, 4])
+    packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+    for mode in (gru.train(), gru.eval()):
+        torch.manual_seed(0)
+        out, h = mode(packed)
+        torch.manual_seed(0)
+        ref = mode(x, lengths=lengths)
+        assert isinstance(out, torch.nn.utils.rnn.PackedSequence)
+        torch.testing.assert_close(pad_packed_sequence(out)[0], ref.output)
+        torch.testing.assert_close(h, ref.h_n)

@@ -241,7 +241,10 @@ class Trainer:
             s.batch = i + 1
             losses.append(value)
             if bar is not None:
-                bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+                shown = {"loss": f"{sum(losses[-20:]) / len(losses[-20:]):.4f}"}
+                if s.history:  # the dev metric of the last epoch
+                    shown[f"dev_{c.monitor}"] = f"{s.history[-1][f'dev_{c.monitor}']:.4f}"
+                bar.set_postfix(shown)
                 bar.update(1)
             if c.save_every and s.step % c.save_every == 0 and s.batch < len(batches):
                 self._save()
