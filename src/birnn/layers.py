@@ -47,6 +47,7 @@ from .batch import pack_like
 from .cells import cell_spec
 from .dispatch import Decision, check_path, choose, fused_measured_faster
 from .init import initialise
+from .kernels import supported_hidden
 from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
 from .output import RecurrentOutput, merge
@@ -187,9 +188,8 @@ class RecurrentLayer(nn.RNNBase):
             return "Triton is not installed"
         if x.dtype not in (torch.float32, torch.bfloat16):
             return f"the fused kernel runs float32 and bfloat16, not {x.dtype}"
-        H = self.hidden_size
-        if not (H >= 16 and (H & (H - 1) == 0 or H % 64 == 0)):
-            return f"the fused kernel needs hidden_size a power of two >= 16 or a multiple of 64, got {H}"
+        if not supported_hidden(self.hidden_size):
+            return f"the fused kernel needs hidden_size a power of two >= 16 or a multiple of 64, got {self.hidden_size}"
         unsupported = [name for name, on in (("proj_size", self.proj_size), ("layer_norm", self.layer_norm),
                                              ("zoneout", self.zoneout or self.cell_zoneout),
                                              ("highway", self.residual == "highway"),

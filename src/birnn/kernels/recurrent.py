@@ -30,6 +30,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from . import supported_hidden
+
 __all__ = ["CELL_CODES", "layer_backward", "layer_forward", "plan_grid", "supported_hidden"]
 
 CELL_CODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
@@ -76,20 +78,6 @@ def _group_barrier(counter, target):
 
 
 @triton.jit
-def _gate_preact(h_base, w_base, row0, units, rows_b, mask_b, H: tl.constexpr, BK: tl.constexpr,
-                 DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, acc):
-    """acc (BB, U) += h (BB, H) @ W[row0 + units, :]^T, streaming K in chunks of BK (a loop the
-    compiler pipelines, rather than unrolls: unrolled, wide H spilled registers)."""
-    for k0 in tl.range(0, H, BK):
-        ks = k0 + tl.arange(0, BK)
-        hk = tl.load(h_base + rows_b[:, None] * H + ks[None, :], mask=mask_b[:, None], other=0.0,
-                     cache_modifier=".cg")
-        wk = tl.load(w_base + (row0 + units)[:, None] * H + ks[None, :])
-        acc = tl.dot(hk.to(DOT_DTYPE), tl.trans(wk.to(DOT_DTYPE)), acc, input_precision=PRECISION)
-    return acc
-
-
-@triton.jit
 def _all_gates(h_base, w_base, units, rows_b, mask_b, H: tl.constexpr, BK: tl.constexpr, G: tl.constexpr,
                DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, a0, a1, a2, a3):
     """Every gate's ``h W_gate^T`` in one pass over K: each chunk of h is loaded once and feeds
@@ -112,23 +100,6 @@ def _all_gates(h_base, w_base, units, rows_b, mask_b, H: tl.constexpr, BK: tl.co
 
 
 @triton.jit
-def _preact(RESIDENT: tl.constexpr, h_full, w_res, h_base, w_base, row0, units, rows_b, mask_b, H: tl.constexpr,
-            BK: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, acc):
-    """acc += h W_gate^T for one gate: from registers (RESIDENT: ``w_res`` (H, U) loaded once
-    before the time loop, ``h_full`` (BB, H) this step's h) or streamed from L2."""
-    if RESIDENT:
-        return tl.dot(h_full.to(DOT_DTYPE), w_res, acc, input_precision=PRECISION)
-    else:
-        return _gate_preact(h_base, w_base, row0, units, rows_b, mask_b, H, BK, DOT_DTYPE, PRECISION, acc)
-
-
-@triton.jit
-def _resident_weight(w_base, row0, units, H: tl.constexpr, DOT_DTYPE: tl.constexpr):
-    hs = tl.arange(0, H)
-    return tl.trans(tl.load(w_base + (row0 + units)[:, None] * H + hs[None, :])).to(DOT_DTYPE)  # (H, U)
-
-
-@triton.jit
 def _recurrent_layer_kernel(
     xg_ptr,  # (T, D, B, G*H) input projections (biases folded in; GRU: b_ih only)
     w_ptr,  # (D, G*H, H) W_hh, gate blocks in step order
@@ -144,7 +115,7 @@ def _recurrent_layer_kernel(
     steps, B,
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr, SAVE: tl.constexpr,
-    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, RESIDENT: tl.constexpr,
+    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
     m2 = mask_b[:, None]
@@ -154,39 +125,16 @@ def _recurrent_layer_kernel(
         c = tl.load(c0_ptr + state_off, mask=m2, other=0.0).to(tl.float32)
     w_base = w_ptr + d * (G * H * H)
     GH: tl.constexpr = G * H
-    hs = tl.arange(0, H)
-    w0 = c  # placeholders when the weights are streamed
-    w1 = c
-    w2 = c
-    w3 = c
-    if RESIDENT:  # this program's rows of W_hh stay in registers for the whole sequence
-        w0 = _resident_weight(w_base, 0, units, H, DOT_DTYPE)
-        if G > 1:
-            w1 = _resident_weight(w_base, H, units, H, DOT_DTYPE)
-            w2 = _resident_weight(w_base, 2 * H, units, H, DOT_DTYPE)
-        if G > 3:
-            w3 = _resident_weight(w_base, 3 * H, units, H, DOT_DTYPE)
     t = 0
     while t < steps:  # (a while loop: Triton's interpreter cannot index range() with numpy >= 2.4 scalars)
         par = t % 2
         h_base = hx_ptr + (d * 2 + par) * B * H
         x_base = xg_ptr + ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]
         acc0 = tl.load(x_base, mask=m2, other=0.0).to(tl.float32)
-        h_full = acc0
-        if RESIDENT:
-            h_full = tl.load(h_base + rows_b[:, None] * H + hs[None, :], mask=m2, other=0.0, cache_modifier=".cg")
         if CELL == 3:  # GRU: the hidden part of n is needed apart (b_hn sits inside r *)
             zero = tl.zeros((BB, U), dtype=tl.float32)
-            if RESIDENT:
-                hr = _preact(RESIDENT, h_full, w0, h_base, w_base, 0, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                             PRECISION, zero)
-                hz = _preact(RESIDENT, h_full, w1, h_base, w_base, H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                             PRECISION, zero)
-                hn = _preact(RESIDENT, h_full, w2, h_base, w_base, 2 * H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                             PRECISION, zero)
-            else:
-                hr, hz, hn, _ = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 3, DOT_DTYPE, PRECISION,
-                                           zero, zero, zero, zero)
+            hr, hz, hn, _ = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 3, DOT_DTYPE, PRECISION,
+                                       zero, zero, zero, zero)
             b_r = tl.load(bhh_ptr + d * GH + units)
             b_z = tl.load(bhh_ptr + d * GH + H + units)
             b_n = tl.load(bhh_ptr + d * GH + 2 * H + units)
@@ -207,18 +155,8 @@ def _recurrent_layer_kernel(
             x_f = tl.load(x_base + H, mask=m2, other=0.0).to(tl.float32)
             x_o = tl.load(x_base + 2 * H, mask=m2, other=0.0).to(tl.float32)
             x_g = tl.load(x_base + 3 * H, mask=m2, other=0.0).to(tl.float32)
-            if RESIDENT:
-                a_i = _preact(RESIDENT, h_full, w0, h_base, w_base, 0, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                              PRECISION, acc0)
-                a_f = _preact(RESIDENT, h_full, w1, h_base, w_base, H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                              PRECISION, x_f)
-                a_o = _preact(RESIDENT, h_full, w2, h_base, w_base, 2 * H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                              PRECISION, x_o)
-                a_g = _preact(RESIDENT, h_full, w3, h_base, w_base, 3 * H, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                              PRECISION, x_g)
-            else:
-                a_i, a_f, a_o, a_g = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 4, DOT_DTYPE,
-                                                PRECISION, acc0, x_f, x_o, x_g)
+            a_i, a_f, a_o, a_g = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 4, DOT_DTYPE, PRECISION,
+                                            acc0, x_f, x_o, x_g)
             i = _sigmoid(a_i)
             f = _sigmoid(a_f)
             o = _sigmoid(a_o)
@@ -235,12 +173,8 @@ def _recurrent_layer_kernel(
                 tl.store(g_base + 3 * H, g, mask=m2)
                 tl.store(cs_ptr + ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :], c, mask=m2)
         else:  # Elman RNN
-            if RESIDENT:
-                a = _preact(RESIDENT, h_full, w0, h_base, w_base, 0, units, rows_b, mask_b, H, BK, DOT_DTYPE,
-                            PRECISION, acc0)
-            else:
-                a, _, _, _ = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 1, DOT_DTYPE, PRECISION,
-                                        acc0, acc0, acc0, acc0)
+            a, _, _, _ = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 1, DOT_DTYPE, PRECISION,
+                                    acc0, acc0, acc0, acc0)
             if CELL == 0:
                 h_new = _tanh(a)
             else:
@@ -380,11 +314,6 @@ def _launch(kernel, grid, args, BK: int, **meta):
             BK //= 2
 
 
-def supported_hidden(H: int) -> bool:
-    """Hidden sizes the kernel tiles: powers of two from 16, or multiples of 64."""
-    return H >= 16 and (H & (H - 1) == 0 or H % 64 == 0)
-
-
 def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
@@ -409,12 +338,11 @@ def plan_grid(H: int, B: int, D: int, sms: Optional[int]) -> Tuple[int, int, int
 
 def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
                   lengths: Tensor, steps: int, *, save: bool = False, precision: str = "tf32",
-                  resident: Optional[bool] = None, num_warps: Optional[int] = None, poison: bool = False):
+                  num_warps: Optional[int] = None, poison: bool = False):
     """Run one layer. ``xs`` (T, D, B, G*H), ``w_hh`` (D, G*H, H) in step order, ``h0``/``c0``
     (D, B, H), ``lengths`` (B,) (the number of real steps, any device). Returns
     ``out`` (T, D, B, H), ``h_n``, ``c_n`` (D, B, H), and with ``save`` the saved cell states
-    and gate activations for the backward pass. ``resident`` keeps each program's W_hh rows in
-    registers (default: when they fit); ``poison`` fills the outputs with NaN first (tests)."""
+    and gate activations for the backward pass; ``poison`` fills the outputs with NaN first (tests)."""
     T, D, B, GH = xs.shape
     H = w_hh.shape[-1]
     cell = CELL_CODES[mode]
@@ -440,18 +368,13 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     bar = torch.zeros(D * nbt, device=dev, dtype=torch.int32)
     lens = lengths.to(device=dev, dtype=torch.int32)
     dot_dtype = tl.bfloat16 if xs.dtype == torch.bfloat16 else tl.float32
-    if resident is None and os.environ.get("BIRNN_FUSED_RESIDENT") in ("0", "1"):  # experiments
-        resident = os.environ["BIRNN_FUSED_RESIDENT"] == "1"
-    if resident is None:  # measured: streaming from L2 is as fast or faster (benchmarks/GPU_NOTES.md)
-        resident = False
-    resident = resident and H & (H - 1) == 0
     grid = (D * nbt * group,)
     _launch(_recurrent_layer_kernel, grid, (
         xs.contiguous(), w_hh.contiguous(), (b_hh if b_hh is not None else hn).contiguous(), h0.contiguous(),
         (c0 if c0 is not None else h0).contiguous(), lens, out, hx, hn, cn, cs, gates, bar, steps, B), BK,
         H=H, U=U, BB=BB, GROUP=group, NBT=nbt, D=D, CELL=cell, G=G, SAVE=save, DOT_DTYPE=dot_dtype,
-        PRECISION=precision if dot_dtype == tl.float32 else "tf32", RESIDENT=resident,
-        num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 16 if resident else 4)))
+        PRECISION=precision if dot_dtype == tl.float32 else "tf32",
+        num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 4)))
     keeps = save and mode != "RNN_TANH" and mode != "RNN_RELU"  # the Elman backward needs only the outputs
     return out, hn, (cn if mode == "LSTM" else None), (cs if keeps else None), (gates if keeps else None)
 
