@@ -124,3 +124,16 @@ def test_fused_is_chosen_only_where_measured_faster():
     assert not fused_measured_faster("LSTM", torch.float32, 128, 8)
     assert not fused_measured_faster("LSTM", torch.float32, 512, 256)
     assert not fused_measured_faster("RNN_TANH", torch.float32, 512, 1)
+
+
+def test_auto_keeps_regularised_calls_off_the_fused_kernel_until_measured():
+    """The kernel runs recurrent dropout/zoneout/layer norm when asked (path="fused"), but "auto"
+    moves a call onto it only from the table of measured configurations, which holds plain layers."""
+    from birnn.dispatch import choose
+
+    cuda = torch.device("cuda")
+    common = dict(device=cuda, mode="LSTM", needs_grad=True, variable_lengths=True, fused_blocker=None,
+                  fused_faster=True)
+    assert choose("auto", features=[], **common).path == "fused"
+    assert choose("auto", features=["layer_norm"], **common).path == "reference"
+    assert choose("fused", features=["layer_norm", "zoneout"], **common).path == "fused"

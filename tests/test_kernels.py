@@ -1,6 +1,6 @@
 """The fused Triton kernels on CPU under TRITON_INTERPRET=1, against the reference path:
 outputs, states and every gradient, for each cell, both directions, lengths (zero too) and
-the features the kernel runs. (GPU sizes and timing: tests/test_cuda.py, benchmarks/gpu.py.)
+the features the kernel runs (recurrent dropout, zoneout, layer norm, plus the dropouts around it). (GPU sizes and timing: tests/test_cuda.py, benchmarks/gpu.py.)
 
 The interpreter runs programs one after another, so it checks the kernels with one program
 per barrier group; the multi-program barrier is exercised on the GPU.
@@ -73,10 +73,111 @@ def test_fused_with_training_features_the_kernel_runs():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+REGULARISERS = {
+    "recurrent_dropout": dict(recurrent_dropout=0.3),
+    "zoneout": dict(zoneout=0.3, cell_zoneout=0.2),
+    "layer_norm": dict(layer_norm=True),
+    "all": dict(recurrent_dropout=0.25, zoneout=0.1, cell_zoneout=0.15, layer_norm=True),
+}
+
+
+def regularised(mode, features):
+    kw = dict(REGULARISERS[features])
+    if mode != "LSTM":
+        kw.pop("cell_zoneout", None)
+    layer = pair(mode, num_layers=2, bidirectional=True, **kw)
+    with torch.no_grad():  # norm gains and biases away from 1 and 0, so their gradients are tested
+        for name, p in layer.named_parameters():
+            if name.startswith("ln_"):
+                p.add_(0.3 * torch.randn_like(p))
+    return layer
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("features,training", [("recurrent_dropout", True), ("zoneout", True), ("zoneout", False),
+                                               ("layer_norm", True), ("all", True), ("all", False)])
+def test_fused_regularisers_equal_the_reference(mode, features, training):
+    """Recurrent dropout, zoneout (masks in training, the expectation in eval) and layer norm run
+    inside the kernel: with the same masks (same seed) it equals the reference loop — outputs,
+    states and every gradient, norm gains and biases included — with lengths (zero too)."""
+    layer = regularised(mode, features).train(training)
+    lengths = torch.tensor([6, 3, 0, 5])
+    x = torch.randn(6, 4, 4)
+    ref, ref_grads = run(layer, "reference", x, lengths, None, seed=3)
+    fused, fused_grads = run(layer, "fused", x, lengths, None, seed=3)
+    assert fused.path == "fused" and ref.path == "reference"
+    torch.testing.assert_close(fused.output, ref.output, rtol=2e-5, atol=1e-5)
+    for a, b in zip(flat_hidden(fused[1]), flat_hidden(ref[1])):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-5)
+    names = ["input"] + [n for n, _ in layer.named_parameters()]
+    assert any(n.startswith("ln_hh") for n in names) == ("layer_norm" in REGULARISERS[features])
+    for name, a, b in zip(names, fused_grads, ref_grads):
+        # relative to the tensor's largest entry: the norms' gradients reach ~10^2 and float32
+        # rounding in either path is ~1e-6 of that (both paths measured against float64)
+        err = float((a - b).abs().max() / b.abs().max().clamp(min=1e-3))
+        assert err < 2e-5, f"{name}: relative error {err:.1e}"
+    assert torch.all(fused.output[:, 2] == 0)
+    if training and features != "layer_norm":  # the masks matter: another draw gives other numbers
+        other, _ = run(layer, "fused", x, lengths, None, seed=4)
+        assert not torch.allclose(other.output, fused.output)
+
+
+def kernel_inputs(mode, T=5, D=2, B=3, H=16):
+    from birnn.kernels.recurrent import CELL_CODES, _GATES
+
+    G = _GATES[CELL_CODES[mode]]
+    g = torch.Generator().manual_seed(0)
+    xs = torch.randn(T, D, B, G * H, generator=g)
+    w = torch.randn(D, G * H, H, generator=g) / H ** 0.5
+    b = torch.randn(D, G * H, generator=g) * 0.1 if mode == "GRU" else None
+    h0 = torch.randn(D, B, H, generator=g)
+    c0 = torch.randn(D, B, H, generator=g) if mode == "LSTM" else None
+    return xs, w, b, h0, c0, torch.tensor([T, 2, 0][:B])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_zoneout_masks_of_ones_freeze_the_state_exactly(mode):
+    """keep = 1 everywhere: every real step emits h_0 bit for bit, and h_n = h_0 (c_n = c_0)."""
+    from birnn.kernels.recurrent import StepExtras, layer_forward
+
+    xs, w, b, h0, c0, lengths = kernel_inputs(mode)
+    ones = torch.ones(xs.shape[:3] + (h0.shape[-1],))
+    fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, xs.shape[0], save=True, poison=True,
+                        extras=StepExtras(keep_h=ones, keep_c=ones if mode == "LSTM" else None))
+    valid = (torch.arange(xs.shape[0])[:, None] < lengths[None]).view(-1, 1, 3, 1)
+    assert torch.equal(fwd.out, torch.where(valid, h0.expand_as(fwd.out), 0.0))
+    assert torch.equal(fwd.hn, h0)
+    if mode == "LSTM":
+        assert torch.equal(fwd.cn, c0)
+
+
+@pytest.mark.parametrize("mode", ["RNN_TANH", "LSTM"])
+def test_recurrent_dropout_mask_of_zeros_cuts_the_recurrence(mode):
+    """drop = 0: W_hh sees zeros, so each step is the cell on its input alone (by hand)."""
+    from birnn.kernels.recurrent import StepExtras, layer_forward
+
+    xs, w, b, h0, c0, lengths = kernel_inputs(mode)
+    fwd = layer_forward(mode, xs, w, b, h0, c0, torch.full((3,), 5), 5, extras=StepExtras(drop=torch.zeros_like(h0)))
+    if mode == "RNN_TANH":
+        want = torch.tanh(xs)
+    else:  # [i|f|o|g], c_t = f c_{t-1} + i g with the same input-only gates
+        i, f, o = torch.sigmoid(xs[..., :48]).chunk(3, -1)
+        g = torch.tanh(xs[..., 48:])
+        c, hs = c0, []
+        for t in range(5):
+            c = f[t] * c + i[t] * g[t]
+            hs.append(o[t] * torch.tanh(c))
+        want = torch.stack(hs)
+    torch.testing.assert_close(fwd.out, want, rtol=1e-6, atol=1e-6)
+
+
 def test_fused_refuses_what_it_cannot_run():
-    layer = pair("LSTM", layer_norm=True, path="fused")
-    with pytest.raises(ValueError, match="path='fused' cannot run this call: the fused kernel does not run layer_norm"):
+    layer = pair("LSTM", proj_size=8, path="fused")
+    with pytest.raises(ValueError, match="path='fused' cannot run this call: the fused kernel does not run proj_size"):
         layer(torch.randn(3, 2, 4))
+    highway = pair("LSTM", num_layers=2, residual="highway", path="fused")
+    with pytest.raises(ValueError, match="the fused kernel does not run highway"):
+        highway(torch.randn(3, 2, 4))
     odd = birnn.GRU(4, 12, path="fused")
     with pytest.raises(ValueError, match="hidden_size a power of two >= 16 or a multiple of 64, got 12"):
         odd(torch.randn(3, 2, 4))

@@ -12,8 +12,9 @@ Paths:
 - ``"reference"``: the pure-PyTorch recurrence (:mod:`birnn.recurrence`); always available,
   and the only path for features the fused op cannot express.
 - ``"fused"``: birnn's persistent Triton kernel (:mod:`birnn.kernels`), one launch per layer
-  for both directions and all steps, lengths handled natively; on CUDA where it is supported
-  and measured faster (:func:`fused_measured_faster`), or when asked for.
+  for both directions and all steps, lengths handled natively, recurrent dropout, zoneout and
+  layer norm fused into the step; on CUDA where it is supported and measured faster
+  (:func:`fused_measured_faster`, plain layers), or when asked for with ``path="fused"``.
 
 A layer's ``path`` argument asks for one (``"auto"`` decides); every result carries the path
 that ran in ``result.path`` and the layer keeps ``layer.last_decision`` (path and reason).
@@ -103,7 +104,9 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
         if fused_blocker is not None:
             raise ValueError(f"path='fused' cannot run this call: {fused_blocker}")
         return Decision("fused", "requested with path='fused'")
-    if (requested == "auto" and fused_blocker is None and fused_faster and device.type == "cuda"
+    # Regularised calls (``features``) stay off the fused kernel under "auto" until its GPU checks and
+    # timings with those features are recorded (tests/test_cuda.py, benchmarks/gpu.py case 5).
+    if (requested == "auto" and fused_blocker is None and fused_faster and not features and device.type == "cuda"
             and not torch.compiler.is_compiling()):
         return Decision("fused", f"CUDA, {mode}: birnn's persistent kernel, measured faster than cuDNN for this "
                                  "size (birnn.dispatch.fused_measured_faster)")

@@ -190,13 +190,10 @@ class RecurrentLayer(nn.RNNBase):
             return f"the fused kernel runs float32 and bfloat16, not {x.dtype}"
         if not supported_hidden(self.hidden_size):
             return f"the fused kernel needs hidden_size a power of two >= 16 or a multiple of 64, got {self.hidden_size}"
-        unsupported = [name for name, on in (("proj_size", self.proj_size), ("layer_norm", self.layer_norm),
-                                             ("zoneout", self.zoneout or self.cell_zoneout),
-                                             ("highway", self.residual == "highway"),
-                                             ("recurrent_dropout", self.training and self.recurrent_dropout))
+        unsupported = [name for name, on in (("proj_size", self.proj_size), ("highway", self.residual == "highway"))
                        if on]
         if unsupported:
-            return f"the fused kernel does not run {', '.join(unsupported)} yet"
+            return f"the fused kernel does not run {', '.join(unsupported)}"
         return None
 
     def _reference_features(self) -> List[str]:

@@ -2,7 +2,8 @@
 ``scan`` (same inputs, same outputs), so :func:`birnn.recurrence.run_reference` drives either.
 
 Forward and backward each run as one persistent kernel per layer; the weight gradient is one
-large matmul after the backward kernel, ``dW_hh[d] = sum_t dA_t^T h_{t-1}``.
+large matmul after the backward kernel, ``dW_hh[d] = sum_t dA_t^T (h_{t-1} * drop)``, and the
+layer norms' gains and biases are reductions of saved tensors.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..cells import Carry, CellSpec, StepWeights
-from .recurrent import layer_backward, layer_forward
+from .recurrent import StepExtras, layer_backward, layer_forward
 
 __all__ = ["FusedRecurrence", "fused_scan", "unsupported"]
 
@@ -21,37 +22,54 @@ __all__ = ["FusedRecurrence", "fused_scan", "unsupported"]
 class FusedRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mode: str, xs: Tensor, w: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
-                lengths: Tensor, precision: str):
+                lengths: Tensor, precision: str, drop: Optional[Tensor], keep_h: Optional[Tensor],
+                keep_c: Optional[Tensor], rate_h: float, rate_c: float, ln_h: Optional[Tensor],
+                ln_cw: Optional[Tensor], ln_cb: Optional[Tensor]):
         T = xs.shape[0]
         save = any(ctx.needs_input_grad)  # inference: no gate activations written
-        out, hn, cn, cs, gates = layer_forward(mode, xs, w, b_hh, h0, c0, lengths, T, save=save, precision=precision)
-        ctx.mode, ctx.precision, ctx.dtype = mode, precision, xs.dtype
-        ctx.save_for_backward(w, out, h0, c0 if c0 is not None else h0, cs if cs is not None else out,
-                              gates if gates is not None else out, lengths)
-        out_t = out.to(xs.dtype)
-        return out_t, hn.to(h0.dtype), (cn.to(h0.dtype) if cn is not None else hn.new_zeros(0))
+        extras = StepExtras(drop, keep_h, keep_c, rate_h, rate_c, ln_h, None if ln_cw is None else (ln_cw, ln_cb))
+        fwd = layer_forward(mode, xs, w, b_hh, h0, c0, lengths, T, save=save, precision=precision, extras=extras)
+        ctx.mode, ctx.precision, ctx.dtype, ctx.extras = mode, precision, xs.dtype, extras._replace(
+            drop=None, keep_h=None, keep_c=None, ln_h=None, ln_c=None)
+        if save:  # what backward reads; tensors go through save_for_backward, the rest on ctx
+            ctx.fwd = fwd._replace(out=None, hn=None, cn=None)
+            ctx.save_for_backward(w, fwd.out, h0, c0, lengths, drop, keep_h, keep_c, ln_h, ln_cw, ln_cb)
+        out_t = fwd.out.to(xs.dtype)
+        return out_t, fwd.hn.to(h0.dtype), (fwd.cn.to(h0.dtype) if fwd.cn is not None else fwd.hn.new_zeros(0))
 
     @staticmethod
     def backward(ctx, dout, dhn, dcn):
-        w, out, h0, c0, cs, gates, lengths = ctx.saved_tensors
+        w, out, h0, c0, lengths, drop, keep_h, keep_c, ln_h, ln_cw, ln_cb = ctx.saved_tensors
         mode = ctx.mode
         T, D, B, H = out.shape
+        extras = ctx.extras._replace(drop=drop, keep_h=keep_h, keep_c=keep_c, ln_h=ln_h,
+                                     ln_c=None if ln_cw is None else (ln_cw, ln_cb))
+        fwd = ctx.fwd._replace(out=out)
         zeros = out.new_zeros(D, B, H)
-        dx, dah, dh0, dc0 = layer_backward(
-            mode, w, out, h0.float(), c0.float() if mode == "LSTM" else None, cs, gates, lengths, T,
+        grads = layer_backward(
+            mode, w, fwd, h0.float(), c0.float() if mode == "LSTM" else None, lengths, T,
             dout if dout is not None else out.new_zeros(out.shape), dhn if dhn is not None else zeros,
-            (dcn if dcn is not None and dcn.numel() else zeros) if mode == "LSTM" else None, precision=ctx.precision)
+            (dcn if dcn is not None and dcn.numel() else zeros) if mode == "LSTM" else None,
+            precision=ctx.precision, extras=extras)
         h_prev = torch.cat([h0.float().unsqueeze(0), out[:-1]], 0)  # (T, D, B, H): the state each step read
-        dw = torch.bmm(dah.permute(1, 3, 0, 2).reshape(D, -1, T * B), h_prev.permute(1, 0, 2, 3).reshape(D, T * B, H))
-        db = dah.sum((0, 2)) if mode == "GRU" else None
-        return (None, dx.to(ctx.dtype), dw.to(w.dtype), db, dh0.to(h0.dtype),
-                (dc0.to(c0.dtype) if mode == "LSTM" else None), None, None)
+        if drop is not None:
+            h_prev = h_prev * drop.float()
+        dw = torch.bmm(grads.draw.permute(1, 3, 0, 2).reshape(D, -1, T * B),
+                       h_prev.permute(1, 0, 2, 3).reshape(D, T * B, H))
+        db = grads.dy.sum((0, 2)) if mode == "GRU" else None
+        d_lnh = (grads.dy * fwd.xhat).sum((0, 2)).to(ln_h.dtype) if ln_h is not None else None
+        d_lncw = d_lncb = None
+        if ln_cw is not None:
+            d_lncw = (grads.dyc * fwd.chat).sum((0, 2)).to(ln_cw.dtype)
+            d_lncb = grads.dyc.sum((0, 2)).to(ln_cb.dtype)
+        return (None, grads.dx.to(ctx.dtype), dw.to(w.dtype), db, grads.dh0.to(h0.dtype),
+                (grads.dc0.to(c0.dtype) if mode == "LSTM" else None), None, None,
+                None, None, None, None, None, d_lnh, d_lncw, d_lncb)
 
 
-def unsupported(w: StepWeights, highway=None, zoneout=None) -> Optional[str]:
+def unsupported(w: StepWeights, highway=None) -> Optional[str]:
     """Why the fused kernel cannot run this layer, or None."""
-    for name, value in (("recurrent_dropout", w.drop_h), ("layer_norm", w.ln_h), ("proj_size", w.hr_t),
-                        ("highway", highway), ("zoneout", zoneout)):
+    for name, value in (("proj_size", w.hr_t), ("highway", highway)):
         if value is not None:
             return name
     return None
@@ -59,15 +77,16 @@ def unsupported(w: StepWeights, highway=None, zoneout=None) -> Optional[str]:
 
 def fused_scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: Optional[Tensor], *,
                highway=None, zoneout=None, precision: Optional[str] = None) -> Tuple[Tensor, Carry]:
-    """:func:`birnn.recurrence.scan` on the fused kernel: ``xs`` (T, D, B, G*H) -> (T, D, B, H).
+    """:func:`birnn.recurrence.scan` on the fused kernel: ``xs`` (T, D, B, G*H) -> (T, D, B, H),
+    recurrent dropout (``w.drop_h``), layer norm (``w.ln_h``, ``w.ln_c``) and ``zoneout`` included.
 
     float32 matmuls use TF32 when ``torch.backends.cudnn.allow_tf32`` is on (PyTorch's default,
     which is what cuDNN's RNNs do), else full float32."""
     if precision is None:
         precision = "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
-    why = unsupported(w, highway, zoneout)
+    why = unsupported(w, highway)
     if why is not None:
-        raise ValueError(f"the fused kernel does not run {why} yet")
+        raise ValueError(f"the fused kernel does not run {why}")
     T, D, B = xs.shape[:3]
     lengths = valid.sum(0) if valid is not None else torch.full((B,), T, device=xs.device, dtype=torch.int64)
     weight = w.hh_t.transpose(1, 2)  # (D, G*H, H), step order
@@ -75,5 +94,12 @@ def fused_scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: 
     if spec.mode == "GRU" and b_hh is None:
         b_hh = xs.new_zeros(D, xs.shape[-1])
     c0 = carry[1] if spec.has_cell_state else None
-    out, hn, cn = FusedRecurrence.apply(spec.mode, xs, weight, b_hh, carry[0], c0, lengths, precision)
+    zo = zoneout
+    keep_h = None if zo is None or zo.keep_h is None else zo.keep_h[:T]
+    keep_c = None if zo is None or zo.keep_c is None else zo.keep_c[:T]
+    ln_cw, ln_cb = (w.ln_c[0][:, 0], w.ln_c[1][:, 0]) if w.ln_c is not None else (None, None)
+    out, hn, cn = FusedRecurrence.apply(
+        spec.mode, xs, weight, b_hh, carry[0], c0, lengths, precision, w.drop_h, keep_h, keep_c,
+        zo.rate_h if zo is not None else 0.0, zo.rate_c if zo is not None else 0.0,
+        None if w.ln_h is None else w.ln_h[:, 0], ln_cw, ln_cb)
     return out, ((hn, cn) if spec.has_cell_state else (hn,))

@@ -23,7 +23,7 @@ program per group there (a group of one never waits).
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import triton
@@ -32,7 +32,8 @@ from torch import Tensor
 
 from . import supported_hidden
 
-__all__ = ["CELL_CODES", "layer_backward", "layer_forward", "plan_grid", "supported_hidden"]
+__all__ = ["CELL_CODES", "Backward", "Forward", "StepExtras", "layer_backward", "layer_forward", "plan_grid",
+           "supported_hidden"]
 
 CELL_CODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
 _GATES = {0: 1, 1: 1, 2: 4, 3: 3}
@@ -100,6 +101,106 @@ def _all_gates(h_base, w_base, units, rows_b, mask_b, H: tl.constexpr, BK: tl.co
 
 
 @triton.jit
+def _zone(new, old, k_ptr, off, m2, rate, Z: tl.constexpr):
+    """Zoneout of one state: with 0/1 masks (Z=1; 1 keeps ``old``, exactly), the expectation
+    ``new + rate (old - new)`` (Z=2, evaluation), or nothing (Z=0)."""
+    res = new
+    if Z == 1:
+        keep = tl.load(k_ptr + off, mask=m2, other=0.0).to(tl.float32)
+        res = tl.where(keep != 0.0, old, new)
+    if Z == 2:
+        res = new + rate * (old - new)
+    return res
+
+
+@triton.jit
+def _keep_factor(k_ptr, off, m2, rate, Z: tl.constexpr, BB: tl.constexpr, U: tl.constexpr):
+    """d(zoned state)/d(previous state) of :func:`_zone`: the mask, the rate, or 0."""
+    k = tl.zeros((BB, U), dtype=tl.float32)
+    if Z == 1:
+        k = tl.load(k_ptr + off, mask=m2, other=0.0).to(tl.float32)
+    if Z == 2:
+        k = k + rate
+    return k
+
+
+@triton.jit
+def _group_gather(st_ptr, slot: tl.constexpr, v1, v2, d, rows_b, mask_b, B, jpos, GROUP: tl.constexpr,
+                  NG: tl.constexpr, counter, target):
+    """Exchange two per-row values (BB,) across the group: each program writes its own to its
+    place in the area ``(D, B, GROUP, 4)``, meets the others at the barrier, and reads everyone's
+    back as (BB, NG) tiles (0 beyond GROUP), with their mask."""
+    row = (d * B + rows_b) * GROUP
+    tl.store(st_ptr + (row + jpos) * 4 + slot, v1, mask=mask_b)
+    tl.store(st_ptr + (row + jpos) * 4 + slot + 1, v2, mask=mask_b)
+    _group_barrier(counter, target)
+    js = tl.arange(0, NG)
+    p = st_ptr + (row[:, None] + js[None, :]) * 4 + slot
+    m = mask_b[:, None] & (js[None, :] < GROUP)
+    q1 = tl.load(p, mask=m, other=0.0, cache_modifier=".cg")
+    q2 = tl.load(p + 1, mask=m, other=0.0, cache_modifier=".cg")
+    return q1, q2, m
+
+
+@triton.jit
+def _group_sums(st_ptr, slot: tl.constexpr, s1, s2, d, rows_b, mask_b, B, jpos, GROUP: tl.constexpr,
+                NG: tl.constexpr, counter, target):
+    """Two row sums over the whole group from each program's partial sums, added in the same
+    order everywhere (so every program gets the same bits)."""
+    q1, q2, m = _group_gather(st_ptr, slot, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, target)
+    return tl.sum(q1, axis=1), tl.sum(q2, axis=1)
+
+
+@triton.jit
+def _group_moments(st_ptr, slot: tl.constexpr, mean_j, m2_j, n_j, n_all, d, rows_b, mask_b, B, jpos,
+                   GROUP: tl.constexpr, NG: tl.constexpr, counter, target):
+    """Mean and 1/sqrt(var + 1e-5) per row over the group, merged from each program's mean and
+    sum of squared deviations over its ``n_j`` values (Chan et al.'s merge: no cancellation)."""
+    q1, q2, m = _group_gather(st_ptr, slot, mean_j, m2_j, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, target)
+    mean = tl.sum(q1, axis=1) / GROUP
+    dev = tl.where(m, q1 - mean[:, None], 0.0)
+    var = (tl.sum(q2, axis=1) + n_j * tl.sum(dev * dev, axis=1)) / n_all
+    return mean, 1.0 / tl.sqrt(var + 1e-5)
+
+
+@triton.jit
+def _local_moments(a0, a1, a2, a3, G: tl.constexpr, U: tl.constexpr):
+    """Mean and sum of squared deviations per row over this program's G x U values."""
+    s = tl.sum(a0, axis=1)
+    if G > 1:
+        s += tl.sum(a1, axis=1) + tl.sum(a2, axis=1)
+    if G > 3:
+        s += tl.sum(a3, axis=1)
+    mean = s / (G * U)
+    e = a0 - mean[:, None]
+    m2 = tl.sum(e * e, axis=1)
+    if G > 1:
+        e = a1 - mean[:, None]
+        m2 += tl.sum(e * e, axis=1)
+        e = a2 - mean[:, None]
+        m2 += tl.sum(e * e, axis=1)
+    if G > 3:
+        e = a3 - mean[:, None]
+        m2 += tl.sum(e * e, axis=1)
+    return mean, m2
+
+
+@triton.jit
+def _normalise(a, mean, rstd, gain_ptr, xh_ptr, m2, SAVE: tl.constexpr):
+    """``(a - mean) / std * gain`` of one gate block (BB, U); saves the normalised values."""
+    xh = (a - mean[:, None]) * rstd[:, None]
+    if SAVE:
+        tl.store(xh_ptr, xh, mask=m2)
+    return xh * tl.load(gain_ptr).to(tl.float32)[None, :]
+
+
+@triton.jit
+def _gained(dy, gain_ptr, xh_ptr, m2):
+    """Layer-norm backward, first half for one gate block: ``dy * gain`` and the saved ``x̂``."""
+    return dy * tl.load(gain_ptr).to(tl.float32)[None, :], tl.load(xh_ptr, mask=m2, other=0.0)
+
+
+@triton.jit
 def _recurrent_layer_kernel(
     xg_ptr,  # (T, D, B, G*H) input projections (biases folded in; GRU: b_ih only)
     w_ptr,  # (D, G*H, H) W_hh, gate blocks in step order
@@ -107,85 +208,137 @@ def _recurrent_layer_kernel(
     h0_ptr, c0_ptr,  # (D, B, H)
     len_ptr,  # (B,) int32
     out_ptr,  # (T, D, B, H) outputs, 0 at padded steps
-    hx_ptr,  # (D, 2, B, H) exchange area, parity 0 holds h0
+    hx_ptr,  # (D, 2, B, H) exchange area of h (times the recurrent dropout mask), parity 0 holds h0
     hn_ptr, cn_ptr,  # (D, B, H) final states
     cs_ptr,  # (T, D, B, H) when SAVE: LSTM cell states, GRU h W_n^T + b_hn
-    gates_ptr,  # (T, D, B, G*H) gate activations (when SAVE; the GRU keeps h W_n^T + b_hn in cs_ptr)
+    gates_ptr,  # (T, D, B, G*H) gate activations when SAVE (Elman with zoneout: the new state before zoneout)
     bar_ptr,  # (D * NBT,) int32 barrier counters, zero at launch
+    drop_ptr,  # (D, B, H) recurrent dropout mask, scaled (DROP)
+    kh_ptr, kc_ptr,  # (T, D, B, H) zoneout masks of h and c, 1 keeps the old value (ZH, ZC == 1)
+    rate_h, rate_c,  # zoneout rates (ZH, ZC == 2: evaluation, the expectation)
+    lnh_ptr,  # (D, G*H) gain of the recurrent pre-activation's layer norm (LN)
+    lncw_ptr, lncb_ptr,  # (D, H) gain and bias of the LSTM cell's layer norm (LN)
+    st_ptr,  # (D, B, GROUP, 4) partial row sums exchanged for the norms (LN)
+    xh_ptr,  # (T, D, B, G*H) normalised recurrent pre-activations (LN and SAVE)
+    ch_ptr,  # (T, D, B, H) normalised LSTM cell (LN and SAVE)
+    rs_ptr,  # (T, D, B, 2) 1/std of both norms (LN and SAVE)
     steps, B,
-    H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr,
+    H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr, SAVE: tl.constexpr,
+    DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr, FOLD: tl.constexpr,
     DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
+    jpos = tl.program_id(0) % GROUP
     m2 = mask_b[:, None]
     h_own = tl.load(h0_ptr + state_off, mask=m2, other=0.0).to(tl.float32)
     c = tl.zeros((BB, U), dtype=tl.float32)
     if CELL == 2:
         c = tl.load(c0_ptr + state_off, mask=m2, other=0.0).to(tl.float32)
+    dmask = tl.full((BB, U), 1.0, dtype=tl.float32)
+    if DROP:
+        dmask = tl.load(drop_ptr + state_off, mask=m2, other=0.0).to(tl.float32)
     w_base = w_ptr + d * (G * H * H)
     GH: tl.constexpr = G * H
+    counter = bar_ptr + grp
+    nb = 0  # barriers passed
     t = 0
     while t < steps:  # (a while loop: Triton's interpreter cannot index range() with numpy >= 2.4 scalars)
         par = t % 2
         h_base = hx_ptr + (d * 2 + par) * B * H
-        x_base = xg_ptr + ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]
-        acc0 = tl.load(x_base, mask=m2, other=0.0).to(tl.float32)
-        if CELL == 3:  # GRU: the hidden part of n is needed apart (b_hn sits inside r *)
-            zero = tl.zeros((BB, U), dtype=tl.float32)
-            hr, hz, hn, _ = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 3, DOT_DTYPE, PRECISION,
-                                       zero, zero, zero, zero)
-            b_r = tl.load(bhh_ptr + d * GH + units)
-            b_z = tl.load(bhh_ptr + d * GH + H + units)
-            b_n = tl.load(bhh_ptr + d * GH + 2 * H + units)
-            xz = tl.load(x_base + H, mask=m2, other=0.0).to(tl.float32)
-            xn = tl.load(x_base + 2 * H, mask=m2, other=0.0).to(tl.float32)
-            r = _sigmoid(acc0 + hr + b_r[None, :])
-            z = _sigmoid(xz + hz + b_z[None, :])
-            hn_b = hn + b_n[None, :]
-            n = _tanh(xn + r * hn_b)
+        so = ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :]  # this step's (BB, U) in (T, D, B, H)
+        go = ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]  # gate 0's in (T, D, B, G*H)
+        valid = (t < lengths)[:, None]
+        zero = tl.zeros((BB, U), dtype=tl.float32)
+        x0 = tl.load(xg_ptr + go, mask=m2, other=0.0).to(tl.float32)
+        x1 = zero
+        x2 = zero
+        x3 = zero
+        if G > 1:
+            x1 = tl.load(xg_ptr + go + H, mask=m2, other=0.0).to(tl.float32)
+            x2 = tl.load(xg_ptr + go + 2 * H, mask=m2, other=0.0).to(tl.float32)
+        if G > 3:
+            x3 = tl.load(xg_ptr + go + 3 * H, mask=m2, other=0.0).to(tl.float32)
+        if FOLD:  # the input projections start the sums: a_k = x_k + h W_k^T
+            a0, a1, a2, a3 = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, G, DOT_DTYPE, PRECISION,
+                                        x0, x1, x2, x3)
+        else:  # the recurrent part alone first (normalised, or the GRU's r * (h W_n^T + b_hn))
+            a0, a1, a2, a3 = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, G, DOT_DTYPE, PRECISION,
+                                        zero, zero, zero, zero)
+            if LN:  # layer norm over all G*H units of each row: partial sums meet across the group
+                mean_j, m2_j = _local_moments(a0, a1, a2, a3, G, U)
+                nb += 1
+                mean, rstd = _group_moments(st_ptr, 0, mean_j, m2_j, G * U, GH, d, rows_b, mask_b, B, jpos, GROUP, NG,
+                                            counter, nb * GROUP)
+                if SAVE:
+                    tl.store(rs_ptr + ((t * D + d) * B + rows_b) * 2, rstd, mask=mask_b)
+                gain = lnh_ptr + d * GH + units
+                a0 = _normalise(a0, mean, rstd, gain, xh_ptr + go, m2, SAVE)
+                if G > 1:
+                    a1 = _normalise(a1, mean, rstd, gain + H, xh_ptr + go + H, m2, SAVE)
+                    a2 = _normalise(a2, mean, rstd, gain + 2 * H, xh_ptr + go + 2 * H, m2, SAVE)
+                if G > 3:
+                    a3 = _normalise(a3, mean, rstd, gain + 3 * H, xh_ptr + go + 3 * H, m2, SAVE)
+            if CELL != 3:
+                a0 += x0
+                a1 += x1
+                a2 += x2
+                a3 += x3
+        if CELL == 3:  # GRU, [r|z|n]: b_hn sits inside r *
+            b_r = tl.load(bhh_ptr + d * GH + units).to(tl.float32)
+            b_z = tl.load(bhh_ptr + d * GH + H + units).to(tl.float32)
+            b_n = tl.load(bhh_ptr + d * GH + 2 * H + units).to(tl.float32)
+            r = _sigmoid(x0 + a0 + b_r[None, :])
+            z = _sigmoid(x1 + a1 + b_z[None, :])
+            hn_b = a2 + b_n[None, :]
+            n = _tanh(x2 + r * hn_b)
             h_new = n + z * (h_own - n)
             if SAVE:
-                g_base = gates_ptr + ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]
-                tl.store(g_base, r, mask=m2)
-                tl.store(g_base + H, z, mask=m2)
-                tl.store(g_base + 2 * H, n, mask=m2)
-                tl.store(cs_ptr + ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :], hn_b, mask=m2)
+                tl.store(gates_ptr + go, r, mask=m2)
+                tl.store(gates_ptr + go + H, z, mask=m2)
+                tl.store(gates_ptr + go + 2 * H, n, mask=m2)
+                tl.store(cs_ptr + so, hn_b, mask=m2)
         elif CELL == 2:  # LSTM, step order [i|f|o|g]
-            x_f = tl.load(x_base + H, mask=m2, other=0.0).to(tl.float32)
-            x_o = tl.load(x_base + 2 * H, mask=m2, other=0.0).to(tl.float32)
-            x_g = tl.load(x_base + 3 * H, mask=m2, other=0.0).to(tl.float32)
-            a_i, a_f, a_o, a_g = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 4, DOT_DTYPE, PRECISION,
-                                            acc0, x_f, x_o, x_g)
-            i = _sigmoid(a_i)
-            f = _sigmoid(a_f)
-            o = _sigmoid(a_o)
-            g = _tanh(a_g)
+            i = _sigmoid(a0)
+            f = _sigmoid(a1)
+            o = _sigmoid(a2)
+            g = _tanh(a3)
             c_new = f * c + i * g
-            h_new = o * _tanh(c_new)
-            valid_c = (t < lengths)[:, None]
-            c = tl.where(valid_c, c_new, c)
+            y = c_new
+            if LN:  # the cell's layer norm over its H units, with gain and bias
+                mean_j, m2_j = _local_moments(c_new, c_new, c_new, c_new, 1, U)
+                nb += 1
+                mean_c, rstd_c = _group_moments(st_ptr, 2, mean_j, m2_j, U, H, d, rows_b, mask_b, B, jpos, GROUP, NG,
+                                                counter, nb * GROUP)
+                chat = (c_new - mean_c[:, None]) * rstd_c[:, None]
+                y = (chat * tl.load(lncw_ptr + d * H + units).to(tl.float32)[None, :]
+                     + tl.load(lncb_ptr + d * H + units).to(tl.float32)[None, :])
+                if SAVE:
+                    tl.store(ch_ptr + so, chat, mask=m2)
+                    tl.store(rs_ptr + ((t * D + d) * B + rows_b) * 2 + 1, rstd_c, mask=mask_b)
+            h_new = o * _tanh(y)
+            c = tl.where(valid, _zone(c_new, c, kc_ptr, so, m2, rate_c, ZC), c)
             if SAVE:
-                g_base = gates_ptr + ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]
-                tl.store(g_base, i, mask=m2)
-                tl.store(g_base + H, f, mask=m2)
-                tl.store(g_base + 2 * H, o, mask=m2)
-                tl.store(g_base + 3 * H, g, mask=m2)
-                tl.store(cs_ptr + ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :], c, mask=m2)
+                tl.store(gates_ptr + go, i, mask=m2)
+                tl.store(gates_ptr + go + H, f, mask=m2)
+                tl.store(gates_ptr + go + 2 * H, o, mask=m2)
+                tl.store(gates_ptr + go + 3 * H, g, mask=m2)
+                tl.store(cs_ptr + so, c, mask=m2)
         else:  # Elman RNN
-            a, _, _, _ = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, 1, DOT_DTYPE, PRECISION,
-                                    acc0, acc0, acc0, acc0)
             if CELL == 0:
-                h_new = _tanh(a)
+                h_new = _tanh(a0)
             else:
-                h_new = tl.maximum(a, 0.0)
-        valid = (t < lengths)[:, None]
+                h_new = tl.maximum(a0, 0.0)
+            if SAVE:
+                if ZH != 0:  # the backward pass needs the activation before zoneout
+                    tl.store(gates_ptr + go, h_new, mask=m2)
+        h_new = _zone(h_new, h_own, kh_ptr, so, m2, rate_h, ZH)
         h_own = tl.where(valid, h_new, h_own)
-        tl.store(out_ptr + ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :],
-                 tl.where(valid, h_new, 0.0), mask=m2)
-        tl.store(hx_ptr + (d * 2 + 1 - par) * B * H + rows_b[:, None] * H + units[None, :], h_own, mask=m2)
+        tl.store(out_ptr + so, tl.where(valid, h_new, 0.0), mask=m2)
+        tl.store(hx_ptr + (d * 2 + 1 - par) * B * H + rows_b[:, None] * H + units[None, :], h_own * dmask, mask=m2)
         # the group's barrier: every unit block has published step t before anyone reads it
-        _group_barrier(bar_ptr + grp, (t + 1) * GROUP)
+        nb += 1
+        _group_barrier(counter, nb * GROUP)
         t += 1
     tl.store(hn_ptr + state_off, h_own, mask=m2)
     if CELL == 2:
@@ -198,28 +351,38 @@ def _recurrent_layer_backward_kernel(
     out_ptr,  # (T, D, B, H) forward outputs (h_t at real steps)
     h0_ptr, c0_ptr,  # (D, B, H)
     cs_ptr,  # (T, D, B, H) LSTM: c_t; GRU: h W_n^T + b_hn
-    gates_ptr,  # (T, D, B, G*H) gate activations
+    gates_ptr,  # (T, D, B, G*H) gate activations (Elman with zoneout: the state before zoneout)
     len_ptr,
     dout_ptr,  # (T, D, B, H)
     dhn_ptr, dcn_ptr,  # (D, B, H)
     dx_ptr,  # (T, D, B, G*H) gradient of the input projections
-    dah_ptr,  # (T, D, B, G*H) gradient of the hidden pre-activations (GRU only; else dx)
+    dy_ptr,  # (T, D, B, G*H) gradient of the hidden pre-activations after the norm (GRU only; else dx)
+    draw_ptr,  # (T, D, B, G*H) gradient of h W_hh^T before the norm (LN only; else dy)
+    dyc_ptr,  # (T, D, B, H) gradient of the normalised cell's affine output (LN, LSTM)
     ex_ptr,  # (D, 2, B, G*H) exchange area
     dh0_ptr, dc0_ptr,  # (D, B, H)
     bar_ptr,
+    drop_ptr, kh_ptr, kc_ptr, rate_h, rate_c, lnh_ptr, lncw_ptr, lncb_ptr, st_ptr, xh_ptr, ch_ptr, rs_ptr,
     steps, B,
-    H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr,
+    H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr,
+    DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
     DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
+    jpos = tl.program_id(0) % GROUP
     m2 = mask_b[:, None]
     dh = tl.load(dhn_ptr + state_off, mask=m2, other=0.0)
     dc = tl.zeros((BB, U), dtype=tl.float32)
     if CELL == 2:
         dc = tl.load(dcn_ptr + state_off, mask=m2, other=0.0)
+    dmask = tl.full((BB, U), 1.0, dtype=tl.float32)
+    if DROP:
+        dmask = tl.load(drop_ptr + state_off, mask=m2, other=0.0).to(tl.float32)
     GH: tl.constexpr = G * H
     w_base = w_ptr + d * (GH * H)
+    counter = bar_ptr + grp
+    nb = 0
     k = 0
     while k < steps:
         t = steps - 1 - k
@@ -227,34 +390,48 @@ def _recurrent_layer_backward_kernel(
         valid = (t < lengths)[:, None]
         off = ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :]
         goff = ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]
+        zero = tl.zeros((BB, U), dtype=tl.float32)
         dh_t = dh + tl.where(valid, tl.load(dout_ptr + off, mask=m2, other=0.0), 0.0)
+        kh = _keep_factor(kh_ptr, off, m2, rate_h, ZH, BB, U)
+        keep = dh_t * kh  # zoneout: the part that flows straight to h_{t-1}
+        dhn = dh_t - keep  # the part that reaches the cell's new state
         if CELL == 2:
             i = tl.load(gates_ptr + goff, mask=m2, other=0.0)
             f = tl.load(gates_ptr + goff + H, mask=m2, other=0.0)
             o = tl.load(gates_ptr + goff + 2 * H, mask=m2, other=0.0)
             g = tl.load(gates_ptr + goff + 3 * H, mask=m2, other=0.0)
-            c_t = tl.load(cs_ptr + off, mask=m2, other=0.0)
             if t > 0:
                 c_prev = tl.load(cs_ptr + off - D * B * H, mask=m2, other=0.0)
             else:
                 c_prev = tl.load(c0_ptr + state_off, mask=m2, other=0.0)
-            tc = _tanh(c_t)
-            dct = dc + dh_t * o * (1.0 - tc * tc)
-            da0 = tl.where(valid, dct * g * i * (1.0 - i), 0.0)
-            da1 = tl.where(valid, dct * c_prev * f * (1.0 - f), 0.0)
-            da2 = tl.where(valid, dh_t * tc * o * (1.0 - o), 0.0)
-            da3 = tl.where(valid, dct * i * (1.0 - g * g), 0.0)
-            dc = tl.where(valid, dct * f, dc)
-            tl.store(dx_ptr + goff, da0, mask=m2)
-            tl.store(dx_ptr + goff + H, da1, mask=m2)
-            tl.store(dx_ptr + goff + 2 * H, da2, mask=m2)
-            tl.store(dx_ptr + goff + 3 * H, da3, mask=m2)
-            e_off = ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :]
-            tl.store(ex_ptr + e_off, da0, mask=m2)
-            tl.store(ex_ptr + e_off + H, da1, mask=m2)
-            tl.store(ex_ptr + e_off + 2 * H, da2, mask=m2)
-            tl.store(ex_ptr + e_off + 3 * H, da3, mask=m2)
-            keep = tl.zeros((BB, U), dtype=tl.float32)
+            kc = _keep_factor(kc_ptr, off, m2, rate_c, ZC, BB, U)
+            if LN:
+                chat = tl.load(ch_ptr + off, mask=m2, other=0.0)
+                gw = tl.load(lncw_ptr + d * H + units).to(tl.float32)[None, :]
+                tc = _tanh(chat * gw + tl.load(lncb_ptr + d * H + units).to(tl.float32)[None, :])
+            elif ZC != 0:  # the saved c_t is after zoneout: recompute the cell's own c_t
+                tc = _tanh(f * c_prev + i * g)
+            else:
+                tc = _tanh(tl.load(cs_ptr + off, mask=m2, other=0.0))
+            y2 = tl.where(valid, dhn * tc * o * (1.0 - o), 0.0)
+            dyc = tl.where(valid, dhn * o * (1.0 - tc * tc), 0.0)
+            if LN:  # back through the cell's norm: two row sums over all H units
+                tl.store(dyc_ptr + off, dyc, mask=m2)
+                dch = dyc * gw
+                nb += 1
+                t1, t2 = _group_sums(st_ptr, 2, tl.sum(dch, axis=1), tl.sum(dch * chat, axis=1), d, rows_b, mask_b,
+                                     B, jpos, GROUP, NG, counter, nb * GROUP)
+                rstd_c = tl.load(rs_ptr + ((t * D + d) * B + rows_b) * 2 + 1, mask=mask_b, other=0.0)
+                dyc = rstd_c[:, None] * (dch - (t1 / H)[:, None] - chat * (t2 / H)[:, None])
+            dct = dc * (1.0 - kc) + dyc
+            y0 = tl.where(valid, dct * g * i * (1.0 - i), 0.0)
+            y1 = tl.where(valid, dct * c_prev * f * (1.0 - f), 0.0)
+            y3 = tl.where(valid, dct * i * (1.0 - g * g), 0.0)
+            dc = tl.where(valid, dct * f + dc * kc, dc)
+            tl.store(dx_ptr + goff, y0, mask=m2)
+            tl.store(dx_ptr + goff + H, y1, mask=m2)
+            tl.store(dx_ptr + goff + 2 * H, y2, mask=m2)
+            tl.store(dx_ptr + goff + 3 * H, y3, mask=m2)
         elif CELL == 3:
             r = tl.load(gates_ptr + goff, mask=m2, other=0.0)
             z = tl.load(gates_ptr + goff + H, mask=m2, other=0.0)
@@ -264,31 +441,73 @@ def _recurrent_layer_backward_kernel(
                 h_prev = tl.load(out_ptr + off - D * B * H, mask=m2, other=0.0)
             else:
                 h_prev = tl.load(h0_ptr + state_off, mask=m2, other=0.0)
-            da_z = tl.where(valid, dh_t * (h_prev - n) * z * (1.0 - z), 0.0)
-            da_n = tl.where(valid, dh_t * (1.0 - z) * (1.0 - n * n), 0.0)
-            da_r = da_n * hn_b * r * (1.0 - r)
-            tl.store(dx_ptr + goff, da_r, mask=m2)
-            tl.store(dx_ptr + goff + H, da_z, mask=m2)
+            y1 = tl.where(valid, dhn * (h_prev - n) * z * (1.0 - z), 0.0)
+            da_n = tl.where(valid, dhn * (1.0 - z) * (1.0 - n * n), 0.0)
+            y0 = da_n * hn_b * r * (1.0 - r)
+            y2 = da_n * r
+            y3 = zero
+            tl.store(dx_ptr + goff, y0, mask=m2)
+            tl.store(dx_ptr + goff + H, y1, mask=m2)
             tl.store(dx_ptr + goff + 2 * H, da_n, mask=m2)
-            tl.store(dah_ptr + goff, da_r, mask=m2)
-            tl.store(dah_ptr + goff + H, da_z, mask=m2)
-            tl.store(dah_ptr + goff + 2 * H, da_n * r, mask=m2)
-            e_off = ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :]
-            tl.store(ex_ptr + e_off, da_r, mask=m2)
-            tl.store(ex_ptr + e_off + H, da_z, mask=m2)
-            tl.store(ex_ptr + e_off + 2 * H, da_n * r, mask=m2)
-            keep = dh_t * z
+            tl.store(dy_ptr + goff, y0, mask=m2)
+            tl.store(dy_ptr + goff + H, y1, mask=m2)
+            tl.store(dy_ptr + goff + 2 * H, y2, mask=m2)
+            keep += dhn * z
         else:
-            h_t = tl.load(out_ptr + off, mask=m2, other=0.0)
-            if CELL == 0:
-                da = tl.where(valid, dh_t * (1.0 - h_t * h_t), 0.0)
+            if ZH != 0:
+                act = tl.load(gates_ptr + goff, mask=m2, other=0.0)
             else:
-                da = tl.where(valid & (h_t > 0.0), dh_t, 0.0)
-            tl.store(dx_ptr + goff, da, mask=m2)
-            tl.store(ex_ptr + ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :], da, mask=m2)
-            keep = tl.zeros((BB, U), dtype=tl.float32)
-        _group_barrier(bar_ptr + grp, (k + 1) * GROUP)
-        # dh_{t-1}[units] = dA (BB, G*H) @ W[:, units] (G*H, U)
+                act = tl.load(out_ptr + off, mask=m2, other=0.0)
+            if CELL == 0:
+                y0 = tl.where(valid, dhn * (1.0 - act * act), 0.0)
+            else:
+                y0 = tl.where(valid & (act > 0.0), dhn, 0.0)
+            y1 = zero
+            y2 = zero
+            y3 = zero
+            tl.store(dx_ptr + goff, y0, mask=m2)
+        if LN:  # back through the recurrent norm: draw = (g*dy - mean(g*dy) - x̂ mean(g*dy x̂)) / std
+            gain = lnh_ptr + d * GH + units
+            y0, xh0 = _gained(y0, gain, xh_ptr + goff, m2)
+            s1 = tl.sum(y0, axis=1)
+            s2 = tl.sum(y0 * xh0, axis=1)
+            xh1 = zero
+            xh2 = zero
+            xh3 = zero
+            if G > 1:
+                y1, xh1 = _gained(y1, gain + H, xh_ptr + goff + H, m2)
+                y2, xh2 = _gained(y2, gain + 2 * H, xh_ptr + goff + 2 * H, m2)
+                s1 += tl.sum(y1, axis=1) + tl.sum(y2, axis=1)
+                s2 += tl.sum(y1 * xh1, axis=1) + tl.sum(y2 * xh2, axis=1)
+            if G > 3:
+                y3, xh3 = _gained(y3, gain + 3 * H, xh_ptr + goff + 3 * H, m2)
+                s1 += tl.sum(y3, axis=1)
+                s2 += tl.sum(y3 * xh3, axis=1)
+            nb += 1
+            t1, t2 = _group_sums(st_ptr, 0, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, nb * GROUP)
+            rstd = tl.load(rs_ptr + ((t * D + d) * B + rows_b) * 2, mask=mask_b, other=0.0)[:, None]
+            m1 = (t1 / GH)[:, None]
+            mx = (t2 / GH)[:, None]
+            y0 = rstd * (y0 - m1 - xh0 * mx)
+            tl.store(draw_ptr + goff, y0, mask=m2)
+            if G > 1:
+                y1 = rstd * (y1 - m1 - xh1 * mx)
+                y2 = rstd * (y2 - m1 - xh2 * mx)
+                tl.store(draw_ptr + goff + H, y1, mask=m2)
+                tl.store(draw_ptr + goff + 2 * H, y2, mask=m2)
+            if G > 3:
+                y3 = rstd * (y3 - m1 - xh3 * mx)
+                tl.store(draw_ptr + goff + 3 * H, y3, mask=m2)
+        e_off = ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :]
+        tl.store(ex_ptr + e_off, y0, mask=m2)
+        if G > 1:
+            tl.store(ex_ptr + e_off + H, y1, mask=m2)
+            tl.store(ex_ptr + e_off + 2 * H, y2, mask=m2)
+        if G > 3:
+            tl.store(ex_ptr + e_off + 3 * H, y3, mask=m2)
+        nb += 1
+        _group_barrier(counter, nb * GROUP)
+        # dh_{t-1}[units] = (dA (BB, G*H) @ W[:, units] (G*H, U)) * drop[units]
         acc = tl.zeros((BB, U), dtype=tl.float32)
         e_base = ex_ptr + ((d * 2 + par) * B) * GH
         for k0 in tl.range(0, GH, BK):
@@ -296,7 +515,7 @@ def _recurrent_layer_backward_kernel(
             ak = tl.load(e_base + rows_b[:, None] * GH + ks[None, :], mask=m2, other=0.0, cache_modifier=".cg")
             wk = tl.load(w_base + ks[:, None] * H + units[None, :])
             acc = tl.dot(ak.to(DOT_DTYPE), wk.to(DOT_DTYPE), acc, input_precision=PRECISION)
-        dh = tl.where(valid, acc + keep, dh_t)
+        dh = tl.where(valid, acc * dmask + keep, dh_t)
         k += 1
     tl.store(dh0_ptr + state_off, dh, mask=m2)
     if CELL == 2:
@@ -336,13 +555,61 @@ def plan_grid(H: int, B: int, D: int, sms: Optional[int]) -> Tuple[int, int, int
     return U, BB, nbt, H // U
 
 
+class StepExtras(NamedTuple):
+    """What the fused step adds to the plain cell, as :mod:`birnn.cells` and
+    :func:`birnn.recurrence.scan` define it; masks are sampled by the caller, so the kernel and
+    the reference loop give the same numbers for the same masks. Every field is optional."""
+
+    drop: Optional[Tensor] = None  # (D, B, H) recurrent dropout mask, scaled; multiplies h before W_hh
+    keep_h: Optional[Tensor] = None  # (T, D, B, H) zoneout masks of h (1 keeps h_{t-1}), in processing order
+    keep_c: Optional[Tensor] = None  # (T, D, B, H) the same for the LSTM cell
+    rate_h: float = 0.0  # zoneout rates, used (as the expectation) where the masks are None
+    rate_c: float = 0.0
+    ln_h: Optional[Tensor] = None  # (D, G*H) gain of the recurrent pre-activation's layer norm
+    ln_c: Optional[Tuple[Tensor, Tensor]] = None  # LSTM: gain and bias (D, H) of the cell's layer norm
+
+    def codes(self) -> dict:
+        """The kernels' compile-time switches."""
+        def zone(mask, rate):
+            return 1 if mask is not None else (2 if rate > 0 else 0)
+        return dict(DROP=self.drop is not None, ZH=zone(self.keep_h, self.rate_h), ZC=zone(self.keep_c, self.rate_c),
+                    LN=self.ln_h is not None)
+
+    def pointers(self, dummy: Tensor, steps: int) -> list:
+        """The kernels' extra arguments (``dummy`` where a feature is off)."""
+        def t(x, n=None):
+            return dummy if x is None else (x[:n] if n is not None else x).contiguous()
+        ln_c = self.ln_c if self.ln_c is not None else (None, None)
+        return [t(self.drop), t(self.keep_h, steps), t(self.keep_c, steps), float(self.rate_h), float(self.rate_c),
+                t(self.ln_h), t(ln_c[0]), t(ln_c[1])]
+
+
+class Forward(NamedTuple):
+    """:func:`layer_forward`'s results; the saved tensors are None unless ``save`` (and the feature) asks."""
+
+    out: Tensor  # (T, D, B, H)
+    hn: Tensor  # (D, B, H)
+    cn: Optional[Tensor]  # (D, B, H), LSTM
+    cs: Optional[Tensor]  # (T, D, B, H) LSTM cell states / GRU h W_n^T + b_hn
+    gates: Optional[Tensor]  # (T, D, B, G*H) gate activations
+    xhat: Optional[Tensor] = None  # (T, D, B, G*H) normalised recurrent pre-activations (layer norm)
+    chat: Optional[Tensor] = None  # (T, D, B, H) normalised LSTM cells (layer norm)
+    rstd: Optional[Tensor] = None  # (T, D, B, 2) 1/std of both norms (layer norm)
+
+
+def _geometry(mode: str, H: int, B: int, D: int, dev: torch.device) -> dict:
+    sms = None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
+    U, BB, nbt, group = plan_grid(H, B, D, sms)
+    return dict(U=U, BB=BB, NBT=nbt, GROUP=group, NG=max(2, triton.next_power_of_2(group)))
+
+
 def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
                   lengths: Tensor, steps: int, *, save: bool = False, precision: str = "tf32",
-                  num_warps: Optional[int] = None, poison: bool = False):
+                  extras: StepExtras = StepExtras(), num_warps: Optional[int] = None, poison: bool = False) -> Forward:
     """Run one layer. ``xs`` (T, D, B, G*H), ``w_hh`` (D, G*H, H) in step order, ``h0``/``c0``
-    (D, B, H), ``lengths`` (B,) (the number of real steps, any device). Returns
-    ``out`` (T, D, B, H), ``h_n``, ``c_n`` (D, B, H), and with ``save`` the saved cell states
-    and gate activations for the backward pass; ``poison`` fills the outputs with NaN first (tests)."""
+    (D, B, H), ``lengths`` (B,) (the number of real steps, any device), ``extras`` the fused
+    regularisers. Returns ``out`` (T, D, B, H), ``h_n``, ``c_n`` (D, B, H), and with ``save``
+    what the backward pass needs; ``poison`` fills the outputs with NaN first (tests)."""
     T, D, B, GH = xs.shape
     H = w_hh.shape[-1]
     cell = CELL_CODES[mode]
@@ -351,60 +618,87 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         raise ValueError(f"the fused kernel needs H a power of two >= 16 or a multiple of 64, and xs (..., {G}*H); "
                          f"got H={H}, G*H={GH}")
     dev = xs.device
-    sms = None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
-    U, BB, nbt, group = plan_grid(H, B, D, sms)
+    geo = _geometry(mode, H, B, D, dev)
+    codes = extras.codes()
     BK = 128 if H % 128 == 0 else min(64, H)
-    dtype = torch.float32
-    out = torch.empty(T, D, B, H, device=dev, dtype=dtype)
-    hx = torch.zeros(D, 2, B, H, device=dev, dtype=dtype)
-    hx[:, 0] = h0
-    hn = torch.empty(D, B, H, device=dev, dtype=dtype)
-    cn = torch.empty(D, B, H, device=dev, dtype=dtype) if mode == "LSTM" else hn
-    cs = torch.empty(T, D, B, H, device=dev, dtype=dtype) if save else out
-    gates = torch.empty(T, D, B, GH, device=dev, dtype=dtype) if save else out
+    f32 = dict(device=dev, dtype=torch.float32)
+    out = torch.empty(T, D, B, H, **f32)
+    hx = torch.zeros(D, 2, B, H, **f32)
+    hx[:, 0] = h0 if extras.drop is None else h0 * extras.drop
+    hn = torch.empty(D, B, H, **f32)
+    cn = torch.empty(D, B, H, **f32) if mode == "LSTM" else hn
+    keeps = save and (G > 1 or codes["ZH"] != 0)  # the Elman backward needs only the outputs, unless zoneout
+    cs = torch.empty(T, D, B, H, **f32) if keeps else out
+    gates = torch.empty(T, D, B, GH, **f32) if keeps else out
+    ln = codes["LN"]
+    st = torch.zeros(D, B, geo["GROUP"], 4, **f32) if ln else out
+    xhat = torch.empty(T, D, B, GH, **f32) if ln and save else out
+    chat = torch.empty(T, D, B, H, **f32) if ln and save and mode == "LSTM" else out
+    rstd = torch.empty(T, D, B, 2, **f32) if ln and save else out
     if poison:  # tests: every output element must be written by the kernel
-        for buf in (out, hn, cn, cs, gates):
+        for buf in (out, hn, cn, cs, gates, xhat, chat, rstd):
             buf.fill_(float("nan"))
-    bar = torch.zeros(D * nbt, device=dev, dtype=torch.int32)
+    bar = torch.zeros(D * geo["NBT"], device=dev, dtype=torch.int32)
     lens = lengths.to(device=dev, dtype=torch.int32)
     dot_dtype = tl.bfloat16 if xs.dtype == torch.bfloat16 else tl.float32
-    grid = (D * nbt * group,)
+    grid = (D * geo["NBT"] * geo["GROUP"],)
     _launch(_recurrent_layer_kernel, grid, (
         xs.contiguous(), w_hh.contiguous(), (b_hh if b_hh is not None else hn).contiguous(), h0.contiguous(),
-        (c0 if c0 is not None else h0).contiguous(), lens, out, hx, hn, cn, cs, gates, bar, steps, B), BK,
-        H=H, U=U, BB=BB, GROUP=group, NBT=nbt, D=D, CELL=cell, G=G, SAVE=save, DOT_DTYPE=dot_dtype,
-        PRECISION=precision if dot_dtype == tl.float32 else "tf32",
+        (c0 if c0 is not None else h0).contiguous(), lens, out, hx, hn, cn, cs, gates, bar,
+        *extras.pointers(out, steps), st, xhat, chat, rstd, steps, B), BK,
+        H=H, **geo, D=D, CELL=cell, G=G, SAVE=save, FOLD=not ln and mode != "GRU", **codes,
+        DOT_DTYPE=dot_dtype, PRECISION=precision if dot_dtype == tl.float32 else "tf32",
         num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 4)))
-    keeps = save and mode != "RNN_TANH" and mode != "RNN_RELU"  # the Elman backward needs only the outputs
-    return out, hn, (cn if mode == "LSTM" else None), (cs if keeps else None), (gates if keeps else None)
+    saved = (lambda x: x if save and x is not out else None)
+    return Forward(out, hn, (cn if mode == "LSTM" else None), (cs if keeps else None), (gates if keeps else None),
+                   saved(xhat), saved(chat), saved(rstd))
 
 
-def layer_backward(mode: str, w_hh: Tensor, out: Tensor, h0: Tensor, c0: Optional[Tensor], cs: Tensor, gates: Tensor,
-                   lengths: Tensor, steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *,
-                   precision: str = "tf32"):
-    """Backpropagation through time for :func:`layer_forward` (``save=True``). Returns the
-    gradients of the input projections ``dx`` (T, D, B, G*H), of the hidden pre-activations
-    ``dah`` (for W_hh and the GRU's hidden bias; the same tensor as ``dx`` but for the GRU),
-    ``dh0`` and ``dc0`` (D, B, H)."""
+class Backward(NamedTuple):
+    """:func:`layer_backward`'s results."""
+
+    dx: Tensor  # (T, D, B, G*H) gradient of the input projections
+    dy: Tensor  # (T, D, B, G*H) of the hidden pre-activations after the norm (for the GRU's b_hh, the norm's gain)
+    draw: Tensor  # (T, D, B, G*H) of h W_hh^T (for W_hh)
+    dh0: Tensor  # (D, B, H)
+    dc0: Optional[Tensor]  # (D, B, H), LSTM
+    dyc: Optional[Tensor]  # (T, D, B, H) of the cell norm's output (for its gain and bias), LSTM with layer norm
+
+
+def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Optional[Tensor], lengths: Tensor,
+                   steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *, precision: str = "tf32",
+                   extras: StepExtras = StepExtras()) -> Backward:
+    """Backpropagation through time for :func:`layer_forward` (run with ``save=True`` and the
+    same ``extras``)."""
+    out = fwd.out
     T, D, B, H = out.shape
     cell = CELL_CODES[mode]
     G = _GATES[cell]
     GH = G * H
     dev = out.device
-    sms = None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
-    U, BB, nbt, group = plan_grid(H, B, D, sms)
+    geo = _geometry(mode, H, B, D, dev)
+    codes = extras.codes()
+    ln = codes["LN"]
     BK = 128 if H % 128 == 0 else min(64, H)
-    dx = torch.zeros(T, D, B, GH, device=dev, dtype=torch.float32)
-    dah = torch.zeros_like(dx) if mode == "GRU" else dx
-    ex = torch.zeros(D, 2, B, GH, device=dev, dtype=torch.float32)
-    dh0 = torch.empty(D, B, H, device=dev, dtype=torch.float32)
-    dc0 = torch.empty(D, B, H, device=dev, dtype=torch.float32) if mode == "LSTM" else dh0
-    bar = torch.zeros(D * nbt, device=dev, dtype=torch.int32)
+    f32 = dict(device=dev, dtype=torch.float32)
+    dx = torch.zeros(T, D, B, GH, **f32)
+    dy = torch.zeros_like(dx) if mode == "GRU" else dx
+    draw = torch.zeros_like(dx) if ln else dy
+    dyc = torch.zeros(T, D, B, H, **f32) if ln and mode == "LSTM" else None
+    ex = torch.zeros(D, 2, B, GH, **f32)
+    st = torch.zeros(D, B, geo["GROUP"], 4, **f32) if ln else ex
+    dh0 = torch.empty(D, B, H, **f32)
+    dc0 = torch.empty(D, B, H, **f32) if mode == "LSTM" else dh0
+    bar = torch.zeros(D * geo["NBT"], device=dev, dtype=torch.int32)
     dot_dtype = tl.bfloat16 if w_hh.dtype == torch.bfloat16 else tl.float32
-    _launch(_recurrent_layer_backward_kernel, (D * nbt * group,), (
+    cs = fwd.cs if fwd.cs is not None else out
+    gates = fwd.gates if fwd.gates is not None else out
+    saved = [x if x is not None else out for x in (fwd.xhat, fwd.chat, fwd.rstd)]
+    _launch(_recurrent_layer_backward_kernel, (D * geo["NBT"] * geo["GROUP"],), (
         w_hh.contiguous(), out.contiguous(), h0.contiguous(), (c0 if c0 is not None else h0).contiguous(), cs, gates,
         lengths.to(device=dev, dtype=torch.int32), dout.contiguous().float(), dhn.contiguous().float(),
-        (dcn if dcn is not None else dhn).contiguous().float(), dx, dah, ex, dh0, dc0, bar, steps, B), BK,
-        H=H, U=U, BB=BB, GROUP=group, NBT=nbt, D=D, CELL=cell, G=G, DOT_DTYPE=dot_dtype,
+        (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
+        dh0, dc0, bar, *extras.pointers(out, steps), st, *saved, steps, B), BK,
+        H=H, **geo, D=D, CELL=cell, G=G, **codes, DOT_DTYPE=dot_dtype,
         PRECISION=precision if dot_dtype == tl.float32 else "tf32", num_warps=4)
-    return dx, dah, dh0, (dc0 if mode == "LSTM" else None)
+    return Backward(dx, dy, draw, dh0, (dc0 if mode == "LSTM" else None), dyc)
