@@ -123,3 +123,70 @@ def test_auto_picks_the_fused_kernel_where_it_was_measured_faster():
     assert lstm(x).path == "fused" and "measured faster" in lstm.last_decision.reason
     small = birnn.LSTM(64, 128, bidirectional=True).to(DEV)
     assert small(x).path == "torch"  # float32 at hidden 128: cuDNN measured faster
+
+
+def regularised_layer(mode, H, **kw):
+    torch.manual_seed(0)
+    if mode.startswith("RNN"):
+        layer = birnn.RNN(64, H, nonlinearity="tanh" if mode == "RNN_TANH" else "relu", **kw)
+    else:
+        layer = getattr(birnn, mode)(64, H, **kw)
+    with torch.no_grad():  # norm gains and biases away from 1 and 0
+        for name, p in layer.named_parameters():
+            if name.startswith("ln_"):
+                p.add_(0.3 * torch.randn_like(p))
+    return layer.to(DEV)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("B,H", [(16, 128), (64, 512)])
+def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, H):
+    """Recurrent dropout + zoneout + layer norm inside the kernel with multi-program groups (the
+    norms' row sums cross the barrier): outputs, states and every gradient against the reference
+    loop with the same masks (float32 without TF32), and three runs give the same bits."""
+    kw = dict(num_layers=2, bidirectional=True, recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
+    if mode == "LSTM":
+        kw["cell_zoneout"] = 0.15
+    layer = regularised_layer(mode, H, **kw)
+    assert plan_grid(H, B, 2, torch.cuda.get_device_properties(DEV).multi_processor_count)[3] > 1
+    T = 80
+    lengths = torch.randint(5, T + 1, (B,))
+    lengths[0] = T
+    x = torch.randn(T, B, 64, device=DEV)
+
+    def run(path):
+        layer.path = path
+        layer.zero_grad()
+        xx = x.clone().requires_grad_()
+        torch.manual_seed(5)  # the same masks on both paths
+        res = layer(xx, lengths=lengths)
+        assert res.path == path
+        (res.output.square().sum() + res.h_n.sum()).backward()
+        return [res.output.detach(), res.h_n.detach(), xx.grad] + [p.grad.clone() for p in layer.parameters()]
+
+    with torch.backends.cudnn.flags(allow_tf32=False):
+        ref = run("reference")
+        runs = [run("fused") for _ in range(3)]
+    for other in runs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(runs[0], other)), "repeated runs differ: a race"
+    for a, b in zip(runs[0], ref):
+        assert rel(a, b) < 1e-4
+
+
+def test_fused_regularised_buffers_are_fully_written():
+    """Outputs and every saved buffer poisoned with NaN first: the kernel writes all of them."""
+    from birnn.kernels.recurrent import StepExtras
+
+    H, T, D, B = 512, 50, 2, 8
+    g = torch.Generator(device=DEV).manual_seed(0)
+    xs = torch.randn(T, D, B, 4 * H, device=DEV, generator=g)
+    w = torch.randn(D, 4 * H, H, device=DEV, generator=g) / H ** 0.5
+    h0, c0 = (torch.randn(D, B, H, device=DEV, generator=g) for _ in range(2))
+    keep = (torch.rand(T, D, B, H, device=DEV, generator=g) < 0.1).float()
+    extras = StepExtras(drop=(torch.rand(D, B, H, device=DEV, generator=g) > 0.25).float() / 0.75, keep_h=keep,
+                        keep_c=keep.flip(0), ln_h=torch.rand(D, 4 * H, device=DEV, generator=g) + 0.5,
+                        ln_c=(torch.rand(D, H, device=DEV, generator=g) + 0.5, torch.randn(D, H, device=DEV, generator=g)))
+    lengths = torch.randint(1, T + 1, (B,), device=DEV)
+    fwd = layer_forward("LSTM", xs, w, None, h0, c0, lengths, T, save=True, poison=True, extras=extras)
+    for name, t in fwd._asdict().items():
+        assert t is not None and torch.isfinite(t).all(), name

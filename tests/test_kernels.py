@@ -195,3 +195,16 @@ def test_tensor_core_tiles_for_larger_batches(mode):
     torch.testing.assert_close(fused.output, ref.output, rtol=1e-5, atol=1e-5)
     for a, b in zip(fused_grads, ref_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_kernels_compile_for_the_gpu_without_one():
+    """Triton's real compiler (not the interpreter) builds every cell x feature x dtype variant for
+    sm_90, within the H100's shared memory (tests/kernel_compile.py, in a fresh process)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    script = os.path.join(os.path.dirname(__file__), "kernel_compile.py")
+    done = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0 and "FAIL" not in done.stdout, done.stdout + done.stderr[-3000:]
+    assert done.stdout.count("ok ") == 36

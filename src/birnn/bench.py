@@ -194,7 +194,9 @@ measured in the same run. Times are per (time step x layer), both directions, in
 
 Cases (bidirectional LSTM, I=256, H=512, L=2 unless stated): inference B=1 and B=64 (T=512);
 a training step B=64 (forward + backward); training with random lengths in [T/4, T] (cuDNN
-packs, birnn does not); GRU and other sizes.
+packs, birnn does not); GRU and other sizes; then case 5, a training step with recurrent
+dropout, zoneout and layer norm fused, against the plain fused kernel (bar: within 1.3x), the
+reference path and cuDNN's plain LSTM.
 """
 
 
@@ -237,6 +239,37 @@ def case(mode, B, T, I, H, L, dtype, train, lengths_range, repeats, extra_paths=
     return {k: v * 1000 / per for k, v in results.items()}  # us per (step x layer)
 
 
+def gpu_regularised(dtype, repeats: int, B: int = 64, T: int = 512, I: int = 256, H: int = 512, L: int = 2):
+    """Case 5: a training step of a bidirectional LSTM with recurrent_dropout=0.25, zoneout=0.1 and
+    layer_norm on the fused kernel, against the same layer without them on the fused kernel (bar:
+    within 1.3x), with them on the reference path, and cuDNN's plain LSTM. Returns rows and bars."""
+    torch.manual_seed(0)
+    extras = dict(recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
+    plain = LSTM(I, H, L, bidirectional=True).cuda().to(dtype).train()
+    reg = LSTM(I, H, L, bidirectional=True, **extras).cuda().to(dtype).train()
+    cudnn = torch.nn.LSTM(I, H, L, bidirectional=True).cuda().to(dtype).train()
+    x = torch.randn(T, B, I, device="cuda", dtype=dtype)
+
+    def step(module, path=None):
+        def run():
+            if path is not None:
+                module.path = path
+            module.zero_grad(set_to_none=True)
+            module(x)[0].float().sum().backward()
+        return run
+
+    ms = {"cuDNN plain": cuda_time(step(cudnn), repeats), "fused plain": cuda_time(step(plain, "fused"), repeats),
+          "fused regularised": cuda_time(step(reg, "fused"), repeats),
+          "reference regularised": cuda_time(step(reg, "reference"), max(1, repeats // 2))}
+    name = str(dtype).split(".")[-1]
+    rows = [[name, k, f"{v * 1000 / (T * L):.1f}", f"{v / ms['fused plain']:.2f}x"] for k, v in ms.items()]
+    ratio = ms["fused regularised"] / ms["fused plain"]
+    bars = [(f"{name}: regularised fused within 1.3x of plain fused", ratio <= 1.3, ratio),
+            (f"{name}: regularised fused vs regularised reference (speed-up)", True,
+             ms["reference regularised"] / ms["fused regularised"])]
+    return rows, bars
+
+
 def gpu_main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="birnn bench", description=_GPU_DOC,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -267,6 +300,19 @@ def gpu_main(argv=None) -> int:
             print(rows[-1], flush=True)
     print(markdown_table(["cell", "dtype", "B", "T", "H", "step", "lengths", "cuDNN us/(step*layer)",
                           "birnn fused", "speed-up"], rows))
+    reg_rows, bars = [], []
+    for dtype in dtypes:
+        try:
+            r, b = gpu_regularised(dtype, args.repeats)
+        except Exception as e:  # report, as above
+            r, b = [[str(dtype).split(".")[-1], "error", f"{type(e).__name__}: {str(e)[:80]}", "-"]], []
+        reg_rows += r
+        bars += b
+    print()
+    print("Case 5, training step B=64, T=512, recurrent_dropout=0.25 + zoneout=0.1 + layer_norm:")
+    print(markdown_table(["dtype", "contender", "us/(step*layer)", "time / fused plain"], reg_rows))
+    for text, ok, value in bars:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}: {value:.2f}x")
     return 0
 
 
