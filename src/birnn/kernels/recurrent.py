@@ -16,6 +16,14 @@ The inputs come prepared exactly as the reference loop consumes them (``birnn.re
 the backward direction already reversed within each sequence's real part, so both directions
 stop at the same step; at steps ``t >= lengths[b]`` the state is kept and the output is 0.
 
+Regularisers (:class:`StepExtras`, masks sampled by the caller): recurrent dropout multiplies
+the ``h`` a program publishes (what ``W_hh`` reads; the cell keeps the unmasked state);
+zoneout picks the old state where its 0/1 mask is 1 (or mixes by the rate in evaluation);
+layer norm needs row statistics over all ``G*H`` gate units (and the LSTM's ``H`` cell units),
+which no program holds alone: each program exchanges its rows' mean and sum of squared
+deviations through a small area and one more barrier, and every program merges them in the
+same order. The backward pass reduces its two norm sums the same way.
+
 Under ``TRITON_INTERPRET=1`` (CPU) programs run one after another, so the launcher uses one
 program per group there (a group of one never waits).
 """
