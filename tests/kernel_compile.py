@@ -82,7 +82,8 @@ def main(argv) -> int:
     H, U, BB, BK, GROUP = 512, 16, 16, 128, 32  # the benchmark's layer at batch <= 16
     for label, cell, G, feats, bf16 in variants(quick):
         common = dict(H=H, U=U, BB=BB, BK=BK, GROUP=GROUP, NG=GROUP, NBT=1, D=2, CELL=cell, G=G, **feats,
-                      DOT_DTYPE=tl.bfloat16 if bf16 else tl.float32, PRECISION="tf32")
+                      OP_DTYPE=tl.bfloat16 if bf16 else tl.float32, DOT_DTYPE=tl.bfloat16 if bf16 else tl.float32,
+                      PRECISION="tf32")
         for part, fn, consts in (
                 ("forward", R._recurrent_layer_kernel, dict(common, SAVE=True, FOLD=not feats["LN"] and cell != 3)),
                 ("backward", R._recurrent_layer_backward_kernel, common)):

@@ -122,6 +122,34 @@ def test_fused_regularisers_equal_the_reference(mode, features, training):
         assert not torch.allclose(other.output, fused.output)
 
 
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
+@pytest.mark.parametrize("kw,training", [({}, True), (dict(zoneout=0.1, layer_norm=True), False)])
+def test_fused_bfloat16_is_as_close_to_float64_as_the_reference(mode, kw, training):
+    """bfloat16 layers: the kernel (bf16 products, float32 state; the interpreter emulates the
+    products exactly in float32) against a float64 copy, on average no further off than the bf16
+    reference path (which rounds every op to bf16); errors relative to each tensor's largest entry."""
+    import copy
+
+    torch.manual_seed(0)
+    cls = birnn.RNN if mode == "RNN_TANH" else getattr(birnn, mode)
+    layer = cls(4, 16, num_layers=2, bidirectional=True, **kw).bfloat16().train(training)
+    x, lengths = torch.randn(6, 3, 4).bfloat16(), torch.tensor([6, 2, 4])
+
+    def results(module, path, inp):
+        res, grads = run(module, path, inp, lengths, None)
+        return [t.detach().double() for t in [res.output] + flat_hidden(res[1]) + grads]
+
+    want = results(copy.deepcopy(layer).double(), "reference", x.double())
+
+    def errors(got):
+        return torch.tensor([float((a - b).abs().max() / b.abs().max().clamp(min=1e-3)) for a, b in zip(got, want)])
+
+    fused, ref = errors(results(layer, "fused", x)), errors(results(layer, "reference", x))
+    # per tensor the two bf16 paths trade places (~1-5% with the norms); on average the kernel,
+    # which keeps its state in float32, is the closer one; no tensor is grossly off
+    assert fused.mean() <= ref.mean() and fused.max() < 0.08, (fused, ref)
+
+
 def kernel_inputs(mode, T=5, D=2, B=3, H=16):
     from birnn.kernels.recurrent import CELL_CODES, _GATES
 

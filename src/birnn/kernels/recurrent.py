@@ -88,22 +88,22 @@ def _group_barrier(counter, target):
 
 @triton.jit
 def _all_gates(h_base, w_base, units, rows_b, mask_b, H: tl.constexpr, BK: tl.constexpr, G: tl.constexpr,
-               DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, a0, a1, a2, a3):
+               OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, a0, a1, a2, a3):
     """Every gate's ``h W_gate^T`` in one pass over K: each chunk of h is loaded once and feeds
     G independent dots (G accumulators), so the gates' latencies overlap instead of adding."""
     for k0 in tl.range(0, H, BK):
         ks = k0 + tl.arange(0, BK)
         hk = tl.load(h_base + rows_b[:, None] * H + ks[None, :], mask=mask_b[:, None], other=0.0,
-                     cache_modifier=".cg").to(DOT_DTYPE)
-        w0 = tl.load(w_base + units[:, None] * H + ks[None, :]).to(DOT_DTYPE)
+                     cache_modifier=".cg").to(OP_DTYPE).to(DOT_DTYPE)
+        w0 = tl.load(w_base + units[:, None] * H + ks[None, :]).to(OP_DTYPE).to(DOT_DTYPE)
         a0 = tl.dot(hk, tl.trans(w0), a0, input_precision=PRECISION)
         if G > 1:
-            w1 = tl.load(w_base + (H + units)[:, None] * H + ks[None, :]).to(DOT_DTYPE)
-            w2 = tl.load(w_base + (2 * H + units)[:, None] * H + ks[None, :]).to(DOT_DTYPE)
+            w1 = tl.load(w_base + (H + units)[:, None] * H + ks[None, :]).to(OP_DTYPE).to(DOT_DTYPE)
+            w2 = tl.load(w_base + (2 * H + units)[:, None] * H + ks[None, :]).to(OP_DTYPE).to(DOT_DTYPE)
             a1 = tl.dot(hk, tl.trans(w1), a1, input_precision=PRECISION)
             a2 = tl.dot(hk, tl.trans(w2), a2, input_precision=PRECISION)
         if G > 3:
-            w3 = tl.load(w_base + (3 * H + units)[:, None] * H + ks[None, :]).to(DOT_DTYPE)
+            w3 = tl.load(w_base + (3 * H + units)[:, None] * H + ks[None, :]).to(OP_DTYPE).to(DOT_DTYPE)
             a3 = tl.dot(hk, tl.trans(w3), a3, input_precision=PRECISION)
     return a0, a1, a2, a3
 
@@ -234,7 +234,7 @@ def _recurrent_layer_kernel(
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr, SAVE: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr, FOLD: tl.constexpr,
-    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
     jpos = tl.program_id(0) % GROUP
@@ -268,10 +268,10 @@ def _recurrent_layer_kernel(
         if G > 3:
             x3 = tl.load(xg_ptr + go + 3 * H, mask=m2, other=0.0).to(tl.float32)
         if FOLD:  # the input projections start the sums: a_k = x_k + h W_k^T
-            a0, a1, a2, a3 = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, G, DOT_DTYPE, PRECISION,
+            a0, a1, a2, a3 = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, G, OP_DTYPE, DOT_DTYPE, PRECISION,
                                         x0, x1, x2, x3)
         else:  # the recurrent part alone first (normalised, or the GRU's r * (h W_n^T + b_hn))
-            a0, a1, a2, a3 = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, G, DOT_DTYPE, PRECISION,
+            a0, a1, a2, a3 = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, G, OP_DTYPE, DOT_DTYPE, PRECISION,
                                         zero, zero, zero, zero)
             if LN:  # layer norm over all G*H units of each row: partial sums meet across the group
                 mean_j, m2_j = _local_moments(a0, a1, a2, a3, G, U)
@@ -375,7 +375,7 @@ def _recurrent_layer_backward_kernel(
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
-    DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
     jpos = tl.program_id(0) % GROUP
@@ -522,7 +522,7 @@ def _recurrent_layer_backward_kernel(
             ks = k0 + tl.arange(0, BK)
             ak = tl.load(e_base + rows_b[:, None] * GH + ks[None, :], mask=m2, other=0.0, cache_modifier=".cg")
             wk = tl.load(w_base + ks[:, None] * H + units[None, :])
-            acc = tl.dot(ak.to(DOT_DTYPE), wk.to(DOT_DTYPE), acc, input_precision=PRECISION)
+            acc = tl.dot(ak.to(OP_DTYPE).to(DOT_DTYPE), wk.to(OP_DTYPE).to(DOT_DTYPE), acc, input_precision=PRECISION)
         dh = tl.where(valid, acc * dmask + keep, dh_t)
         k += 1
     tl.store(dh0_ptr + state_off, dh, mask=m2)
@@ -605,6 +605,18 @@ class Forward(NamedTuple):
     rstd: Optional[Tensor] = None  # (T, D, B, 2) 1/std of both norms (layer norm)
 
 
+def _dot_types(dtype: torch.dtype, precision: str) -> dict:
+    """How the recurrent products run: operands rounded to ``OP_DTYPE`` (bfloat16 for bfloat16
+    layers), multiplied as ``DOT_DTYPE``. Triton's interpreter cannot multiply bfloat16 (numpy has
+    no such type), so there the rounded operands multiply in float32 — exact products, as the
+    tensor cores', accumulated in float32."""
+    if dtype != torch.bfloat16:
+        return dict(OP_DTYPE=tl.float32, DOT_DTYPE=tl.float32, PRECISION=precision)
+    if _interpreting():
+        return dict(OP_DTYPE=tl.bfloat16, DOT_DTYPE=tl.float32, PRECISION="ieee")
+    return dict(OP_DTYPE=tl.bfloat16, DOT_DTYPE=tl.bfloat16, PRECISION="tf32")
+
+
 def _geometry(mode: str, H: int, B: int, D: int, dev: torch.device) -> dict:
     sms = None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
     U, BB, nbt, group = plan_grid(H, B, D, sms)
@@ -648,15 +660,13 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
             buf.fill_(float("nan"))
     bar = torch.zeros(D * geo["NBT"], device=dev, dtype=torch.int32)
     lens = lengths.to(device=dev, dtype=torch.int32)
-    dot_dtype = tl.bfloat16 if xs.dtype == torch.bfloat16 else tl.float32
     grid = (D * geo["NBT"] * geo["GROUP"],)
     _launch(_recurrent_layer_kernel, grid, (
         xs.contiguous(), w_hh.contiguous(), (b_hh if b_hh is not None else hn).contiguous(), h0.contiguous(),
         (c0 if c0 is not None else h0).contiguous(), lens, out, hx, hn, cn, cs, gates, bar,
         *extras.pointers(out, steps), st, xhat, chat, rstd, steps, B), BK,
         H=H, **geo, D=D, CELL=cell, G=G, SAVE=save, FOLD=not ln and mode != "GRU", **codes,
-        DOT_DTYPE=dot_dtype, PRECISION=precision if dot_dtype == tl.float32 else "tf32",
-        num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 4)))
+        **_dot_types(xs.dtype, precision), num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 4)))
     saved = (lambda x: x if save and x is not out else None)
     return Forward(out, hn, (cn if mode == "LSTM" else None), (cs if keeps else None), (gates if keeps else None),
                    saved(xhat), saved(chat), saved(rstd))
@@ -698,7 +708,6 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     dh0 = torch.empty(D, B, H, **f32)
     dc0 = torch.empty(D, B, H, **f32) if mode == "LSTM" else dh0
     bar = torch.zeros(D * geo["NBT"], device=dev, dtype=torch.int32)
-    dot_dtype = tl.bfloat16 if w_hh.dtype == torch.bfloat16 else tl.float32
     cs = fwd.cs if fwd.cs is not None else out
     gates = fwd.gates if fwd.gates is not None else out
     saved = [x if x is not None else out for x in (fwd.xhat, fwd.chat, fwd.rstd)]
@@ -707,6 +716,5 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
         lengths.to(device=dev, dtype=torch.int32), dout.contiguous().float(), dhn.contiguous().float(),
         (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
         dh0, dc0, bar, *extras.pointers(out, steps), st, *saved, steps, B), BK,
-        H=H, **geo, D=D, CELL=cell, G=G, **codes, DOT_DTYPE=dot_dtype,
-        PRECISION=precision if dot_dtype == tl.float32 else "tf32", num_warps=4)
+        H=H, **geo, D=D, CELL=cell, G=G, **codes, **_dot_types(w_hh.dtype, precision), num_warps=4)
     return Backward(dx, dy, draw, dh0, (dc0 if mode == "LSTM" else None), dyc)
