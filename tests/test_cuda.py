@@ -190,3 +190,13 @@ def test_fused_regularised_buffers_are_fully_written():
     fwd = layer_forward("LSTM", xs, w, None, h0, c0, lengths, T, save=True, poison=True, extras=extras)
     for name, t in fwd._asdict().items():
         assert t is not None and torch.isfinite(t).all(), name
+
+
+def test_a_batch_too_large_for_a_resident_grid_is_refused_up_front():
+    sms = torch.cuda.get_device_properties(DEV).multi_processor_count
+    B = 2 * 64 * sms  # more batch tiles than multiprocessors, even at one program per group
+    layer = birnn.LSTM(8, 64, bidirectional=True, path="fused").to(DEV)
+    with pytest.raises(ValueError, match=r"path='fused' cannot run this call: batch \d+ needs \d+ resident programs"):
+        layer(torch.randn(2, B, 8, device=DEV))
+    layer.path = "auto"
+    assert layer(torch.randn(2, B, 8, device=DEV)).path == "torch"

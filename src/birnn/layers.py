@@ -47,7 +47,7 @@ from .batch import pack_like
 from .cells import cell_spec
 from .dispatch import Decision, check_path, choose, fused_measured_faster
 from .init import initialise
-from .kernels import supported_hidden
+from .kernels import plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
 from .output import RecurrentOutput, merge
@@ -194,6 +194,12 @@ class RecurrentLayer(nn.RNNBase):
                        if on]
         if unsupported:
             return f"the fused kernel does not run {', '.join(unsupported)}"
+        if x.device.type == "cuda":  # all programs must be resident at once
+            try:
+                plan_grid(self.hidden_size, x.shape[1], self.num_directions,
+                          torch.cuda.get_device_properties(x.device).multi_processor_count)
+            except ValueError as e:
+                return str(e)
         return None
 
     def _reference_features(self) -> List[str]:

@@ -1,9 +1,41 @@
 """birnn.kernels: fused Triton kernels (a persistent recurrent layer), used on CUDA and tested
-on CPU under ``TRITON_INTERPRET=1``. The kernel modules need Triton; this one does not."""
+on CPU under ``TRITON_INTERPRET=1``. The kernel modules need Triton; this one does not, so the
+layers can ask what the kernels support without importing it."""
 
-__all__ = ["supported_hidden"]
+from typing import Optional, Tuple
+
+__all__ = ["plan_grid", "supported_hidden"]
 
 
 def supported_hidden(H: int) -> bool:
     """Hidden sizes the kernels tile: powers of two from 16, or multiples of 64."""
     return H >= 16 and (H & (H - 1) == 0 or H % 64 == 0)
+
+
+def plan_grid(H: int, B: int, D: int, sms: Optional[int]) -> Tuple[int, int, int, int]:
+    """(U units per program, BB batch rows per program, number of batch tiles, programs per group).
+
+    Tensor-core tiles of 16/32/64 batch rows (small batches are padded: measured faster than
+    CUDA-core products, benchmarks/GPU_NOTES.md) and 16-unit blocks, widened until the grid fits
+    the GPU's ``sms`` multiprocessors: every program must be resident at once for the barrier,
+    so a batch that needs more groups than that is refused (ValueError), never run slowly.
+
+    >>> plan_grid(512, 1, 2, 132)    # H100, bidirectional H=512, batch 1: 2 groups of 32 programs
+    (16, 16, 1, 32)
+    >>> plan_grid(512, 64, 2, 132)[3], plan_grid(512, 256, 2, 132)[3]   # programs per group
+    (32, 16)
+    >>> plan_grid(512, 8192, 2, 132)
+    Traceback (most recent call last):
+    ValueError: batch 8192 needs 256 resident programs (256 groups of 1), more than the GPU's 132 multiprocessors
+    """
+    BB = 16 if B <= 16 else (32 if B <= 32 else 64)
+    nbt = -(-B // BB)
+    if sms is None:  # interpreter: one program per group
+        return H, BB, nbt, 1
+    U = 16
+    while U < H and H % (2 * U) == 0 and D * nbt * (H // U) > sms:
+        U *= 2
+    if D * nbt * (H // U) > sms:
+        raise ValueError(f"batch {B} needs {D * nbt * (H // U)} resident programs ({D * nbt} groups of {H // U}), "
+                         f"more than the GPU's {sms} multiprocessors")
+    return U, BB, nbt, H // U

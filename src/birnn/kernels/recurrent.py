@@ -38,7 +38,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from . import supported_hidden
+from . import plan_grid, supported_hidden
 
 __all__ = ["CELL_CODES", "Backward", "Forward", "StepExtras", "layer_backward", "layer_forward", "plan_grid",
            "supported_hidden"]
@@ -543,24 +543,6 @@ def _launch(kernel, grid, args, BK: int, **meta):
 
 def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
-def plan_grid(H: int, B: int, D: int, sms: Optional[int]) -> Tuple[int, int, int, int]:
-    """(U units per program, BB batch rows per program, number of batch tiles, programs per group).
-
-    Tensor-core tiles of 16/32/64 batch rows (small batches are padded: measured faster than
-    CUDA-core products, benchmarks/GPU_NOTES.md) and 16-unit blocks, widened until the grid fits
-    the GPU's ``sms`` multiprocessors (all programs must run at once for the barrier)."""
-    BB = 16 if B <= 16 else (32 if B <= 32 else 64)
-    nbt = -(-B // BB)
-    if sms is None:  # interpreter: one program per group
-        return H, BB, nbt, 1
-    U = 16
-    while U < H and H % (2 * U) == 0 and D * nbt * (H // U) > sms:
-        U *= 2
-    if D * nbt * (H // U) > sms:
-        raise ValueError(f"batch {B} needs {D * nbt} groups of programs, more than the {sms} that run at once")
-    return U, BB, nbt, H // U
 
 
 class StepExtras(NamedTuple):
