@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Everything issue #6 needs from a GPU machine, in one call of the device tool (about 10 minutes):
-#   bash benchmarks/device_run.sh            # writes under $OUT (the device tool's), else ./device-out
-# 1. the kernels compiled for the GPU's own architecture by ptxas (registers, spills);
-# 2. tests/test_cuda.py: every path against cuDNN, the kernels at real sizes (poisoned outputs,
-#    bit-identical repeats), the fused regularisers against the reference path;
-# 3. benchmarks/gpu.py: the issue's table, then case 5 (regularised training).
-# Copy the outputs to benchmarks/device/ and the figures to RESULTS.md / GPU_NOTES.md.
+# What issue #6 still needs from a GPU machine, in stages that each fit one device-tool call
+# (10 minutes); outputs under $OUT (the device tool's), else ./device-out:
+#   bash benchmarks/device_run.sh checks      # ptxas report for sm_90 + tests/test_cuda.py
+#   bash benchmarks/device_run.sh variants    # benchmarks/gpu_variants.py: stream vs resident kernels
+#   bash benchmarks/device_run.sh bench       # benchmarks/gpu.py (the issue's table + case 5)
+#   bash benchmarks/device_run.sh resident    # the same with BIRNN_FUSED_KERNEL=resident
+# Copy the outputs to benchmarks/device/, the figures to RESULTS.md and GPU_NOTES.md, and update
+# birnn.dispatch / birnn.kernels.recurrent.default_kernel from what was measured.
 set -u
 out=${OUT:-device-out}
 mkdir -p "$out"
@@ -13,9 +14,20 @@ export PYTHONPATH=src PYTHONWARNINGS=ignore
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, 'cudnn', torch.backends.cudnn.version())"
 } > "$out/machine.txt" 2>&1
-python3 tests/kernel_compile.py > "$out/kernel_compile.txt" 2>&1
-echo "kernel_compile rc=$?"
-python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py > "$out/test_cuda.txt" 2>&1
-echo "test_cuda rc=$?"; tail -3 "$out/test_cuda.txt"
-python3 benchmarks/gpu.py --repeats 5 > "$out/gpu.txt" 2>&1
-echo "gpu.py rc=$?"; tail -12 "$out/gpu.txt"
+case "${1:-checks}" in
+  checks)
+    python3 tests/kernel_compile.py > "$out/kernel_compile.txt" 2>&1
+    echo "kernel_compile rc=$?"
+    python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py > "$out/test_cuda.txt" 2>&1
+    echo "test_cuda rc=$?"; tail -5 "$out/test_cuda.txt" ;;
+  variants)
+    python3 benchmarks/gpu_variants.py > "$out/gpu_variants.txt" 2>&1
+    echo "gpu_variants rc=$?"; cat "$out/gpu_variants.txt" ;;
+  bench)
+    python3 benchmarks/gpu.py --repeats 5 > "$out/gpu.txt" 2>&1
+    echo "gpu.py rc=$?"; tail -30 "$out/gpu.txt" ;;
+  resident)
+    BIRNN_FUSED_KERNEL=resident python3 benchmarks/gpu.py --repeats 5 > "$out/gpu_resident.txt" 2>&1
+    echo "gpu.py (resident) rc=$?"; tail -30 "$out/gpu_resident.txt" ;;
+  *) echo "stage must be checks, variants, bench or resident, got $1"; exit 2 ;;
+esac

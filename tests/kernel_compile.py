@@ -64,6 +64,7 @@ def registers(kernel) -> str:
 
 
 def variants(quick: bool):
+    """(label, cell, G, features, bf16, resident, batch tile)."""
     cells = ((2, 4, "LSTM"), (3, 3, "GRU"), (0, 1, "RNN_TANH"))
     features = [("plain", dict(DROP=False, ZH=0, ZC=0, LN=False)),
                 ("dropout+zoneout+layer_norm", dict(DROP=True, ZH=1, ZC=1, LN=True)),
@@ -72,21 +73,30 @@ def variants(quick: bool):
         for fname, feats in (features[:2] if quick else features):
             feats = dict(feats, ZC=feats["ZC"] if cell == 2 else 0)
             for bf16 in ((False,) if quick else (False, True)):
-                yield f"{name} {fname} {'bf16' if bf16 else 'fp32'}", cell, G, feats, bf16
+                yield f"{name} {fname} {'bf16' if bf16 else 'fp32'}", cell, G, feats, bf16, False, 16
+                if fname != "zoneout eval":
+                    for BB in (16, 32):
+                        yield (f"{name} {fname} {'bf16' if bf16 else 'fp32'} resident BB={BB}", cell, G, feats, bf16,
+                               True, BB)
 
 
 def main(argv) -> int:
     R = kernels()
     quick = "--quick" in argv
     failures = 0
-    H, U, BB, BK, GROUP = 512, 16, 16, 128, 32  # the benchmark's layer at batch <= 16
-    for label, cell, G, feats, bf16 in variants(quick):
-        common = dict(H=H, U=U, BB=BB, BK=BK, GROUP=GROUP, NG=GROUP, NBT=1, D=2, CELL=cell, G=G, **feats,
-                      OP_DTYPE=tl.bfloat16 if bf16 else tl.float32, DOT_DTYPE=tl.bfloat16 if bf16 else tl.float32,
-                      PRECISION="tf32")
-        for part, fn, consts in (
-                ("forward", R._recurrent_layer_kernel, dict(common, SAVE=True, FOLD=not feats["LN"] and cell != 3)),
-                ("backward", R._recurrent_layer_backward_kernel, common)):
+    H, BK = 512, 128  # the benchmark's layer
+    for label, cell, G, feats, bf16, resident, BB in variants(quick):
+        U = (16 if G > 1 else 64) if resident else 16
+        GROUP = H // U
+        types = dict(OP_DTYPE=tl.bfloat16 if bf16 else tl.float32, DOT_DTYPE=tl.bfloat16 if bf16 else tl.float32,
+                     PRECISION="tf32")
+        common = dict(H=H, U=U, BB=BB, BK=BK, GROUP=GROUP, NG=GROUP, NBT=1, D=2, CELL=cell, G=G, **feats, **types)
+        fold = not (feats["LN"] or resident) and cell != 3
+        parts = [("forward", R._recurrent_layer_kernel,
+                  dict(common, SAVE=True, FOLD=fold, RESIDENT=resident, GP=4 if G > 1 else 1))]
+        if not resident:  # the backward kernel streams W_hh either way
+            parts.append(("backward", R._recurrent_layer_backward_kernel, common))
+        for part, fn, consts in parts:
             try:
                 k = compile_kernel(fn, consts, bf16)
             except Exception as e:  # report every variant

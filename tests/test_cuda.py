@@ -13,7 +13,7 @@ if not torch.cuda.is_available():
     pytest.skip("needs CUDA", allow_module_level=True)
 
 import birnn  # noqa: E402
-from birnn.kernels.recurrent import layer_forward, plan_grid  # noqa: E402
+from birnn.kernels.recurrent import layer_forward, plan_grid, plan_resident  # noqa: E402
 from conftest import MODES  # noqa: E402
 
 DEV = torch.device("cuda")
@@ -54,7 +54,8 @@ def test_every_path_against_cudnn(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("B", [1, 64])
-def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B):
+@pytest.mark.parametrize("kernel", ["stream", "resident"])
+def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel):
     G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
     H, T, D = 512, 100, 2
     g = torch.Generator(device=DEV).manual_seed(0)
@@ -65,10 +66,11 @@ def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B):
     c0 = torch.randn(D, B, H, device=DEV, generator=g) * 0.5 if mode == "LSTM" else None
     lengths = torch.randint(1, T + 1, (B,), device=DEV)
     lengths[0] = T
-    U, BB, nbt, group = plan_grid(H, B, D, torch.cuda.get_device_properties(DEV).multi_processor_count)
-    assert group > 1, "the test must exercise the multi-program barrier"
-    runs = [layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="ieee", poison=True, save=True)
-            for _ in range(3)]
+    sms = torch.cuda.get_device_properties(DEV).multi_processor_count
+    plan = plan_grid(H, B, D, sms) if kernel == "stream" else plan_resident(mode, H, B, D, False, sms)
+    assert plan[3] > 1, "the test must exercise the multi-program barrier"
+    runs = [layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="ieee", poison=True, save=True,
+                          kernel=kernel) for _ in range(3)]
     for other in runs[1:]:
         for a, b_ in zip(runs[0], other):
             if a is not None:
@@ -85,7 +87,7 @@ def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B):
     carry = (h0.double(), c0.double()) if c0 is not None else (h0.double(),)
     ys, carry = scan(spec, xs.double(), carry, sw, valid.view(T, B))
     assert rel(out.double(), ys) < 1e-4 and rel(hn.double(), carry[0]) < 1e-4
-    tf32 = layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="tf32")[0]
+    tf32 = layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="tf32", kernel=kernel)[0]
     assert rel(tf32.double(), ys) < 2e-2
 
 

@@ -227,7 +227,8 @@ def test_tensor_core_tiles_for_larger_batches(mode):
 
 def test_kernels_compile_for_the_gpu_without_one():
     """Triton's real compiler (not the interpreter) builds every cell x feature x dtype variant for
-    sm_90, within the H100's shared memory (tests/kernel_compile.py, in a fresh process)."""
+    sm_90, streaming and resident forward kernels, within the H100's shared memory
+    (tests/kernel_compile.py, in a fresh process)."""
     import subprocess
     import sys
 
@@ -235,4 +236,49 @@ def test_kernels_compile_for_the_gpu_without_one():
     script = os.path.join(os.path.dirname(__file__), "kernel_compile.py")
     done = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0 and "FAIL" not in done.stdout, done.stdout + done.stderr[-3000:]
-    assert done.stdout.count("ok ") == 36
+    assert done.stdout.count("ok ") == 36 + 24  # streaming fwd+bwd; resident fwd at 16- and 32-row tiles
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_resident_forward_kernel_equals_the_reference(mode, monkeypatch):
+    """The forward kernel that keeps W_hh on chip (BIRNN_FUSED_KERNEL=resident) passes the same
+    checks: plain layers with lengths, the regularisers, bfloat16 (its backward pass streams)."""
+    monkeypatch.setenv("BIRNN_FUSED_KERNEL", "resident")
+    test_fused_layer_equals_reference(mode, True)
+    test_fused_regularisers_equal_the_reference(mode, "all", True)
+    if mode != "RNN_RELU":
+        test_fused_bfloat16_is_as_close_to_float64_as_the_reference(mode, {}, True)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_RELU"])
+def test_resident_and_streaming_kernels_agree(mode):
+    """Kernel level, 18 sequences (a 32-row batch tile, padding rows masked), H=32: the two ways
+    of reading W_hh give the same outputs, states and saved activations."""
+    from birnn.kernels.recurrent import layer_forward
+
+    xs, w, b, h0, c0, _ = kernel_inputs(mode, T=6, B=18, H=32)
+    lengths = torch.randint(0, 7, (18,), generator=torch.Generator().manual_seed(1))
+    got = {k: layer_forward(mode, xs, w, b, h0, c0, lengths, 6, save=True, kernel=k, poison=True)
+           for k in ("stream", "resident")}
+    for a, b_ in zip(got["stream"], got["resident"]):
+        if a is not None:
+            torch.testing.assert_close(a, b_, rtol=1e-5, atol=1e-6)
+
+
+def test_resident_kernel_limits(monkeypatch):
+    """W_hh stays on chip for H a power of two up to 512 and grids the GPU runs at once: asking for
+    it elsewhere is refused; the default (BIRNN_FUSED_KERNEL=resident) falls back to streaming.
+    (Planned for an H100's 132 multiprocessors; the interpreter itself runs power-of-two H only.)"""
+    from birnn.kernels.recurrent import _forward_plan
+
+    with pytest.raises(ValueError, match="powers of two from 16 to 512, got 192"):
+        _forward_plan("resident", "GRU", 192, 2, 2, torch.float32, 132)
+    with pytest.raises(ValueError, match="batch 128 needs 256 resident programs"):
+        _forward_plan("resident", "LSTM", 512, 128, 2, torch.bfloat16, 132)
+    monkeypatch.setenv("BIRNN_FUSED_KERNEL", "resident")
+    assert _forward_plan(None, "LSTM", 512, 64, 2, torch.float32, 132) == (True, (16, 32, 2, 32))
+    assert _forward_plan(None, "GRU", 192, 2, 2, torch.float32, 132) == (False, (16, 16, 1, 12))
+    assert _forward_plan(None, "LSTM", 1024, 1, 2, torch.float32, 132)[0] is False
+    monkeypatch.setenv("BIRNN_FUSED_KERNEL", "fast")
+    with pytest.raises(ValueError, match="BIRNN_FUSED_KERNEL must be one of"):
+        _forward_plan(None, "LSTM", 512, 1, 2, torch.float32, 132)

@@ -4,7 +4,7 @@ layers can ask what the kernels support without importing it."""
 
 from typing import Optional, Tuple
 
-__all__ = ["plan_grid", "supported_hidden"]
+__all__ = ["plan_grid", "plan_resident", "supported_hidden"]
 
 
 def supported_hidden(H: int) -> bool:
@@ -38,4 +38,31 @@ def plan_grid(H: int, B: int, D: int, sms: Optional[int]) -> Tuple[int, int, int
     if D * nbt * (H // U) > sms:
         raise ValueError(f"batch {B} needs {D * nbt * (H // U)} resident programs ({D * nbt} groups of {H // U}), "
                          f"more than the GPU's {sms} multiprocessors")
+    return U, BB, nbt, H // U
+
+
+def plan_resident(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional[int]) -> Tuple[int, int, int, int]:
+    """:func:`plan_grid` for the forward kernel that keeps W_hh on chip: each program holds a
+    (64, H) tile of W_hh — 16 units x 4 gate slots (LSTM; the GRU's 3 gates padded to 4), or 64
+    units of the Elman RNN — for the whole sequence, in registers (bf16) or shared memory (fp32).
+    It fits for H a power of two up to 512, with batch tiles of 16 or 32 rows (64-row tiles spill,
+    measured with ptxas); otherwise ValueError.
+
+    >>> plan_resident("LSTM", 512, 1, 2, True, 132)     # 2 directions x 32 programs
+    (16, 16, 1, 32)
+    >>> plan_resident("LSTM", 512, 64, 2, False, 132)   # 2 batch tiles of 32: 128 programs
+    (16, 32, 2, 32)
+    >>> plan_resident("RNN_TANH", 512, 8, 2, True, 132)
+    (64, 16, 1, 8)
+    """
+    if H & (H - 1) or not 16 <= H <= 512:
+        raise ValueError(f"W_hh stays on chip for hidden sizes that are powers of two from 16 to 512, got {H}")
+    BB = 16 if B <= 16 else 32
+    nbt = -(-B // BB)
+    if sms is None:  # interpreter: one program per group
+        return H, BB, nbt, 1
+    U = 16 if mode in ("LSTM", "GRU") else min(64, H)
+    if D * nbt * (H // U) > sms:
+        raise ValueError(f"batch {B} needs {D * nbt * (H // U)} resident programs with W_hh on chip, more than "
+                         f"the GPU's {sms} multiprocessors")
     return U, BB, nbt, H // U

@@ -38,12 +38,13 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from . import plan_grid, supported_hidden
+from . import plan_grid, plan_resident, supported_hidden
 
-__all__ = ["CELL_CODES", "Backward", "Forward", "StepExtras", "layer_backward", "layer_forward", "plan_grid",
-           "supported_hidden"]
+__all__ = ["CELL_CODES", "KERNELS", "Backward", "Forward", "StepExtras", "default_kernel", "layer_backward",
+           "layer_forward", "plan_grid", "plan_resident", "supported_hidden"]
 
 CELL_CODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
+KERNELS = ("stream", "resident")
 _GATES = {0: 1, 1: 1, 2: 4, 3: 3}
 
 
@@ -105,6 +106,45 @@ def _all_gates(h_base, w_base, units, rows_b, mask_b, H: tl.constexpr, BK: tl.co
         if G > 3:
             w3 = tl.load(w_base + (3 * H + units)[:, None] * H + ks[None, :]).to(OP_DTYPE).to(DOT_DTYPE)
             a3 = tl.dot(hk, tl.trans(w3), a3, input_precision=PRECISION)
+    return a0, a1, a2, a3
+
+
+@triton.jit
+def _resident_weights(w_base, first_unit, H: tl.constexpr, U: tl.constexpr, G: tl.constexpr, GP: tl.constexpr,
+                      OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr):
+    """This program's rows of W_hh as one (GP*U, H) tile, gate-major (row ``k*U + j`` is gate k of
+    unit ``units[j]``; slots k >= G are zero), loaded once before the time loop. As the first
+    operand of the product Triton keeps it on chip for the whole sequence: in registers (bf16) or
+    shared memory (fp32), read by the tensor cores each step (benchmarks/GPU_NOTES.md, variant 11)."""
+    r = tl.arange(0, GP * U)
+    k = r // U
+    rows = k * H + first_unit + r % U
+    ks = tl.arange(0, H)
+    w = tl.load(w_base + rows[:, None] * H + ks[None, :], mask=(k < G)[:, None], other=0.0)
+    return w.to(OP_DTYPE).to(DOT_DTYPE)
+
+
+@triton.jit
+def _resident_gates(h_base, w_res, rows_b, mask_b, H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr,
+                    GP: tl.constexpr, OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+    """Every gate's ``h W_gate^T`` (BB, U) from the resident tile: one product
+    ``W_tile (GP*U, H) @ h^T (H, BB)`` (only h moves each step), split back into gates."""
+    ks = tl.arange(0, H)
+    h_t = tl.load(h_base + rows_b[None, :] * H + ks[:, None], mask=mask_b[None, :], other=0.0,
+                  cache_modifier=".cg").to(OP_DTYPE).to(DOT_DTYPE)  # (H, BB)
+    acc = tl.trans(tl.dot(w_res, h_t, input_precision=PRECISION))  # (BB, GP*U)
+    zero = tl.zeros((BB, U), dtype=tl.float32)
+    a0 = zero
+    a1 = zero
+    a2 = zero
+    a3 = zero
+    if GP == 1:
+        a0 = acc
+    else:  # columns are [gate 0 | gate 1 | gate 2 | gate 3] x U: two halvings, no arithmetic
+        q = tl.permute(tl.reshape(acc, (BB, 2, 2, U)), (0, 3, 1, 2))  # (BB, U, gate // 2, gate % 2)
+        even, odd = tl.split(q)  # (BB, U, gate // 2): gates 0|2 and 1|3
+        a0, a2 = tl.split(even)
+        a1, a3 = tl.split(odd)
     return a0, a1, a2, a3
 
 
@@ -234,6 +274,7 @@ def _recurrent_layer_kernel(
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr, SAVE: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr, FOLD: tl.constexpr,
+    RESIDENT: tl.constexpr, GP: tl.constexpr,
     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
@@ -249,6 +290,8 @@ def _recurrent_layer_kernel(
     w_base = w_ptr + d * (G * H * H)
     GH: tl.constexpr = G * H
     counter = bar_ptr + grp
+    if RESIDENT:
+        w_res = _resident_weights(w_base, jpos * U, H, U, G, GP, OP_DTYPE, DOT_DTYPE)
     nb = 0  # barriers passed
     t = 0
     while t < steps:  # (a while loop: Triton's interpreter cannot index range() with numpy >= 2.4 scalars)
@@ -271,8 +314,12 @@ def _recurrent_layer_kernel(
             a0, a1, a2, a3 = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, G, OP_DTYPE, DOT_DTYPE, PRECISION,
                                         x0, x1, x2, x3)
         else:  # the recurrent part alone first (normalised, or the GRU's r * (h W_n^T + b_hn))
-            a0, a1, a2, a3 = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, G, OP_DTYPE, DOT_DTYPE, PRECISION,
-                                        zero, zero, zero, zero)
+            if RESIDENT:
+                a0, a1, a2, a3 = _resident_gates(h_base, w_res, rows_b, mask_b, H, U, BB, GP, OP_DTYPE, DOT_DTYPE,
+                                                 PRECISION)
+            else:
+                a0, a1, a2, a3 = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, G, OP_DTYPE, DOT_DTYPE,
+                                            PRECISION, zero, zero, zero, zero)
             if LN:  # layer norm over all G*H units of each row: partial sums meet across the group
                 mean_j, m2_j = _local_moments(a0, a1, a2, a3, G, U)
                 nb += 1
@@ -599,19 +646,51 @@ def _dot_types(dtype: torch.dtype, precision: str) -> dict:
     return dict(OP_DTYPE=tl.bfloat16, DOT_DTYPE=tl.bfloat16, PRECISION="tf32")
 
 
-def _geometry(mode: str, H: int, B: int, D: int, dev: torch.device) -> dict:
-    sms = None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
-    U, BB, nbt, group = plan_grid(H, B, D, sms)
+def _sms(dev: torch.device) -> Optional[int]:
+    return None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
+
+
+def _geometry(plan: Tuple[int, int, int, int]) -> dict:
+    U, BB, nbt, group = plan
     return dict(U=U, BB=BB, NBT=nbt, GROUP=group, NG=max(2, triton.next_power_of_2(group)))
+
+
+def default_kernel() -> str:
+    """The forward kernel used unless a call names one: ``BIRNN_FUSED_KERNEL`` (``stream`` or
+    ``resident``), else ``stream`` — the one whose GPU timings are recorded. ``resident`` keeps
+    W_hh on chip (variant 11 in benchmarks/GPU_NOTES.md) and is not yet timed on a GPU."""
+    kind = os.environ.get("BIRNN_FUSED_KERNEL", "stream")
+    if kind not in KERNELS:
+        raise ValueError(f"BIRNN_FUSED_KERNEL must be one of {KERNELS}, got {kind!r}")
+    return kind
+
+
+def _forward_plan(kernel: Optional[str], mode: str, H: int, B: int, D: int, dtype: torch.dtype,
+                  sms: Optional[int]) -> Tuple[bool, Tuple[int, int, int, int]]:
+    """(resident?, grid plan) for a forward call; a named kernel that cannot run raises, the
+    default falls back from ``resident`` to ``stream`` where W_hh does not fit on chip."""
+    kind = default_kernel() if kernel is None else kernel
+    if kind not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kind!r}")
+    if kind == "resident":
+        try:
+            return True, plan_resident(mode, H, B, D, dtype == torch.bfloat16, sms)
+        except ValueError:
+            if kernel is not None:
+                raise
+    return False, plan_grid(H, B, D, sms)
 
 
 def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
                   lengths: Tensor, steps: int, *, save: bool = False, precision: str = "tf32",
-                  extras: StepExtras = StepExtras(), num_warps: Optional[int] = None, poison: bool = False) -> Forward:
+                  extras: StepExtras = StepExtras(), kernel: Optional[str] = None, num_warps: Optional[int] = None,
+                  poison: bool = False) -> Forward:
     """Run one layer. ``xs`` (T, D, B, G*H), ``w_hh`` (D, G*H, H) in step order, ``h0``/``c0``
     (D, B, H), ``lengths`` (B,) (the number of real steps, any device), ``extras`` the fused
-    regularisers. Returns ``out`` (T, D, B, H), ``h_n``, ``c_n`` (D, B, H), and with ``save``
-    what the backward pass needs; ``poison`` fills the outputs with NaN first (tests)."""
+    regularisers, ``kernel`` how W_hh is read (``"stream"`` from L2 each step, ``"resident"``
+    on chip; None: :func:`default_kernel`). Returns ``out`` (T, D, B, H), ``h_n``, ``c_n``
+    (D, B, H), and with ``save`` what the backward pass needs; ``poison`` fills the outputs with
+    NaN first (tests)."""
     T, D, B, GH = xs.shape
     H = w_hh.shape[-1]
     cell = CELL_CODES[mode]
@@ -620,7 +699,8 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         raise ValueError(f"the fused kernel needs H a power of two >= 16 or a multiple of 64, and xs (..., {G}*H); "
                          f"got H={H}, G*H={GH}")
     dev = xs.device
-    geo = _geometry(mode, H, B, D, dev)
+    resident, plan = _forward_plan(kernel, mode, H, B, D, xs.dtype, _sms(dev))
+    geo = _geometry(plan)
     codes = extras.codes()
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
@@ -647,7 +727,8 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         xs.contiguous(), w_hh.contiguous(), (b_hh if b_hh is not None else hn).contiguous(), h0.contiguous(),
         (c0 if c0 is not None else h0).contiguous(), lens, out, hx, hn, cn, cs, gates, bar,
         *extras.pointers(out, steps), st, xhat, chat, rstd, steps, B), BK,
-        H=H, **geo, D=D, CELL=cell, G=G, SAVE=save, FOLD=not ln and mode != "GRU", **codes,
+        H=H, **geo, D=D, CELL=cell, G=G, SAVE=save, FOLD=not (ln or resident) and mode != "GRU", **codes,
+        RESIDENT=resident, GP=4 if G > 1 else 1,
         **_dot_types(xs.dtype, precision), num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 4)))
     saved = (lambda x: x if save and x is not out else None)
     return Forward(out, hn, (cn if mode == "LSTM" else None), (cs if keeps else None), (gates if keeps else None),
@@ -676,7 +757,7 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     G = _GATES[cell]
     GH = G * H
     dev = out.device
-    geo = _geometry(mode, H, B, D, dev)
+    geo = _geometry(plan_grid(H, B, D, _sms(dev)))  # the backward kernel streams W_hh
     codes = extras.codes()
     ln = codes["LN"]
     BK = 128 if H % 128 == 0 else min(64, H)
