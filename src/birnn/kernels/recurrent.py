@@ -7,7 +7,9 @@ Symbols: ``T`` steps, ``D`` directions, ``B`` batch, ``H`` hidden size, ``G`` ga
 Work split: program ``(d, batch tile, unit block)`` owns ``U`` hidden units of direction ``d``
 for ``BB`` sequences. Each step it reads the whole previous ``h`` of its direction and batch
 tile (``BB x H``, from a double-buffered global exchange area), multiplies it with the rows of
-``W_hh`` that feed its units (streamed from L2), adds the precomputed input projections, runs
+``W_hh`` that feed its units — streamed from L2 in K chunks (``kernel="stream"``), or held on
+chip for the whole sequence as one (64, H) tile, the first operand of ``W_tile @ h^T``
+(``kernel="resident"``, forward only) — adds the precomputed input projections, runs
 the cell, keeps ``c`` in registers, publishes its slice of the new ``h``, and meets the other
 programs of its group at a barrier (one atomic counter per group, release/acquire at GPU
 scope). The grid never exceeds what the GPU runs at once, so the barrier cannot deadlock.
