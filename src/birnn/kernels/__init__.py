@@ -41,11 +41,7 @@ def plan_grid(H: int, B: int, D: int, sms: Optional[int]) -> Tuple[int, int, int
     return U, BB, nbt, H // U
 
 
-SHARED_BUDGET = 200 * 1024  # of an H100's 227 KB per block, leaving room for the kernel's own staging
-
-
-def plan_resident(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional[int],
-                  backward: bool = False) -> Tuple[int, int, int, int]:
+def plan_resident(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional[int]) -> Tuple[int, int, int, int]:
     """:func:`plan_grid` for the forward kernel that keeps W_hh on chip: each program holds a
     (64, H) tile of W_hh — 16 units x 4 gate slots (LSTM; the GRU's 3 gates padded to 4), or 64
     units of the Elman RNN — for the whole sequence, in registers (bf16) or shared memory (fp32).
@@ -58,15 +54,6 @@ def plan_resident(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional[i
     (16, 32, 2, 32)
     >>> plan_resident("RNN_TANH", 512, 8, 2, True, 132)
     (64, 16, 1, 8)
-
-    The backward pass's tile is multiplied by all gates' dA^T side by side, (H, 4*BB): with
-    ``backward`` both must fit in shared memory, which at H=512 only bfloat16 does.
-
-    >>> plan_resident("LSTM", 256, 8, 2, False, 132, backward=True)
-    (16, 16, 1, 16)
-    >>> plan_resident("LSTM", 512, 8, 2, False, 132, backward=True)
-    Traceback (most recent call last):
-    ValueError: the backward pass's resident operands need 256 KB of shared memory at H=512 in float32, more than 200 KB
     """
     if H & (H - 1) or not 16 <= H <= 512:
         raise ValueError(f"W_hh stays on chip for hidden sizes that are powers of two from 16 to 512, got {H}")
@@ -75,11 +62,6 @@ def plan_resident(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional[i
     if sms is None:  # interpreter: one program per group
         return H, BB, nbt, 1
     U = 16 if mode in ("LSTM", "GRU") else min(64, H)
-    GP = 4 if mode in ("LSTM", "GRU") else 1
-    need = (GP * U * H + H * GP * BB) * (2 if bf16 else 4)
-    if backward and need > SHARED_BUDGET:
-        raise ValueError(f"the backward pass's resident operands need {need // 1024} KB of shared memory at H={H} in "
-                         f"{'bfloat16' if bf16 else 'float32'}, more than {SHARED_BUDGET // 1024} KB")
     if D * nbt * (H // U) > sms:
         raise ValueError(f"batch {B} needs {D * nbt * (H // U)} resident programs with W_hh on chip, more than "
                          f"the GPU's {sms} multiprocessors")

@@ -151,43 +151,6 @@ def _resident_gates(h_base, w_res, rows_b, mask_b, H: tl.constexpr, U: tl.conste
 
 
 @triton.jit
-def _resident_columns(w_base, first_unit, H: tl.constexpr, U: tl.constexpr, G: tl.constexpr, GP: tl.constexpr,
-                      OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr):
-    """The backward pass's resident tile (GP*U, H): row ``k*U + j`` is column ``units[j]`` of
-    gate k's block of W_hh (what dh[units] reads), slots k >= G zero."""
-    r = tl.arange(0, GP * U)
-    k = r // U
-    ks = tl.arange(0, H)
-    w = tl.load(w_base + (k[:, None] * H + ks[None, :]) * H + first_unit + (r % U)[:, None],
-                mask=(k < G)[:, None], other=0.0)
-    return w.to(OP_DTYPE).to(DOT_DTYPE)
-
-
-@triton.jit
-def _resident_dh(e_base, w_cols, first_row, B, H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr,
-                 G: tl.constexpr, GP: tl.constexpr, OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr,
-                 PRECISION: tl.constexpr):
-    """``dh[:, units] = sum_k dA_k @ W_k[:, units]`` (BB, U) from the resident tile: one product
-    ``W_cols (GP*U, H) @ [dA_0^T | ... | dA_GP-1^T] (H, GP*BB)`` whose diagonal blocks (gate k's
-    rows with gate k's columns) add up to dh^T; the off-diagonal blocks are spare work."""
-    GH: tl.constexpr = G * H
-    ks = tl.arange(0, H)
-    c = tl.arange(0, GP * BB)
-    k = c // BB
-    row = first_row + c % BB
-    da_t = tl.load(e_base + row[None, :] * GH + k[None, :] * H + ks[:, None],
-                   mask=((row < B) & (k < G))[None, :], other=0.0, cache_modifier=".cg")
-    acc = tl.dot(w_cols, da_t.to(OP_DTYPE).to(DOT_DTYPE), input_precision=PRECISION)  # (GP*U, GP*BB)
-    if GP == 1:
-        dh = tl.trans(acc)
-    else:
-        blocks = tl.reshape(acc, (GP, U, GP, BB))
-        same = tl.arange(0, GP)[:, None, None, None] == tl.arange(0, GP)[None, None, :, None]
-        dh = tl.trans(tl.sum(tl.sum(tl.where(same, blocks, 0.0), axis=2), axis=0))
-    return dh
-
-
-@triton.jit
 def _zone(new, old, k_ptr, off, m2, rate, Z: tl.constexpr):
     """Zoneout of one state: with 0/1 masks (Z=1; 1 keeps ``old``, exactly), the expectation
     ``new + rate (old - new)`` (Z=2, evaluation), or nothing (Z=0)."""
@@ -462,7 +425,6 @@ def _recurrent_layer_backward_kernel(
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-    RESIDENT: tl.constexpr, GP: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
     jpos = tl.program_id(0) % GROUP
@@ -477,8 +439,6 @@ def _recurrent_layer_backward_kernel(
     GH: tl.constexpr = G * H
     w_base = w_ptr + d * (GH * H)
     counter = bar_ptr + grp
-    if RESIDENT:
-        w_cols = _resident_columns(w_base, jpos * U, H, U, G, GP, OP_DTYPE, DOT_DTYPE)
     nb = 0
     k = 0
     while k < steps:
@@ -605,17 +565,13 @@ def _recurrent_layer_backward_kernel(
         nb += 1
         _group_barrier(counter, nb * GROUP)
         # dh_{t-1}[units] = (dA (BB, G*H) @ W[:, units] (G*H, U)) * drop[units]
+        acc = tl.zeros((BB, U), dtype=tl.float32)
         e_base = ex_ptr + ((d * 2 + par) * B) * GH
-        if RESIDENT:
-            acc = _resident_dh(e_base, w_cols, (grp % NBT) * BB, B, H, U, BB, G, GP, OP_DTYPE, DOT_DTYPE, PRECISION)
-        else:
-            acc = tl.zeros((BB, U), dtype=tl.float32)
-            for k0 in tl.range(0, GH, BK):
-                ks = k0 + tl.arange(0, BK)
-                ak = tl.load(e_base + rows_b[:, None] * GH + ks[None, :], mask=m2, other=0.0, cache_modifier=".cg")
-                wk = tl.load(w_base + ks[:, None] * H + units[None, :])
-                acc = tl.dot(ak.to(OP_DTYPE).to(DOT_DTYPE), wk.to(OP_DTYPE).to(DOT_DTYPE), acc,
-                             input_precision=PRECISION)
+        for k0 in tl.range(0, GH, BK):
+            ks = k0 + tl.arange(0, BK)
+            ak = tl.load(e_base + rows_b[:, None] * GH + ks[None, :], mask=m2, other=0.0, cache_modifier=".cg")
+            wk = tl.load(w_base + ks[:, None] * H + units[None, :])
+            acc = tl.dot(ak.to(OP_DTYPE).to(DOT_DTYPE), wk.to(OP_DTYPE).to(DOT_DTYPE), acc, input_precision=PRECISION)
         dh = tl.where(valid, acc * dmask + keep, dh_t)
         k += 1
     tl.store(dh0_ptr + state_off, dh, mask=m2)
@@ -712,15 +668,15 @@ def default_kernel() -> str:
 
 
 def _forward_plan(kernel: Optional[str], mode: str, H: int, B: int, D: int, dtype: torch.dtype,
-                  sms: Optional[int], backward: bool = False) -> Tuple[bool, Tuple[int, int, int, int]]:
-    """(resident?, grid plan) for a forward (or backward) call; a named kernel that cannot run
-    raises, the default falls back from ``resident`` to ``stream`` where W_hh does not fit on chip."""
+                  sms: Optional[int]) -> Tuple[bool, Tuple[int, int, int, int]]:
+    """(resident?, grid plan) for a forward call; a named kernel that cannot run raises, the
+    default falls back from ``resident`` to ``stream`` where W_hh does not fit on chip."""
     kind = default_kernel() if kernel is None else kernel
     if kind not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kind!r}")
     if kind == "resident":
         try:
-            return True, plan_resident(mode, H, B, D, dtype == torch.bfloat16, sms, backward=backward)
+            return True, plan_resident(mode, H, B, D, dtype == torch.bfloat16, sms)
         except ValueError:
             if kernel is not None:
                 raise
@@ -794,17 +750,16 @@ class Backward(NamedTuple):
 
 def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Optional[Tensor], lengths: Tensor,
                    steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *, precision: str = "tf32",
-                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None) -> Backward:
+                   extras: StepExtras = StepExtras()) -> Backward:
     """Backpropagation through time for :func:`layer_forward` (run with ``save=True`` and the
-    same ``extras``); ``kernel`` as there (the resident backward holds W_hh's columns on chip)."""
+    same ``extras``)."""
     out = fwd.out
     T, D, B, H = out.shape
     cell = CELL_CODES[mode]
     G = _GATES[cell]
     GH = G * H
     dev = out.device
-    resident, plan = _forward_plan(kernel, mode, H, B, D, w_hh.dtype, _sms(dev), backward=True)
-    geo = _geometry(plan)
+    geo = _geometry(plan_grid(H, B, D, _sms(dev)))  # the backward kernel streams W_hh
     codes = extras.codes()
     ln = codes["LN"]
     BK = 128 if H % 128 == 0 else min(64, H)
@@ -826,6 +781,5 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
         lengths.to(device=dev, dtype=torch.int32), dout.contiguous().float(), dhn.contiguous().float(),
         (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
         dh0, dc0, bar, *extras.pointers(out, steps), st, *saved, steps, B), BK,
-        H=H, **geo, D=D, CELL=cell, G=G, **codes, **_dot_types(w_hh.dtype, precision), RESIDENT=resident,
-        GP=4 if G > 1 else 1, num_warps=4)
+        H=H, **geo, D=D, CELL=cell, G=G, **codes, **_dot_types(w_hh.dtype, precision), num_warps=4)
     return Backward(dx, dy, draw, dh0, (dc0 if mode == "LSTM" else None), dyc)
