@@ -392,7 +392,8 @@ def _recurrent_layer_kernel(
         h_new = _zone(h_new, h_own, kh_ptr, so, m2, rate_h, ZH)
         h_own = tl.where(valid, h_new, h_own)
         tl.store(out_ptr + so, tl.where(valid, h_new, 0.0), mask=m2)
-        tl.store(hx_ptr + (d * 2 + 1 - par) * B * H + rows_b[:, None] * H + units[None, :], h_own * dmask, mask=m2)
+        tl.store(hx_ptr + (d * 2 + 1 - par) * B * H + rows_b[:, None] * H + units[None, :],
+                 (h_own * dmask).to(hx_ptr.dtype.element_ty), mask=m2)
         # the group's barrier: every unit block has published step t before anyone reads it
         nb += 1
         _group_barrier(counter, nb * GROUP)
@@ -707,7 +708,10 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
     out = torch.empty(T, D, B, H, **f32)
-    hx = torch.zeros(D, 2, B, H, **f32)
+    # the exchanged h only feeds the product, whose operands are rounded to the layer's dtype: the
+    # resident kernel exchanges it in that dtype (same numbers, half the bytes for bf16)
+    hx = torch.zeros(D, 2, B, H, device=dev, dtype=torch.bfloat16 if resident and xs.dtype == torch.bfloat16
+                     else torch.float32)
     hx[:, 0] = h0 if extras.drop is None else h0 * extras.drop
     hn = torch.empty(D, B, H, **f32)
     cn = torch.empty(D, B, H, **f32) if mode == "LSTM" else hn
