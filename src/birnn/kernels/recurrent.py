@@ -450,9 +450,11 @@ def _recurrent_layer_backward_kernel(
         goff = ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]
         zero = tl.zeros((BB, U), dtype=tl.float32)
         dh_t = dh + tl.where(valid, tl.load(dout_ptr + off, mask=m2, other=0.0), 0.0)
-        kh = _keep_factor(kh_ptr, off, m2, rate_h, ZH, BB, U)
-        keep = dh_t * kh  # zoneout: the part that flows straight to h_{t-1}
-        dhn = dh_t - keep  # the part that reaches the cell's new state
+        keep = zero  # zoneout: the part that flows straight to h_{t-1}
+        dhn = dh_t  # the part that reaches the cell's new state
+        if ZH != 0:
+            keep = dh_t * _keep_factor(kh_ptr, off, m2, rate_h, ZH, BB, U)
+            dhn = dh_t - keep
         if CELL == 2:
             i = tl.load(gates_ptr + goff, mask=m2, other=0.0)
             f = tl.load(gates_ptr + goff + H, mask=m2, other=0.0)
@@ -462,7 +464,6 @@ def _recurrent_layer_backward_kernel(
                 c_prev = tl.load(cs_ptr + off - D * B * H, mask=m2, other=0.0)
             else:
                 c_prev = tl.load(c0_ptr + state_off, mask=m2, other=0.0)
-            kc = _keep_factor(kc_ptr, off, m2, rate_c, ZC, BB, U)
             if LN:
                 chat = tl.load(ch_ptr + off, mask=m2, other=0.0)
                 gw = tl.load(lncw_ptr + d * H + units).to(tl.float32)[None, :]
@@ -481,11 +482,18 @@ def _recurrent_layer_backward_kernel(
                                      B, jpos, GROUP, NG, counter, nb * GROUP)
                 rstd_c = tl.load(rs_ptr + ((t * D + d) * B + rows_b) * 2 + 1, mask=mask_b, other=0.0)
                 dyc = rstd_c[:, None] * (dch - (t1 / H)[:, None] - chat * (t2 / H)[:, None])
-            dct = dc * (1.0 - kc) + dyc
+            if ZC != 0:
+                kc = _keep_factor(kc_ptr, off, m2, rate_c, ZC, BB, U)
+                dct = dc * (1.0 - kc) + dyc
+            else:
+                dct = dc + dyc
             y0 = tl.where(valid, dct * g * i * (1.0 - i), 0.0)
             y1 = tl.where(valid, dct * c_prev * f * (1.0 - f), 0.0)
             y3 = tl.where(valid, dct * i * (1.0 - g * g), 0.0)
-            dc = tl.where(valid, dct * f + dc * kc, dc)
+            if ZC != 0:
+                dc = tl.where(valid, dct * f + dc * kc, dc)
+            else:
+                dc = tl.where(valid, dct * f, dc)
             tl.store(dx_ptr + goff, y0, mask=m2)
             tl.store(dx_ptr + goff + H, y1, mask=m2)
             tl.store(dx_ptr + goff + 2 * H, y2, mask=m2)
