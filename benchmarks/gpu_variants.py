@@ -1,7 +1,9 @@
 """Kernel variants, timed alone on a CUDA machine (notes in benchmarks/GPU_NOTES.md): one
-layer's forward, LSTM and GRU, T=512, both directions; W_hh streamed from L2 each step
-("stream", the recorded default) against kept on chip ("resident", variant 11), fp32/bf16,
-B in {1, 16, 64}, H in {512, 1024} (resident stops at 512), plus the fused regularisers.
+layer, LSTM and GRU, T=512, both directions; W_hh streamed from L2 each step ("stream", the
+recorded default) against kept on chip ("resident": variant 11 forward, variant 12 backward),
+fp32/bf16, B in {1, 16, 64}, H in {512, 1024} (resident stops at 512), plain and with the fused
+regularisers. Each line gives microseconds per step for the forward (inference), and for the
+backward kernel alone (BPTT after a saving forward; the weight-gradient matmul not included).
 
     PYTHONPATH=src python3 benchmarks/gpu_variants.py
 """
@@ -14,9 +16,25 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from birnn.bench import cuda_time  # noqa: E402
-from birnn.kernels.recurrent import StepExtras, layer_forward  # noqa: E402
+from birnn.kernels.recurrent import StepExtras, layer_backward, layer_forward  # noqa: E402
 
 warnings.filterwarnings("ignore")
+
+
+def timings(mode, xs, w, b, h0, c0, L, extras, kernel):
+    """(forward us/step, backward us/step) of one kernel, or the reason it cannot run."""
+    try:
+        fwd_ms = cuda_time(lambda: layer_forward(mode, xs, w, b, h0, c0, L, T, extras=extras, kernel=kernel), 5)
+        saved = layer_forward(mode, xs, w, b, h0, c0, L, T, extras=extras, kernel=kernel, save=True)
+        dout = torch.randn(saved.out.shape, device="cuda")
+        dhn = torch.randn(h0.shape, device="cuda")
+        dcn = dhn if c0 is not None else None
+        bwd_ms = cuda_time(lambda: layer_backward(mode, w, saved, h0, c0, L, T, dout, dhn, dcn, extras=extras,
+                                                  kernel=kernel), 5)
+    except ValueError as e:  # resident beyond its limits
+        return f"n/a ({str(e)[:40]})"
+    return f"{fwd_ms * 1000 / T:6.2f} fwd {bwd_ms * 1000 / T:6.2f} bwd"
+
 
 T, D = 512, 2
 for mode, G in (("LSTM", 4), ("GRU", 3)):
@@ -36,13 +54,8 @@ for mode, G in (("LSTM", 4), ("GRU", 3)):
                                  ln_h=torch.ones(D, G * H, device="cuda"),
                                  ln_c=(torch.ones(D, H, device="cuda"), torch.zeros(D, H, device="cuda"))
                                  if mode == "LSTM" else None)
-                row = []
-                for kernel in ("stream", "resident"):
-                    for name, extras in (("plain", StepExtras()), ("regularised", reg)):
-                        try:
-                            ms = cuda_time(lambda: layer_forward(mode, xs, w, b, h0, c0, L, T, extras=extras,
-                                                                 kernel=kernel), 5)
-                            row.append(f"{kernel} {name} {ms * 1000 / T:6.2f}")
-                        except ValueError as e:  # resident beyond its limits
-                            row.append(f"{kernel} {name}   n/a ({str(e)[:40]})")
-                print(f"{mode} H={H} {str(dtype)[6:]:8s} B={B:2d} us/step: " + " | ".join(row), flush=True)
+                for name, extras in (("plain", StepExtras()), ("regularised", reg)):
+                    row = [f"{kernel} {timings(mode, xs, w, b, h0, c0, L, extras, kernel)}"
+                           for kernel in ("stream", "resident")]
+                    print(f"{mode} H={H} {str(dtype)[6:]:8s} B={B:2d} {name:11s} us/step: " + " | ".join(row),
+                          flush=True)

@@ -92,10 +92,9 @@ def main(argv) -> int:
                      PRECISION="tf32")
         common = dict(H=H, U=U, BB=BB, BK=BK, GROUP=GROUP, NG=GROUP, NBT=1, D=2, CELL=cell, G=G, **feats, **types)
         fold = not (feats["LN"] or resident) and cell != 3
-        parts = [("forward", R._recurrent_layer_kernel,
-                  dict(common, SAVE=True, FOLD=fold, RESIDENT=resident, GP=4 if G > 1 else 1))]
-        if not resident:  # the backward kernel streams W_hh either way
-            parts.append(("backward", R._recurrent_layer_backward_kernel, common))
+        gp = dict(RESIDENT=resident, GP=4 if G > 1 else 1)
+        parts = [("forward", R._recurrent_layer_kernel, dict(common, SAVE=True, FOLD=fold, **gp)),
+                 ("backward", R._recurrent_layer_backward_kernel, dict(common, **gp))]
         for part, fn, consts in parts:
             try:
                 k = compile_kernel(fn, consts, bf16)

@@ -13,7 +13,7 @@ if not torch.cuda.is_available():
     pytest.skip("needs CUDA", allow_module_level=True)
 
 import birnn  # noqa: E402
-from birnn.kernels.recurrent import layer_forward, plan_grid, plan_resident  # noqa: E402
+from birnn.kernels.recurrent import layer_backward, layer_forward, plan_grid, plan_resident  # noqa: E402
 from conftest import MODES  # noqa: E402
 
 DEV = torch.device("cuda")
@@ -91,6 +91,48 @@ def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel):
     assert rel(tf32.double(), ys) < 2e-2
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("B", [1, 64])
+def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B):
+    """Both backward kernels at H=512 with multi-program groups — the streaming one (every
+    program reads all of dA) and the resident one (every program adds the others' shares of dh) —
+    against float64 autograd through the reference loop; the resident one three times, bit for bit."""
+    G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    H, T, D = 512, 60, 2
+    g = torch.Generator(device=DEV).manual_seed(1)
+    xs = torch.randn(T, D, B, G * H, device=DEV, generator=g)
+    w = torch.randn(D, G * H, H, device=DEV, generator=g) / H ** 0.5
+    b = torch.randn(D, G * H, device=DEV, generator=g) * 0.1 if mode == "GRU" else None
+    h0 = torch.randn(D, B, H, device=DEV, generator=g) * 0.5
+    c0 = torch.randn(D, B, H, device=DEV, generator=g) * 0.5 if mode == "LSTM" else None
+    lengths = torch.randint(1, T + 1, (B,), device=DEV)
+    lengths[0] = T
+    sms = torch.cuda.get_device_properties(DEV).multi_processor_count
+    assert plan_resident(mode, H, B, D, False, sms)[3] > 1 and plan_grid(H, B, D, sms)[3] > 1
+    dout = torch.randn(T, D, B, H, device=DEV, generator=g)
+    dhn = torch.randn(D, B, H, device=DEV, generator=g)
+    dcn = torch.randn(D, B, H, device=DEV, generator=g) if mode == "LSTM" else None
+    fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="ieee", save=True, kernel="stream")
+    runs = {k: [layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, precision="ieee", kernel=k)
+                for _ in range(3 if k == "resident" else 1)] for k in ("stream", "resident")}
+    for other in runs["resident"][1:]:
+        assert all(a is None or torch.equal(a, b_) for a, b_ in zip(runs["resident"][0], other)), "a race"
+    from birnn.cells import StepWeights, cell_spec
+    from birnn.recurrence import scan
+
+    x64, h64 = xs.double().requires_grad_(), h0.double().requires_grad_()
+    sw = StepWeights(w.double().transpose(1, 2), (b.double().unsqueeze(1) if b is not None else None))
+    carry = (h64, c0.double()) if c0 is not None else (h64,)
+    valid = (torch.arange(T, device=DEV)[:, None] < lengths[None])
+    ys, carry = scan(cell_spec(mode), x64, carry, sw, valid)
+    loss = (ys * dout.double()).sum() + (carry[0] * dhn.double()).sum()
+    if mode == "LSTM":
+        loss = loss + (carry[1] * dcn.double()).sum()
+    dx_ref, dh0_ref = torch.autograd.grad(loss, (x64, h64))
+    for kernel, (got, *_) in runs.items():
+        assert rel(got.dx.double(), dx_ref) < 1e-4 and rel(got.dh0.double(), dh0_ref) < 1e-4, kernel
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_fused_training_gradients_match_the_reference(mode):
     ref_layer, layer = make(mode, 64, 128, num_layers=2, bidirectional=True)
@@ -142,10 +184,13 @@ def regularised_layer(mode, H, **kw):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("B,H", [(16, 128), (64, 512)])
-def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, H):
-    """Recurrent dropout + zoneout + layer norm inside the kernel with multi-program groups (the
-    norms' row sums cross the barrier): outputs, states and every gradient against the reference
-    loop with the same masks (float32 without TF32), and three runs give the same bits."""
+@pytest.mark.parametrize("kernel", ["stream", "resident"])
+def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, H, kernel, monkeypatch):
+    """Recurrent dropout + zoneout + layer norm inside the kernels (streaming, or W_hh resident in
+    both passes) with multi-program groups (the norms' row sums cross the barrier): outputs, states
+    and every gradient against the reference loop with the same masks (float32 without TF32), and
+    three runs give the same bits."""
+    monkeypatch.setenv("BIRNN_FUSED_KERNEL", kernel)
     kw = dict(num_layers=2, bidirectional=True, recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
     if mode == "LSTM":
         kw["cell_zoneout"] = 0.15

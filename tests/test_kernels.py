@@ -227,7 +227,7 @@ def test_tensor_core_tiles_for_larger_batches(mode):
 
 def test_kernels_compile_for_the_gpu_without_one():
     """Triton's real compiler (not the interpreter) builds every cell x feature x dtype variant for
-    sm_90, streaming and resident forward kernels, within the H100's shared memory
+    sm_90, streaming and resident kernels, within the H100's shared memory
     (tests/kernel_compile.py, in a fresh process)."""
     import subprocess
     import sys
@@ -236,13 +236,13 @@ def test_kernels_compile_for_the_gpu_without_one():
     script = os.path.join(os.path.dirname(__file__), "kernel_compile.py")
     done = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0 and "FAIL" not in done.stdout, done.stdout + done.stderr[-3000:]
-    assert done.stdout.count("ok ") == 36 + 24  # streaming fwd+bwd; resident fwd at 16- and 32-row tiles
+    assert done.stdout.count("ok ") == 36 + 48  # streaming and resident fwd+bwd (resident at 16- and 32-row tiles)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_resident_forward_kernel_equals_the_reference(mode, monkeypatch):
-    """The forward kernel that keeps W_hh on chip (BIRNN_FUSED_KERNEL=resident) passes the same
-    checks: plain layers with lengths, the regularisers, bfloat16 (its backward pass streams)."""
+    """The kernels that keep W_hh on chip (BIRNN_FUSED_KERNEL=resident: forward and backward) pass
+    the same checks: plain layers with lengths, the regularisers, bfloat16."""
     monkeypatch.setenv("BIRNN_FUSED_KERNEL", "resident")
     test_fused_layer_equals_reference(mode, True)
     test_fused_regularisers_equal_the_reference(mode, "all", True)
@@ -265,20 +265,54 @@ def test_resident_and_streaming_kernels_agree(mode):
             torch.testing.assert_close(a, b_, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("features", [False, True])
+def test_resident_and_streaming_backward_kernels_agree(mode, features):
+    """Kernel level, 18 sequences (a 32-row batch tile, padding rows masked), H=32, with and
+    without recurrent dropout + zoneout masks + layer norm: the backward that sums every
+    program's share of dh from W_hh held on chip equals the one that streams W_hh's columns —
+    every gradient it returns, the dropout mask's place in dh included."""
+    from birnn.kernels.recurrent import StepExtras, layer_backward, layer_forward
+
+    T, B, H = 6, 18, 32
+    xs, w, b, h0, c0, _ = kernel_inputs(mode, T=T, B=B, H=H)
+    g = torch.Generator().manual_seed(5)
+    lengths = torch.randint(0, T + 1, (B,), generator=g)
+    extras = StepExtras()
+    if features:
+        state = (T, 2, B, H)
+        extras = StepExtras(drop=(torch.rand(state[1:], generator=g) > 0.3) / 0.7,
+                            keep_h=(torch.rand(state, generator=g) < 0.2).float(),
+                            keep_c=(torch.rand(state, generator=g) < 0.2).float() if mode == "LSTM" else None,
+                            ln_h=1 + 0.3 * torch.randn(2, xs.shape[-1], generator=g),
+                            ln_c=(1 + 0.3 * torch.randn(2, H, generator=g), 0.3 * torch.randn(2, H, generator=g))
+                            if mode == "LSTM" else None)
+    fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, T, save=True, extras=extras)
+    dout = torch.randn(T, 2, B, H, generator=g)
+    dhn = torch.randn(2, B, H, generator=g)
+    dcn = torch.randn(2, B, H, generator=g) if mode == "LSTM" else None
+    got = {k: layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, extras=extras, kernel=k)
+           for k in ("stream", "resident")}
+    for name, a, b_ in zip(got["stream"]._fields, got["stream"], got["resident"]):
+        if a is not None:
+            torch.testing.assert_close(b_, a, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name}: {m}")
+    assert got["resident"].dh0.abs().max() > 0
+
+
 def test_resident_kernel_limits(monkeypatch):
     """W_hh stays on chip for H a power of two up to 512 and grids the GPU runs at once: asking for
     it elsewhere is refused; the default (BIRNN_FUSED_KERNEL=resident) falls back to streaming.
     (Planned for an H100's 132 multiprocessors; the interpreter itself runs power-of-two H only.)"""
-    from birnn.kernels.recurrent import _forward_plan
+    from birnn.kernels.recurrent import _kernel_plan
 
     with pytest.raises(ValueError, match="powers of two from 16 to 512, got 192"):
-        _forward_plan("resident", "GRU", 192, 2, 2, torch.float32, 132)
+        _kernel_plan("resident", "GRU", 192, 2, 2, torch.float32, 132)
     with pytest.raises(ValueError, match="batch 128 needs 256 resident programs"):
-        _forward_plan("resident", "LSTM", 512, 128, 2, torch.bfloat16, 132)
+        _kernel_plan("resident", "LSTM", 512, 128, 2, torch.bfloat16, 132)
     monkeypatch.setenv("BIRNN_FUSED_KERNEL", "resident")
-    assert _forward_plan(None, "LSTM", 512, 64, 2, torch.float32, 132) == (True, (16, 32, 2, 32))
-    assert _forward_plan(None, "GRU", 192, 2, 2, torch.float32, 132) == (False, (16, 16, 1, 12))
-    assert _forward_plan(None, "LSTM", 1024, 1, 2, torch.float32, 132)[0] is False
+    assert _kernel_plan(None, "LSTM", 512, 64, 2, torch.float32, 132) == (True, (16, 32, 2, 32))
+    assert _kernel_plan(None, "GRU", 192, 2, 2, torch.float32, 132) == (False, (16, 16, 1, 12))
+    assert _kernel_plan(None, "LSTM", 1024, 1, 2, torch.float32, 132)[0] is False
     monkeypatch.setenv("BIRNN_FUSED_KERNEL", "fast")
     with pytest.raises(ValueError, match="BIRNN_FUSED_KERNEL must be one of"):
-        _forward_plan(None, "LSTM", 512, 1, 2, torch.float32, 132)
+        _kernel_plan(None, "LSTM", 512, 1, 2, torch.float32, 132)

@@ -9,10 +9,16 @@ for ``BB`` sequences. Each step it reads the whole previous ``h`` of its directi
 tile (``BB x H``, from a double-buffered global exchange area), multiplies it with the rows of
 ``W_hh`` that feed its units — streamed from L2 in K chunks (``kernel="stream"``), or held on
 chip for the whole sequence as one (64, H) tile, the first operand of ``W_tile @ h^T``
-(``kernel="resident"``, forward only) — adds the precomputed input projections, runs
+(``kernel="resident"``) — adds the precomputed input projections, runs
 the cell, keeps ``c`` in registers, publishes its slice of the new ``h``, and meets the other
 programs of its group at a barrier (one atomic counter per group, release/acquire at GPU
 scope). The grid never exceeds what the GPU runs at once, so the barrier cannot deadlock.
+
+The backward pass walks the steps in reverse with the same split. Streaming, each program
+publishes its gates' ``dA`` and, after the barrier, reads all of it with the columns of ``W_hh``
+that its units' ``dh`` needs. Resident, each program multiplies its own ``dA`` by its own rows of
+``W_hh`` (the forward's tile, held on chip) into a share of ``dh`` for every unit, publishes the
+share, and after the barrier adds the group's shares for its units in a fixed order.
 
 The inputs come prepared exactly as the reference loop consumes them (``birnn.recurrence``):
 the backward direction already reversed within each sequence's real part, so both directions
@@ -148,6 +154,56 @@ def _resident_gates(h_base, w_res, rows_b, mask_b, H: tl.constexpr, U: tl.conste
         a0, a2 = tl.split(even)
         a1, a3 = tl.split(odd)
     return a0, a1, a2, a3
+
+
+@triton.jit
+def _resident_rows_t(w_base, first_unit, H: tl.constexpr, U: tl.constexpr, G: tl.constexpr, GP: tl.constexpr,
+                     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr):
+    """The backward pass's resident tile: the forward's (GP*U, H) rows of W_hh, transposed to
+    (H, GP*U) (column ``k*U + j`` is row ``units[j]`` of gate k's block; slots k >= G zero), the
+    first operand of this program's share of ``dh_{t-1}``, loaded once before the time loop."""
+    r = tl.arange(0, GP * U)
+    k = r // U
+    rows = k * H + first_unit + r % U
+    ks = tl.arange(0, H)
+    w = tl.load(w_base + rows[None, :] * H + ks[:, None], mask=(k < G)[None, :], other=0.0)
+    return w.to(OP_DTYPE).to(DOT_DTYPE)
+
+
+@triton.jit
+def _join_gates(y0, y1, y2, y3, BB: tl.constexpr, U: tl.constexpr, GP: tl.constexpr):
+    """The inverse of :func:`_resident_gates`' split: G blocks (BB, U) side by side as one
+    (BB, GP*U) tile, gate-major (column ``k*U + j``)."""
+    if GP == 1:
+        da = y0
+    else:
+        even = tl.join(y0, y2)  # (BB, U, gate // 2) for gates 0|2
+        odd = tl.join(y1, y3)
+        q = tl.join(even, odd)  # (BB, U, gate // 2, gate % 2)
+        da = tl.reshape(tl.permute(q, (0, 2, 3, 1)), (BB, GP * U))
+    return da
+
+
+@triton.jit
+def _scatter_dh(pt_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, units, B, H: tl.constexpr,
+                U: tl.constexpr, BB: tl.constexpr, GP: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
+                OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, counter, target):
+    """``dh_{t-1}[:, units]`` (BB, U) with W_hh resident (variant 12 in benchmarks/GPU_NOTES.md):
+    this program's gates feed every unit of h_{t-1}, so it multiplies its own dA (BB, GP*U) by its
+    own rows of W_hh — ``W_rows^T (H, GP*U) @ dA^T (GP*U, BB)``, no W traffic — and publishes that
+    (H, BB) share in the area ``(D, 2, GROUP, B, H)``; after the barrier each program adds the
+    GROUP shares of its own units, in the same order every run (no atomics: same bits each run)."""
+    da = _join_gates(y0, y1, y2, y3, BB, U, GP)
+    share = tl.dot(w_rt, tl.trans(da).to(OP_DTYPE).to(DOT_DTYPE), input_precision=PRECISION)  # (H, BB)
+    ks = tl.arange(0, H)
+    area = pt_ptr + (d * 2 + par) * GROUP * B * H
+    tl.store(area + jpos * B * H + rows_b[None, :] * H + ks[:, None], share, mask=mask_b[None, :])
+    _group_barrier(counter, target)
+    mine = area + rows_b[:, None] * H + units[None, :]
+    dh = tl.zeros((BB, U), dtype=tl.float32)
+    for j in tl.static_range(GROUP):
+        dh += tl.load(mine + j * B * H, mask=mask_b[:, None], other=0.0, cache_modifier=".cg")
+    return dh
 
 
 @triton.jit
@@ -417,7 +473,7 @@ def _recurrent_layer_backward_kernel(
     dy_ptr,  # (T, D, B, G*H) gradient of the hidden pre-activations after the norm (GRU only; else dx)
     draw_ptr,  # (T, D, B, G*H) gradient of h W_hh^T before the norm (LN only; else dy)
     dyc_ptr,  # (T, D, B, H) gradient of the normalised cell's affine output (LN, LSTM)
-    ex_ptr,  # (D, 2, B, G*H) exchange area
+    ex_ptr,  # (D, 2, B, G*H) exchange area of dA (streaming); (D, 2, GROUP, B, H) shares of dh (RESIDENT)
     dh0_ptr, dc0_ptr,  # (D, B, H)
     bar_ptr,
     drop_ptr, kh_ptr, kc_ptr, rate_h, rate_c, lnh_ptr, lncw_ptr, lncb_ptr, st_ptr, xh_ptr, ch_ptr, rs_ptr,
@@ -425,6 +481,7 @@ def _recurrent_layer_backward_kernel(
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
+    RESIDENT: tl.constexpr, GP: tl.constexpr,
     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
@@ -440,6 +497,8 @@ def _recurrent_layer_backward_kernel(
     GH: tl.constexpr = G * H
     w_base = w_ptr + d * (GH * H)
     counter = bar_ptr + grp
+    if RESIDENT:
+        w_rt = _resident_rows_t(w_base, jpos * U, H, U, G, GP, OP_DTYPE, DOT_DTYPE)
     nb = 0
     k = 0
     while k < steps:
@@ -564,23 +623,28 @@ def _recurrent_layer_backward_kernel(
             if G > 3:
                 y3 = rstd * (y3 - m1 - xh3 * mx)
                 tl.store(draw_ptr + goff + 3 * H, y3, mask=m2)
-        e_off = ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :]
-        tl.store(ex_ptr + e_off, y0, mask=m2)
-        if G > 1:
-            tl.store(ex_ptr + e_off + H, y1, mask=m2)
-            tl.store(ex_ptr + e_off + 2 * H, y2, mask=m2)
-        if G > 3:
-            tl.store(ex_ptr + e_off + 3 * H, y3, mask=m2)
         nb += 1
-        _group_barrier(counter, nb * GROUP)
-        # dh_{t-1}[units] = (dA (BB, G*H) @ W[:, units] (G*H, U)) * drop[units]
-        acc = tl.zeros((BB, U), dtype=tl.float32)
-        e_base = ex_ptr + ((d * 2 + par) * B) * GH
-        for k0 in tl.range(0, GH, BK):
-            ks = k0 + tl.arange(0, BK)
-            ak = tl.load(e_base + rows_b[:, None] * GH + ks[None, :], mask=m2, other=0.0, cache_modifier=".cg")
-            wk = tl.load(w_base + ks[:, None] * H + units[None, :])
-            acc = tl.dot(ak.to(OP_DTYPE).to(DOT_DTYPE), wk.to(OP_DTYPE).to(DOT_DTYPE), acc, input_precision=PRECISION)
+        if RESIDENT:
+            acc = _scatter_dh(ex_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, units, B, H, U, BB, GP, GROUP,
+                              NG, OP_DTYPE, DOT_DTYPE, PRECISION, counter, nb * GROUP)
+        else:
+            e_off = ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :]
+            tl.store(ex_ptr + e_off, y0, mask=m2)
+            if G > 1:
+                tl.store(ex_ptr + e_off + H, y1, mask=m2)
+                tl.store(ex_ptr + e_off + 2 * H, y2, mask=m2)
+            if G > 3:
+                tl.store(ex_ptr + e_off + 3 * H, y3, mask=m2)
+            _group_barrier(counter, nb * GROUP)
+            # dh_{t-1}[units] = (dA (BB, G*H) @ W[:, units] (G*H, U)) * drop[units]
+            acc = tl.zeros((BB, U), dtype=tl.float32)
+            e_base = ex_ptr + ((d * 2 + par) * B) * GH
+            for k0 in tl.range(0, GH, BK):
+                ks = k0 + tl.arange(0, BK)
+                ak = tl.load(e_base + rows_b[:, None] * GH + ks[None, :], mask=m2, other=0.0, cache_modifier=".cg")
+                wk = tl.load(w_base + ks[:, None] * H + units[None, :])
+                acc = tl.dot(ak.to(OP_DTYPE).to(DOT_DTYPE), wk.to(OP_DTYPE).to(DOT_DTYPE), acc,
+                             input_precision=PRECISION)
         dh = tl.where(valid, acc * dmask + keep, dh_t)
         k += 1
     tl.store(dh0_ptr + state_off, dh, mask=m2)
@@ -667,19 +731,21 @@ def _geometry(plan: Tuple[int, int, int, int]) -> dict:
 
 
 def default_kernel() -> str:
-    """The forward kernel used unless a call names one: ``BIRNN_FUSED_KERNEL`` (``stream`` or
-    ``resident``), else ``stream`` — the one whose GPU timings are recorded. ``resident`` keeps
-    W_hh on chip (variant 11 in benchmarks/GPU_NOTES.md) and is not yet timed on a GPU."""
+    """The kernels (forward and backward) used unless a call names one: ``BIRNN_FUSED_KERNEL``
+    (``stream`` or ``resident``), else ``stream`` — the one whose GPU timings are recorded.
+    ``resident`` keeps W_hh on chip (variants 11 and 12 in benchmarks/GPU_NOTES.md) and is not
+    yet timed on a GPU."""
     kind = os.environ.get("BIRNN_FUSED_KERNEL", "stream")
     if kind not in KERNELS:
         raise ValueError(f"BIRNN_FUSED_KERNEL must be one of {KERNELS}, got {kind!r}")
     return kind
 
 
-def _forward_plan(kernel: Optional[str], mode: str, H: int, B: int, D: int, dtype: torch.dtype,
+def _kernel_plan(kernel: Optional[str], mode: str, H: int, B: int, D: int, dtype: torch.dtype,
                   sms: Optional[int]) -> Tuple[bool, Tuple[int, int, int, int]]:
-    """(resident?, grid plan) for a forward call; a named kernel that cannot run raises, the
-    default falls back from ``resident`` to ``stream`` where W_hh does not fit on chip."""
+    """(resident?, grid plan) for a forward or backward call (both hold the same (64, H) tile of
+    W_hh); a named kernel that cannot run raises, the default falls back from ``resident`` to
+    ``stream`` where W_hh does not fit on chip."""
     kind = default_kernel() if kernel is None else kernel
     if kind not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kind!r}")
@@ -710,7 +776,7 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         raise ValueError(f"the fused kernel needs H a power of two >= 16 or a multiple of 64, and xs (..., {G}*H); "
                          f"got H={H}, G*H={GH}")
     dev = xs.device
-    resident, plan = _forward_plan(kernel, mode, H, B, D, xs.dtype, _sms(dev))
+    resident, plan = _kernel_plan(kernel, mode, H, B, D, xs.dtype, _sms(dev))
     geo = _geometry(plan)
     codes = extras.codes()
     BK = 128 if H % 128 == 0 else min(64, H)
@@ -762,16 +828,18 @@ class Backward(NamedTuple):
 
 def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Optional[Tensor], lengths: Tensor,
                    steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *, precision: str = "tf32",
-                   extras: StepExtras = StepExtras()) -> Backward:
+                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None) -> Backward:
     """Backpropagation through time for :func:`layer_forward` (run with ``save=True`` and the
-    same ``extras``)."""
+    same ``extras``). ``kernel`` as there: ``"stream"`` reads W_hh's columns from L2 each step,
+    ``"resident"`` keeps this program's rows on chip and sums every program's share of dh."""
     out = fwd.out
     T, D, B, H = out.shape
     cell = CELL_CODES[mode]
     G = _GATES[cell]
     GH = G * H
     dev = out.device
-    geo = _geometry(plan_grid(H, B, D, _sms(dev)))  # the backward kernel streams W_hh
+    resident, plan = _kernel_plan(kernel, mode, H, B, D, w_hh.dtype, _sms(dev))
+    geo = _geometry(plan)
     codes = extras.codes()
     ln = codes["LN"]
     BK = 128 if H % 128 == 0 else min(64, H)
@@ -780,7 +848,7 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     dy = torch.zeros_like(dx) if mode == "GRU" else dx
     draw = torch.zeros_like(dx) if ln else dy
     dyc = torch.zeros(T, D, B, H, **f32) if ln and mode == "LSTM" else None
-    ex = torch.zeros(D, 2, B, GH, **f32)
+    ex = torch.zeros(D, 2, geo["GROUP"], B, H, **f32) if resident else torch.zeros(D, 2, B, GH, **f32)
     st = torch.zeros(D, B, geo["GROUP"], 4, **f32) if ln else ex
     dh0 = torch.empty(D, B, H, **f32)
     dc0 = torch.empty(D, B, H, **f32) if mode == "LSTM" else dh0
@@ -793,5 +861,6 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
         lengths.to(device=dev, dtype=torch.int32), dout.contiguous().float(), dhn.contiguous().float(),
         (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
         dh0, dc0, bar, *extras.pointers(out, steps), st, *saved, steps, B), BK,
-        H=H, **geo, D=D, CELL=cell, G=G, **codes, **_dot_types(w_hh.dtype, precision), num_warps=4)
+        H=H, **geo, D=D, CELL=cell, G=G, **codes, RESIDENT=resident, GP=4 if G > 1 else 1,
+        **_dot_types(w_hh.dtype, precision), num_warps=4)
     return Backward(dx, dy, draw, dh0, (dc0 if mode == "LSTM" else None), dyc)
