@@ -207,6 +207,52 @@ def _scatter_dh(pt_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, unit
 
 
 @triton.jit
+def _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2, B,
+                H: tl.constexpr, D: tl.constexpr, GH: tl.constexpr, BB: tl.constexpr, U: tl.constexpr,
+                CELL: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr):
+    """What backward step ``t`` reads from the forward's saved tensors, (BB, U) each: ``dout`` and
+    LSTM ``i, f, o, g, c_{t-1}, c_t``; GRU ``r, z, n, h W_n^T + b_hn, h_{t-1}``; Elman the
+    activation. The kernel loads them one step ahead, before the barrier, so their memory latency
+    hides behind the wait instead of adding to each step (variant 13)."""
+    off = ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :]
+    goff = ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]
+    zero = tl.zeros((BB, U), dtype=tl.float32)
+    dout = tl.load(dout_ptr + off, mask=m2, other=0.0)
+    p0 = zero
+    p1 = zero
+    p2 = zero
+    p3 = zero
+    p4 = zero
+    p5 = zero
+    if CELL == 2:
+        p0 = tl.load(gates_ptr + goff, mask=m2, other=0.0)
+        p1 = tl.load(gates_ptr + goff + H, mask=m2, other=0.0)
+        p2 = tl.load(gates_ptr + goff + 2 * H, mask=m2, other=0.0)
+        p3 = tl.load(gates_ptr + goff + 3 * H, mask=m2, other=0.0)
+        if t > 0:
+            p4 = tl.load(cs_ptr + off - D * B * H, mask=m2, other=0.0)
+        else:
+            p4 = tl.load(c0_ptr + state_off, mask=m2, other=0.0)
+        if not LN and ZC == 0:  # else the cell's own c_t is recomputed (zoneout) or normalised (saved)
+            p5 = tl.load(cs_ptr + off, mask=m2, other=0.0)
+    elif CELL == 3:
+        p0 = tl.load(gates_ptr + goff, mask=m2, other=0.0)
+        p1 = tl.load(gates_ptr + goff + H, mask=m2, other=0.0)
+        p2 = tl.load(gates_ptr + goff + 2 * H, mask=m2, other=0.0)
+        p3 = tl.load(cs_ptr + off, mask=m2, other=0.0)
+        if t > 0:
+            p4 = tl.load(out_ptr + off - D * B * H, mask=m2, other=0.0)
+        else:
+            p4 = tl.load(h0_ptr + state_off, mask=m2, other=0.0)
+    else:
+        if ZH != 0:
+            p0 = tl.load(gates_ptr + goff, mask=m2, other=0.0)
+        else:
+            p0 = tl.load(out_ptr + off, mask=m2, other=0.0)
+    return dout, p0, p1, p2, p3, p4, p5
+
+
+@triton.jit
 def _zone(new, old, k_ptr, off, m2, rate, Z: tl.constexpr):
     """Zoneout of one state: with 0/1 masks (Z=1; 1 keeps ``old``, exactly), the expectation
     ``new + rate (old - new)`` (Z=2, evaluation), or nothing (Z=0)."""
@@ -501,28 +547,28 @@ def _recurrent_layer_backward_kernel(
         w_rt = _resident_rows_t(w_base, jpos * U, H, U, G, GP, OP_DTYPE, DOT_DTYPE)
     nb = 0
     k = 0
+    pre = _saved_step(steps - 1, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2,
+                      B, H, D, GH, BB, U, CELL, ZH, ZC, LN)
     while k < steps:
         t = steps - 1 - k
         par = k % 2
+        dout_t, p0, p1, p2, p3, p4, p5 = pre
         valid = (t < lengths)[:, None]
         off = ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :]
         goff = ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]
         zero = tl.zeros((BB, U), dtype=tl.float32)
-        dh_t = dh + tl.where(valid, tl.load(dout_ptr + off, mask=m2, other=0.0), 0.0)
+        dh_t = dh + tl.where(valid, dout_t, 0.0)
         keep = zero  # zoneout: the part that flows straight to h_{t-1}
         dhn = dh_t  # the part that reaches the cell's new state
         if ZH != 0:
             keep = dh_t * _keep_factor(kh_ptr, off, m2, rate_h, ZH, BB, U)
             dhn = dh_t - keep
         if CELL == 2:
-            i = tl.load(gates_ptr + goff, mask=m2, other=0.0)
-            f = tl.load(gates_ptr + goff + H, mask=m2, other=0.0)
-            o = tl.load(gates_ptr + goff + 2 * H, mask=m2, other=0.0)
-            g = tl.load(gates_ptr + goff + 3 * H, mask=m2, other=0.0)
-            if t > 0:
-                c_prev = tl.load(cs_ptr + off - D * B * H, mask=m2, other=0.0)
-            else:
-                c_prev = tl.load(c0_ptr + state_off, mask=m2, other=0.0)
+            i = p0
+            f = p1
+            o = p2
+            g = p3
+            c_prev = p4
             if LN:
                 chat = tl.load(ch_ptr + off, mask=m2, other=0.0)
                 gw = tl.load(lncw_ptr + d * H + units).to(tl.float32)[None, :]
@@ -530,7 +576,7 @@ def _recurrent_layer_backward_kernel(
             elif ZC != 0:  # the saved c_t is after zoneout: recompute the cell's own c_t
                 tc = _tanh(f * c_prev + i * g)
             else:
-                tc = _tanh(tl.load(cs_ptr + off, mask=m2, other=0.0))
+                tc = _tanh(p5)
             y2 = tl.where(valid, dhn * tc * o * (1.0 - o), 0.0)
             dyc = tl.where(valid, dhn * o * (1.0 - tc * tc), 0.0)
             if LN:  # back through the cell's norm: two row sums over all H units
@@ -558,14 +604,11 @@ def _recurrent_layer_backward_kernel(
             tl.store(dx_ptr + goff + 2 * H, y2, mask=m2)
             tl.store(dx_ptr + goff + 3 * H, y3, mask=m2)
         elif CELL == 3:
-            r = tl.load(gates_ptr + goff, mask=m2, other=0.0)
-            z = tl.load(gates_ptr + goff + H, mask=m2, other=0.0)
-            n = tl.load(gates_ptr + goff + 2 * H, mask=m2, other=0.0)
-            hn_b = tl.load(cs_ptr + off, mask=m2, other=0.0)
-            if t > 0:
-                h_prev = tl.load(out_ptr + off - D * B * H, mask=m2, other=0.0)
-            else:
-                h_prev = tl.load(h0_ptr + state_off, mask=m2, other=0.0)
+            r = p0
+            z = p1
+            n = p2
+            hn_b = p3
+            h_prev = p4
             y1 = tl.where(valid, dhn * (h_prev - n) * z * (1.0 - z), 0.0)
             da_n = tl.where(valid, dhn * (1.0 - z) * (1.0 - n * n), 0.0)
             y0 = da_n * hn_b * r * (1.0 - r)
@@ -579,10 +622,7 @@ def _recurrent_layer_backward_kernel(
             tl.store(dy_ptr + goff + 2 * H, y2, mask=m2)
             keep += dhn * z
         else:
-            if ZH != 0:
-                act = tl.load(gates_ptr + goff, mask=m2, other=0.0)
-            else:
-                act = tl.load(out_ptr + off, mask=m2, other=0.0)
+            act = p0
             if CELL == 0:
                 y0 = tl.where(valid, dhn * (1.0 - act * act), 0.0)
             else:
@@ -623,6 +663,9 @@ def _recurrent_layer_backward_kernel(
             if G > 3:
                 y3 = rstd * (y3 - m1 - xh3 * mx)
                 tl.store(draw_ptr + goff + 3 * H, y3, mask=m2)
+        # the next step's saved values, loaded now: their latency overlaps the product and the barrier
+        pre = _saved_step(tl.maximum(t - 1, 0), d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off,
+                          rows_b, units, m2, B, H, D, GH, BB, U, CELL, ZH, ZC, LN)
         nb += 1
         if RESIDENT:
             acc = _scatter_dh(ex_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, units, B, H, U, BB, GP, GROUP,
@@ -848,7 +891,9 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     dy = torch.zeros_like(dx) if mode == "GRU" else dx
     draw = torch.zeros_like(dx) if ln else dy
     dyc = torch.zeros(T, D, B, H, **f32) if ln and mode == "LSTM" else None
-    ex = torch.zeros(D, 2, geo["GROUP"], B, H, **f32) if resident else torch.zeros(D, 2, B, GH, **f32)
+    # exchange area: streaming, dA (D, 2, B, G*H); resident, the shares of dh (D, 2, GROUP, B, H),
+    # each written in full by its program before the barrier that precedes any read (no fill)
+    ex = torch.empty(D, 2, geo["GROUP"], B, H, **f32) if resident else torch.zeros(D, 2, B, GH, **f32)
     st = torch.zeros(D, B, geo["GROUP"], 4, **f32) if ln else ex
     dh0 = torch.empty(D, B, H, **f32)
     dc0 = torch.empty(D, B, H, **f32) if mode == "LSTM" else dh0
