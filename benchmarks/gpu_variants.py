@@ -3,7 +3,8 @@ layer, LSTM and GRU, T=512, both directions; W_hh streamed from L2 each step ("s
 recorded default) against kept on chip ("resident": variant 11 forward, variant 12 backward),
 fp32/bf16, B in {1, 16, 64}, H in {512, 1024} (resident stops at 512), plain and with the fused
 regularisers. Each line gives microseconds per step for the forward (inference), and for the
-backward kernel alone (BPTT after a saving forward; the weight-gradient matmul not included).
+backward kernel alone (BPTT after a saving forward; the weight-gradient matmul not included),
+with the next step's saved activations loaded before the barrier (variant 13) and without.
 
     PYTHONPATH=src python3 benchmarks/gpu_variants.py
 """
@@ -29,11 +30,11 @@ def timings(mode, xs, w, b, h0, c0, L, extras, kernel):
         dout = torch.randn(saved.out.shape, device="cuda")
         dhn = torch.randn(h0.shape, device="cuda")
         dcn = dhn if c0 is not None else None
-        bwd_ms = cuda_time(lambda: layer_backward(mode, w, saved, h0, c0, L, T, dout, dhn, dcn, extras=extras,
-                                                  kernel=kernel), 5)
+        bwd = [cuda_time(lambda: layer_backward(mode, w, saved, h0, c0, L, T, dout, dhn, dcn, extras=extras,
+                                                kernel=kernel, prefetch=prefetch), 5) for prefetch in (True, False)]
     except ValueError as e:  # resident beyond its limits
         return f"n/a ({str(e)[:40]})"
-    return f"{fwd_ms * 1000 / T:6.2f} fwd {bwd_ms * 1000 / T:6.2f} bwd"
+    return f"{fwd_ms * 1000 / T:6.2f} fwd {bwd[0] * 1000 / T:6.2f} bwd ({bwd[1] * 1000 / T:6.2f} without prefetch)"
 
 
 T, D = 512, 2

@@ -94,7 +94,7 @@ def main(argv) -> int:
         fold = not (feats["LN"] or resident) and cell != 3
         gp = dict(RESIDENT=resident, GP=4 if G > 1 else 1)
         parts = [("forward", R._recurrent_layer_kernel, dict(common, SAVE=True, FOLD=fold, **gp)),
-                 ("backward", R._recurrent_layer_backward_kernel, dict(common, **gp))]
+                 ("backward", R._recurrent_layer_backward_kernel, dict(common, PREFETCH=True, **gp))]
         for part, fn, consts in parts:
             try:
                 k = compile_kernel(fn, consts, bf16)

@@ -527,7 +527,7 @@ def _recurrent_layer_backward_kernel(
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
-    RESIDENT: tl.constexpr, GP: tl.constexpr,
+    RESIDENT: tl.constexpr, GP: tl.constexpr, PREFETCH: tl.constexpr,
     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
@@ -552,6 +552,9 @@ def _recurrent_layer_backward_kernel(
     while k < steps:
         t = steps - 1 - k
         par = k % 2
+        if not PREFETCH:  # (variant 13 off: loaded here, after the barrier, for timing it)
+            pre = _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2,
+                              B, H, D, GH, BB, U, CELL, ZH, ZC, LN)
         dout_t, p0, p1, p2, p3, p4, p5 = pre
         valid = (t < lengths)[:, None]
         off = ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :]
@@ -664,8 +667,9 @@ def _recurrent_layer_backward_kernel(
                 y3 = rstd * (y3 - m1 - xh3 * mx)
                 tl.store(draw_ptr + goff + 3 * H, y3, mask=m2)
         # the next step's saved values, loaded now: their latency overlaps the product and the barrier
-        pre = _saved_step(tl.maximum(t - 1, 0), d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off,
-                          rows_b, units, m2, B, H, D, GH, BB, U, CELL, ZH, ZC, LN)
+        if PREFETCH:
+            pre = _saved_step(tl.maximum(t - 1, 0), d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off,
+                              rows_b, units, m2, B, H, D, GH, BB, U, CELL, ZH, ZC, LN)
         nb += 1
         if RESIDENT:
             acc = _scatter_dh(ex_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, units, B, H, U, BB, GP, GROUP,
@@ -871,10 +875,13 @@ class Backward(NamedTuple):
 
 def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Optional[Tensor], lengths: Tensor,
                    steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *, precision: str = "tf32",
-                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None) -> Backward:
+                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None, prefetch: bool = True
+                   ) -> Backward:
     """Backpropagation through time for :func:`layer_forward` (run with ``save=True`` and the
     same ``extras``). ``kernel`` as there: ``"stream"`` reads W_hh's columns from L2 each step,
-    ``"resident"`` keeps this program's rows on chip and sums every program's share of dh."""
+    ``"resident"`` keeps this program's rows on chip and sums every program's share of dh.
+    ``prefetch`` loads each step's saved activations a step early, before the barrier (variant
+    13; off only to time it)."""
     out = fwd.out
     T, D, B, H = out.shape
     cell = CELL_CODES[mode]
@@ -906,6 +913,6 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
         lengths.to(device=dev, dtype=torch.int32), dout.contiguous().float(), dhn.contiguous().float(),
         (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
         dh0, dc0, bar, *extras.pointers(out, steps), st, *saved, steps, B), BK,
-        H=H, **geo, D=D, CELL=cell, G=G, **codes, RESIDENT=resident, GP=4 if G > 1 else 1,
+        H=H, **geo, D=D, CELL=cell, G=G, **codes, RESIDENT=resident, GP=4 if G > 1 else 1, PREFETCH=prefetch,
         **_dot_types(w_hh.dtype, precision), num_warps=4)
     return Backward(dx, dy, draw, dh0, (dc0 if mode == "LSTM" else None), dyc)
