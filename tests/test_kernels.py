@@ -308,16 +308,24 @@ def test_resident_kernel_limits(monkeypatch):
     """W_hh stays on chip for H a power of two up to 512 and grids the GPU runs at once: asking for
     it elsewhere is refused; the default (BIRNN_FUSED_KERNEL=resident) falls back to streaming.
     (Planned for an H100's 132 multiprocessors; the interpreter itself runs power-of-two H only.)"""
-    from birnn.kernels.recurrent import _kernel_plan
+    from birnn.kernels import describe_kernel, kernel_plan
 
     with pytest.raises(ValueError, match="powers of two from 16 to 512, got 192"):
-        _kernel_plan("resident", "GRU", 192, 2, 2, torch.float32, 132)
+        kernel_plan("resident", "GRU", 192, 2, 2, False, 132)
     with pytest.raises(ValueError, match="batch 128 needs 256 resident programs"):
-        _kernel_plan("resident", "LSTM", 512, 128, 2, torch.bfloat16, 132)
+        kernel_plan("resident", "LSTM", 512, 128, 2, True, 132)
     monkeypatch.setenv("BIRNN_FUSED_KERNEL", "resident")
-    assert _kernel_plan(None, "LSTM", 512, 64, 2, torch.float32, 132) == (True, (16, 32, 2, 32))
-    assert _kernel_plan(None, "GRU", 192, 2, 2, torch.float32, 132) == (False, (16, 16, 1, 12))
-    assert _kernel_plan(None, "LSTM", 1024, 1, 2, torch.float32, 132)[0] is False
+    assert kernel_plan(None, "LSTM", 512, 64, 2, False, 132) == (True, (16, 32, 2, 32))
+    assert kernel_plan(None, "GRU", 192, 2, 2, False, 132) == (False, (16, 16, 1, 12))
+    assert kernel_plan(None, "LSTM", 1024, 1, 2, False, 132)[0] is False
+    # the fallback is part of the observable decision
+    assert describe_kernel("LSTM", 512, 64, 2, False, 132).startswith("resident kernel (W_hh held on chip): 4 groups")
+    assert "stream kernel (W_hh read from L2 each step), as W_hh does not fit on chip" in describe_kernel(
+        "LSTM", 1024, 1, 2, False, 132)
+    layer = birnn.GRU(4, 16, bidirectional=True, path="fused")
+    assert layer(torch.randn(3, 2, 4)).path == "fused"
+    assert layer.last_decision.reason == ("requested with path='fused'; resident kernel (W_hh held on chip): "
+                                          "2 groups of 1 programs, 16 units x 16 rows each")
     monkeypatch.setenv("BIRNN_FUSED_KERNEL", "fast")
     with pytest.raises(ValueError, match="BIRNN_FUSED_KERNEL must be one of"):
-        _kernel_plan(None, "LSTM", 512, 1, 2, torch.float32, 132)
+        kernel_plan(None, "LSTM", 512, 1, 2, False, 132)

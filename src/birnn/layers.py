@@ -47,7 +47,7 @@ from .batch import pack_like
 from .cells import cell_spec
 from .dispatch import Decision, check_path, choose, fused_measured_faster
 from .init import initialise
-from .kernels import plan_grid, supported_hidden
+from .kernels import describe_kernel, plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
 from .output import RecurrentOutput, merge
@@ -355,6 +355,11 @@ class RecurrentLayer(nn.RNNBase):
                           variable_lengths=call.lengths is not None, features=self._reference_features(),
                           fused_blocker=fused_blocker,
                           fused_faster=fused_measured_faster(self.mode, call.x.dtype, self.hidden_size, B))
+        if decision.path == "fused":  # which kernel, and its grid, are part of the decision
+            sms = (torch.cuda.get_device_properties(call.x.device).multi_processor_count
+                   if call.x.device.type == "cuda" else None)
+            decision = Decision("fused", f"{decision.reason}; " + describe_kernel(
+                self.mode, self.hidden_size, B, self.num_directions, call.x.dtype == torch.bfloat16, sms))
         if B == 0:
             decision = Decision("empty", "empty batch (B=0): nothing to run")
             seq = call.x.new_zeros(T, 0, self.num_directions * h0.shape[-1])

@@ -2,9 +2,13 @@
 on CPU under ``TRITON_INTERPRET=1``. The kernel modules need Triton; this one does not, so the
 layers can ask what the kernels support without importing it."""
 
+import os
 from typing import Optional, Tuple
 
-__all__ = ["plan_grid", "plan_resident", "supported_hidden"]
+__all__ = ["KERNELS", "default_kernel", "describe_kernel", "kernel_plan", "plan_grid", "plan_resident",
+           "supported_hidden"]
+
+KERNELS = ("stream", "resident")
 
 
 def supported_hidden(H: int) -> bool:
@@ -66,3 +70,49 @@ def plan_resident(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional[i
         raise ValueError(f"batch {B} needs {D * nbt * (H // U)} resident programs with W_hh on chip, more than "
                          f"the GPU's {sms} multiprocessors")
     return U, BB, nbt, H // U
+
+
+def default_kernel() -> str:
+    """The kernels (forward and backward) used unless a call names one: ``BIRNN_FUSED_KERNEL``
+    (``stream`` or ``resident``), else ``stream`` — the one whose GPU timings are recorded.
+    ``resident`` keeps W_hh on chip (variants 11 and 12 in benchmarks/GPU_NOTES.md) and is not
+    yet timed on a GPU."""
+    kind = os.environ.get("BIRNN_FUSED_KERNEL", "stream")
+    if kind not in KERNELS:
+        raise ValueError(f"BIRNN_FUSED_KERNEL must be one of {KERNELS}, got {kind!r}")
+    return kind
+
+
+def kernel_plan(kernel: Optional[str], mode: str, H: int, B: int, D: int, bf16: bool,
+                sms: Optional[int]) -> Tuple[bool, Tuple[int, int, int, int]]:
+    """(resident?, grid plan) for a forward or backward call (both hold the same (64, H) tile of
+    W_hh); a named kernel that cannot run raises, the default falls back from ``resident`` to
+    ``stream`` where W_hh does not fit on chip.
+
+    >>> kernel_plan("stream", "LSTM", 512, 1, 2, False, 132)
+    (False, (16, 16, 1, 32))
+    """
+    kind = default_kernel() if kernel is None else kernel
+    if kind not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kind!r}")
+    if kind == "resident":
+        try:
+            return True, plan_resident(mode, H, B, D, bf16, sms)
+        except ValueError:
+            if kernel is not None:
+                raise
+    return False, plan_grid(H, B, D, sms)
+
+
+def describe_kernel(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional[int]) -> str:
+    """Which fused kernel a call runs and how it is laid out, for ``layer.last_decision``: the
+    choice between streaming W_hh and keeping it on chip is part of the dispatch, so it is shown.
+
+    >>> describe_kernel("LSTM", 512, 64, 2, False, 132)
+    'stream kernel (W_hh read from L2 each step): 2 groups of 32 programs, 16 units x 64 rows each'
+    """
+    resident, (U, BB, nbt, group) = kernel_plan(None, mode, H, B, D, bf16, sms)
+    how = "resident kernel (W_hh held on chip)" if resident else "stream kernel (W_hh read from L2 each step)"
+    if not resident and default_kernel() == "resident":
+        how += ", as W_hh does not fit on chip for this call"
+    return f"{how}: {D * nbt} groups of {group} programs, {U} units x {BB} rows each"

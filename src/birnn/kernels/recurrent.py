@@ -46,13 +46,12 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from . import plan_grid, plan_resident, supported_hidden
+from . import KERNELS, default_kernel, kernel_plan, plan_grid, plan_resident, supported_hidden
 
 __all__ = ["CELL_CODES", "KERNELS", "Backward", "Forward", "StepExtras", "default_kernel", "layer_backward",
            "layer_forward", "plan_grid", "plan_resident", "supported_hidden"]
 
 CELL_CODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
-KERNELS = ("stream", "resident")
 _GATES = {0: 1, 1: 1, 2: 4, 3: 3}
 
 
@@ -777,34 +776,6 @@ def _geometry(plan: Tuple[int, int, int, int]) -> dict:
     return dict(U=U, BB=BB, NBT=nbt, GROUP=group, NG=max(2, triton.next_power_of_2(group)))
 
 
-def default_kernel() -> str:
-    """The kernels (forward and backward) used unless a call names one: ``BIRNN_FUSED_KERNEL``
-    (``stream`` or ``resident``), else ``stream`` — the one whose GPU timings are recorded.
-    ``resident`` keeps W_hh on chip (variants 11 and 12 in benchmarks/GPU_NOTES.md) and is not
-    yet timed on a GPU."""
-    kind = os.environ.get("BIRNN_FUSED_KERNEL", "stream")
-    if kind not in KERNELS:
-        raise ValueError(f"BIRNN_FUSED_KERNEL must be one of {KERNELS}, got {kind!r}")
-    return kind
-
-
-def _kernel_plan(kernel: Optional[str], mode: str, H: int, B: int, D: int, dtype: torch.dtype,
-                  sms: Optional[int]) -> Tuple[bool, Tuple[int, int, int, int]]:
-    """(resident?, grid plan) for a forward or backward call (both hold the same (64, H) tile of
-    W_hh); a named kernel that cannot run raises, the default falls back from ``resident`` to
-    ``stream`` where W_hh does not fit on chip."""
-    kind = default_kernel() if kernel is None else kernel
-    if kind not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kind!r}")
-    if kind == "resident":
-        try:
-            return True, plan_resident(mode, H, B, D, dtype == torch.bfloat16, sms)
-        except ValueError:
-            if kernel is not None:
-                raise
-    return False, plan_grid(H, B, D, sms)
-
-
 def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
                   lengths: Tensor, steps: int, *, save: bool = False, precision: str = "tf32",
                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None, num_warps: Optional[int] = None,
@@ -823,7 +794,7 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         raise ValueError(f"the fused kernel needs H a power of two >= 16 or a multiple of 64, and xs (..., {G}*H); "
                          f"got H={H}, G*H={GH}")
     dev = xs.device
-    resident, plan = _kernel_plan(kernel, mode, H, B, D, xs.dtype, _sms(dev))
+    resident, plan = kernel_plan(kernel, mode, H, B, D, xs.dtype == torch.bfloat16, _sms(dev))
     geo = _geometry(plan)
     codes = extras.codes()
     BK = 128 if H % 128 == 0 else min(64, H)
@@ -888,7 +859,7 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     G = _GATES[cell]
     GH = G * H
     dev = out.device
-    resident, plan = _kernel_plan(kernel, mode, H, B, D, w_hh.dtype, _sms(dev))
+    resident, plan = kernel_plan(kernel, mode, H, B, D, w_hh.dtype == torch.bfloat16, _sms(dev))
     geo = _geometry(plan)
     codes = extras.codes()
     ln = codes["LN"]
