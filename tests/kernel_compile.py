@@ -33,7 +33,7 @@ def kernels():
     return recurrent
 
 
-def compile_kernel(fn, consts: dict, bf16: bool):
+def compile_kernel(fn, consts: dict, bf16: bool, num_warps: int = 4):
     sig = {}
     for name in fn.arg_names:
         if name in consts:
@@ -46,7 +46,8 @@ def compile_kernel(fn, consts: dict, bf16: bool):
             sig[name] = "*fp32"
         else:
             sig[name] = "fp32" if name.startswith("rate_") else "i32"
-    return triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4))
+    return triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32),
+                           options=dict(num_warps=num_warps))
 
 
 def registers(kernel) -> str:
@@ -93,11 +94,12 @@ def main(argv) -> int:
         common = dict(H=H, U=U, BB=BB, BK=BK, GROUP=GROUP, NG=GROUP, NBT=1, D=2, CELL=cell, G=G, **feats, **types)
         fold = not (feats["LN"] or resident) and cell != 3
         gp = dict(RESIDENT=resident, GP=4 if G > 1 else 1)
-        parts = [("forward", R._recurrent_layer_kernel, dict(common, SAVE=True, FOLD=fold, **gp)),
-                 ("backward", R._recurrent_layer_backward_kernel, dict(common, PREFETCH=True, **gp))]
-        for part, fn, consts in parts:
+        parts = [("forward", R._recurrent_layer_kernel, dict(common, SAVE=True, FOLD=fold, **gp), 4),
+                 ("backward", R._recurrent_layer_backward_kernel, dict(common, PREFETCH=True, **gp),
+                  8 if resident else 4)]  # layer_backward's warps
+        for part, fn, consts, warps in parts:
             try:
-                k = compile_kernel(fn, consts, bf16)
+                k = compile_kernel(fn, consts, bf16, warps)
             except Exception as e:  # report every variant
                 print(f"FAIL {label} {part}: {type(e).__name__}: {str(e)[:400]}")
                 failures += 1

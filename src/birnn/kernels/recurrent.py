@@ -846,13 +846,16 @@ class Backward(NamedTuple):
 
 def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Optional[Tensor], lengths: Tensor,
                    steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *, precision: str = "tf32",
-                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None, prefetch: bool = True
-                   ) -> Backward:
+                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None, prefetch: bool = True,
+                   num_warps: Optional[int] = None) -> Backward:
     """Backpropagation through time for :func:`layer_forward` (run with ``save=True`` and the
     same ``extras``). ``kernel`` as there: ``"stream"`` reads W_hh's columns from L2 each step,
     ``"resident"`` keeps this program's rows on chip and sums every program's share of dh.
     ``prefetch`` loads each step's saved activations a step early, before the barrier (variant
-    13; off only to time it)."""
+    13; off only to time it). ``num_warps``: 4 streaming; 8 resident from H=128, whose (H, BB)
+    share then splits over two warpgroups of at least 64 rows each (ptxas: no spills at H=512,
+    where 4 warps spill up to 176 bytes; 64-row halves, as a 64-row product over 8 warps failed in
+    variant 7, are not used)."""
     out = fwd.out
     T, D, B, H = out.shape
     cell = CELL_CODES[mode]
@@ -885,5 +888,5 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
         (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
         dh0, dc0, bar, *extras.pointers(out, steps), st, *saved, steps, B), BK,
         H=H, **geo, D=D, CELL=cell, G=G, **codes, RESIDENT=resident, GP=4 if G > 1 else 1, PREFETCH=prefetch,
-        **_dot_types(w_hh.dtype, precision), num_warps=4)
+        **_dot_types(w_hh.dtype, precision), num_warps=num_warps or (8 if resident and H >= 128 else 4))
     return Backward(dx, dy, draw, dh0, (dc0 if mode == "LSTM" else None), dyc)
