@@ -5,8 +5,9 @@
 #   bash benchmarks/device_run.sh variants    # benchmarks/gpu_variants.py: stream vs resident kernels
 #   bash benchmarks/device_run.sh bench       # benchmarks/gpu.py (the table + case 5)
 #   bash benchmarks/device_run.sh resident    # the same with BIRNN_FUSED_KERNEL=resident
-# Copy the outputs to benchmarks/device/, the figures to RESULTS.md and GPU_NOTES.md, and update
-# birnn.dispatch / birnn.kernels.recurrent.default_kernel from what was measured.
+# Copy the outputs to benchmarks/device/, the figures to RESULTS.md and GPU_NOTES.md, the
+# `bench` stage's speed_table.py to src/birnn/ (the table path="auto" reads), and set
+# birnn.kernels.default_kernel from what was measured.
 set -u
 out=${OUT:-device-out}
 mkdir -p "$out"
@@ -24,7 +25,7 @@ case "${1:-checks}" in
     python3 benchmarks/gpu_variants.py > "$out/gpu_variants.txt" 2>&1
     echo "gpu_variants rc=$?"; cat "$out/gpu_variants.txt" ;;
   bench)
-    python3 benchmarks/gpu.py --repeats 5 > "$out/gpu.txt" 2>&1
+    python3 benchmarks/gpu.py --repeats 5 --table "$out/speed_table.py" > "$out/gpu.txt" 2>&1
     echo "gpu.py rc=$?"; tail -30 "$out/gpu.txt" ;;
   resident)
     BIRNN_FUSED_KERNEL=resident python3 benchmarks/gpu.py --repeats 5 > "$out/gpu_resident.txt" 2>&1

@@ -117,13 +117,51 @@ def test_torch_export_with_lengths():
 
 
 def test_fused_is_chosen_only_where_measured_faster():
+    """The recorded table (birnn.speed_table, measured on an H100) decides, nearest row first."""
     from birnn.dispatch import fused_measured_faster
 
     assert fused_measured_faster("LSTM", torch.float32, 512, 64)
-    assert fused_measured_faster("GRU", torch.bfloat16, 128, 1)
-    assert not fused_measured_faster("LSTM", torch.float32, 128, 8)
-    assert not fused_measured_faster("LSTM", torch.float32, 512, 256)
-    assert not fused_measured_faster("RNN_TANH", torch.float32, 512, 1)
+    assert fused_measured_faster("LSTM", torch.float32, 512, 64, True)  # 1.41x training
+    assert fused_measured_faster("GRU", torch.bfloat16, 128, 1)  # GRU bf16 H=512 B=1: 6.7x
+    assert fused_measured_faster("LSTM", torch.float32, 1024, 32, False)
+    assert not fused_measured_faster("LSTM", torch.float32, 128, 8)  # 0.67x
+    assert not fused_measured_faster("LSTM", torch.float32, 256, 8)  # nearer to H=128 than to 1024
+    assert not fused_measured_faster("LSTM", torch.float32, 512, 256)  # 0.61x
+    assert not fused_measured_faster("LSTM", torch.bfloat16, 512, 256, True)  # 0.91x
+    assert not fused_measured_faster("RNN_TANH", torch.float32, 512, 1)  # Elman: not measured
+    assert not fused_measured_faster("LSTM", torch.float32, 8192, 1)  # far from every row
+    assert not fused_measured_faster("LSTM", torch.float16, 512, 1)  # no float16 rows
+
+
+def test_nearest_measured_row_rules():
+    """Hand-made rows: same dtype and cell family only; distance in doublings of H and B, +0.5
+    for the other gated cell or step; ties go to the lower speed-up; nothing beyond 2."""
+    from birnn.dispatch import nearest_measured
+
+    rows = [("LSTM", "float32", 64, 512, 512, "infer", "equal", 40.0, 20.0),
+            ("LSTM", "float32", 64, 512, 512, "train", "equal", 90.0, 60.0),
+            ("LSTM", "float32", 64, 512, 512, "train", "random", 110.0, 60.0),
+            ("GRU", "float32", 64, 512, 1024, "train", "equal", 10.0, 20.0),
+            ("LSTM", "bfloat16", 64, 512, 512, "infer", "equal", 1.0, 9.0)]
+    assert nearest_measured(rows, "LSTM", "float32", 512, 64, False) == rows[0]
+    assert nearest_measured(rows, "LSTM", "float32", 512, 64, True) == rows[1]  # tie with rows[2]: the slower
+    assert nearest_measured(rows, "LSTM", "float32", 512, 64) == rows[1]  # any step: 1.5x < 1.83x < 2x
+    assert nearest_measured(rows, "GRU", "float32", 1024, 64, True) == rows[3]
+    assert nearest_measured(rows, "GRU", "float32", 512, 64, True) == rows[1]  # 0.5 (cell) < 1 (H)
+    assert nearest_measured(rows, "LSTM", "float32", 512, 512, True) is None  # B x8
+    assert nearest_measured(rows, "RNN_TANH", "float32", 512, 64) is None
+    assert nearest_measured(rows, "LSTM", "bfloat16", 256, 32, False) == rows[4]  # distance 2: still counts
+
+
+def test_speed_table_round_trips_through_its_writer():
+    """``birnn bench --table`` writes the module that dispatch reads: same rows back."""
+    import birnn.speed_table as table
+    from birnn.bench import speed_table_source
+
+    ns = {}
+    exec(speed_table_source(table.MEASURED, "a GPU", "resident"), ns)
+    assert ns["MEASURED"] == table.MEASURED and ns["KERNEL"] == "resident" and ns["DEVICE"] == "a GPU"
+    assert ns["__doc__"].strip() == table.__doc__.strip()
 
 
 def test_auto_keeps_regularised_calls_off_the_fused_kernel_until_measured():

@@ -29,6 +29,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .kernels import default_kernel
 from .layers import GRU, LSTM, RNN
 
 _LAYERS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
@@ -270,11 +271,32 @@ def gpu_regularised(dtype, repeats: int, B: int = 64, T: int = 512, I: int = 256
     return rows, bars
 
 
+def _triton_version() -> str:
+    try:
+        import triton
+    except ImportError:
+        return "not installed"
+    return triton.__version__
+
+
+def speed_table_source(rows: Sequence[tuple], device: str, kernel: str) -> str:
+    """The text of :mod:`birnn.speed_table` for measured rows (cell, dtype, B, T, H, step,
+    lengths, cuDNN us, fused us)."""
+    import birnn.speed_table as current
+
+    doc = current.__doc__.strip()
+    lines = [f'"""{doc}\n"""', "", f"DEVICE = {device!r}", f"KERNEL = {kernel!r}", "MEASURED = ("]
+    lines += [f"    {tuple(r)!r}," for r in rows]
+    return "\n".join(lines + [")", ""])
+
+
 def gpu_main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="birnn bench", description=_GPU_DOC,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--table", metavar="PATH", help="also write the measured rows as birnn's dispatch table "
+                                                  "(src/birnn/speed_table.py), read by path='auto'")
     args = p.parse_args(argv)
     print(f"# {machine()}, {torch.cuda.get_device_name()}, cuDNN {torch.backends.cudnn.version()}")
     I, H, L, T = 256, 512, 2, 512
@@ -300,6 +322,13 @@ def gpu_main(argv=None) -> int:
             print(rows[-1], flush=True)
     print(markdown_table(["cell", "dtype", "B", "T", "H", "step", "lengths", "cuDNN us/(step*layer)",
                           "birnn fused", "speed-up"], rows))
+    if args.table:
+        measured = [tuple(r[:7]) + (float(r[7]), float(r[8])) for r in rows if r[7] != "-"]
+        device = (f"{torch.cuda.get_device_name()}, torch {torch.__version__}, Triton {_triton_version()}, "
+                  f"cuDNN {torch.backends.cudnn.version()}, {datetime.date.today()}")
+        with open(args.table, "w") as f:
+            f.write(speed_table_source(measured, device, default_kernel()))
+        print(f"wrote {len(measured)} rows to {args.table}")
     reg_rows, bars = [], []
     for dtype in dtypes:
         try:

@@ -14,7 +14,8 @@ Paths:
 - ``"fused"``: birnn's persistent Triton kernel (:mod:`birnn.kernels`), one launch per layer
   for both directions and all steps, lengths handled natively, recurrent dropout, zoneout and
   layer norm fused into the step; on CUDA where it is supported and measured faster
-  (:func:`fused_measured_faster`, plain layers), or when asked for with ``path="fused"``.
+  (:func:`fused_measured_faster`, the table :mod:`birnn.speed_table`, plain layers), or when
+  asked for with ``path="fused"``.
 
 A layer's ``path`` argument asks for one (``"auto"`` decides); every result carries the path
 that ran in ``result.path`` and the layer keeps ``layer.last_decision`` (path and reason).
@@ -30,24 +31,71 @@ that ran in ``result.path`` and the layer keeps ``layer.last_decision`` (path an
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
 
-__all__ = ["CPU_LENGTHS", "PATHS", "Decision", "check_path", "choose", "fused_measured_faster"]
+__all__ = ["CPU_LENGTHS", "PATHS", "Decision", "check_path", "choose", "fused_measured_faster", "nearest_measured"]
 
 PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "reference", "fused")
 
-def fused_measured_faster(mode: str, dtype: torch.dtype, hidden: int, batch: int) -> bool:
-    """Where benchmarks/gpu.py measured the fused kernel faster than cuDNN (H100, 2026-11-22,
-    benchmarks/RESULTS.md): LSTM and GRU up to batch 64, hidden 512-1024 in float32 (1.2-3x)
-    and 128-1024 in bfloat16 (1.9-7x). It lost at float32 hidden 128 and at batch 256; Elman
-    RNNs were not measured. Elsewhere "auto" keeps cuDNN."""
-    if mode not in ("LSTM", "GRU") or batch > 64:
-        return False
-    low = 128 if dtype == torch.bfloat16 else 512
-    return low <= hidden <= 1024
+def nearest_measured(rows: Sequence[tuple], mode: str, dtype: str, hidden: int, batch: int,
+                     training: Optional[bool] = None) -> Optional[tuple]:
+    """The measured row closest to a call, or None when nothing measured is near.
+
+    Rows are :data:`birnn.speed_table.MEASURED`'s. Only rows of the same dtype and cell family
+    (gated: LSTM/GRU; Elman) count. Distance: ``|log2 H - log2 H_r| + |log2 B - log2 B_r|``
+    (one doubling of either is 1), +0.5 for the other gated cell, +0.5 for the other step
+    (inference/training) when ``training`` is given; rows farther than 2 (a factor 4) do not
+    count. Among the nearest, the slowest for the kernel (lowest speed-up) is returned.
+
+    >>> rows = [("LSTM", "float32", 8, 512, 128, "train", "equal", 8.4, 12.4),
+    ...         ("LSTM", "float32", 8, 512, 1024, "infer", "equal", 49.8, 18.5)]
+    >>> nearest_measured(rows, "LSTM", "float32", 256, 8)[4]      # H=256: nearer to 128
+    128
+    >>> nearest_measured(rows, "GRU", "float32", 1024, 16)[4]     # other gated cell, B x2
+    1024
+    >>> nearest_measured(rows, "LSTM", "float32", 8192, 8) is None   # a factor 8 from any row
+    True
+    """
+    def family(m):
+        return "gated" if m in ("LSTM", "GRU") else "elman"
+
+    best, best_key = None, None
+    for row in rows:
+        cell, dt, B, _, H, step = row[:6]
+        if dt != dtype or family(cell) != family(mode):
+            continue
+        dist = abs(math.log2(hidden / H)) + abs(math.log2(max(batch, 1) / B))
+        dist += 0.5 * (cell != mode)
+        if training is not None:
+            dist += 0.5 * ((step == "train") != training)
+        if dist > 2:
+            continue
+        key = (dist, row[7] / row[8])
+        if best_key is None or key < best_key:
+            best, best_key = row, key
+    return best
+
+
+def fused_measured_faster(mode: str, dtype: torch.dtype, hidden: int, batch: int,
+                          training: Optional[bool] = None) -> bool:
+    """Whether the nearest measurement in :mod:`birnn.speed_table` (written on the device by
+    ``birnn bench --table``; H100, 2026-11-22) has the fused kernel faster than cuDNN. Where
+    nothing was measured near (Elman RNNs, hidden x batch more than a factor 4 from every row), "auto"
+    keeps cuDNN. On that table: LSTM/GRU at batch 1-64 with hidden 512-1024 (fp32 1.4-3.8x),
+    bf16 from hidden 128 (2.1-6.7x); cuDNN at fp32 hidden 128 (0.67x) and batch 256 (0.61x fp32,
+    0.91x bf16).
+
+    >>> fused_measured_faster("LSTM", torch.float32, 512, 64), fused_measured_faster("LSTM", torch.float32, 128, 8)
+    (True, False)
+    """
+    from .speed_table import MEASURED
+
+    row = nearest_measured(MEASURED, mode, str(dtype).split(".")[-1], hidden, batch, training)
+    return row is not None and row[7] > row[8]
 
 
 @dataclass(frozen=True)

@@ -354,7 +354,7 @@ class RecurrentLayer(nn.RNNBase):
         decision = choose(self.path, device=call.x.device, mode=self.mode, needs_grad=needs_grad,
                           variable_lengths=call.lengths is not None, features=self._reference_features(),
                           fused_blocker=fused_blocker,
-                          fused_faster=fused_measured_faster(self.mode, call.x.dtype, self.hidden_size, B))
+                          fused_faster=fused_measured_faster(self.mode, call.x.dtype, self.hidden_size, B, needs_grad))
         if decision.path == "fused":  # which kernel, and its grid, are part of the decision
             sms = (torch.cuda.get_device_properties(call.x.device).multi_processor_count
                    if call.x.device.type == "cuda" else None)
