@@ -165,6 +165,8 @@ def test_auto_picks_the_fused_kernel_where_it_was_measured_faster():
     lstm = birnn.LSTM(64, 512, bidirectional=True).to(DEV)
     x = torch.randn(20, 8, 64, device=DEV)
     assert lstm(x).path == "fused" and "measured faster" in lstm.last_decision.reason
+    assert "nearest measured: LSTM float32 B=8 H=1024 infer" in lstm.last_decision.reason
+    assert "stream kernel" in lstm.last_decision.reason
     small = birnn.LSTM(64, 128, bidirectional=True).to(DEV)
     assert small(x).path == "torch"  # float32 at hidden 128: cuDNN measured faster
 

@@ -92,10 +92,28 @@ def fused_measured_faster(mode: str, dtype: torch.dtype, hidden: int, batch: int
     >>> fused_measured_faster("LSTM", torch.float32, 512, 64), fused_measured_faster("LSTM", torch.float32, 128, 8)
     (True, False)
     """
+    row = _nearest(mode, dtype, hidden, batch, training)
+    return row is not None and row[7] > row[8]
+
+
+def _nearest(mode: str, dtype: torch.dtype, hidden: int, batch: int, training: Optional[bool]) -> Optional[tuple]:
     from .speed_table import MEASURED
 
-    row = nearest_measured(MEASURED, mode, str(dtype).split(".")[-1], hidden, batch, training)
-    return row is not None and row[7] > row[8]
+    return nearest_measured(MEASURED, mode, str(dtype).split(".")[-1], hidden, batch, training)
+
+
+def measured_note(mode: str, dtype: torch.dtype, hidden: int, batch: int, training: Optional[bool] = None) -> str:
+    """The measurement behind :func:`fused_measured_faster`, for a decision's reason.
+
+    >>> measured_note("LSTM", torch.float32, 1024, 8, False)
+    'nearest measured: LSTM float32 B=8 H=1024 infer, cuDNN 49.8 us vs fused 18.5 us per step·layer (2.69x)'
+    """
+    row = _nearest(mode, dtype, hidden, batch, training)
+    if row is None:
+        return "nothing measured near this size"
+    cell, dt, B, _, H, step, _, peer, fused = row
+    return (f"nearest measured: {cell} {dt} B={B} H={H} {step}, cuDNN {peer} us vs fused {fused} us per step·layer "
+            f"({peer / fused:.2f}x)")
 
 
 @dataclass(frozen=True)

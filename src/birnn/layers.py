@@ -45,7 +45,7 @@ from torch.nn import init
 from .arguments import Call, LayerShape, prepare_call
 from .batch import pack_like
 from .cells import cell_spec
-from .dispatch import Decision, check_path, choose, fused_measured_faster
+from .dispatch import Decision, check_path, choose, fused_measured_faster, measured_note
 from .init import initialise
 from .kernels import describe_kernel, plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
@@ -358,7 +358,9 @@ class RecurrentLayer(nn.RNNBase):
         if decision.path == "fused":  # which kernel, and its grid, are part of the decision
             sms = (torch.cuda.get_device_properties(call.x.device).multi_processor_count
                    if call.x.device.type == "cuda" else None)
-            decision = Decision("fused", f"{decision.reason}; " + describe_kernel(
+            note = (measured_note(self.mode, call.x.dtype, self.hidden_size, B, needs_grad) + "; "
+                    if self.path == "auto" else "")
+            decision = Decision("fused", f"{decision.reason}; {note}" + describe_kernel(
                 self.mode, self.hidden_size, B, self.num_directions, call.x.dtype == torch.bfloat16, sms))
         if B == 0:
             decision = Decision("empty", "empty batch (B=0): nothing to run")
