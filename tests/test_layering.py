@@ -14,7 +14,7 @@ SRC = pathlib.Path(birnn.__file__).parent
 # lowest first
 LAYERS = [
     "batch", "cells", "output", "bridge", "regularization", "options", "init", "recurrence", "native",
-    "kernels", "arguments", "dispatch", "layers", "driver", "bidirectional", "bench", "explain",
+    "kernels", "speed_table", "arguments", "dispatch", "layers", "driver", "bidirectional", "bench", "explain",
     "data", "models", "train", "tasks", "cli", "__main__",
 ]
 
