@@ -190,12 +190,15 @@ _GPU_DOC = """GPU benchmark (issue #6): birnn's fused persistent kernel against 
 measured in the same run. Times are per (time step x layer), both directions, in microseconds;
 "speed-up" is cuDNN time / birnn time.
 
-    birnn bench            # the issue's cases, fp32 and bf16
-    birnn bench --quick    # a few cases, also both kernel variants
+    birnn bench                                   # the issue's cases, fp32 and bf16
+    birnn bench --quick                           # the four LSTM cases, fp32
+    birnn bench --table src/birnn/speed_table.py  # also rewrite the table path="auto" reads
+
+BIRNN_FUSED_KERNEL=resident times the kernels that keep W_hh on chip instead of streaming it.
 
 Cases (bidirectional LSTM, I=256, H=512, L=2 unless stated): inference B=1 and B=64 (T=512);
 a training step B=64 (forward + backward); training with random lengths in [T/4, T] (cuDNN
-packs, birnn does not); GRU and other sizes; then case 5, a training step with recurrent
+packs, birnn does not); GRU, H in {128, 1024} and B in {8, 256} (case 6); then case 5, a training step with recurrent
 dropout, zoneout and layer norm fused, against the plain fused kernel (bar: within 1.3x), the
 reference path and cuDNN's plain LSTM.
 """
@@ -307,7 +310,13 @@ def gpu_main(argv=None) -> int:
     if not args.quick:
         cases += [("GRU", 1, T, I, H, L, False, None), ("GRU", 64, T, I, H, L, True, None),
                   ("LSTM", 8, T, I, 128, L, True, None), ("LSTM", 8, T, I, 1024, L, False, None),
-                  ("LSTM", 256, 128, I, H, L, True, None)]
+                  ("LSTM", 256, 128, I, H, L, True, None),
+                  # case 6's grid (GRU too, H in {128, 1024}, B in {8, 256}), no bar: also rows for the
+                  # dispatch table (--table)
+                  ("GRU", 8, T, I, 128, L, True, None), ("GRU", 8, T, I, 1024, L, False, None),
+                  ("LSTM", 8, T, I, 1024, L, True, None), ("LSTM", 256, 128, I, 128, L, True, None),
+                  ("GRU", 256, 128, I, 128, L, True, None), ("LSTM", 256, 128, I, 1024, L, True, None),
+                  ("GRU", 256, 128, I, 1024, L, True, None)]
     for dtype in dtypes:
         for mode, B, T_, I_, H_, L_, train, lr in cases:
             try:
