@@ -2,9 +2,12 @@
 # What issue #6 still needs from a GPU machine, in stages that each fit one device-tool call
 # (10 minutes); outputs under $OUT (the device tool's), else ./device-out:
 #   bash benchmarks/device_run.sh checks      # ptxas report for sm_90 + tests/test_cuda.py
-#   bash benchmarks/device_run.sh variants    # benchmarks/gpu_variants.py: stream vs resident kernels
+#   bash benchmarks/device_run.sh variants    # benchmarks/gpu_variants.py, LSTM H=512: stream vs resident,
+#                                             # prefetch on/off, atomic vs PTX barrier, fwd and bwd
+#   bash benchmarks/device_run.sh variants-more   # the same for GRU and H=1024
 #   bash benchmarks/device_run.sh bench       # benchmarks/gpu.py (the issue's table + case 5)
 #   bash benchmarks/device_run.sh resident    # the same with BIRNN_FUSED_KERNEL=resident
+#     (BIRNN_FUSED_BARRIER=ptx in the environment applies to bench/resident too: variant 14)
 # Copy the outputs to benchmarks/device/, the figures to RESULTS.md and GPU_NOTES.md, the
 # `bench` stage's speed_table.py to src/birnn/ (the table path="auto" reads), and set
 # birnn.kernels.default_kernel from what was measured.
@@ -14,6 +17,7 @@ mkdir -p "$out"
 export PYTHONPATH=src PYTHONWARNINGS=ignore
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, 'cudnn', torch.backends.cudnn.version())"
+  env | grep '^BIRNN_' || true
 } > "$out/machine.txt" 2>&1
 case "${1:-checks}" in
   checks)
@@ -22,13 +26,17 @@ case "${1:-checks}" in
     python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py > "$out/test_cuda.txt" 2>&1
     echo "test_cuda rc=$?"; tail -5 "$out/test_cuda.txt" ;;
   variants)
-    python3 benchmarks/gpu_variants.py > "$out/gpu_variants.txt" 2>&1
+    python3 benchmarks/gpu_variants.py --modes LSTM --hidden 512 > "$out/gpu_variants.txt" 2>&1
     echo "gpu_variants rc=$?"; cat "$out/gpu_variants.txt" ;;
+  variants-more)
+    { python3 benchmarks/gpu_variants.py --modes GRU --hidden 512 --batches 1,64
+      python3 benchmarks/gpu_variants.py --modes LSTM --hidden 1024 --batches 1,64; } > "$out/gpu_variants_more.txt" 2>&1
+    echo "gpu_variants rc=$?"; cat "$out/gpu_variants_more.txt" ;;
   bench)
     python3 benchmarks/gpu.py --repeats 5 --table "$out/speed_table.py" > "$out/gpu.txt" 2>&1
     echo "gpu.py rc=$?"; tail -30 "$out/gpu.txt" ;;
   resident)
     BIRNN_FUSED_KERNEL=resident python3 benchmarks/gpu.py --repeats 5 > "$out/gpu_resident.txt" 2>&1
     echo "gpu.py (resident) rc=$?"; tail -30 "$out/gpu_resident.txt" ;;
-  *) echo "stage must be checks, variants, bench or resident, got $1"; exit 2 ;;
+  *) echo "stage must be checks, variants, variants-more, bench or resident, got $1"; exit 2 ;;
 esac

@@ -67,9 +67,11 @@ def registers(kernel) -> str:
 def variants(quick: bool):
     """(label, cell, G, features, bf16, resident, batch tile)."""
     cells = ((2, 4, "LSTM"), (3, 3, "GRU"), (0, 1, "RNN_TANH"))
-    features = [("plain", dict(DROP=False, ZH=0, ZC=0, LN=False)),
-                ("dropout+zoneout+layer_norm", dict(DROP=True, ZH=1, ZC=1, LN=True)),
-                ("zoneout eval", dict(DROP=False, ZH=2, ZC=2, LN=False))]
+    features = [("plain", dict(DROP=False, ZH=0, ZC=0, LN=False, SYNC=0)),
+                ("dropout+zoneout+layer_norm", dict(DROP=True, ZH=1, ZC=1, LN=True, SYNC=0)),
+                ("zoneout eval", dict(DROP=False, ZH=2, ZC=2, LN=False, SYNC=0))]
+    ptx = [("plain ptx-barrier", dict(features[0][1], SYNC=1)),
+           ("dropout+zoneout+layer_norm ptx-barrier", dict(features[1][1], SYNC=1))]
     for cell, G, name in cells:
         for fname, feats in (features[:2] if quick else features):
             feats = dict(feats, ZC=feats["ZC"] if cell == 2 else 0)
@@ -79,6 +81,10 @@ def variants(quick: bool):
                     for BB in (16, 32):
                         yield (f"{name} {fname} {'bf16' if bf16 else 'fp32'} resident BB={BB}", cell, G, feats, bf16,
                                True, BB)
+        for fname, feats in ptx:  # the PTX barrier (variant 14): fp32, both kernels
+            feats = dict(feats, ZC=feats["ZC"] if cell == 2 else 0)
+            yield f"{name} {fname} fp32", cell, G, feats, False, False, 16
+            yield f"{name} {fname} fp32 resident BB=16", cell, G, feats, False, True, 16
 
 
 def main(argv) -> int:

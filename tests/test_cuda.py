@@ -55,7 +55,8 @@ def test_every_path_against_cudnn(mode):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("B", [1, 64])
 @pytest.mark.parametrize("kernel", ["stream", "resident"])
-def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel):
+@pytest.mark.parametrize("barrier", ["atomic", "ptx"])
+def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel, barrier):
     G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
     H, T, D = 512, 100, 2
     g = torch.Generator(device=DEV).manual_seed(0)
@@ -70,7 +71,7 @@ def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel):
     plan = plan_grid(H, B, D, sms) if kernel == "stream" else plan_resident(mode, H, B, D, False, sms)
     assert plan[3] > 1, "the test must exercise the multi-program barrier"
     runs = [layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="ieee", poison=True, save=True,
-                          kernel=kernel) for _ in range(3)]
+                          kernel=kernel, barrier=barrier) for _ in range(3)]
     for other in runs[1:]:
         for a, b_ in zip(runs[0], other):
             if a is not None:
@@ -87,13 +88,14 @@ def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel):
     carry = (h0.double(), c0.double()) if c0 is not None else (h0.double(),)
     ys, carry = scan(spec, xs.double(), carry, sw, valid.view(T, B))
     assert rel(out.double(), ys) < 1e-4 and rel(hn.double(), carry[0]) < 1e-4
-    tf32 = layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="tf32", kernel=kernel)[0]
+    tf32 = layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="tf32", kernel=kernel, barrier=barrier)[0]
     assert rel(tf32.double(), ys) < 2e-2
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("B", [1, 64])
-def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B):
+@pytest.mark.parametrize("barrier", ["atomic", "ptx"])
+def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B, barrier):
     """Both backward kernels at H=512 with multi-program groups — the streaming one (every
     program reads all of dA) and the resident one (every program adds the others' shares of dh) —
     against float64 autograd through the reference loop; the resident one three times, bit for bit."""
@@ -113,7 +115,8 @@ def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B):
     dhn = torch.randn(D, B, H, device=DEV, generator=g)
     dcn = torch.randn(D, B, H, device=DEV, generator=g) if mode == "LSTM" else None
     fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="ieee", save=True, kernel="stream")
-    runs = {k: [layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, precision="ieee", kernel=k)
+    runs = {k: [layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, precision="ieee", kernel=k,
+                               barrier=barrier)
                 for _ in range(3 if k == "resident" else 1)] for k in ("stream", "resident")}
     for other in runs["resident"][1:]:
         assert all(a is None or torch.equal(a, b_) for a, b_ in zip(runs["resident"][0], other)), "a race"
@@ -186,13 +189,14 @@ def regularised_layer(mode, H, **kw):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("B,H", [(16, 128), (64, 512)])
-@pytest.mark.parametrize("kernel", ["stream", "resident"])
-def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, H, kernel, monkeypatch):
+@pytest.mark.parametrize("kernel,barrier", [("stream", "atomic"), ("resident", "atomic"), ("resident", "ptx")])
+def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, H, kernel, barrier, monkeypatch):
     """Recurrent dropout + zoneout + layer norm inside the kernels (streaming, or W_hh resident in
     both passes) with multi-program groups (the norms' row sums cross the barrier): outputs, states
     and every gradient against the reference loop with the same masks (float32 without TF32), and
     three runs give the same bits."""
     monkeypatch.setenv("BIRNN_FUSED_KERNEL", kernel)
+    monkeypatch.setenv("BIRNN_FUSED_BARRIER", barrier)
     kw = dict(num_layers=2, bidirectional=True, recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
     if mode == "LSTM":
         kw["cell_zoneout"] = 0.15

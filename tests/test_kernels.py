@@ -236,7 +236,8 @@ def test_kernels_compile_for_the_gpu_without_one():
     script = os.path.join(os.path.dirname(__file__), "kernel_compile.py")
     done = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0 and "FAIL" not in done.stdout, done.stdout + done.stderr[-3000:]
-    assert done.stdout.count("ok ") == 36 + 48  # streaming and resident fwd+bwd (resident at 16- and 32-row tiles)
+    # streaming and resident fwd+bwd (resident at 16- and 32-row tiles), and with the PTX barrier
+    assert done.stdout.count("ok ") == 36 + 48 + 24
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -329,3 +330,19 @@ def test_resident_kernel_limits(monkeypatch):
     monkeypatch.setenv("BIRNN_FUSED_KERNEL", "fast")
     with pytest.raises(ValueError, match="BIRNN_FUSED_KERNEL must be one of"):
         kernel_plan(None, "LSTM", 512, 1, 2, False, 132)
+
+
+def test_barrier_choice(monkeypatch):
+    """BIRNN_FUSED_BARRIER picks how programs meet: Triton's atomics (default) or the PTX barrier
+    (variant 14, compiled in tests/kernel_compile.py, run on the GPU by tests/test_cuda.py); the
+    interpreter cannot run inline PTX and keeps the atomics."""
+    from birnn.kernels.recurrent import _sync_code
+
+    assert _sync_code(None) == 0 and _sync_code("atomic") == 0
+    monkeypatch.setenv("BIRNN_FUSED_BARRIER", "ptx")
+    assert _sync_code(None) == 0  # interpreting
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert _sync_code(None) == 1 and _sync_code("atomic") == 0
+    monkeypatch.setenv("BIRNN_FUSED_BARRIER", "spin")
+    with pytest.raises(ValueError, match=r"barrier must be one of \('atomic', 'ptx'\) \(BIRNN_FUSED_BARRIER\), got 'spin'"):
+        _sync_code(None)

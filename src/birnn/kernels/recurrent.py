@@ -82,15 +82,41 @@ def _program_tile(len_ptr, B, H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr
 
 
 @triton.jit
-def _group_barrier(counter, target):
-    """Arrive (release) and wait until ``target`` arrivals: spin on plain volatile loads, which
-    do not serialise at L2 as read-modify-writes would, then one acquire on the counter."""
+def _arrive_release(counter):
+    """Thread 0 adds 1 to the group's counter with release semantics at GPU scope, without waiting
+    for the old value (``red``, not ``atom``): the program's stores become visible first."""
+    return tl.inline_asm_elementwise(
+        "{ .reg .pred %p; .reg .u32 %t; mov.u32 %t, %tid.x; setp.eq.u32 %p, %t, 0; "
+        "@%p red.release.gpu.global.add.s32 [$1], 1; mov.u32 $0, 0; }",
+        "=r,l", [counter], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def _load_acquire(counter):
+    """The counter, read with acquire semantics at GPU scope: a load, not a read-modify-write, so
+    spinning on it does not serialise at L2, and seeing the target needs no further fence."""
+    return tl.inline_asm_elementwise("ld.acquire.gpu.global.u32 $0, [$1];", "=r,l", [counter], dtype=tl.int32,
+                                     is_pure=False, pack=1)
+
+
+@triton.jit
+def _group_barrier(counter, target, SYNC: tl.constexpr):
+    """Arrive and wait until ``target`` arrivals. SYNC=0 (Triton's atomics; the interpreter's and
+    the timed default): arrive with an atomic add (release), spin on volatile loads, then one
+    acquire read-modify-write. SYNC=1 (PTX, variant 14): arrive with ``red.release`` from one
+    thread and spin on ``ld.acquire`` — one L2 round trip fewer per barrier."""
     tl.debug_barrier()  # the whole program has stored its slice
-    tl.atomic_add(counter, 1, sem="release", scope="gpu")
-    seen = tl.load(counter, volatile=True)
-    while seen < target:
+    if SYNC == 1:
+        _arrive_release(counter)
+        seen = _load_acquire(counter)
+        while seen < target:
+            seen = _load_acquire(counter)
+    else:
+        tl.atomic_add(counter, 1, sem="release", scope="gpu")
         seen = tl.load(counter, volatile=True)
-    tl.atomic_add(counter, 0, sem="acquire", scope="gpu")
+        while seen < target:
+            seen = tl.load(counter, volatile=True)
+        tl.atomic_add(counter, 0, sem="acquire", scope="gpu")
     tl.debug_barrier()
 
 
@@ -186,7 +212,8 @@ def _join_gates(y0, y1, y2, y3, BB: tl.constexpr, U: tl.constexpr, GP: tl.conste
 @triton.jit
 def _scatter_dh(pt_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, units, B, H: tl.constexpr,
                 U: tl.constexpr, BB: tl.constexpr, GP: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
-                OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, counter, target):
+                OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, counter, target,
+                SYNC: tl.constexpr):
     """``dh_{t-1}[:, units]`` (BB, U) with W_hh resident (variant 12 in benchmarks/GPU_NOTES.md):
     this program's gates feed every unit of h_{t-1}, so it multiplies its own dA (BB, GP*U) by its
     own rows of W_hh — ``W_rows^T (H, GP*U) @ dA^T (GP*U, BB)``, no W traffic — and publishes that
@@ -197,7 +224,7 @@ def _scatter_dh(pt_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, unit
     ks = tl.arange(0, H)
     area = pt_ptr + (d * 2 + par) * GROUP * B * H
     tl.store(area + jpos * B * H + rows_b[None, :] * H + ks[:, None], share, mask=mask_b[None, :])
-    _group_barrier(counter, target)
+    _group_barrier(counter, target, SYNC)
     mine = area + rows_b[:, None] * H + units[None, :]
     dh = tl.zeros((BB, U), dtype=tl.float32)
     for j in tl.static_range(GROUP):
@@ -277,14 +304,14 @@ def _keep_factor(k_ptr, off, m2, rate, Z: tl.constexpr, BB: tl.constexpr, U: tl.
 
 @triton.jit
 def _group_gather(st_ptr, slot: tl.constexpr, v1, v2, d, rows_b, mask_b, B, jpos, GROUP: tl.constexpr,
-                  NG: tl.constexpr, counter, target):
+                  NG: tl.constexpr, counter, target, SYNC: tl.constexpr):
     """Exchange two per-row values (BB,) across the group: each program writes its own to its
     place in the area ``(D, B, GROUP, 4)``, meets the others at the barrier, and reads everyone's
     back as (BB, NG) tiles (0 beyond GROUP), with their mask."""
     row = (d * B + rows_b) * GROUP
     tl.store(st_ptr + (row + jpos) * 4 + slot, v1, mask=mask_b)
     tl.store(st_ptr + (row + jpos) * 4 + slot + 1, v2, mask=mask_b)
-    _group_barrier(counter, target)
+    _group_barrier(counter, target, SYNC)
     js = tl.arange(0, NG)
     p = st_ptr + (row[:, None] + js[None, :]) * 4 + slot
     m = mask_b[:, None] & (js[None, :] < GROUP)
@@ -295,19 +322,19 @@ def _group_gather(st_ptr, slot: tl.constexpr, v1, v2, d, rows_b, mask_b, B, jpos
 
 @triton.jit
 def _group_sums(st_ptr, slot: tl.constexpr, s1, s2, d, rows_b, mask_b, B, jpos, GROUP: tl.constexpr,
-                NG: tl.constexpr, counter, target):
+                NG: tl.constexpr, counter, target, SYNC: tl.constexpr):
     """Two row sums over the whole group from each program's partial sums, added in the same
     order everywhere (so every program gets the same bits)."""
-    q1, q2, m = _group_gather(st_ptr, slot, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, target)
+    q1, q2, m = _group_gather(st_ptr, slot, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, target, SYNC)
     return tl.sum(q1, axis=1), tl.sum(q2, axis=1)
 
 
 @triton.jit
 def _group_moments(st_ptr, slot: tl.constexpr, mean_j, m2_j, n_j, n_all, d, rows_b, mask_b, B, jpos,
-                   GROUP: tl.constexpr, NG: tl.constexpr, counter, target):
+                   GROUP: tl.constexpr, NG: tl.constexpr, counter, target, SYNC: tl.constexpr):
     """Mean and 1/sqrt(var + 1e-5) per row over the group, merged from each program's mean and
     sum of squared deviations over its ``n_j`` values (Chan et al.'s merge: no cancellation)."""
-    q1, q2, m = _group_gather(st_ptr, slot, mean_j, m2_j, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, target)
+    q1, q2, m = _group_gather(st_ptr, slot, mean_j, m2_j, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, target, SYNC)
     mean = tl.sum(q1, axis=1) / GROUP
     dev = tl.where(m, q1 - mean[:, None], 0.0)
     var = (tl.sum(q2, axis=1) + n_j * tl.sum(dev * dev, axis=1)) / n_all
@@ -377,7 +404,7 @@ def _recurrent_layer_kernel(
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr, SAVE: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr, FOLD: tl.constexpr,
-    RESIDENT: tl.constexpr, GP: tl.constexpr,
+    RESIDENT: tl.constexpr, GP: tl.constexpr, SYNC: tl.constexpr,
     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
@@ -427,7 +454,7 @@ def _recurrent_layer_kernel(
                 mean_j, m2_j = _local_moments(a0, a1, a2, a3, G, U)
                 nb += 1
                 mean, rstd = _group_moments(st_ptr, 0, mean_j, m2_j, G * U, GH, d, rows_b, mask_b, B, jpos, GROUP, NG,
-                                            counter, nb * GROUP)
+                                            counter, nb * GROUP, SYNC)
                 if SAVE:
                     tl.store(rs_ptr + ((t * D + d) * B + rows_b) * 2, rstd, mask=mask_b)
                 gain = lnh_ptr + d * GH + units
@@ -467,7 +494,7 @@ def _recurrent_layer_kernel(
                 mean_j, m2_j = _local_moments(c_new, c_new, c_new, c_new, 1, U)
                 nb += 1
                 mean_c, rstd_c = _group_moments(st_ptr, 2, mean_j, m2_j, U, H, d, rows_b, mask_b, B, jpos, GROUP, NG,
-                                                counter, nb * GROUP)
+                                                counter, nb * GROUP, SYNC)
                 chat = (c_new - mean_c[:, None]) * rstd_c[:, None]
                 y = (chat * tl.load(lncw_ptr + d * H + units).to(tl.float32)[None, :]
                      + tl.load(lncb_ptr + d * H + units).to(tl.float32)[None, :])
@@ -497,7 +524,7 @@ def _recurrent_layer_kernel(
                  (h_own * dmask).to(hx_ptr.dtype.element_ty), mask=m2)
         # the group's barrier: every unit block has published step t before anyone reads it
         nb += 1
-        _group_barrier(counter, nb * GROUP)
+        _group_barrier(counter, nb * GROUP, SYNC)
         t += 1
     tl.store(hn_ptr + state_off, h_own, mask=m2)
     if CELL == 2:
@@ -526,7 +553,7 @@ def _recurrent_layer_backward_kernel(
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
-    RESIDENT: tl.constexpr, GP: tl.constexpr, PREFETCH: tl.constexpr,
+    RESIDENT: tl.constexpr, GP: tl.constexpr, PREFETCH: tl.constexpr, SYNC: tl.constexpr,
     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
@@ -586,7 +613,7 @@ def _recurrent_layer_backward_kernel(
                 dch = dyc * gw
                 nb += 1
                 t1, t2 = _group_sums(st_ptr, 2, tl.sum(dch, axis=1), tl.sum(dch * chat, axis=1), d, rows_b, mask_b,
-                                     B, jpos, GROUP, NG, counter, nb * GROUP)
+                                     B, jpos, GROUP, NG, counter, nb * GROUP, SYNC)
                 rstd_c = tl.load(rs_ptr + ((t * D + d) * B + rows_b) * 2 + 1, mask=mask_b, other=0.0)
                 dyc = rstd_c[:, None] * (dch - (t1 / H)[:, None] - chat * (t2 / H)[:, None])
             if ZC != 0:
@@ -651,7 +678,7 @@ def _recurrent_layer_backward_kernel(
                 s1 += tl.sum(y3, axis=1)
                 s2 += tl.sum(y3 * xh3, axis=1)
             nb += 1
-            t1, t2 = _group_sums(st_ptr, 0, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, nb * GROUP)
+            t1, t2 = _group_sums(st_ptr, 0, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, nb * GROUP, SYNC)
             rstd = tl.load(rs_ptr + ((t * D + d) * B + rows_b) * 2, mask=mask_b, other=0.0)[:, None]
             m1 = (t1 / GH)[:, None]
             mx = (t2 / GH)[:, None]
@@ -672,7 +699,7 @@ def _recurrent_layer_backward_kernel(
         nb += 1
         if RESIDENT:
             acc = _scatter_dh(ex_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, units, B, H, U, BB, GP, GROUP,
-                              NG, OP_DTYPE, DOT_DTYPE, PRECISION, counter, nb * GROUP)
+                              NG, OP_DTYPE, DOT_DTYPE, PRECISION, counter, nb * GROUP, SYNC)
         else:
             e_off = ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :]
             tl.store(ex_ptr + e_off, y0, mask=m2)
@@ -681,7 +708,7 @@ def _recurrent_layer_backward_kernel(
                 tl.store(ex_ptr + e_off + 2 * H, y2, mask=m2)
             if G > 3:
                 tl.store(ex_ptr + e_off + 3 * H, y3, mask=m2)
-            _group_barrier(counter, nb * GROUP)
+            _group_barrier(counter, nb * GROUP, SYNC)
             # dh_{t-1}[units] = (dA (BB, G*H) @ W[:, units] (G*H, U)) * drop[units]
             acc = tl.zeros((BB, U), dtype=tl.float32)
             e_base = ex_ptr + ((d * 2 + par) * B) * GH
@@ -767,6 +794,19 @@ def _dot_types(dtype: torch.dtype, precision: str) -> dict:
     return dict(OP_DTYPE=tl.bfloat16, DOT_DTYPE=tl.bfloat16, PRECISION="tf32")
 
 
+BARRIERS = ("atomic", "ptx")
+
+
+def _sync_code(barrier: Optional[str]) -> int:
+    """The kernels' SYNC switch: ``barrier`` or ``BIRNN_FUSED_BARRIER`` (``atomic``, the timed
+    default, or ``ptx``: variant 14, red.release + ld.acquire spin). The interpreter cannot run
+    inline PTX, so it always takes Triton's atomics."""
+    kind = barrier if barrier is not None else os.environ.get("BIRNN_FUSED_BARRIER", "atomic")
+    if kind not in BARRIERS:
+        raise ValueError(f"barrier must be one of {BARRIERS} (BIRNN_FUSED_BARRIER), got {kind!r}")
+    return 1 if kind == "ptx" and not _interpreting() else 0
+
+
 def _sms(dev: torch.device) -> Optional[int]:
     return None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
 
@@ -779,13 +819,14 @@ def _geometry(plan: Tuple[int, int, int, int]) -> dict:
 def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
                   lengths: Tensor, steps: int, *, save: bool = False, precision: str = "tf32",
                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None, num_warps: Optional[int] = None,
-                  poison: bool = False) -> Forward:
+                  poison: bool = False, barrier: Optional[str] = None) -> Forward:
     """Run one layer. ``xs`` (T, D, B, G*H), ``w_hh`` (D, G*H, H) in step order, ``h0``/``c0``
     (D, B, H), ``lengths`` (B,) (the number of real steps, any device), ``extras`` the fused
     regularisers, ``kernel`` how W_hh is read (``"stream"`` from L2 each step, ``"resident"``
-    on chip; None: :func:`default_kernel`). Returns ``out`` (T, D, B, H), ``h_n``, ``c_n``
-    (D, B, H), and with ``save`` what the backward pass needs; ``poison`` fills the outputs with
-    NaN first (tests)."""
+    on chip; None: :func:`default_kernel`), ``barrier`` how programs meet (``"atomic"`` or
+    ``"ptx"``; None: ``BIRNN_FUSED_BARRIER``, see :func:`_sync_code`). Returns ``out``
+    (T, D, B, H), ``h_n``, ``c_n`` (D, B, H), and with ``save`` what the backward pass needs;
+    ``poison`` fills the outputs with NaN first (tests)."""
     T, D, B, GH = xs.shape
     H = w_hh.shape[-1]
     cell = CELL_CODES[mode]
@@ -826,7 +867,7 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         (c0 if c0 is not None else h0).contiguous(), lens, out, hx, hn, cn, cs, gates, bar,
         *extras.pointers(out, steps), st, xhat, chat, rstd, steps, B), BK,
         H=H, **geo, D=D, CELL=cell, G=G, SAVE=save, FOLD=not (ln or resident) and mode != "GRU", **codes,
-        RESIDENT=resident, GP=4 if G > 1 else 1,
+        RESIDENT=resident, GP=4 if G > 1 else 1, SYNC=_sync_code(barrier),
         **_dot_types(xs.dtype, precision), num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 4)))
     saved = (lambda x: x if save and x is not out else None)
     return Forward(out, hn, (cn if mode == "LSTM" else None), (cs if keeps else None), (gates if keeps else None),
@@ -847,7 +888,7 @@ class Backward(NamedTuple):
 def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Optional[Tensor], lengths: Tensor,
                    steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *, precision: str = "tf32",
                    extras: StepExtras = StepExtras(), kernel: Optional[str] = None, prefetch: bool = True,
-                   num_warps: Optional[int] = None) -> Backward:
+                   num_warps: Optional[int] = None, barrier: Optional[str] = None) -> Backward:
     """Backpropagation through time for :func:`layer_forward` (run with ``save=True`` and the
     same ``extras``). ``kernel`` as there: ``"stream"`` reads W_hh's columns from L2 each step,
     ``"resident"`` keeps this program's rows on chip and sums every program's share of dh.
@@ -855,7 +896,7 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     13; off only to time it). ``num_warps``: 4 streaming; 8 resident from H=128, whose (H, BB)
     share then splits over two warpgroups of at least 64 rows each (ptxas: no spills at H=512,
     where 4 warps spill up to 176 bytes; 64-row halves, as a 64-row product over 8 warps failed in
-    variant 7, are not used)."""
+    variant 7, are not used). ``barrier`` as in :func:`layer_forward`."""
     out = fwd.out
     T, D, B, H = out.shape
     cell = CELL_CODES[mode]
@@ -888,5 +929,5 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
         (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
         dh0, dc0, bar, *extras.pointers(out, steps), st, *saved, steps, B), BK,
         H=H, **geo, D=D, CELL=cell, G=G, **codes, RESIDENT=resident, GP=4 if G > 1 else 1, PREFETCH=prefetch,
-        **_dot_types(w_hh.dtype, precision), num_warps=num_warps or (8 if resident and H >= 128 else 4))
+        SYNC=_sync_code(barrier), **_dot_types(w_hh.dtype, precision), num_warps=num_warps or (8 if resident and H >= 128 else 4))
     return Backward(dx, dy, draw, dh0, (dc0 if mode == "LSTM" else None), dyc)
