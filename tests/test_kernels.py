@@ -2,8 +2,10 @@
 outputs, states and every gradient, for each cell, both directions, lengths (zero too) and
 the features the kernel runs (recurrent dropout, zoneout, layer norm, plus the dropouts around it). (GPU sizes and timing: tests/test_cuda.py, benchmarks/gpu.py.)
 
-The interpreter runs programs one after another, so it checks the kernels with one program
-per barrier group; the multi-program barrier is exercised on the GPU.
+The interpreter runs programs one after another, so most tests use one program per barrier
+group; test_multi_program_groups_equal_one_program runs the GPU's grid plan with every program
+in its own thread (tests/threaded_grid.py), which exercises the barrier and the exchanges. The
+PTX barrier (inline assembly) and the timings need the GPU (tests/test_cuda.py, benchmarks/).
 """
 
 import os
@@ -346,3 +348,57 @@ def test_barrier_choice(monkeypatch):
     monkeypatch.setenv("BIRNN_FUSED_BARRIER", "spin")
     with pytest.raises(ValueError, match=r"barrier must be one of \('atomic', 'ptx'\) \(BIRNN_FUSED_BARRIER\), got 'spin'"):
         _sync_code(None)
+
+
+def _kernel_case(mode, T, B, H, features, seed=5):
+    from birnn.kernels.recurrent import StepExtras
+
+    xs, w, b, h0, c0, _ = kernel_inputs(mode, T=T, B=B, H=H)
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(0, T + 1, (B,), generator=g)
+    lengths[0] = T
+    extras = StepExtras()
+    if features:
+        state = (T, 2, B, H)
+        extras = StepExtras(drop=(torch.rand(state[1:], generator=g) > 0.3) / 0.7,
+                            keep_h=(torch.rand(state, generator=g) < 0.2).float(),
+                            keep_c=(torch.rand(state, generator=g) < 0.2).float() if mode == "LSTM" else None,
+                            ln_h=1 + 0.3 * torch.randn(2, xs.shape[-1], generator=g),
+                            ln_c=(1 + 0.3 * torch.randn(2, H, generator=g), 0.3 * torch.randn(2, H, generator=g))
+                            if mode == "LSTM" else None)
+    grads = (torch.randn(T, 2, B, H, generator=g), torch.randn(2, B, H, generator=g),
+             torch.randn(2, B, H, generator=g) if mode == "LSTM" else None)
+    return (xs, w, b, h0, c0, lengths), extras, grads
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
+@pytest.mark.parametrize("kernel", ["stream", "resident"])
+@pytest.mark.parametrize("features,T,B", [(False, 4, 3), (True, 4, 3), (True, 3, 34)])
+def test_multi_program_groups_equal_one_program(mode, kernel, features, T, B, monkeypatch):
+    """The kernels with the GPU's grid plan — several programs per barrier group, each in its own
+    thread (tests/threaded_grid.py), and two batch tiles at B=34 for the resident kernel — give the
+    numbers of one program per group: forward outputs and saved tensors, and every gradient of the
+    backward pass. This runs what no other CPU test reaches: the barrier, the exchange areas and
+    their parity, the norms' moments merged across programs, the resident backward's shares of dh.
+    (Removing the barrier's wait makes these differ by ~1.)"""
+    from birnn.kernels import recurrent as R
+    from threaded_grid import threaded_programs
+
+    H = 128 if (mode.startswith("RNN") and kernel == "resident") else 64  # Elman tiles hold 64 units
+    (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
+
+    def both():
+        fwd = R.layer_forward(mode, xs, w, b, h0, c0, lengths, T, save=True, kernel=kernel, extras=extras,
+                              poison=True)
+        return fwd, R.layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, kernel=kernel, extras=extras)
+
+    one = both()
+    monkeypatch.setattr(R, "_sms", lambda dev: 132)  # an H100's grid plan
+    resident, (U, BB, nbt, group) = R.kernel_plan(kernel, mode, H, B, 2, False, 132)
+    assert group >= 2 and resident == (kernel == "resident") and (nbt == 2) == (kernel == "resident" and B > 32)
+    with threaded_programs():
+        many = both()
+    for part_one, part_many in zip(one, many):
+        for name, a, b_ in zip(part_one._fields, part_one, part_many):
+            if a is not None:  # (NaN: the poison, where neither writes — the cell norm's slot of rstd without one)
+                torch.testing.assert_close(b_, a, rtol=1e-5, atol=1e-5, equal_nan=True, msg=lambda m: f"{name}: {m}")

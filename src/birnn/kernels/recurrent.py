@@ -33,7 +33,8 @@ deviations through a small area and one more barrier, and every program merges t
 same order. The backward pass reduces its two norm sums the same way.
 
 Under ``TRITON_INTERPRET=1`` (CPU) programs run one after another, so the launcher uses one
-program per group there (a group of one never waits).
+program per group there (a group of one never waits); the tests also run the GPU's grid plan on
+CPU with every program in its own thread (tests/threaded_grid.py).
 """
 
 from __future__ import annotations
