@@ -402,3 +402,29 @@ def test_multi_program_groups_equal_one_program(mode, kernel, features, T, B, mo
         for name, a, b_ in zip(part_one._fields, part_one, part_many):
             if a is not None:  # (NaN: the poison, where neither writes — the cell norm's slot of rstd without one)
                 torch.testing.assert_close(b_, a, rtol=1e-5, atol=1e-5, equal_nan=True, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_hidden_size_not_a_power_of_two_on_the_gpu_grid(mode, monkeypatch):
+    """H=192 (a multiple of 64) runs only on the GPU's plan — 16-unit blocks, 12 programs per
+    group, the norms' partial moments gathered in 16 masked slots: here every program in a thread,
+    with all regularisers, against the reference path with the same masks (outputs, states and
+    every gradient, norm gains included)."""
+    from birnn.kernels import recurrent as R
+    from threaded_grid import threaded_programs
+
+    torch.manual_seed(0)
+    layer = getattr(birnn, mode)(4, 192, bidirectional=True, recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
+    lengths = torch.tensor([4, 2, 3])
+    x = torch.randn(4, 3, 4)
+    ref, ref_grads = run(layer, "reference", x, lengths, None, seed=3)
+    monkeypatch.setattr(R, "_sms", lambda dev: 132)
+    assert R.kernel_plan(None, mode, 192, 3, 2, False, 132) == (False, (16, 16, 1, 12))
+    with threaded_programs():
+        fused, fused_grads = run(layer, "fused", x, lengths, None, seed=3)
+    assert fused.path == "fused"
+    torch.testing.assert_close(fused.output, ref.output, rtol=2e-5, atol=1e-5)
+    names = ["input"] + [n for n, _ in layer.named_parameters()]
+    for name, a, b in zip(names, fused_grads, ref_grads):
+        err = float((a - b).abs().max() / b.abs().max().clamp(min=1e-3))
+        assert err < 2e-5, f"{name}: relative error {err:.1e}"

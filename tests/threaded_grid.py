@@ -14,11 +14,13 @@ the pinned Triton (3.6.0); ``threaded_programs()`` is a context manager.
 
 import contextlib
 import inspect
+import sys
 import threading
 
 from triton.runtime import interpreter as interp
 
 _local = threading.local()
+SWITCH = 5e-4
 
 
 def _grid_idx(self):
@@ -74,9 +76,12 @@ def threaded_programs():
     saved_attr = builder_cls.__dict__.get("grid_idx")
     builder_cls.grid_idx = property(_grid_idx, _set_grid_idx)
     interp.GridExecutor.__call__ = _run_threaded
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH)  # programs spinning at a barrier hand over sooner
     try:
         yield
     finally:
+        sys.setswitchinterval(interval)
         interp.GridExecutor.__call__ = saved_call
         if had_attr:
             builder_cls.grid_idx = saved_attr
