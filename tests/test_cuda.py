@@ -52,21 +52,28 @@ def test_every_path_against_cudnn(mode):
             assert rel(ours(x).output, full) < 1e-5, path
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("B", [1, 64])
-@pytest.mark.parametrize("kernel", ["stream", "resident"])
-@pytest.mark.parametrize("barrier", ["atomic", "ptx"])
-def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel, barrier):
+def real_inputs(mode, T, D, B, H, seed):
+    """One layer's kernel inputs on the GPU — xs (T, D, B, G*H), W_hh, the GRU's b_hh, h0, c0,
+    lengths with a full first sequence — and the generator, for more draws."""
     G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
-    H, T, D = 512, 100, 2
-    g = torch.Generator(device=DEV).manual_seed(0)
+    g = torch.Generator(device=DEV).manual_seed(seed)
     xs = torch.randn(T, D, B, G * H, device=DEV, generator=g)
     w = torch.randn(D, G * H, H, device=DEV, generator=g) / H ** 0.5
     b = torch.randn(D, G * H, device=DEV, generator=g) * 0.1 if mode == "GRU" else None
     h0 = torch.randn(D, B, H, device=DEV, generator=g) * 0.5
     c0 = torch.randn(D, B, H, device=DEV, generator=g) * 0.5 if mode == "LSTM" else None
-    lengths = torch.randint(1, T + 1, (B,), device=DEV)
+    lengths = torch.randint(1, T + 1, (B,), device=DEV, generator=g)
     lengths[0] = T
+    return g, (xs, w, b, h0, c0, lengths)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("B", [1, 64])
+@pytest.mark.parametrize("kernel", ["stream", "resident"])
+@pytest.mark.parametrize("barrier", ["atomic", "ptx"])
+def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel, barrier):
+    H, T, D = 512, 100, 2
+    g, (xs, w, b, h0, c0, lengths) = real_inputs(mode, T, D, B, H, seed=0)
     sms = torch.cuda.get_device_properties(DEV).multi_processor_count
     plan = plan_grid(H, B, D, sms) if kernel == "stream" else plan_resident(mode, H, B, D, False, sms)
     assert plan[3] > 1, "the test must exercise the multi-program barrier"
@@ -99,16 +106,8 @@ def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B, barrier):
     """Both backward kernels at H=512 with multi-program groups — the streaming one (every
     program reads all of dA) and the resident one (every program adds the others' shares of dh) —
     against float64 autograd through the reference loop; the resident one three times, bit for bit."""
-    G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
     H, T, D = 512, 60, 2
-    g = torch.Generator(device=DEV).manual_seed(1)
-    xs = torch.randn(T, D, B, G * H, device=DEV, generator=g)
-    w = torch.randn(D, G * H, H, device=DEV, generator=g) / H ** 0.5
-    b = torch.randn(D, G * H, device=DEV, generator=g) * 0.1 if mode == "GRU" else None
-    h0 = torch.randn(D, B, H, device=DEV, generator=g) * 0.5
-    c0 = torch.randn(D, B, H, device=DEV, generator=g) * 0.5 if mode == "LSTM" else None
-    lengths = torch.randint(1, T + 1, (B,), device=DEV)
-    lengths[0] = T
+    g, (xs, w, b, h0, c0, lengths) = real_inputs(mode, T, D, B, H, seed=1)
     sms = torch.cuda.get_device_properties(DEV).multi_processor_count
     assert plan_resident(mode, H, B, D, False, sms)[3] > 1 and plan_grid(H, B, D, sms)[3] > 1
     dout = torch.randn(T, D, B, H, device=DEV, generator=g)

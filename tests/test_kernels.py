@@ -275,25 +275,11 @@ def test_resident_and_streaming_backward_kernels_agree(mode, features):
     without recurrent dropout + zoneout masks + layer norm: the backward that sums every
     program's share of dh from W_hh held on chip equals the one that streams W_hh's columns —
     every gradient it returns, the dropout mask's place in dh included."""
-    from birnn.kernels.recurrent import StepExtras, layer_backward, layer_forward
+    from birnn.kernels.recurrent import layer_backward, layer_forward
 
     T, B, H = 6, 18, 32
-    xs, w, b, h0, c0, _ = kernel_inputs(mode, T=T, B=B, H=H)
-    g = torch.Generator().manual_seed(5)
-    lengths = torch.randint(0, T + 1, (B,), generator=g)
-    extras = StepExtras()
-    if features:
-        state = (T, 2, B, H)
-        extras = StepExtras(drop=(torch.rand(state[1:], generator=g) > 0.3) / 0.7,
-                            keep_h=(torch.rand(state, generator=g) < 0.2).float(),
-                            keep_c=(torch.rand(state, generator=g) < 0.2).float() if mode == "LSTM" else None,
-                            ln_h=1 + 0.3 * torch.randn(2, xs.shape[-1], generator=g),
-                            ln_c=(1 + 0.3 * torch.randn(2, H, generator=g), 0.3 * torch.randn(2, H, generator=g))
-                            if mode == "LSTM" else None)
+    (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
     fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, T, save=True, extras=extras)
-    dout = torch.randn(T, 2, B, H, generator=g)
-    dhn = torch.randn(2, B, H, generator=g)
-    dcn = torch.randn(2, B, H, generator=g) if mode == "LSTM" else None
     got = {k: layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, extras=extras, kernel=k)
            for k in ("stream", "resident")}
     for name, a, b_ in zip(got["stream"]._fields, got["stream"], got["resident"]):
