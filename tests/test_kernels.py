@@ -358,8 +358,9 @@ def _kernel_case(mode, T, B, H, features, seed=5):
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
-@pytest.mark.parametrize("kernel", ["stream", "resident"])
-@pytest.mark.parametrize("features,T,B", [(False, 4, 3), (True, 4, 3), (True, 3, 34)])
+@pytest.mark.parametrize("kernel,features,T,B", [("stream", False, 4, 3), ("stream", True, 4, 3),
+                                                 ("resident", False, 4, 3), ("resident", True, 4, 3),
+                                                 ("resident", True, 3, 34)])  # two 32-row tiles
 def test_multi_program_groups_equal_one_program(mode, kernel, features, T, B, monkeypatch):
     """The kernels with the GPU's grid plan — several programs per barrier group, each in its own
     thread (tests/threaded_grid.py), and two batch tiles at B=34 for the resident kernel — give the
