@@ -187,7 +187,9 @@ def _resident_rows_t(w_base, first_unit, H: tl.constexpr, U: tl.constexpr, G: tl
                      OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr):
     """The backward pass's resident tile: the forward's (GP*U, H) rows of W_hh, transposed to
     (H, GP*U) (column ``k*U + j`` is row ``units[j]`` of gate k's block; slots k >= G zero), the
-    first operand of this program's share of ``dh_{t-1}``, loaded once before the time loop."""
+    first operand of this program's share of ``dh_{t-1}``, loaded once before the time loop.
+    Loaded transposed from memory rather than as ``tl.trans`` of :func:`_resident_weights`' tile,
+    so the compiler lays it out in shared memory as the product needs (K-major for tf32)."""
     r = tl.arange(0, GP * U)
     k = r // U
     rows = k * H + first_unit + r % U
