@@ -31,7 +31,6 @@ that ran in ``result.path`` and the layer keeps ``layer.last_decision`` (path an
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -97,7 +96,6 @@ def fused_measured_faster(mode: str, dtype: torch.dtype, hidden: int, batch: int
     return row is not None and row[7] > row[8]
 
 
-@functools.lru_cache(maxsize=256)  # asked on every call of a layer
 def _nearest(mode: str, dtype: torch.dtype, hidden: int, batch: int, training: Optional[bool]) -> Optional[tuple]:
     from .speed_table import MEASURED
 
