@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What issue #6 still needs from a GPU machine, in stages that each fit one device-tool call
 # (10 minutes); outputs under $OUT (the device tool's), else ./device-out:
-#   bash benchmarks/device_run.sh checks      # ptxas report for sm_90 + tests/test_cuda.py
+#   bash benchmarks/device_run.sh checks      # tests/test_cuda.py on the timed defaults (stream, atomics)
+#   bash benchmarks/device_run.sh checks-new  # tests/test_cuda.py on the resident kernels and the PTX barrier
+#   bash benchmarks/device_run.sh compile     # the ptxas report for sm_90 (CI runs it too)
 #   bash benchmarks/device_run.sh variants    # benchmarks/gpu_variants.py, LSTM H=512: stream vs resident,
 #                                             # prefetch on/off, atomic vs PTX barrier, fwd and bwd
 #   bash benchmarks/device_run.sh variants-more   # the same for GRU and H=1024
@@ -21,10 +23,14 @@ export PYTHONPATH=src PYTHONWARNINGS=ignore
 } > "$out/machine.txt" 2>&1
 case "${1:-checks}" in
   checks)
-    python3 tests/kernel_compile.py > "$out/kernel_compile.txt" 2>&1
-    echo "kernel_compile rc=$?"
-    python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py > "$out/test_cuda.txt" 2>&1
+    python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py -k "not resident and not ptx" > "$out/test_cuda.txt" 2>&1
     echo "test_cuda rc=$?"; tail -5 "$out/test_cuda.txt" ;;
+  checks-new)
+    python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py -k "resident or ptx" > "$out/test_cuda_new.txt" 2>&1
+    echo "test_cuda rc=$?"; tail -5 "$out/test_cuda_new.txt" ;;
+  compile)
+    python3 tests/kernel_compile.py > "$out/kernel_compile.txt" 2>&1
+    echo "kernel_compile rc=$?"; tail -5 "$out/kernel_compile.txt" ;;
   variants)
     python3 benchmarks/gpu_variants.py --modes LSTM --hidden 512 > "$out/gpu_variants.txt" 2>&1
     echo "gpu_variants rc=$?"; cat "$out/gpu_variants.txt" ;;
@@ -38,5 +44,5 @@ case "${1:-checks}" in
   resident)
     BIRNN_FUSED_KERNEL=resident python3 benchmarks/gpu.py --repeats 5 > "$out/gpu_resident.txt" 2>&1
     echo "gpu.py (resident) rc=$?"; tail -30 "$out/gpu_resident.txt" ;;
-  *) echo "stage must be checks, variants, variants-more, bench or resident, got $1"; exit 2 ;;
+  *) echo "stage must be checks, checks-new, compile, variants, variants-more, bench or resident, got $1"; exit 2 ;;
 esac
