@@ -301,7 +301,8 @@ def gpu_main(argv=None) -> int:
     p.add_argument("--table", metavar="PATH", help="also write the measured rows as birnn's dispatch table "
                                                   "(src/birnn/speed_table.py), read by path='auto'")
     args = p.parse_args(argv)
-    print(f"# {machine()}, {torch.cuda.get_device_name()}, cuDNN {torch.backends.cudnn.version()}")
+    gpu = f"{torch.cuda.get_device_name()}, Triton {_triton_version()}, cuDNN {torch.backends.cudnn.version()}"
+    print(f"# {machine()}, {gpu}")
     I, H, L, T = 256, 512, 2, 512
     rows = []
     dtypes = [torch.float32] if args.quick else [torch.float32, torch.bfloat16]
@@ -333,10 +334,9 @@ def gpu_main(argv=None) -> int:
                           "birnn fused", "speed-up"], rows))
     if args.table:
         measured = [tuple(r[:7]) + (float(r[7]), float(r[8])) for r in rows if r[7] != "-"]
-        device = (f"{torch.cuda.get_device_name()}, torch {torch.__version__}, Triton {_triton_version()}, "
-                  f"cuDNN {torch.backends.cudnn.version()}, {datetime.date.today()}")
         with open(args.table, "w") as f:
-            f.write(speed_table_source(measured, device, default_kernel()))
+            f.write(speed_table_source(measured, f"{gpu}, torch {torch.__version__}, {datetime.date.today()}",
+                                       default_kernel()))
         print(f"wrote {len(measured)} rows to {args.table}")
     reg_rows, bars = [], []
     for dtype in dtypes:

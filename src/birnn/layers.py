@@ -57,6 +57,12 @@ from .regularization import dropout_weights, variational_mask, zoneout_masks
 __all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
 
 
+def _multiprocessors(device: torch.device) -> Optional[int]:
+    """The GPU's multiprocessor count, which bounds the fused kernel's grid (None off CUDA:
+    the interpreter plans one program per group)."""
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else None
+
+
 class RecurrentLayer(nn.RNNBase):
     """Shared machinery of RNN, LSTM and GRU; use those classes."""
 
@@ -196,8 +202,7 @@ class RecurrentLayer(nn.RNNBase):
             return f"the fused kernel does not run {', '.join(unsupported)}"
         if x.device.type == "cuda":  # all programs must be resident at once
             try:
-                plan_grid(self.hidden_size, x.shape[1], self.num_directions,
-                          torch.cuda.get_device_properties(x.device).multi_processor_count)
+                plan_grid(self.hidden_size, x.shape[1], self.num_directions, _multiprocessors(x.device))
             except ValueError as e:
                 return str(e)
         return None
@@ -356,12 +361,11 @@ class RecurrentLayer(nn.RNNBase):
                           fused_blocker=fused_blocker,
                           fused_faster=fused_measured_faster(self.mode, call.x.dtype, self.hidden_size, B, needs_grad))
         if decision.path == "fused":  # which kernel, and its grid, are part of the decision
-            sms = (torch.cuda.get_device_properties(call.x.device).multi_processor_count
-                   if call.x.device.type == "cuda" else None)
             note = (measured_note(self.mode, call.x.dtype, self.hidden_size, B, needs_grad) + "; "
                     if self.path == "auto" else "")
             decision = Decision("fused", f"{decision.reason}; {note}" + describe_kernel(
-                self.mode, self.hidden_size, B, self.num_directions, call.x.dtype == torch.bfloat16, sms))
+                self.mode, self.hidden_size, B, self.num_directions, call.x.dtype == torch.bfloat16,
+                _multiprocessors(call.x.device)))
         if B == 0:
             decision = Decision("empty", "empty batch (B=0): nothing to run")
             seq = call.x.new_zeros(T, 0, self.num_directions * h0.shape[-1])

@@ -46,9 +46,9 @@ def plan_grid(H: int, B: int, D: int, sms: Optional[int]) -> Tuple[int, int, int
 
 
 def plan_resident(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional[int]) -> Tuple[int, int, int, int]:
-    """:func:`plan_grid` for the forward kernel that keeps W_hh on chip: each program holds a
-    (64, H) tile of W_hh — 16 units x 4 gate slots (LSTM; the GRU's 3 gates padded to 4), or 64
-    units of the Elman RNN — for the whole sequence, in registers (bf16) or shared memory (fp32).
+    """:func:`plan_grid` for the kernels that keep W_hh on chip (forward and backward): each
+    program holds a (64, H) tile of W_hh — 16 units x 4 gate slots (LSTM; the GRU's 3 gates
+    padded to 4), or 64 units of the Elman RNN — for the whole sequence, in shared memory.
     It fits for H a power of two up to 512, with batch tiles of 16 or 32 rows (64-row tiles spill,
     measured with ptxas); otherwise ValueError.
 
