@@ -154,6 +154,37 @@ def test_fused_training_gradients_match_the_reference(mode):
         assert rel(a, b) < 1e-4
 
 
+def test_fused_matmuls_use_tf32_exactly_where_cudnn_rnns_do():
+    """The input projection (forward and backward) is cuBLAS's TF32 product by default, and the
+    full float32 one when cuDNN's RNNs are told not to use TF32 (birnn.kernels.products)."""
+    from birnn.kernels.products import project
+
+    g = torch.Generator(device=DEV).manual_seed(0)
+    flat = torch.randn(2, 4096, 256, device=DEV, generator=g, requires_grad=True)
+    w = torch.randn(2, 256, 2048, device=DEV, generator=g, requires_grad=True)
+    bias = torch.randn(2, 1, 2048, device=DEV, generator=g)
+    dy = torch.randn(2, 4096, 2048, device=DEV, generator=g)
+
+    def products(fn):
+        out = fn(flat, w, bias)
+        return [out.detach()] + list(torch.autograd.grad(out, (flat, w), dy))
+
+    ieee = products(torch.baddbmm)
+    matmul = torch.backends.cuda.matmul
+    old = matmul.fp32_precision
+    matmul.fp32_precision = "tf32"
+    try:
+        tf32 = products(torch.baddbmm)
+    finally:
+        matmul.fp32_precision = old
+    fused = products(project)
+    # TF32 rounds operands to 10 mantissa bits: ~1e-3 from float32, which agrees to ~1e-7
+    assert all(rel(a, b) < 1e-6 for a, b in zip(fused, tf32))
+    assert all(1e-5 < rel(a, b) < 1e-2 for a, b in zip(fused, ieee))
+    with torch.backends.cudnn.flags(allow_tf32=False):
+        assert all(rel(a, b) < 1e-6 for a, b in zip(products(project), ieee))
+
+
 def test_bf16_against_cudnn():
     ref, ours = make("LSTM", 64, 128, num_layers=2, bidirectional=True)
     ours.load_state_dict(ref.state_dict())

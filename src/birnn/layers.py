@@ -309,10 +309,11 @@ class RecurrentLayer(nn.RNNBase):
                 L = self.num_layers
                 after = lambda l, inp, out: F.dropout(out, p, True) if l < L - 1 else out  # noqa: E731
             layers = self._reference_layers(weights, B, T, x)
-            scan_fn = scan
+            scan_fn, project = scan, None
             if path == "fused":
-                from .kernels.function import fused_scan as scan_fn
-            return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after, scan_fn=scan_fn)
+                from .kernels.function import fused_scan as scan_fn, project
+            return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after, scan_fn=scan_fn,
+                                 project=project)
         if after is None:
             return self._run_fused(path, x, lengths, h0, c0, weights, self.dropout)
         D = self.num_directions

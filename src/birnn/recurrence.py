@@ -134,6 +134,11 @@ def scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: Option
     return torch.stack(ys, 0), carry
 
 
+def _project(flat: Tensor, w_ih: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """(D, T*B, F) @ (D, F, G*H) (+ bias (D, 1, G*H)): every step's input projection at once."""
+    return torch.bmm(flat, w_ih) if bias is None else torch.baddbmm(bias, flat, w_ih)
+
+
 def run_reference(
     spec: CellSpec,
     layers: Sequence[LayerWeights],
@@ -144,6 +149,7 @@ def run_reference(
     *,
     after: Optional[Callable[[int, Tensor, Tensor], Tensor]] = None,
     scan_fn: Callable = scan,
+    project: Optional[Callable[[Tensor, Tensor, Optional[Tensor]], Tensor]] = None,
 ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Run a stack of recurrent layers on a time-major padded batch.
 
@@ -154,6 +160,9 @@ def run_reference(
         c0: (L*D, B, H) initial cell states (LSTM) or None.
         after: ``after(l, layer_input, layer_output) -> next input`` (dropout, residual).
         scan_fn: the time loop, :func:`scan` or a fused kernel with the same signature.
+        project: ``project(flat (D, T*B, F), w_ih (D, F, G*H), bias (D, 1, G*H) or None)``, the
+            input projections of every step (default ``torch.bmm``/``torch.baddbmm``; the fused
+            path passes its own, at cuDNN's precision).
 
     Returns:
         output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H) or None.
@@ -171,10 +180,11 @@ def run_reference(
         seqs = torch.stack([inp, reverse_valid(inp, lengths)], 0) if D == 2 else inp.unsqueeze(0)  # (D, T, B, F)
         flat = seqs.reshape(D, T * B, -1)
         w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
+        bias = None if w.b_in is None else w.b_in.view(D, 1, -1)
         if w.ln_x is not None:
-            xg = normalise(torch.bmm(flat, w_ih), w.ln_x, None if w.b_in is None else w.b_in.view(D, 1, -1))
+            xg = normalise(_project(flat, w_ih, None) if project is None else project(flat, w_ih, None), w.ln_x, bias)
         else:
-            xg = torch.bmm(flat, w_ih) if w.b_in is None else torch.baddbmm(w.b_in.view(D, 1, -1), flat, w_ih)
+            xg = _project(flat, w_ih, bias) if project is None else project(flat, w_ih, bias)
         xs = xg.view(D, T, B, -1).transpose(0, 1)  # (T, D, B, G*H), a view
         highway = None
         if w.highway is not None:
@@ -183,7 +193,8 @@ def run_reference(
         carry: Carry = (h0[rows],) if c0 is None else (h0[rows], c0[rows])
         if steps:
             v = None if valid is None else valid[:steps]
-            ys, carry = scan_fn(spec, xs[:steps], carry, w.step, v, highway=highway, zoneout=w.zoneout)
+            run = xs if steps == T else xs[:steps]  # (no slice when whole: its backward would copy the gradient)
+            ys, carry = scan_fn(spec, run, carry, w.step, v, highway=highway, zoneout=w.zoneout)
         else:  # every sequence is empty: outputs are zero and the state stays h_0
             ys = h0.new_zeros(0, D, B, h0.shape[-1])
         if steps < T:

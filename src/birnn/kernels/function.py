@@ -3,7 +3,8 @@
 
 Forward and backward each run as one persistent kernel per layer; the weight gradient is one
 large matmul after the backward kernel, ``dW_hh[d] = sum_t dA_t^T (h_{t-1} * drop)``, and the
-layer norms' gains and biases are reductions of saved tensors.
+layer norms' gains and biases are reductions of saved tensors. The large matmuls run at cuDNN's
+RNN precision (:mod:`birnn.kernels.products`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import torch
 from torch import Tensor
 
 from ..cells import Carry, CellSpec, StepWeights
+from .products import cudnn_rnn_uses_tf32, project, weight_product
 from .recurrent import StepExtras, layer_backward, layer_forward
 
-__all__ = ["FusedRecurrence", "fused_scan", "unsupported"]
+__all__ = ["FusedRecurrence", "fused_scan", "project", "unsupported"]
 
 
 class FusedRecurrence(torch.autograd.Function):
@@ -51,11 +53,13 @@ class FusedRecurrence(torch.autograd.Function):
             dout if dout is not None else out.new_zeros(out.shape), dhn if dhn is not None else zeros,
             (dcn if dcn is not None and dcn.numel() else zeros) if mode == "LSTM" else None,
             precision=ctx.precision, extras=extras)
-        h_prev = torch.cat([h0.float().unsqueeze(0), out[:-1]], 0)  # (T, D, B, H): the state each step read
+        # (D, T, B, H): the state each step read; the kernels' per-step tensors are (T, D, ...) views
+        # of (D, T, ...) storage, so each direction's (T*B, ·) is a matrix without a copy
+        h_prev = torch.cat([h0.float().unsqueeze(1), out.transpose(0, 1)[:, :-1]], 1)
         if drop is not None:
-            h_prev = h_prev * drop.float()
-        dw = torch.bmm(grads.draw.permute(1, 3, 0, 2).reshape(D, -1, T * B),
-                       h_prev.permute(1, 0, 2, 3).reshape(D, T * B, H))
+            h_prev = h_prev * drop.float().unsqueeze(1)
+        draw = grads.draw.transpose(0, 1).reshape(D, T * B, -1)  # (D, T*B, G*H)
+        dw = weight_product(draw.transpose(1, 2), h_prev.reshape(D, T * B, H), w.dtype, ctx.precision)
         db = grads.dy.sum((0, 2)) if mode == "GRU" else None
         d_lnh = (grads.dy * fwd.xhat).sum((0, 2)).to(ln_h.dtype) if ln_h is not None else None
         d_lncw = d_lncb = None
@@ -80,10 +84,10 @@ def fused_scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: 
     """:func:`birnn.recurrence.scan` on the fused kernel: ``xs`` (T, D, B, G*H) -> (T, D, B, H),
     recurrent dropout (``w.drop_h``), layer norm (``w.ln_h``, ``w.ln_c``) and ``zoneout`` included.
 
-    float32 matmuls use TF32 when ``torch.backends.cudnn.allow_tf32`` is on (PyTorch's default,
-    which is what cuDNN's RNNs do), else full float32."""
+    float32 products use TF32 where cuDNN's RNNs would (PyTorch's default; see
+    :func:`birnn.kernels.products.cudnn_rnn_uses_tf32`), else full float32."""
     if precision is None:
-        precision = "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+        precision = "tf32" if cudnn_rnn_uses_tf32() else "ieee"
     why = unsupported(w, highway)
     if why is not None:
         raise ValueError(f"the fused kernel does not run {why}")

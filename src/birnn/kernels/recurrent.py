@@ -2,7 +2,10 @@
 per-sequence lengths — in a single launch.
 
 Symbols: ``T`` steps, ``D`` directions, ``B`` batch, ``H`` hidden size, ``G`` gates
-(RNN 1, LSTM 4 in the step order ``[i|f|o|g]``, GRU 3 ``[r|z|n]``).
+(RNN 1, LSTM 4 in the step order ``[i|f|o|g]``, GRU 3 ``[r|z|n]``). Per-step tensors the kernels
+write or save are stored direction-major, (D, T, ...), and handed out as (T, D, ...) views: each
+direction's (T*B, features) is then one matrix for the weight gradient (variant 16 in
+benchmarks/GPU_NOTES.md); xs and dout are read through their own strides.
 
 Work split: program ``(d, batch tile, unit block)`` owns ``U`` hidden units of direction ``d``
 for ``BB`` sequences. Each step it reads the whole previous ``h`` of its direction and batch
@@ -236,17 +239,18 @@ def _scatter_dh(pt_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, unit
 
 
 @triton.jit
-def _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2, B,
-                H: tl.constexpr, D: tl.constexpr, GH: tl.constexpr, BB: tl.constexpr, U: tl.constexpr,
+def _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2, B, TT,
+                o_st, o_sd, H: tl.constexpr, GH: tl.constexpr, BB: tl.constexpr, U: tl.constexpr,
                 CELL: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr):
     """What backward step ``t`` reads from the forward's saved tensors, (BB, U) each: ``dout`` and
     LSTM ``i, f, o, g, c_{t-1}, c_t``; GRU ``r, z, n, h W_n^T + b_hn, h_{t-1}``; Elman the
     activation. The kernel loads them one step ahead, before the barrier, so their memory latency
-    hides behind the wait instead of adding to each step (variant 13)."""
-    off = ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :]
-    goff = ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]
+    hides behind the wait instead of adding to each step (variant 13). ``dout`` has its own
+    strides (``o_st`` per step, ``o_sd`` per direction), the saved tensors the kernels' layout."""
+    off = ((d * TT + t) * B) * H + rows_b[:, None] * H + units[None, :]
+    goff = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]
     zero = tl.zeros((BB, U), dtype=tl.float32)
-    dout = tl.load(dout_ptr + off, mask=m2, other=0.0)
+    dout = tl.load(dout_ptr + off + (d * (o_sd - TT * B * H) + t * (o_st - B * H)), mask=m2, other=0.0)
     p0 = zero
     p1 = zero
     p2 = zero
@@ -259,7 +263,7 @@ def _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, stat
         p2 = tl.load(gates_ptr + goff + 2 * H, mask=m2, other=0.0)
         p3 = tl.load(gates_ptr + goff + 3 * H, mask=m2, other=0.0)
         if t > 0:
-            p4 = tl.load(cs_ptr + off - D * B * H, mask=m2, other=0.0)
+            p4 = tl.load(cs_ptr + off - B * H, mask=m2, other=0.0)
         else:
             p4 = tl.load(c0_ptr + state_off, mask=m2, other=0.0)
         if not LN and ZC == 0:  # else the cell's own c_t is recomputed (zoneout) or normalised (saved)
@@ -270,7 +274,7 @@ def _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, stat
         p2 = tl.load(gates_ptr + goff + 2 * H, mask=m2, other=0.0)
         p3 = tl.load(cs_ptr + off, mask=m2, other=0.0)
         if t > 0:
-            p4 = tl.load(out_ptr + off - D * B * H, mask=m2, other=0.0)
+            p4 = tl.load(out_ptr + off - B * H, mask=m2, other=0.0)
         else:
             p4 = tl.load(h0_ptr + state_off, mask=m2, other=0.0)
     else:
@@ -383,27 +387,27 @@ def _gained(dy, gain_ptr, xh_ptr, m2):
 
 @triton.jit
 def _recurrent_layer_kernel(
-    xg_ptr,  # (T, D, B, G*H) input projections (biases folded in; GRU: b_ih only)
+    xg_ptr,  # (T, D, B, G*H) input projections (biases folded in; GRU: b_ih only), strides x_st, x_sd
     w_ptr,  # (D, G*H, H) W_hh, gate blocks in step order
     bhh_ptr,  # (D, G*H) GRU hidden bias (unused otherwise)
     h0_ptr, c0_ptr,  # (D, B, H)
     len_ptr,  # (B,) int32
-    out_ptr,  # (T, D, B, H) outputs, 0 at padded steps
+    out_ptr,  # (D, T, B, H) outputs, 0 at padded steps
     hx_ptr,  # (D, 2, B, H) exchange area of h (times the recurrent dropout mask), parity 0 holds h0
     hn_ptr, cn_ptr,  # (D, B, H) final states
-    cs_ptr,  # (T, D, B, H) when SAVE: LSTM cell states, GRU h W_n^T + b_hn
-    gates_ptr,  # (T, D, B, G*H) gate activations when SAVE (Elman with zoneout: the new state before zoneout)
+    cs_ptr,  # (D, T, B, H) when SAVE: LSTM cell states, GRU h W_n^T + b_hn
+    gates_ptr,  # (D, T, B, G*H) gate activations when SAVE (Elman with zoneout: the new state before zoneout)
     bar_ptr,  # (D * NBT,) int32 barrier counters, zero at launch
     drop_ptr,  # (D, B, H) recurrent dropout mask, scaled (DROP)
-    kh_ptr, kc_ptr,  # (T, D, B, H) zoneout masks of h and c, 1 keeps the old value (ZH, ZC == 1)
+    kh_ptr, kc_ptr,  # (D, T, B, H) zoneout masks of h and c, 1 keeps the old value (ZH, ZC == 1)
     rate_h, rate_c,  # zoneout rates (ZH, ZC == 2: evaluation, the expectation)
     lnh_ptr,  # (D, G*H) gain of the recurrent pre-activation's layer norm (LN)
     lncw_ptr, lncb_ptr,  # (D, H) gain and bias of the LSTM cell's layer norm (LN)
     st_ptr,  # (D, B, GROUP, 4) partial row sums exchanged for the norms (LN)
-    xh_ptr,  # (T, D, B, G*H) normalised recurrent pre-activations (LN and SAVE)
-    ch_ptr,  # (T, D, B, H) normalised LSTM cell (LN and SAVE)
-    rs_ptr,  # (T, D, B, 2) 1/std of both norms (LN and SAVE)
-    steps, B,
+    xh_ptr,  # (D, T, B, G*H) normalised recurrent pre-activations (LN and SAVE)
+    ch_ptr,  # (D, T, B, H) normalised LSTM cell (LN and SAVE)
+    rs_ptr,  # (D, T, B, 2) 1/std of both norms (LN and SAVE)
+    steps, TT, B, x_st, x_sd,  # steps run, the buffers' T, the batch; xg's strides per step and direction
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr, SAVE: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr, FOLD: tl.constexpr,
@@ -430,19 +434,20 @@ def _recurrent_layer_kernel(
     while t < steps:  # (a while loop: Triton's interpreter cannot index range() with numpy >= 2.4 scalars)
         par = t % 2
         h_base = hx_ptr + (d * 2 + par) * B * H
-        so = ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :]  # this step's (BB, U) in (T, D, B, H)
-        go = ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]  # gate 0's in (T, D, B, G*H)
+        so = ((d * TT + t) * B) * H + rows_b[:, None] * H + units[None, :]  # this step's (BB, U), stored (D, T, B, H)
+        go = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]  # gate 0's, stored (D, T, B, G*H)
+        xo = go + (d * (x_sd - TT * B * GH) + t * (x_st - B * GH))  # xs's strides: the same tile, moved
         valid = (t < lengths)[:, None]
         zero = tl.zeros((BB, U), dtype=tl.float32)
-        x0 = tl.load(xg_ptr + go, mask=m2, other=0.0).to(tl.float32)
+        x0 = tl.load(xg_ptr + xo, mask=m2, other=0.0).to(tl.float32)
         x1 = zero
         x2 = zero
         x3 = zero
         if G > 1:
-            x1 = tl.load(xg_ptr + go + H, mask=m2, other=0.0).to(tl.float32)
-            x2 = tl.load(xg_ptr + go + 2 * H, mask=m2, other=0.0).to(tl.float32)
+            x1 = tl.load(xg_ptr + xo + H, mask=m2, other=0.0).to(tl.float32)
+            x2 = tl.load(xg_ptr + xo + 2 * H, mask=m2, other=0.0).to(tl.float32)
         if G > 3:
-            x3 = tl.load(xg_ptr + go + 3 * H, mask=m2, other=0.0).to(tl.float32)
+            x3 = tl.load(xg_ptr + xo + 3 * H, mask=m2, other=0.0).to(tl.float32)
         if FOLD:  # the input projections start the sums: a_k = x_k + h W_k^T
             a0, a1, a2, a3 = _all_gates(h_base, w_base, units, rows_b, mask_b, H, BK, G, OP_DTYPE, DOT_DTYPE, PRECISION,
                                         x0, x1, x2, x3)
@@ -459,7 +464,7 @@ def _recurrent_layer_kernel(
                 mean, rstd = _group_moments(st_ptr, 0, mean_j, m2_j, G * U, GH, d, rows_b, mask_b, B, jpos, GROUP, NG,
                                             counter, nb * GROUP, SYNC)
                 if SAVE:
-                    tl.store(rs_ptr + ((t * D + d) * B + rows_b) * 2, rstd, mask=mask_b)
+                    tl.store(rs_ptr + ((d * TT + t) * B + rows_b) * 2, rstd, mask=mask_b)
                 gain = lnh_ptr + d * GH + units
                 a0 = _normalise(a0, mean, rstd, gain, xh_ptr + go, m2, SAVE)
                 if G > 1:
@@ -503,7 +508,7 @@ def _recurrent_layer_kernel(
                      + tl.load(lncb_ptr + d * H + units).to(tl.float32)[None, :])
                 if SAVE:
                     tl.store(ch_ptr + so, chat, mask=m2)
-                    tl.store(rs_ptr + ((t * D + d) * B + rows_b) * 2 + 1, rstd_c, mask=mask_b)
+                    tl.store(rs_ptr + ((d * TT + t) * B + rows_b) * 2 + 1, rstd_c, mask=mask_b)
             h_new = o * _tanh(y)
             c = tl.where(valid, _zone(c_new, c, kc_ptr, so, m2, rate_c, ZC), c)
             if SAVE:
@@ -537,22 +542,22 @@ def _recurrent_layer_kernel(
 @triton.jit
 def _recurrent_layer_backward_kernel(
     w_ptr,  # (D, G*H, H)
-    out_ptr,  # (T, D, B, H) forward outputs (h_t at real steps)
+    out_ptr,  # (D, T, B, H) forward outputs (h_t at real steps)
     h0_ptr, c0_ptr,  # (D, B, H)
-    cs_ptr,  # (T, D, B, H) LSTM: c_t; GRU: h W_n^T + b_hn
-    gates_ptr,  # (T, D, B, G*H) gate activations (Elman with zoneout: the state before zoneout)
+    cs_ptr,  # (D, T, B, H) LSTM: c_t; GRU: h W_n^T + b_hn
+    gates_ptr,  # (D, T, B, G*H) gate activations (Elman with zoneout: the state before zoneout)
     len_ptr,
-    dout_ptr,  # (T, D, B, H)
+    dout_ptr,  # (T, D, B, H), strides o_st, o_sd
     dhn_ptr, dcn_ptr,  # (D, B, H)
-    dx_ptr,  # (T, D, B, G*H) gradient of the input projections
-    dy_ptr,  # (T, D, B, G*H) gradient of the hidden pre-activations after the norm (GRU only; else dx)
-    draw_ptr,  # (T, D, B, G*H) gradient of h W_hh^T before the norm (LN only; else dy)
-    dyc_ptr,  # (T, D, B, H) gradient of the normalised cell's affine output (LN, LSTM)
+    dx_ptr,  # (D, T, B, G*H) gradient of the input projections
+    dy_ptr,  # (D, T, B, G*H) gradient of the hidden pre-activations after the norm (GRU only; else dx)
+    draw_ptr,  # (D, T, B, G*H) gradient of h W_hh^T before the norm (LN only; else dy)
+    dyc_ptr,  # (D, T, B, H) gradient of the normalised cell's affine output (LN, LSTM)
     ex_ptr,  # (D, 2, B, G*H) exchange area of dA (streaming); (D, 2, GROUP, B, H) shares of dh (RESIDENT)
     dh0_ptr, dc0_ptr,  # (D, B, H)
     bar_ptr,
     drop_ptr, kh_ptr, kc_ptr, rate_h, rate_c, lnh_ptr, lncw_ptr, lncb_ptr, st_ptr, xh_ptr, ch_ptr, rs_ptr,
-    steps, B,
+    steps, TT, B, o_st, o_sd,
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
@@ -577,17 +582,17 @@ def _recurrent_layer_backward_kernel(
     nb = 0
     k = 0
     pre = _saved_step(steps - 1, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2,
-                      B, H, D, GH, BB, U, CELL, ZH, ZC, LN)
+                      B, TT, o_st, o_sd, H, GH, BB, U, CELL, ZH, ZC, LN)
     while k < steps:
         t = steps - 1 - k
         par = k % 2
         if not PREFETCH:  # (variant 13 off: loaded here, after the barrier, for timing it)
             pre = _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2,
-                              B, H, D, GH, BB, U, CELL, ZH, ZC, LN)
+                              B, TT, o_st, o_sd, H, GH, BB, U, CELL, ZH, ZC, LN)
         dout_t, p0, p1, p2, p3, p4, p5 = pre
         valid = (t < lengths)[:, None]
-        off = ((t * D + d) * B) * H + rows_b[:, None] * H + units[None, :]
-        goff = ((t * D + d) * B) * GH + rows_b[:, None] * GH + units[None, :]
+        off = ((d * TT + t) * B) * H + rows_b[:, None] * H + units[None, :]
+        goff = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]
         zero = tl.zeros((BB, U), dtype=tl.float32)
         dh_t = dh + tl.where(valid, dout_t, 0.0)
         keep = zero  # zoneout: the part that flows straight to h_{t-1}
@@ -617,7 +622,7 @@ def _recurrent_layer_backward_kernel(
                 nb += 1
                 t1, t2 = _group_sums(st_ptr, 2, tl.sum(dch, axis=1), tl.sum(dch * chat, axis=1), d, rows_b, mask_b,
                                      B, jpos, GROUP, NG, counter, nb * GROUP, SYNC)
-                rstd_c = tl.load(rs_ptr + ((t * D + d) * B + rows_b) * 2 + 1, mask=mask_b, other=0.0)
+                rstd_c = tl.load(rs_ptr + ((d * TT + t) * B + rows_b) * 2 + 1, mask=mask_b, other=0.0)
                 dyc = rstd_c[:, None] * (dch - (t1 / H)[:, None] - chat * (t2 / H)[:, None])
             if ZC != 0:
                 kc = _keep_factor(kc_ptr, off, m2, rate_c, ZC, BB, U)
@@ -682,7 +687,7 @@ def _recurrent_layer_backward_kernel(
                 s2 += tl.sum(y3 * xh3, axis=1)
             nb += 1
             t1, t2 = _group_sums(st_ptr, 0, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, nb * GROUP, SYNC)
-            rstd = tl.load(rs_ptr + ((t * D + d) * B + rows_b) * 2, mask=mask_b, other=0.0)[:, None]
+            rstd = tl.load(rs_ptr + ((d * TT + t) * B + rows_b) * 2, mask=mask_b, other=0.0)[:, None]
             m1 = (t1 / GH)[:, None]
             mx = (t2 / GH)[:, None]
             y0 = rstd * (y0 - m1 - xh0 * mx)
@@ -698,7 +703,7 @@ def _recurrent_layer_backward_kernel(
         # the next step's saved values, loaded now: their latency overlaps the product and the barrier
         if PREFETCH:
             pre = _saved_step(tl.maximum(t - 1, 0), d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off,
-                              rows_b, units, m2, B, H, D, GH, BB, U, CELL, ZH, ZC, LN)
+                              rows_b, units, m2, B, TT, o_st, o_sd, H, GH, BB, U, CELL, ZH, ZC, LN)
         nb += 1
         if RESIDENT:
             acc = _scatter_dh(ex_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, units, B, H, U, BB, GP, GROUP,
@@ -763,17 +768,34 @@ class StepExtras(NamedTuple):
         return dict(DROP=self.drop is not None, ZH=zone(self.keep_h, self.rate_h), ZC=zone(self.keep_c, self.rate_c),
                     LN=self.ln_h is not None)
 
-    def pointers(self, dummy: Tensor, steps: int) -> list:
-        """The kernels' extra arguments (``dummy`` where a feature is off)."""
-        def t(x, n=None):
-            return dummy if x is None else (x[:n] if n is not None else x).contiguous()
+    def pointers(self, dummy: Tensor, T: int) -> list:
+        """The kernels' extra arguments (``dummy`` where a feature is off); the zoneout masks'
+        first ``T`` steps, stored direction-major as the kernels' other per-step tensors."""
+        def t(x):
+            return dummy if x is None else x.contiguous()
+
+        def per_step(x):
+            return dummy if x is None else _direction_major(x[:T])
         ln_c = self.ln_c if self.ln_c is not None else (None, None)
-        return [t(self.drop), t(self.keep_h, steps), t(self.keep_c, steps), float(self.rate_h), float(self.rate_c),
+        return [t(self.drop), per_step(self.keep_h), per_step(self.keep_c), float(self.rate_h), float(self.rate_c),
                 t(self.ln_h), t(ln_c[0]), t(ln_c[1])]
 
 
+def _direction_major(x: Tensor) -> Tensor:
+    """A (T, D, ...) tensor's (D, T, ...) contiguous storage, the kernels' layout for every per-step
+    tensor: each direction's steps are one block, so a direction's (T*B, features) is a matrix the
+    large matmuls read without a copy. No copy when ``x`` is already such a view."""
+    return x.transpose(0, 1).contiguous()
+
+
+def _time_major(x: Tensor) -> Tensor:
+    """The (T, D, ...) view of (D, T, ...) storage."""
+    return x.transpose(0, 1)
+
+
 class Forward(NamedTuple):
-    """:func:`layer_forward`'s results; the saved tensors are None unless ``save`` (and the feature) asks."""
+    """:func:`layer_forward`'s results; the saved tensors are None unless ``save`` (and the feature)
+    asks. The per-step tensors are (T, D, ...) views of direction-major (D, T, ...) storage."""
 
     out: Tensor  # (T, D, B, H)
     hn: Tensor  # (D, B, H)
@@ -838,12 +860,14 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         raise ValueError(f"the fused kernel needs H a power of two >= 16 or a multiple of 64, and xs (..., {G}*H); "
                          f"got H={H}, G*H={GH}")
     dev = xs.device
+    if xs.stride(3) != 1 or xs.stride(2) != GH:  # any step and direction strides; each (B, G*H) dense
+        xs = xs.contiguous()
     resident, plan = kernel_plan(kernel, mode, H, B, D, xs.dtype == torch.bfloat16, _sms(dev))
     geo = _geometry(plan)
     codes = extras.codes()
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
-    out = torch.empty(T, D, B, H, **f32)
+    out = torch.empty(D, T, B, H, **f32)  # per-step tensors direction-major (:func:`_direction_major`)
     # the exchanged h only feeds the product, whose operands are rounded to the layer's dtype: the
     # resident kernel exchanges it in that dtype (same numbers, half the bytes for bf16)
     hx = torch.zeros(D, 2, B, H, device=dev, dtype=torch.bfloat16 if resident and xs.dtype == torch.bfloat16
@@ -852,13 +876,13 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     hn = torch.empty(D, B, H, **f32)
     cn = torch.empty(D, B, H, **f32) if mode == "LSTM" else hn
     keeps = save and (G > 1 or codes["ZH"] != 0)  # the Elman backward needs only the outputs, unless zoneout
-    cs = torch.empty(T, D, B, H, **f32) if keeps else out
-    gates = torch.empty(T, D, B, GH, **f32) if keeps else out
+    cs = torch.empty(D, T, B, H, **f32) if keeps and G > 1 else out  # (the Elman RNN has no second state)
+    gates = torch.empty(D, T, B, GH, **f32) if keeps else out
     ln = codes["LN"]
     st = torch.zeros(D, B, geo["GROUP"], 4, **f32) if ln else out
-    xhat = torch.empty(T, D, B, GH, **f32) if ln and save else out
-    chat = torch.empty(T, D, B, H, **f32) if ln and save and mode == "LSTM" else out
-    rstd = torch.empty(T, D, B, 2, **f32) if ln and save else out
+    xhat = torch.empty(D, T, B, GH, **f32) if ln and save else out
+    chat = torch.empty(D, T, B, H, **f32) if ln and save and mode == "LSTM" else out
+    rstd = torch.zeros(D, T, B, 2, **f32) if ln and save else out  # (slot 1, the cell norm's, stays 0 but for LSTMs)
     if poison:  # tests: every output element must be written by the kernel
         for buf in (out, hn, cn, cs, gates, xhat, chat, rstd):
             buf.fill_(float("nan"))
@@ -866,19 +890,20 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     lens = lengths.to(device=dev, dtype=torch.int32)
     grid = (D * geo["NBT"] * geo["GROUP"],)
     _launch(_recurrent_layer_kernel, grid, (
-        xs.contiguous(), w_hh.contiguous(), (b_hh if b_hh is not None else hn).contiguous(), h0.contiguous(),
+        xs, w_hh.contiguous(), (b_hh if b_hh is not None else hn).contiguous(), h0.contiguous(),
         (c0 if c0 is not None else h0).contiguous(), lens, out, hx, hn, cn, cs, gates, bar,
-        *extras.pointers(out, steps), st, xhat, chat, rstd, steps, B), BK,
+        *extras.pointers(out, T), st, xhat, chat, rstd, steps, T, B, xs.stride(0), xs.stride(1)), BK,
         H=H, **geo, D=D, CELL=cell, G=G, SAVE=save, FOLD=not (ln or resident) and mode != "GRU", **codes,
         RESIDENT=resident, GP=4 if G > 1 else 1, SYNC=_sync_code(barrier),
         **_dot_types(xs.dtype, precision), num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 4)))
-    saved = (lambda x: x if save and x is not out else None)
-    return Forward(out, hn, (cn if mode == "LSTM" else None), (cs if keeps else None), (gates if keeps else None),
-                   saved(xhat), saved(chat), saved(rstd))
+    saved = (lambda x: _time_major(x) if save and x is not out else None)
+    return Forward(_time_major(out), hn, (cn if mode == "LSTM" else None), (_time_major(cs) if cs is not out else None),
+                   (_time_major(gates) if keeps else None), saved(xhat), saved(chat), saved(rstd))
 
 
 class Backward(NamedTuple):
-    """:func:`layer_backward`'s results."""
+    """:func:`layer_backward`'s results; the per-step tensors are (T, D, ...) views of
+    direction-major storage, as :class:`Forward`'s."""
 
     dx: Tensor  # (T, D, B, G*H) gradient of the input projections
     dy: Tensor  # (T, D, B, G*H) of the hidden pre-activations after the norm (for the GRU's b_hh, the norm's gain)
@@ -891,7 +916,7 @@ class Backward(NamedTuple):
 def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Optional[Tensor], lengths: Tensor,
                    steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *, precision: str = "tf32",
                    extras: StepExtras = StepExtras(), kernel: Optional[str] = None, prefetch: bool = True,
-                   num_warps: Optional[int] = None, barrier: Optional[str] = None) -> Backward:
+                   num_warps: Optional[int] = None, barrier: Optional[str] = None, poison: bool = False) -> Backward:
     """Backpropagation through time for :func:`layer_forward` (run with ``save=True`` and the
     same ``extras``). ``kernel`` as there: ``"stream"`` reads W_hh's columns from L2 each step,
     ``"resident"`` keeps this program's rows on chip and sums every program's share of dh.
@@ -899,7 +924,7 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     13; off only to time it). ``num_warps``: 4 streaming; 8 resident from H=128, whose (H, BB)
     share then splits over two warpgroups of at least 64 rows each (ptxas: no spills at H=512,
     where 4 warps spill up to 176 bytes; 64-row halves, as a 64-row product over 8 warps failed in
-    variant 7, are not used). ``barrier`` as in :func:`layer_forward`."""
+    variant 7, are not used). ``barrier`` and ``poison`` as in :func:`layer_forward`."""
     out = fwd.out
     T, D, B, H = out.shape
     cell = CELL_CODES[mode]
@@ -912,10 +937,15 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     ln = codes["LN"]
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
-    dx = torch.zeros(T, D, B, GH, **f32)
-    dy = torch.zeros_like(dx) if mode == "GRU" else dx
-    draw = torch.zeros_like(dx) if ln else dy
-    dyc = torch.zeros(T, D, B, H, **f32) if ln and mode == "LSTM" else None
+    # direction-major (:func:`_direction_major`); the kernel writes every step < ``steps``
+    dx = torch.empty(D, T, B, GH, **f32)
+    dy = torch.empty_like(dx) if mode == "GRU" else dx
+    draw = torch.empty_like(dx) if ln else dy
+    dyc = torch.empty(D, T, B, H, **f32) if ln and mode == "LSTM" else None
+    for buf in {id(x): x for x in (dx, dy, draw, dyc) if x is not None}.values():  # (dy, draw may be dx)
+        buf[:, steps:] = 0.0  # steps beyond ``steps`` (none in FusedRecurrence's calls)
+        if poison:  # tests: the kernel must write every step it runs
+            buf[:, :steps] = float("nan")
     # exchange area: streaming, dA (D, 2, B, G*H); resident, the shares of dh (D, 2, GROUP, B, H),
     # each written in full by its program before the barrier that precedes any read (no fill)
     ex = torch.empty(D, 2, geo["GROUP"], B, H, **f32) if resident else torch.zeros(D, 2, B, GH, **f32)
@@ -923,14 +953,18 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     dh0 = torch.empty(D, B, H, **f32)
     dc0 = torch.empty(D, B, H, **f32) if mode == "LSTM" else dh0
     bar = torch.zeros(D * geo["NBT"], device=dev, dtype=torch.int32)
-    cs = fwd.cs if fwd.cs is not None else out
-    gates = fwd.gates if fwd.gates is not None else out
-    saved = [x if x is not None else out for x in (fwd.xhat, fwd.chat, fwd.rstd)]
+    out_d = _direction_major(out)  # no copy for layer_forward's results
+    cs, gates, *saved = (_direction_major(x) if x is not None else out_d
+                         for x in (fwd.cs, fwd.gates, fwd.xhat, fwd.chat, fwd.rstd))
+    dout = dout.float()
+    if dout.stride(3) != 1 or dout.stride(2) != H:  # any step and direction strides; each (B, H) dense
+        dout = dout.contiguous()
     _launch(_recurrent_layer_backward_kernel, (D * geo["NBT"] * geo["GROUP"],), (
-        w_hh.contiguous(), out.contiguous(), h0.contiguous(), (c0 if c0 is not None else h0).contiguous(), cs, gates,
-        lengths.to(device=dev, dtype=torch.int32), dout.contiguous().float(), dhn.contiguous().float(),
+        w_hh.contiguous(), out_d, h0.contiguous(), (c0 if c0 is not None else h0).contiguous(), cs, gates,
+        lengths.to(device=dev, dtype=torch.int32), dout, dhn.contiguous().float(),
         (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
-        dh0, dc0, bar, *extras.pointers(out, steps), st, *saved, steps, B), BK,
+        dh0, dc0, bar, *extras.pointers(out_d, T), st, *saved, steps, T, B, dout.stride(0), dout.stride(1)), BK,
         H=H, **geo, D=D, CELL=cell, G=G, **codes, RESIDENT=resident, GP=4 if G > 1 else 1, PREFETCH=prefetch,
         SYNC=_sync_code(barrier), **_dot_types(w_hh.dtype, precision), num_warps=num_warps or (8 if resident and H >= 128 else 4))
-    return Backward(dx, dy, draw, dh0, (dc0 if mode == "LSTM" else None), dyc)
+    return Backward(_time_major(dx), _time_major(dy), _time_major(draw), dh0, (dc0 if mode == "LSTM" else None),
+                    None if dyc is None else _time_major(dyc))
