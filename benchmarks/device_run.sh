@@ -7,6 +7,7 @@
 #   bash benchmarks/device_run.sh variants    # benchmarks/gpu_variants.py, LSTM H=512: stream vs resident,
 #                                             # prefetch on/off, atomic vs PTX barrier, fwd and bwd
 #   bash benchmarks/device_run.sh variants-more   # the same for GRU and H=1024
+#   bash benchmarks/device_run.sh ablate      # benchmarks/gpu_ablation.py: variants 15 and 17 on and off
 #   bash benchmarks/device_run.sh bench       # benchmarks/gpu.py (the table + case 5)
 #   bash benchmarks/device_run.sh resident    # the same with BIRNN_FUSED_KERNEL=resident
 #     (BIRNN_FUSED_BARRIER=ptx in the environment applies to bench/resident too: variant 14)
@@ -38,11 +39,14 @@ case "${1:-checks}" in
     { python3 benchmarks/gpu_variants.py --modes GRU --hidden 512 --batches 1,64
       python3 benchmarks/gpu_variants.py --modes LSTM --hidden 1024 --batches 1,64; } > "$out/gpu_variants_more.txt" 2>&1
     echo "gpu_variants rc=$?"; cat "$out/gpu_variants_more.txt" ;;
+  ablate)
+    python3 benchmarks/gpu_ablation.py --repeats 5 > "$out/gpu_ablation.txt" 2>&1
+    echo "gpu_ablation rc=$?"; tail -20 "$out/gpu_ablation.txt" ;;
   bench)
     python3 benchmarks/gpu.py --repeats 5 --table "$out/speed_table.py" > "$out/gpu.txt" 2>&1
     echo "gpu.py rc=$?"; tail -30 "$out/gpu.txt" ;;
   resident)
     BIRNN_FUSED_KERNEL=resident python3 benchmarks/gpu.py --repeats 5 > "$out/gpu_resident.txt" 2>&1
     echo "gpu.py (resident) rc=$?"; tail -30 "$out/gpu_resident.txt" ;;
-  *) echo "stage must be checks, checks-new, compile, variants, variants-more, bench or resident, got $1"; exit 2 ;;
+  *) echo "stage must be checks, checks-new, compile, variants, variants-more, ablate, bench or resident, got $1"; exit 2 ;;
 esac

@@ -414,6 +414,39 @@ def test_per_step_tensors_are_direction_major_and_fully_written(mode):
     assert grads.dx.abs().max() > 0
 
 
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_RELU"])
+@pytest.mark.parametrize("features", [False, True])
+def test_bfloat16_layers_exchange_bfloat16_with_the_same_bits(mode, features, monkeypatch):
+    """A bfloat16 layer's programs exchange h (forward) and dA (streaming backward) as bfloat16,
+    since the product rounds its operands to bfloat16 anyway: every output and gradient is the
+    same bits as with float32 exchange areas (variant 17). (h0 and the dropout scale are exact in
+    bfloat16 here: Triton's interpreter truncates float32 to bfloat16 where the GPU and PyTorch
+    round to nearest even, so an h0 rounded by PyTorch would differ from one rounded in the kernel
+    on CPU only.)"""
+    from birnn.kernels import recurrent as R
+
+    T, B, H = 5, 3, 16
+    (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
+    xs, w, h0 = xs.bfloat16(), w.bfloat16(), h0.bfloat16().float()
+    if features:
+        extras = extras._replace(drop=(extras.drop > 0).float() * 2.0)
+
+    def both(kernel):
+        fwd = R.layer_forward(mode, xs, w, b, h0, c0, lengths, T, save=True, kernel=kernel, extras=extras)
+        return fwd, R.layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, kernel=kernel, extras=extras)
+
+    assert R._exchange_dtype(torch.bfloat16) == torch.bfloat16
+    for kernel in ("stream", "resident"):
+        half = both(kernel)
+        with monkeypatch.context() as m:
+            m.setattr(R, "_exchange_dtype", lambda dtype: torch.float32)
+            full = both(kernel)
+        for part_h, part_f in zip(half, full):
+            for name, a, b_ in zip(part_h._fields, part_h, part_f):
+                assert a is None or torch.equal(a, b_), f"{kernel} {name}"
+    assert half[1].dx.abs().max() > 0
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
 @pytest.mark.parametrize("kernel,features,T,B", [("stream", False, 4, 3), ("stream", True, 4, 3),
                                                  ("resident", False, 4, 3), ("resident", True, 4, 3),

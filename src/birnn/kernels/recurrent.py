@@ -710,12 +710,13 @@ def _recurrent_layer_backward_kernel(
                               NG, OP_DTYPE, DOT_DTYPE, PRECISION, counter, nb * GROUP, SYNC)
         else:
             e_off = ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :]
-            tl.store(ex_ptr + e_off, y0, mask=m2)
+            ex_ty = ex_ptr.dtype.element_ty  # the product's operand type (bf16 layers: bf16, variant 17)
+            tl.store(ex_ptr + e_off, y0.to(ex_ty), mask=m2)
             if G > 1:
-                tl.store(ex_ptr + e_off + H, y1, mask=m2)
-                tl.store(ex_ptr + e_off + 2 * H, y2, mask=m2)
+                tl.store(ex_ptr + e_off + H, y1.to(ex_ty), mask=m2)
+                tl.store(ex_ptr + e_off + 2 * H, y2.to(ex_ty), mask=m2)
             if G > 3:
-                tl.store(ex_ptr + e_off + 3 * H, y3, mask=m2)
+                tl.store(ex_ptr + e_off + 3 * H, y3.to(ex_ty), mask=m2)
             _group_barrier(counter, nb * GROUP, SYNC)
             # dh_{t-1}[units] = (dA (BB, G*H) @ W[:, units] (G*H, U)) * drop[units]
             acc = tl.zeros((BB, U), dtype=tl.float32)
@@ -819,6 +820,14 @@ def _dot_types(dtype: torch.dtype, precision: str) -> dict:
     return dict(OP_DTYPE=tl.bfloat16, DOT_DTYPE=tl.bfloat16, PRECISION="tf32")
 
 
+def _exchange_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of what programs exchange for a product each step (h in the forward, dA in the
+    streaming backward): those values only feed the recurrent product, whose operands are rounded
+    to the layer's dtype anyway, so a bfloat16 layer exchanges them as bfloat16 — the same numbers
+    in half the bytes (variant 17 in benchmarks/GPU_NOTES.md)."""
+    return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
+
+
 BARRIERS = ("atomic", "ptx")
 
 
@@ -868,10 +877,7 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
     out = torch.empty(D, T, B, H, **f32)  # per-step tensors direction-major (:func:`_direction_major`)
-    # the exchanged h only feeds the product, whose operands are rounded to the layer's dtype: the
-    # resident kernel exchanges it in that dtype (same numbers, half the bytes for bf16)
-    hx = torch.zeros(D, 2, B, H, device=dev, dtype=torch.bfloat16 if resident and xs.dtype == torch.bfloat16
-                     else torch.float32)
+    hx = torch.zeros(D, 2, B, H, device=dev, dtype=_exchange_dtype(xs.dtype))
     hx[:, 0] = h0 if extras.drop is None else h0 * extras.drop
     hn = torch.empty(D, B, H, **f32)
     cn = torch.empty(D, B, H, **f32) if mode == "LSTM" else hn
@@ -948,7 +954,8 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
             buf[:, :steps] = float("nan")
     # exchange area: streaming, dA (D, 2, B, G*H); resident, the shares of dh (D, 2, GROUP, B, H),
     # each written in full by its program before the barrier that precedes any read (no fill)
-    ex = torch.empty(D, 2, geo["GROUP"], B, H, **f32) if resident else torch.zeros(D, 2, B, GH, **f32)
+    ex = (torch.empty(D, 2, geo["GROUP"], B, H, **f32) if resident  # shares are sums: float32
+          else torch.zeros(D, 2, B, GH, device=dev, dtype=_exchange_dtype(w_hh.dtype)))
     st = torch.zeros(D, B, geo["GROUP"], 4, **f32) if ln else ex
     dh0 = torch.empty(D, B, H, **f32)
     dc0 = torch.empty(D, B, H, **f32) if mode == "LSTM" else dh0

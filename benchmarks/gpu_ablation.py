@@ -1,0 +1,95 @@
+"""What variants 15 and 17 (benchmarks/GPU_NOTES.md) are worth, on a CUDA machine: the issue's
+layer (bidirectional LSTM, I=256, H=512, 2 layers, T=512) at B=64 (inference and a training step)
+and B=1 (inference), float32 and bfloat16, timed in one run with
+
+- ``default``: the fused path as it is;
+- ``no v15``: its input projections and W_hh gradient back to full-float32 GEMMs (float32
+  operands for the bfloat16 weight gradient), the kernel itself unchanged;
+- ``no v17``: float32 exchange areas for bfloat16 layers;
+
+and cuDNN (torch.nn) for the ratio. Microseconds per (step x layer), medians of CUDA events.
+(Variant 16, the direction-major layout, has no switch: compare ``default`` with the recorded
+table of benchmarks/RESULTS.md.)
+
+    PYTHONPATH=src python3 benchmarks/gpu_ablation.py [--repeats 5]
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+import birnn.kernels.function as function  # noqa: E402
+import birnn.kernels.recurrent as recurrent  # noqa: E402
+from birnn.bench import cuda_time, layers_for, markdown_table  # noqa: E402
+
+T, I, H, L = 512, 256, 512, 2
+
+
+@contextlib.contextmanager
+def patched(obj, name, value):
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, old)
+
+
+def full_float32_products():
+    """Variant 15 off: the products as before it (PyTorch's default matmul precision)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(patched(function, "project", lambda f, w, b: torch.bmm(f, w) if b is None
+                                else torch.baddbmm(b, f, w)))
+    stack.enter_context(patched(function, "weight_product", lambda a, b, dtype, precision: torch.bmm(a.float(),
+                                                                                                   b.float())))
+    return stack
+
+
+CONFIGS = {
+    "default": contextlib.nullcontext,
+    "no v15": full_float32_products,
+    "no v17": lambda: patched(recurrent, "_exchange_dtype", lambda dtype: torch.float32),
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=5)
+    a = p.parse_args(argv)
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16):
+        ref, ours = layers_for("LSTM", I, H, L, dtype)
+        for B, train in ((1, False), (64, False), (64, True)):
+            x = torch.randn(T, B, I, device="cuda", dtype=dtype)
+
+            def run(module):
+                def step():
+                    if train:
+                        module.zero_grad(set_to_none=True)
+                        module(x)[0].float().sum().backward()
+                    else:
+                        with torch.no_grad():
+                            module(x)
+                return step
+
+            per = T * L / 1000
+            cudnn = cuda_time(run(ref), a.repeats) / per
+            for name, config in CONFIGS.items():
+                if name == "no v17" and dtype != torch.bfloat16:
+                    continue
+                with config():
+                    us = cuda_time(run(ours), a.repeats) / per
+                rows.append([str(dtype)[6:], B, "train" if train else "infer", name, f"{cudnn:.1f}", f"{us:.1f}",
+                             f"{cudnn / us:.2f}x"])
+                print(" | ".join(map(str, rows[-1])), flush=True)
+    print()
+    print(markdown_table(["dtype", "B", "step", "fused path", "cuDNN us", "fused us", "speed-up"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
