@@ -80,13 +80,13 @@ def test_projection_runs_forward_and_backward_as_tf32():
     w = torch.randn(2, 3, 8, requires_grad=True)
     bias = torch.randn(2, 1, 8, requires_grad=True)
     with MatmulSettings() as mode:
-        out = Projection.apply(flat, w, bias, True)
+        out = Projection.apply(flat, w, bias)
         out.square().sum().backward()
     assert mode.seen and set(mode.seen) == {"tf32"}, mode.seen
     assert len(mode.seen) == 3  # forward, d flat, d w
     with MatmulSettings() as mode:
-        Projection.apply(flat, w, bias, False).sum().backward()
-    assert "tf32" not in mode.seen
+        torch.baddbmm(bias, flat, w).sum().backward()
+    assert "tf32" not in mode.seen  # the switch ends with the projection
     torch.testing.assert_close(out, torch.baddbmm(bias, flat, w))
 
 
@@ -96,7 +96,7 @@ def test_projection_gradients(with_bias):
     flat = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(2, 1, 4, dtype=torch.float64, requires_grad=True) if with_bias else None
-    assert torch.autograd.gradcheck(lambda f, w, *b: Projection.apply(f, w, b[0] if b else None, True),
+    assert torch.autograd.gradcheck(lambda f, w, *b: Projection.apply(f, w, b[0] if b else None),
                                     (flat, w) + ((bias,) if with_bias else ()))
 
 

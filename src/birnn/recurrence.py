@@ -134,7 +134,7 @@ def scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: Option
     return torch.stack(ys, 0), carry
 
 
-def _project(flat: Tensor, w_ih: Tensor, bias: Optional[Tensor]) -> Tensor:
+def project_inputs(flat: Tensor, w_ih: Tensor, bias: Optional[Tensor]) -> Tensor:
     """(D, T*B, F) @ (D, F, G*H) (+ bias (D, 1, G*H)): every step's input projection at once."""
     return torch.bmm(flat, w_ih) if bias is None else torch.baddbmm(bias, flat, w_ih)
 
@@ -182,9 +182,9 @@ def run_reference(
         w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
         bias = None if w.b_in is None else w.b_in.view(D, 1, -1)
         if w.ln_x is not None:
-            xg = normalise(_project(flat, w_ih, None) if project is None else project(flat, w_ih, None), w.ln_x, bias)
+            xg = normalise(project_inputs(flat, w_ih, None) if project is None else project(flat, w_ih, None), w.ln_x, bias)
         else:
-            xg = _project(flat, w_ih, bias) if project is None else project(flat, w_ih, bias)
+            xg = project_inputs(flat, w_ih, bias) if project is None else project(flat, w_ih, bias)
         xs = xg.view(D, T, B, -1).transpose(0, 1)  # (T, D, B, G*H), a view
         highway = None
         if w.highway is not None:

@@ -20,6 +20,8 @@ from typing import Iterator, Optional
 import torch
 from torch import Tensor
 
+from ..recurrence import project_inputs
+
 __all__ = ["Projection", "cudnn_rnn_uses_tf32", "project", "tf32_matmuls", "weight_product"]
 
 
@@ -49,65 +51,48 @@ def tf32_matmuls(enabled: bool) -> Iterator[None]:
         yield
         return
     matmul = torch.backends.cuda.matmul
-    new_api = _has_fp32_precision(matmul)  # PyTorch >= 2.9; older ones have only allow_tf32
-    old = matmul.fp32_precision if new_api else matmul.allow_tf32
-    if new_api:
-        matmul.fp32_precision = "tf32"
-    else:
-        matmul.allow_tf32 = True
+    try:  # PyTorch >= 2.9; older ones have only allow_tf32
+        name, old, tf32 = "fp32_precision", matmul.fp32_precision, "tf32"
+    except AttributeError:
+        name, old, tf32 = "allow_tf32", matmul.allow_tf32, True
+    setattr(matmul, name, tf32)
     try:
         yield
     finally:
-        if new_api:
-            matmul.fp32_precision = old
-        else:
-            matmul.allow_tf32 = old
-
-
-def _has_fp32_precision(matmul) -> bool:
-    try:
-        matmul.fp32_precision
-    except AttributeError:
-        return False
-    return True
-
-
-def _product(a: Tensor, b: Tensor, bias: Optional[Tensor]) -> Tensor:
-    return torch.bmm(a, b) if bias is None else torch.baddbmm(bias, a, b)
+        setattr(matmul, name, old)
 
 
 class Projection(torch.autograd.Function):
     """``flat (D, N, F) @ w (D, F, G*H) (+ bias (D, 1, G*H))``, forward and backward as TF32
-    matmuls when ``tf32`` (float32 on CUDA)."""
+    matmuls (float32 on CUDA)."""
 
     @staticmethod
-    def forward(ctx, flat: Tensor, w: Tensor, bias: Optional[Tensor], tf32: bool):
-        ctx.tf32, ctx.has_bias = tf32, bias is not None
+    def forward(ctx, flat: Tensor, w: Tensor, bias: Optional[Tensor]):
+        ctx.has_bias = bias is not None
         ctx.save_for_backward(flat, w)
-        with tf32_matmuls(tf32):
-            return _product(flat, w, bias)
+        with tf32_matmuls(True):
+            return project_inputs(flat, w, bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         flat, w = ctx.saved_tensors
         d_flat = d_w = d_bias = None
-        with tf32_matmuls(ctx.tf32):
+        with tf32_matmuls(True):
             if ctx.needs_input_grad[0]:
                 d_flat = torch.bmm(grad, w.transpose(1, 2))
             if ctx.needs_input_grad[1]:
                 d_w = torch.bmm(flat.transpose(1, 2), grad)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             d_bias = grad.sum(1, keepdim=True)
-        return d_flat, d_w, d_bias, None
+        return d_flat, d_w, d_bias
 
 
 def project(flat: Tensor, w: Tensor, bias: Optional[Tensor]) -> Tensor:
     """The input projections of every step and direction for the fused path: ``(D, N, F) @
     (D, F, G*H) (+ (D, 1, G*H))`` -> (D, N, G*H), in TF32 where cuDNN's RNNs would use it."""
-    tf32 = flat.is_cuda and flat.dtype == torch.float32 and cudnn_rnn_uses_tf32()
-    if not tf32:
-        return _product(flat, w, bias)
-    return Projection.apply(flat, w, bias, True)
+    if flat.is_cuda and flat.dtype == torch.float32 and cudnn_rnn_uses_tf32():
+        return Projection.apply(flat, w, bias)
+    return project_inputs(flat, w, bias)
 
 
 def weight_product(a: Tensor, b: Tensor, dtype: torch.dtype, precision: str) -> Tensor:

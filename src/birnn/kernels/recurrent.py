@@ -789,6 +789,12 @@ def _direction_major(x: Tensor) -> Tensor:
     return x.transpose(0, 1).contiguous()
 
 
+def _dense_blocks(x: Tensor) -> Tensor:
+    """``x`` (T, D, B, F) as the kernels read xs and dout: any step and direction strides, each
+    (B, F) block dense (copied only where it is not)."""
+    return x if x.stride(3) == 1 and x.stride(2) == x.shape[3] else x.contiguous()
+
+
 def _time_major(x: Tensor) -> Tensor:
     """The (T, D, ...) view of (D, T, ...) storage."""
     return x.transpose(0, 1)
@@ -869,8 +875,7 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         raise ValueError(f"the fused kernel needs H a power of two >= 16 or a multiple of 64, and xs (..., {G}*H); "
                          f"got H={H}, G*H={GH}")
     dev = xs.device
-    if xs.stride(3) != 1 or xs.stride(2) != GH:  # any step and direction strides; each (B, G*H) dense
-        xs = xs.contiguous()
+    xs = _dense_blocks(xs)
     resident, plan = kernel_plan(kernel, mode, H, B, D, xs.dtype == torch.bfloat16, _sms(dev))
     geo = _geometry(plan)
     codes = extras.codes()
@@ -963,9 +968,7 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     out_d = _direction_major(out)  # no copy for layer_forward's results
     cs, gates, *saved = (_direction_major(x) if x is not None else out_d
                          for x in (fwd.cs, fwd.gates, fwd.xhat, fwd.chat, fwd.rstd))
-    dout = dout.float()
-    if dout.stride(3) != 1 or dout.stride(2) != H:  # any step and direction strides; each (B, H) dense
-        dout = dout.contiguous()
+    dout = _dense_blocks(dout.float())
     _launch(_recurrent_layer_backward_kernel, (D * geo["NBT"] * geo["GROUP"],), (
         w_hh.contiguous(), out_d, h0.contiguous(), (c0 if c0 is not None else h0).contiguous(), cs, gates,
         lengths.to(device=dev, dtype=torch.int32), dout, dhn.contiguous().float(),
