@@ -357,10 +357,12 @@ class RecurrentLayer(nn.RNNBase):
         h0, c0 = self._initial_states(call, B)
         needs_grad = torch.is_grad_enabled() and (call.x.requires_grad or any(w.requires_grad for w in self._flat_weights))
         fused_blocker = self._fused_blocker(call.x) if self.path in ("auto", "fused") else "not asked for"
+        # the speed table is consulted only where "auto" could take the kernel (not on every CPU call)
+        fused_faster = (self.path == "auto" and fused_blocker is None
+                        and fused_measured_faster(self.mode, call.x.dtype, self.hidden_size, B, needs_grad))
         decision = choose(self.path, device=call.x.device, mode=self.mode, needs_grad=needs_grad,
                           variable_lengths=call.lengths is not None, features=self._reference_features(),
-                          fused_blocker=fused_blocker,
-                          fused_faster=fused_measured_faster(self.mode, call.x.dtype, self.hidden_size, B, needs_grad))
+                          fused_blocker=fused_blocker, fused_faster=fused_faster)
         if decision.path == "fused":  # which kernel, and its grid, are part of the decision
             note = (measured_note(self.mode, call.x.dtype, self.hidden_size, B, needs_grad) + "; "
                     if self.path == "auto" else "")
