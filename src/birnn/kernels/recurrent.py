@@ -908,8 +908,8 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         RESIDENT=resident, GP=4 if G > 1 else 1, SYNC=_sync_code(barrier),
         **_dot_types(xs.dtype, precision), num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 4)))
     saved = (lambda x: _time_major(x) if save and x is not out else None)
-    return Forward(_time_major(out), hn, (cn if mode == "LSTM" else None), (_time_major(cs) if cs is not out else None),
-                   (_time_major(gates) if keeps else None), saved(xhat), saved(chat), saved(rstd))
+    return Forward(_time_major(out), hn, (cn if mode == "LSTM" else None), saved(cs), saved(gates), saved(xhat),
+                   saved(chat), saved(rstd))
 
 
 class Backward(NamedTuple):
