@@ -12,6 +12,7 @@ and cuDNN (torch.nn) for the ratio. Microseconds per (step x layer), medians of 
 table of benchmarks/RESULTS.md.)
 
     PYTHONPATH=src python3 benchmarks/gpu_ablation.py [--repeats 5]
+    TRITON_INTERPRET=1 PYTHONPATH=src python3 benchmarks/gpu_ablation.py --smoke   # CPU, toy sizes
 """
 
 import argparse
@@ -27,7 +28,7 @@ import birnn.kernels.recurrent as recurrent  # noqa: E402
 from birnn.bench import cuda_time, layers_for, markdown_table  # noqa: E402
 from birnn.recurrence import project_inputs  # noqa: E402
 
-T, I, H, L = 512, 256, 512, 2
+L = 2
 
 
 @contextlib.contextmanager
@@ -43,7 +44,7 @@ def patched(obj, name, value):
 def full_float32_products():
     """Variant 15 off: the products as before it (PyTorch's default matmul precision)."""
     stack = contextlib.ExitStack()
-    stack.enter_context(patched(function, "project", project_inputs))  # the reference path's product
+    stack.enter_context(patched(function, "project", lambda flat, w, bias, tf32=None: project_inputs(flat, w, bias)))
     stack.enter_context(patched(function, "weight_product", lambda a, b, dtype, precision: torch.bmm(a.float(),
                                                                                                    b.float())))
     return stack
@@ -59,12 +60,17 @@ CONFIGS = {
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--smoke", action="store_true", help="on CPU under TRITON_INTERPRET=1: T=6, I=8, H=16, B<=3, to "
+                                                        "check the script end to end; the times mean nothing")
     a = p.parse_args(argv)
+    T, I, H, batch, dev = (6, 8, 16, 3, "cpu") if a.smoke else (512, 256, 512, 64, "cuda")
+    if a.smoke and os.environ.get("TRITON_INTERPRET") != "1":
+        p.error("--smoke runs the kernels under Triton's interpreter: set TRITON_INTERPRET=1")
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
-        ref, ours = layers_for("LSTM", I, H, L, dtype)
-        for B, train in ((1, False), (64, False), (64, True)):
-            x = torch.randn(T, B, I, device="cuda", dtype=dtype)
+        ref, ours = layers_for("LSTM", I, H, L, dtype, dev)
+        for B, train in ((1, False), (batch, False), (batch, True)):
+            x = torch.randn(T, B, I, device=dev, dtype=dtype)
 
             def run(module):
                 def step():

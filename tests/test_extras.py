@@ -133,6 +133,31 @@ def test_fused_is_chosen_only_where_measured_faster():
     assert not fused_measured_faster("LSTM", torch.float16, 512, 1)  # no float16 rows
 
 
+def test_auto_reads_the_speed_table_once_and_only_where_it_could_take_the_kernel(monkeypatch):
+    """One lookup gives both the choice and the reason; calls that cannot run the kernel (CPU
+    without the interpreter, path='torch') do not scan the table at all."""
+    import importlib.util
+
+    import birnn.dispatch as dispatch
+
+    lookups = []
+    real = dispatch.nearest_measured
+    monkeypatch.setattr(dispatch, "nearest_measured", lambda *a, **k: lookups.append(a[1:]) or real(*a, **k))
+    x = torch.randn(5, 2, 4)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # (the kernel tests set it for the whole process)
+    birnn.LSTM(4, 16)(x)
+    birnn.LSTM(4, 16, path="torch")(x)
+    assert lookups == []
+    assert dispatch.measured_evidence("LSTM", torch.float32, 1024, 8, False) == (
+        True, dispatch.measured_note("LSTM", torch.float32, 1024, 8, False))
+    assert dispatch.measured_evidence("RNN_TANH", torch.float32, 512, 1) == (False, "nothing measured near this size")
+    lookups.clear()
+    if importlib.util.find_spec("triton") is not None:  # the interpreter makes the kernel possible on CPU
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+        birnn.LSTM(4, 16)(x)
+        assert lookups == [("LSTM", "float32", 16, 2, True)]
+
+
 def test_nearest_measured_row_rules():
     """Hand-made rows: same dtype and cell family only; distance in doublings of H and B, +0.5
     for the other gated cell or step; ties go to the lower speed-up; nothing beyond 2."""

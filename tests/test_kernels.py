@@ -78,25 +78,29 @@ def test_fused_with_training_features_the_kernel_runs():
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_fused_path_runs_its_large_matmuls_through_products(layer_norm, monkeypatch):
     """Every layer's input projection and W_hh gradient go through birnn.kernels.products (TF32
-    on a GPU where cuDNN's RNNs use it); the reference path keeps its own."""
+    on a GPU where cuDNN's RNNs use it), at one precision read once per call; the reference
+    path keeps its own."""
     import birnn.kernels.function as function
+    import birnn.kernels.products as products
 
     calls = []
 
     def recorded(name, fn):
-        def wrapper(*args):
+        def wrapper(*args, **kwargs):
             calls.append(name)
-            return fn(*args)
+            return fn(*args, **kwargs)
         return wrapper
 
     monkeypatch.setattr(function, "project", recorded("project", function.project))
     monkeypatch.setattr(function, "weight_product", recorded("weight", function.weight_product))
+    for module in (function, products):
+        monkeypatch.setattr(module, "cudnn_rnn_uses_tf32", recorded("precision", module.cudnn_rnn_uses_tf32))
     layer = pair("GRU", num_layers=2, bidirectional=True, layer_norm=layer_norm)
     x, lengths = torch.randn(5, 3, 4), torch.tensor([5, 2, 4])
     ref, ref_grads = run(layer, "reference", x, lengths, None)
     assert calls == []
     fused, fused_grads = run(layer, "fused", x, lengths, None)
-    assert calls == ["project", "project", "weight", "weight"]
+    assert calls == ["precision", "project", "project", "weight", "weight"]
     torch.testing.assert_close(fused.output, ref.output, rtol=1e-5, atol=1e-5)
     for a, b in zip(fused_grads, ref_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

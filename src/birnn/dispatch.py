@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["CPU_LENGTHS", "PATHS", "Decision", "check_path", "choose", "fused_measured_faster", "nearest_measured"]
+__all__ = ["CPU_LENGTHS", "PATHS", "Decision", "check_path", "choose", "fused_measured_faster", "measured_evidence",
+           "measured_note", "nearest_measured"]
 
 PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "reference", "fused")
 
@@ -92,8 +93,7 @@ def fused_measured_faster(mode: str, dtype: torch.dtype, hidden: int, batch: int
     >>> fused_measured_faster("LSTM", torch.float32, 512, 64), fused_measured_faster("LSTM", torch.float32, 128, 8)
     (True, False)
     """
-    row = _nearest(mode, dtype, hidden, batch, training)
-    return row is not None and row[7] > row[8]
+    return measured_evidence(mode, dtype, hidden, batch, training)[0]
 
 
 def _nearest(mode: str, dtype: torch.dtype, hidden: int, batch: int, training: Optional[bool]) -> Optional[tuple]:
@@ -108,12 +108,19 @@ def measured_note(mode: str, dtype: torch.dtype, hidden: int, batch: int, traini
     >>> measured_note("LSTM", torch.float32, 1024, 8, False)
     'nearest measured: LSTM float32 B=8 H=1024 infer, cuDNN 49.8 us vs fused 18.5 us per step·layer (2.69x)'
     """
+    return measured_evidence(mode, dtype, hidden, batch, training)[1]
+
+
+def measured_evidence(mode: str, dtype: torch.dtype, hidden: int, batch: int,
+                      training: Optional[bool] = None) -> Tuple[bool, str]:
+    """``(fused_measured_faster(...), measured_note(...))`` from one lookup of the table: what a
+    layer's "auto" call needs (the choice, and the reason it gives when it takes the kernel)."""
     row = _nearest(mode, dtype, hidden, batch, training)
     if row is None:
-        return "nothing measured near this size"
+        return False, "nothing measured near this size"
     cell, dt, B, _, H, step, _, peer, fused = row
-    return (f"nearest measured: {cell} {dt} B={B} H={H} {step}, cuDNN {peer} us vs fused {fused} us per step·layer "
-            f"({peer / fused:.2f}x)")
+    return peer > fused, (f"nearest measured: {cell} {dt} B={B} H={H} {step}, cuDNN {peer} us vs fused {fused} us "
+                          f"per step·layer ({peer / fused:.2f}x)")
 
 
 @dataclass(frozen=True)

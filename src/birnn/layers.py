@@ -45,7 +45,7 @@ from torch.nn import init
 from .arguments import Call, LayerShape, prepare_call
 from .batch import pack_like
 from .cells import cell_spec
-from .dispatch import Decision, check_path, choose, fused_measured_faster, measured_note
+from .dispatch import Decision, check_path, choose, measured_evidence
 from .init import initialise
 from .kernels import describe_kernel, plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
@@ -311,7 +311,9 @@ class RecurrentLayer(nn.RNNBase):
             layers = self._reference_layers(weights, B, T, x)
             scan_fn, project = scan, None
             if path == "fused":
-                from .kernels.function import fused_scan as scan_fn, project
+                from .kernels.function import fused_steps
+
+                scan_fn, project = fused_steps()
             return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after, scan_fn=scan_fn,
                                  project=project)
         if after is None:
@@ -357,15 +359,16 @@ class RecurrentLayer(nn.RNNBase):
         h0, c0 = self._initial_states(call, B)
         needs_grad = torch.is_grad_enabled() and (call.x.requires_grad or any(w.requires_grad for w in self._flat_weights))
         fused_blocker = self._fused_blocker(call.x) if self.path in ("auto", "fused") else "not asked for"
-        # the speed table is consulted only where "auto" could take the kernel (not on every CPU call)
-        fused_faster = (self.path == "auto" and fused_blocker is None
-                        and fused_measured_faster(self.mode, call.x.dtype, self.hidden_size, B, needs_grad))
+        # the speed table is consulted only where "auto" could take the kernel (not on every CPU call),
+        # once: the same row gives the choice and, when it takes the kernel, the reason
+        fused_faster, measured = False, ""
+        if self.path == "auto" and fused_blocker is None:
+            fused_faster, measured = measured_evidence(self.mode, call.x.dtype, self.hidden_size, B, needs_grad)
         decision = choose(self.path, device=call.x.device, mode=self.mode, needs_grad=needs_grad,
                           variable_lengths=call.lengths is not None, features=self._reference_features(),
                           fused_blocker=fused_blocker, fused_faster=fused_faster)
         if decision.path == "fused":  # which kernel, and its grid, are part of the decision
-            note = (measured_note(self.mode, call.x.dtype, self.hidden_size, B, needs_grad) + "; "
-                    if self.path == "auto" else "")
+            note = measured + "; " if self.path == "auto" else ""
             decision = Decision("fused", f"{decision.reason}; {note}" + describe_kernel(
                 self.mode, self.hidden_size, B, self.num_directions, call.x.dtype == torch.bfloat16,
                 _multiprocessors(call.x.device)))

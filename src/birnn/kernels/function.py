@@ -9,7 +9,8 @@ RNN precision (:mod:`birnn.kernels.products`).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import functools
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -18,7 +19,7 @@ from ..cells import Carry, CellSpec, StepWeights
 from .products import cudnn_rnn_uses_tf32, project, weight_product
 from .recurrent import StepExtras, layer_backward, layer_forward
 
-__all__ = ["FusedRecurrence", "fused_scan", "project", "unsupported"]
+__all__ = ["FusedRecurrence", "fused_scan", "fused_steps", "project", "unsupported"]
 
 
 class FusedRecurrence(torch.autograd.Function):
@@ -107,3 +108,12 @@ def fused_scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: 
         zo.rate_h if zo is not None else 0.0, zo.rate_c if zo is not None else 0.0,
         None if w.ln_h is None else w.ln_h[:, 0], ln_cw, ln_cb)
     return out, ((hn, cn) if spec.has_cell_state else (hn,))
+
+
+def fused_steps() -> Tuple[Callable, Callable]:
+    """``(scan_fn, project)`` for :func:`birnn.recurrence.run_reference` on the fused kernel, both
+    bound to one reading of cuDNN's RNN precision: every layer of a call computes its
+    projections and its recurrence at the same precision, read once."""
+    tf32 = cudnn_rnn_uses_tf32()
+    return (functools.partial(fused_scan, precision="tf32" if tf32 else "ieee"),
+            functools.partial(project, tf32=tf32))

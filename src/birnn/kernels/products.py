@@ -87,10 +87,13 @@ class Projection(torch.autograd.Function):
         return d_flat, d_w, d_bias
 
 
-def project(flat: Tensor, w: Tensor, bias: Optional[Tensor]) -> Tensor:
+def project(flat: Tensor, w: Tensor, bias: Optional[Tensor], *, tf32: Optional[bool] = None) -> Tensor:
     """The input projections of every step and direction for the fused path: ``(D, N, F) @
-    (D, F, G*H) (+ (D, 1, G*H))`` -> (D, N, G*H), in TF32 where cuDNN's RNNs would use it."""
-    if flat.is_cuda and flat.dtype == torch.float32 and cudnn_rnn_uses_tf32():
+    (D, F, G*H) (+ (D, 1, G*H))`` -> (D, N, G*H), in TF32 where cuDNN's RNNs would use it
+    (``tf32``: that setting read once by the caller; None reads it here)."""
+    if tf32 is None:
+        tf32 = cudnn_rnn_uses_tf32()
+    if flat.is_cuda and flat.dtype == torch.float32 and tf32:
         return Projection.apply(flat, w, bias)
     return project_inputs(flat, w, bias)
 
