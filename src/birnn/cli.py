@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 __all__ = ["main"]
 
@@ -535,7 +535,7 @@ def _parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_explain)
 
     b = sub.add_parser("bench", help="benchmarks against torch.nn / cuDNN measured in the same run")
-    b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite (see birnn bench -- --help)")
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite (see birnn bench --help)")
     b.set_defaults(func=cmd_bench)
 
     dl = sub.add_parser("data", help="offline datasets")
@@ -545,9 +545,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _split_bench(argv: List[str]) -> Tuple[List[str], Optional[List[str]]]:
+    """``birnn [global options] bench OPTIONS...``: everything after ``bench`` belongs to the
+    suite's own parser (argparse would take ``--batch`` for an option of ``birnn`` itself)."""
+    for i, token in enumerate(argv):
+        if not token.startswith("-"):
+            if token != "bench":
+                return argv, None
+            rest = argv[i + 1:]
+            return argv[:i + 1], rest[1:] if rest[:1] == ["--"] else rest
+    return argv, None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    head, bench_options = _split_bench(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(head)
+    if bench_options is not None:
+        args.rest = bench_options
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,0 +1,65 @@
+"""The GPU benchmark scripts run end to end on CPU (``--smoke``: toy sizes, kernels under
+TRITON_INTERPRET=1), so a device session never spends a 10-minute call on a script that
+breaks (benchmarks/device_run.sh runs them there at real sizes). Timings here mean nothing;
+what is checked is that every case runs, and that the dispatch table the bench stage writes
+reads back."""
+
+import importlib.util
+import os
+import runpy
+
+import pytest
+import torch
+
+if torch.cuda.is_available():
+    pytest.skip("smoke runs are for CPU machines; on a GPU run the scripts themselves", allow_module_level=True)
+os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined
+pytest.importorskip("triton", reason="the fused kernels need Triton (CI installs it)")
+
+BENCHMARKS = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_smoke_runs_every_case_and_writes_a_readable_table(tmp_path, capsys):
+    from birnn.cli import main
+
+    table = tmp_path / "speed_table.py"
+    assert main(["bench", "--smoke", "--table", str(table)]) == 0  # through the command, as documented
+    out = capsys.readouterr().out
+    assert "error" not in out, out
+    rows = runpy.run_path(str(table))["MEASURED"]
+    cases = {(r[0], r[1], r[5], r[6]) for r in rows}  # cell, dtype, step, lengths
+    for dtype in ("float32", "bfloat16"):
+        assert {("LSTM", dtype, "infer", "equal"), ("LSTM", dtype, "train", "equal"),
+                ("LSTM", dtype, "train", "random"), ("GRU", dtype, "train", "equal")} <= cases
+    assert all(r[7] > 0 and r[8] > 0 for r in rows)
+    assert out.count("| fused regularised |") == 2  # case 5, both dtypes
+
+
+def test_bench_smoke_needs_the_interpreter(monkeypatch):
+    from birnn.bench import gpu_main
+
+    monkeypatch.delenv("TRITON_INTERPRET")
+    with pytest.raises(SystemExit):
+        gpu_main(["--smoke"])
+
+
+def test_variants_smoke_times_every_kernel(capsys):
+    script("gpu_variants").main(["--smoke"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "us/step" in line]
+    assert len(lines) == 2 * 2 * 2 * 2  # cells x dtypes x (plain, regularised) x (stream, resident)
+    assert not [line for line in lines if "n/a" in line]
+    assert all("bwd ptx" in line for line in lines if " plain " in line)
+
+
+def test_ablation_smoke_runs_every_switch(capsys):
+    assert script("gpu_ablation").main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    for switch in ("| default |", "| no v15 |", "| no v17 |"):
+        assert switch in out
