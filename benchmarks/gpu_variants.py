@@ -4,7 +4,9 @@ T=512, both directions, microseconds per step. For each kernel — W_hh streamed
 H a power of two up to 512) — the forward (inference) and the backward kernel alone (BPTT after
 a saving forward, the weight-gradient matmul not included); for plain layers also the backward
 without prefetching the saved activations (variant 13 off) and both passes with the PTX barrier
-(variant 14); for regularised layers (recurrent dropout + zoneout + layer norm) the defaults.
+(variant 14), and both passes with the layer's own layout at the boundary (variant 18, what the
+layers run: xs and y (T, B, D, ·), the backward direction read and written reversed within each
+row); for regularised layers (recurrent dropout + zoneout + layer norm) the defaults.
 
     PYTHONPATH=src python3 benchmarks/gpu_variants.py [--modes LSTM,GRU] [--hidden 512,1024]
                                                       [--batches 1,16,64] [--dtypes float32,bfloat16]
@@ -49,6 +51,14 @@ def timings(mode, xs, w, b, h0, c0, L, extras, kernel, plain):
     if plain:
         got.update({"bwd no-prefetch": bwd(prefetch=False), "fwd ptx": fwd(barrier="ptx"),
                     "bwd ptx": bwd(barrier="ptx")})
+        # variant 18: the layer's own (T, B, D, ·) layout and order at the kernels' boundary
+        xs_n = xs.transpose(1, 2).contiguous()
+        got["fwd natural"] = cuda_time(lambda: layer_forward(mode, xs_n, w, b, h0, c0, L, T, extras=extras,
+                                                             kernel=kernel, natural=True), 5)
+        saved_n = layer_forward(mode, xs_n, w, b, h0, c0, L, T, extras=extras, kernel=kernel, save=True, natural=True)
+        dy = torch.randn(saved_n.y.shape, device=xs.device)
+        got["bwd natural"] = cuda_time(lambda: layer_backward(mode, w, saved_n, h0, c0, L, T, dy, dhn, dcn,
+                                                              extras=extras, kernel=kernel, natural=True), 5)
     return [f"{k} {v * 1000 / T:.2f}" for k, v in got.items()]
 
 

@@ -65,11 +65,13 @@ def registers(kernel) -> str:
 
 
 def variants(quick: bool):
-    """(label, cell, G, features, bf16, resident, batch tile)."""
+    """(label, cell, G, features, bf16, resident, batch tile); features include NATURAL (variant
+    18, the layers' boundary layout: what the layers run, so every feature set has it)."""
     cells = ((2, 4, "LSTM"), (3, 3, "GRU"), (0, 1, "RNN_TANH"))
-    features = [("plain", dict(DROP=False, ZH=0, ZC=0, LN=False, SYNC=0)),
-                ("dropout+zoneout+layer_norm", dict(DROP=True, ZH=1, ZC=1, LN=True, SYNC=0)),
-                ("zoneout eval", dict(DROP=False, ZH=2, ZC=2, LN=False, SYNC=0))]
+    features = [("plain", dict(DROP=False, ZH=0, ZC=0, LN=False, SYNC=0, NATURAL=True)),
+                ("dropout+zoneout+layer_norm", dict(DROP=True, ZH=1, ZC=1, LN=True, SYNC=0, NATURAL=True)),
+                ("zoneout eval", dict(DROP=False, ZH=2, ZC=2, LN=False, SYNC=0, NATURAL=True)),
+                ("plain processing-order", dict(DROP=False, ZH=0, ZC=0, LN=False, SYNC=0, NATURAL=False))]
     ptx = [("plain ptx-barrier", dict(features[0][1], SYNC=1)),
            ("dropout+zoneout+layer_norm ptx-barrier", dict(features[1][1], SYNC=1))]
     for cell, G, name in cells:
@@ -77,7 +79,7 @@ def variants(quick: bool):
             feats = dict(feats, ZC=feats["ZC"] if cell == 2 else 0)
             for bf16 in ((False,) if quick else (False, True)):
                 yield f"{name} {fname} {'bf16' if bf16 else 'fp32'}", cell, G, feats, bf16, False, 16
-                if fname != "zoneout eval":
+                if fname not in ("zoneout eval", "plain processing-order"):
                     for BB in (16, 32):
                         yield (f"{name} {fname} {'bf16' if bf16 else 'fp32'} resident BB={BB}", cell, G, feats, bf16,
                                True, BB)

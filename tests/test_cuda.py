@@ -154,27 +154,58 @@ def test_fused_training_gradients_match_the_reference(mode):
         assert rel(a, b) < 1e-4
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("B", [1, 64])
+@pytest.mark.parametrize("kernel", ["stream", "resident"])
+def test_natural_boundary_at_real_sizes(mode, B, kernel):
+    """Variant 18, what the layers run: the kernels reading xs and dout and writing y and dx in the
+    layer's (T, B, D, ·) layout and each row's own time order give the same bits as the
+    processing-order kernels with PyTorch's per-row reversal, at H=512 with multi-program groups,
+    every element written (NaN-poisoned)."""
+    from birnn.batch import reverse_valid
+
+    H, T, D = 512, 60, 2
+    g, (xs, w, b, h0, c0, lengths) = real_inputs(mode, T, D, B, H, seed=2)
+
+    def natural(x):  # (T, D, B, F) processing order -> (T, B, D, F)
+        return torch.stack([x[:, 0], reverse_valid(x[:, 1], lengths)], 2)
+
+    kw = dict(precision="tf32", save=True, kernel=kernel)
+    fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, T, **kw)
+    fwd_n = layer_forward(mode, natural(xs).contiguous(), w, b, h0, c0, lengths, T, natural=True, poison=True, **kw)
+    assert torch.equal(fwd_n.y.view(T, B, D, H), natural(fwd.out)) and torch.equal(fwd_n.hn, fwd.hn)
+    dy = torch.randn(T, B, D, H, device=DEV, generator=g)
+    dhn = torch.randn(D, B, H, device=DEV, generator=g)
+    dcn = torch.randn(D, B, H, device=DEV, generator=g) if mode == "LSTM" else None
+    dout = torch.stack([dy[:, :, 0], reverse_valid(dy[:, :, 1], lengths)], 1)
+    grads = layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, precision="tf32", kernel=kernel)
+    grads_n = layer_backward(mode, w, fwd_n, h0, c0, lengths, T, dy.view(T, B, D * H), dhn, dcn, precision="tf32",
+                             kernel=kernel, natural=True, poison=True)
+    assert torch.equal(grads_n.dx, natural(grads.dx)) and torch.equal(grads_n.dh0, grads.dh0)
+
+
 def test_fused_matmuls_use_tf32_exactly_where_cudnn_rnns_do():
     """The input projection (forward and backward) is cuBLAS's TF32 product by default, and the
     full float32 one when cuDNN's RNNs are told not to use TF32 (birnn.kernels.products)."""
     from birnn.kernels.products import project
 
     g = torch.Generator(device=DEV).manual_seed(0)
-    flat = torch.randn(2, 4096, 256, device=DEV, generator=g, requires_grad=True)
-    w = torch.randn(2, 256, 2048, device=DEV, generator=g, requires_grad=True)
-    bias = torch.randn(2, 1, 2048, device=DEV, generator=g)
-    dy = torch.randn(2, 4096, 2048, device=DEV, generator=g)
+    linear = torch.nn.functional.linear
+    flat = torch.randn(4096, 256, device=DEV, generator=g, requires_grad=True)  # (T*B, F)
+    w = torch.randn(4096, 256, device=DEV, generator=g, requires_grad=True)  # (D*G*H, F)
+    bias = torch.randn(4096, device=DEV, generator=g)
+    dy = torch.randn(4096, 4096, device=DEV, generator=g)
 
     def products(fn):
         out = fn(flat, w, bias)
         return [out.detach()] + list(torch.autograd.grad(out, (flat, w), dy))
 
-    ieee = products(torch.baddbmm)
+    ieee = products(linear)
     matmul = torch.backends.cuda.matmul
     old = matmul.fp32_precision
     matmul.fp32_precision = "tf32"
     try:
-        tf32 = products(torch.baddbmm)
+        tf32 = products(linear)
     finally:
         matmul.fp32_precision = old
     fused = products(project)

@@ -269,8 +269,9 @@ def test_kernels_compile_for_the_gpu_without_one():
     script = os.path.join(os.path.dirname(__file__), "kernel_compile.py")
     done = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0 and "FAIL" not in done.stdout, done.stdout + done.stderr[-3000:]
-    # streaming and resident fwd+bwd (resident at 16- and 32-row tiles), and with the PTX barrier
-    assert done.stdout.count("ok ") == 36 + 48 + 24
+    # streaming fwd+bwd (the layers' natural boundary with three feature sets, processing order plain),
+    # resident at 16- and 32-row tiles, and with the PTX barrier
+    assert done.stdout.count("ok ") == 48 + 48 + 24
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -416,6 +417,57 @@ def test_per_step_tensors_are_direction_major_and_fully_written(mode):
             if a.dim() == 4:
                 assert a.transpose(0, 1).is_contiguous(), name
     assert grads.dx.abs().max() > 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kernel,features", [("stream", False), ("stream", True), ("resident", True)])
+def test_natural_boundary_is_the_processing_order_rearranged(mode, kernel, features):
+    """Variant 18: with ``natural`` the kernels take xs as the layer's projection (T, B, D, G*H),
+    read the backward direction's steps reversed within each row, write y (T, B, D*H) the same
+    way, and give dx/dy/draw (and the norm's x̂) in that layout: the same bits as the
+    processing-order kernels with the backward direction reversed within each row by PyTorch
+    (reverse_valid), zeros on padding, every element written (NaN-poisoned), the last steps
+    beyond the longest row (max length 4 < T) included."""
+    from birnn.batch import reverse_valid
+    from birnn.kernels.recurrent import layer_backward, layer_forward
+
+    T, B, H = 5, 3, 16
+    (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
+    lengths = torch.tensor([4, 2, 0])
+    steps = 4
+
+    def natural(x):  # (T, D, B, F) processing order -> (T, B, D, F), each row in its own time order
+        return torch.stack([x[:, 0], reverse_valid(x[:, 1], lengths)], 2)
+
+    xs = torch.where((torch.arange(T)[:, None] < lengths[None, :])[:, None, :, None], xs, 0.0)
+    kw = dict(save=True, extras=extras, kernel=kernel)
+    fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, steps, **kw)
+    fwd_n = layer_forward(mode, natural(xs).contiguous(), w, b, h0, c0, lengths, steps, natural=True, poison=True,
+                          **kw)
+    assert torch.equal(fwd_n.y.view(T, B, 2, H)[:steps], natural(fwd.out)[:steps])  # (beyond: not written)
+    assert torch.equal(fwd_n.y[steps:], torch.zeros_like(fwd_n.y[steps:]))
+    assert (fwd_n.out is None) == (mode == "LSTM")  # its backward reads c, not the outputs
+    for name in ("out", "hn", "cn", "cs", "gates", "chat", "rstd"):
+        a, b_ = getattr(fwd, name), getattr(fwd_n, name)
+        if name == "out" and mode == "LSTM":
+            continue
+        if name == "rstd" and a is not None and mode != "LSTM":  # slot 1 (the cell norm's) is the LSTM's
+            a, b_ = a[..., :1], b_[..., :1]
+        assert (a is None) == (b_ is None) and (a is None or torch.equal(a[:steps] if a.dim() == 4 else a,
+                                                                         b_[:steps] if a.dim() == 4 else b_)), name
+    if features:
+        assert torch.equal(fwd_n.xhat[:steps], natural(fwd.xhat)[:steps])
+    dy = natural(dout).contiguous()
+    grads = layer_backward(mode, w, fwd, h0, c0, lengths, steps, torch.stack([dy[:, :, 0], reverse_valid(
+        dy[:, :, 1], lengths)], 1), dhn, dcn, extras=extras, kernel=kernel)
+    grads_n = layer_backward(mode, w, fwd_n, h0, c0, lengths, steps, dy.view(T, B, 2 * H), dhn, dcn, extras=extras,
+                             kernel=kernel, natural=True, poison=True)
+    for name in ("dx", "dy", "draw"):
+        assert torch.equal(getattr(grads_n, name), natural(getattr(grads, name))), name
+    for name in ("dh0", "dc0", "dyc"):
+        a, b_ = getattr(grads, name), getattr(grads_n, name)
+        assert (a is None) == (b_ is None) and (a is None or torch.equal(a, b_)), name
+    assert grads_n.dx.abs().max() > 0
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_RELU"])

@@ -23,14 +23,14 @@ def rnn_precision(value):
 
 
 class MatmulSettings(TorchDispatchMode):
-    """Records the CUDA matmul precision in force at every bmm/baddbmm (backward included)."""
+    """Records the CUDA matmul precision in force at every matrix product (backward included)."""
 
     def __init__(self):
         super().__init__()
         self.seen = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.overloadpacket in (torch.ops.aten.bmm, torch.ops.aten.baddbmm):
+        if func.overloadpacket in (torch.ops.aten.bmm, torch.ops.aten.baddbmm, torch.ops.aten.mm, torch.ops.aten.addmm):
             self.seen.append(torch.backends.cuda.matmul.fp32_precision)
         return func(*args, **(kwargs or {}))
 
@@ -76,34 +76,34 @@ def test_tf32_switch_is_scoped_and_restored():
 
 @needs_new_api
 def test_projection_runs_forward_and_backward_as_tf32():
-    flat = torch.randn(2, 6, 3, requires_grad=True)
-    w = torch.randn(2, 3, 8, requires_grad=True)
-    bias = torch.randn(2, 1, 8, requires_grad=True)
+    flat = torch.randn(6, 3, requires_grad=True)  # (T*B, F)
+    w = torch.randn(8, 3, requires_grad=True)  # (D*G*H, F), as torch.nn stores W_ih
+    bias = torch.randn(8, requires_grad=True)
     with MatmulSettings() as mode:
         out = Projection.apply(flat, w, bias)
         out.square().sum().backward()
     assert mode.seen and set(mode.seen) == {"tf32"}, mode.seen
     assert len(mode.seen) == 3  # forward, d flat, d w
     with MatmulSettings() as mode:
-        torch.baddbmm(bias, flat, w).sum().backward()
-    assert "tf32" not in mode.seen  # the switch ends with the projection
-    torch.testing.assert_close(out, torch.baddbmm(bias, flat, w))
+        torch.nn.functional.linear(flat, w, bias).sum().backward()
+    assert mode.seen and "tf32" not in mode.seen  # the switch ends with the projection
+    torch.testing.assert_close(out, torch.nn.functional.linear(flat, w, bias))
 
 
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_projection_gradients(with_bias):
     torch.manual_seed(0)
-    flat = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(2, 1, 4, dtype=torch.float64, requires_grad=True) if with_bias else None
+    flat = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(4, dtype=torch.float64, requires_grad=True) if with_bias else None
     assert torch.autograd.gradcheck(lambda f, w, *b: Projection.apply(f, w, b[0] if b else None),
                                     (flat, w) + ((bias,) if with_bias else ()))
 
 
 def test_project_on_cpu_is_the_plain_product():
-    flat, w, bias = torch.randn(2, 5, 3), torch.randn(2, 3, 4), torch.randn(2, 1, 4)
-    assert torch.equal(project(flat, w, bias), torch.baddbmm(bias, flat, w))
-    assert torch.equal(project(flat, w, None), torch.bmm(flat, w))
+    flat, w, bias = torch.randn(5, 3), torch.randn(4, 3), torch.randn(4)
+    assert torch.equal(project(flat, w, bias), torch.nn.functional.linear(flat, w, bias))
+    assert torch.equal(project(flat, w, None), flat @ w.t())
 
 
 def test_weight_product_multiplies_bfloat16_operands_for_bfloat16_layers():

@@ -51,7 +51,7 @@ from .kernels import describe_kernel, plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
 from .output import RecurrentOutput, merge
-from .recurrence import Highway, LayerWeights, Zoneout, layer_weights, run_reference, scan
+from .recurrence import Highway, LayerWeights, Zoneout, layer_weights, run_reference
 from .regularization import dropout_weights, variational_mask, zoneout_masks
 
 __all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
@@ -309,13 +309,11 @@ class RecurrentLayer(nn.RNNBase):
                 L = self.num_layers
                 after = lambda l, inp, out: F.dropout(out, p, True) if l < L - 1 else out  # noqa: E731
             layers = self._reference_layers(weights, B, T, x)
-            scan_fn, project = scan, None
             if path == "fused":
-                from .kernels.function import fused_steps
+                from .kernels.function import run_fused
 
-                scan_fn, project = fused_steps()
-            return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after, scan_fn=scan_fn,
-                                 project=project)
+                return run_fused(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after)
+            return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after)
         if after is None:
             return self._run_fused(path, x, lengths, h0, c0, weights, self.dropout)
         D = self.num_directions

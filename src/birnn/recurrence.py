@@ -148,8 +148,6 @@ def run_reference(
     c0: Optional[Tensor],
     *,
     after: Optional[Callable[[int, Tensor, Tensor], Tensor]] = None,
-    scan_fn: Callable = scan,
-    project: Optional[Callable[[Tensor, Tensor, Optional[Tensor]], Tensor]] = None,
 ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Run a stack of recurrent layers on a time-major padded batch.
 
@@ -159,10 +157,6 @@ def run_reference(
         h0: (L*D, B, P) initial hidden states, row ``l*D + d`` for layer l, direction d.
         c0: (L*D, B, H) initial cell states (LSTM) or None.
         after: ``after(l, layer_input, layer_output) -> next input`` (dropout, residual).
-        scan_fn: the time loop, :func:`scan` or a fused kernel with the same signature.
-        project: ``project(flat (D, T*B, F), w_ih (D, F, G*H), bias (D, 1, G*H) or None)``, the
-            input projections of every step (default ``torch.bmm``/``torch.baddbmm``; the fused
-            path passes its own, at cuDNN's precision).
 
     Returns:
         output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H) or None.
@@ -182,9 +176,9 @@ def run_reference(
         w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
         bias = None if w.b_in is None else w.b_in.view(D, 1, -1)
         if w.ln_x is not None:
-            xg = normalise(project_inputs(flat, w_ih, None) if project is None else project(flat, w_ih, None), w.ln_x, bias)
+            xg = normalise(project_inputs(flat, w_ih, None), w.ln_x, bias)
         else:
-            xg = project_inputs(flat, w_ih, bias) if project is None else project(flat, w_ih, bias)
+            xg = project_inputs(flat, w_ih, bias)
         xs = xg.view(D, T, B, -1).transpose(0, 1)  # (T, D, B, G*H), a view
         highway = None
         if w.highway is not None:
@@ -194,7 +188,7 @@ def run_reference(
         if steps:
             v = None if valid is None else valid[:steps]
             run = xs if steps == T else xs[:steps]  # (no slice when whole: its backward would copy the gradient)
-            ys, carry = scan_fn(spec, run, carry, w.step, v, highway=highway, zoneout=w.zoneout)
+            ys, carry = scan(spec, run, carry, w.step, v, highway=highway, zoneout=w.zoneout)
         else:  # every sequence is empty: outputs are zero and the state stays h_0
             ys = h0.new_zeros(0, D, B, h0.shape[-1])
         if steps < T:

@@ -1,74 +1,103 @@
-"""The fused recurrence as an autograd Function, and a drop-in for the reference loop's
-``scan`` (same inputs, same outputs), so :func:`birnn.recurrence.run_reference` drives either.
+"""The fused recurrence as an autograd Function, and the driver that runs a stack of layers on it
+(:func:`run_fused`, the fused counterpart of :func:`birnn.recurrence.run_reference`).
 
-Forward and backward each run as one persistent kernel per layer; the weight gradient is one
-large matmul after the backward kernel, ``dW_hh[d] = sum_t dA_t^T (h_{t-1} * drop)``, and the
-layer norms' gains and biases are reductions of saved tensors. The large matmuls run at cuDNN's
-RNN precision (:mod:`birnn.kernels.products`).
+Each layer is three steps, as cuDNN runs it:
+
+1. every step's input projection, both directions, is one matmul on the layer's input as it is,
+   ``(T*B, F) @ (F, D*G*H)`` — no reversed copy of the input for the backward direction;
+2. one persistent kernel runs the recurrence; it reads the backward direction's steps reversed
+   within each row (``len-1-t``) and writes the output in the layer's own order and layout,
+   (T, B, D*H), so nothing is reversed or concatenated afterwards (variant 18 in
+   benchmarks/GPU_NOTES.md);
+3. the backward kernel writes the gradient of the projections in the same layout, so the input's
+   gradient and W_ih's are again one matmul each; W_hh's is one batched matmul,
+   ``dW_hh[d] = sum_t dA_t^T (h_{t-1} * drop)``, and the layer norms' gains and biases are
+   reductions of saved tensors.
+
+The large matmuls run at cuDNN's RNN precision (:mod:`birnn.kernels.products`).
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from ..cells import Carry, CellSpec, StepWeights
+from ..cells import CellSpec, StepWeights, normalise
+from ..recurrence import LayerWeights
 from .products import cudnn_rnn_uses_tf32, project, weight_product
 from .recurrent import StepExtras, layer_backward, layer_forward
 
-__all__ = ["FusedRecurrence", "fused_scan", "fused_steps", "project", "unsupported"]
+__all__ = ["FusedRecurrence", "project", "run_fused", "unsupported"]
+
+
+def _states_before(y: Tensor, h0: Tensor, lengths: Tensor) -> Tensor:
+    """The state each step read, (D, T, B, H), in each row's own time order, from the layer's
+    output ``y`` (T, B, D, H): the forward direction's h_{t-1} (h_0 at t=0), the backward
+    direction's h_{t+1} (h_0 at each row's last real step). Padded steps get whatever is there
+    (their gradients are zero). Two copies and a B-element scatter."""
+    T, B, D, H = y.shape
+    h = y.new_empty(D, T, B, H)
+    h[0, 0] = h0[0]
+    h[0, 1:] = y[:-1, :, 0]
+    if D == 2:
+        h[1, :-1] = y[1:, :, 1]
+        h[1, -1] = 0.0
+        h[1, (lengths - 1).clamp(min=0), torch.arange(B, device=y.device)] = h0[1]  # (rows of length 0: no step reads it)
+    return h
 
 
 class FusedRecurrence(torch.autograd.Function):
+    """One layer, both directions: ``xs`` (T, B, D, G*H) input projections -> output (T, B, D*H)
+    in each row's own time order (padded steps 0), h_n and c_n (D, B, H)."""
+
     @staticmethod
     def forward(ctx, mode: str, xs: Tensor, w: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
-                lengths: Tensor, precision: str, drop: Optional[Tensor], keep_h: Optional[Tensor],
+                lengths: Tensor, steps: int, precision: str, drop: Optional[Tensor], keep_h: Optional[Tensor],
                 keep_c: Optional[Tensor], rate_h: float, rate_c: float, ln_h: Optional[Tensor],
                 ln_cw: Optional[Tensor], ln_cb: Optional[Tensor]):
-        T = xs.shape[0]
         save = any(ctx.needs_input_grad)  # inference: no gate activations written
         extras = StepExtras(drop, keep_h, keep_c, rate_h, rate_c, ln_h, None if ln_cw is None else (ln_cw, ln_cb))
-        fwd = layer_forward(mode, xs, w, b_hh, h0, c0, lengths, T, save=save, precision=precision, extras=extras)
-        ctx.mode, ctx.precision, ctx.dtype, ctx.extras = mode, precision, xs.dtype, extras._replace(
+        fwd = layer_forward(mode, xs, w, b_hh, h0, c0, lengths, steps, save=save, precision=precision, extras=extras,
+                            natural=True)
+        ctx.mode, ctx.precision, ctx.dtype, ctx.steps, ctx.extras = mode, precision, xs.dtype, steps, extras._replace(
             drop=None, keep_h=None, keep_c=None, ln_h=None, ln_c=None)
         if save:  # what backward reads; tensors go through save_for_backward, the rest on ctx
-            ctx.fwd = fwd._replace(out=None, hn=None, cn=None)
-            ctx.save_for_backward(w, fwd.out, h0, c0, lengths, drop, keep_h, keep_c, ln_h, ln_cw, ln_cb)
-        out_t = fwd.out.to(xs.dtype)
-        return out_t, fwd.hn.to(h0.dtype), (fwd.cn.to(h0.dtype) if fwd.cn is not None else fwd.hn.new_zeros(0))
+            ctx.fwd = fwd._replace(out=None, hn=None, cn=None, y=None)
+            ctx.save_for_backward(w, fwd.out, fwd.y, h0, c0, lengths, drop, keep_h, keep_c, ln_h, ln_cw, ln_cb)
+        return (fwd.y.to(xs.dtype), fwd.hn.to(h0.dtype),
+                (fwd.cn.to(h0.dtype) if fwd.cn is not None else fwd.hn.new_zeros(0)))
 
     @staticmethod
     def backward(ctx, dout, dhn, dcn):
-        w, out, h0, c0, lengths, drop, keep_h, keep_c, ln_h, ln_cw, ln_cb = ctx.saved_tensors
+        w, out, y, h0, c0, lengths, drop, keep_h, keep_c, ln_h, ln_cw, ln_cb = ctx.saved_tensors
         mode = ctx.mode
-        T, D, B, H = out.shape
+        T, B = y.shape[:2]
+        D, _, H = h0.shape
         extras = ctx.extras._replace(drop=drop, keep_h=keep_h, keep_c=keep_c, ln_h=ln_h,
                                      ln_c=None if ln_cw is None else (ln_cw, ln_cb))
         fwd = ctx.fwd._replace(out=out)
-        zeros = out.new_zeros(D, B, H)
+        zeros = y.new_zeros(D, B, H)
         grads = layer_backward(
-            mode, w, fwd, h0.float(), c0.float() if mode == "LSTM" else None, lengths, T,
-            dout if dout is not None else out.new_zeros(out.shape), dhn if dhn is not None else zeros,
+            mode, w, fwd, h0.float(), c0.float() if mode == "LSTM" else None, lengths, ctx.steps,
+            dout if dout is not None else y.new_zeros(y.shape), dhn if dhn is not None else zeros,
             (dcn if dcn is not None and dcn.numel() else zeros) if mode == "LSTM" else None,
-            precision=ctx.precision, extras=extras)
-        # (D, T, B, H): the state each step read; the kernels' per-step tensors are (T, D, ...) views
-        # of (D, T, ...) storage, so each direction's (T*B, ·) is a matrix without a copy
-        h_prev = torch.cat([h0.float().unsqueeze(1), out.transpose(0, 1)[:, :-1]], 1)
+            precision=ctx.precision, extras=extras, natural=True)
+        # dW_hh[d] = draw_d^T (T*B, G*H) @ (h_{t-1} * drop)_d (T*B, H), both in each row's own time order
+        h_prev = _states_before(y.view(T, B, D, H), h0.float(), lengths.to(y.device))
         if drop is not None:
             h_prev = h_prev * drop.float().unsqueeze(1)
-        draw = grads.draw.transpose(0, 1).reshape(D, T * B, -1)  # (D, T*B, G*H)
-        dw = weight_product(draw.transpose(1, 2), h_prev.reshape(D, T * B, H), w.dtype, ctx.precision)
-        db = grads.dy.sum((0, 2)) if mode == "GRU" else None
-        d_lnh = (grads.dy * fwd.xhat).sum((0, 2)).to(ln_h.dtype) if ln_h is not None else None
+        draw = grads.draw.view(T * B, D, -1).permute(1, 2, 0)  # (D, G*H, T*B), a view
+        dw = weight_product(draw, h_prev.reshape(D, T * B, H), w.dtype, ctx.precision)
+        db = grads.dy.sum((0, 1)) if mode == "GRU" else None
+        d_lnh = (grads.dy * fwd.xhat).sum((0, 1)).to(ln_h.dtype) if ln_h is not None else None
         d_lncw = d_lncb = None
         if ln_cw is not None:
             d_lncw = (grads.dyc * fwd.chat).sum((0, 2)).to(ln_cw.dtype)
             d_lncb = grads.dyc.sum((0, 2)).to(ln_cb.dtype)
         return (None, grads.dx.to(ctx.dtype), dw.to(w.dtype), db, grads.dh0.to(h0.dtype),
-                (grads.dc0.to(c0.dtype) if mode == "LSTM" else None), None, None,
+                (grads.dc0.to(c0.dtype) if mode == "LSTM" else None), None, None, None,
                 None, None, None, None, None, d_lnh, d_lncw, d_lncb)
 
 
@@ -80,40 +109,63 @@ def unsupported(w: StepWeights, highway=None) -> Optional[str]:
     return None
 
 
-def fused_scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: Optional[Tensor], *,
-               highway=None, zoneout=None, precision: Optional[str] = None) -> Tuple[Tensor, Carry]:
-    """:func:`birnn.recurrence.scan` on the fused kernel: ``xs`` (T, D, B, G*H) -> (T, D, B, H),
-    recurrent dropout (``w.drop_h``), layer norm (``w.ln_h``, ``w.ln_c``) and ``zoneout`` included.
-
-    float32 products use TF32 where cuDNN's RNNs would (PyTorch's default; see
-    :func:`birnn.kernels.products.cudnn_rnn_uses_tf32`), else full float32."""
-    if precision is None:
-        precision = "tf32" if cudnn_rnn_uses_tf32() else "ieee"
-    why = unsupported(w, highway)
-    if why is not None:
-        raise ValueError(f"the fused kernel does not run {why}")
-    T, D, B = xs.shape[:3]
-    lengths = valid.sum(0) if valid is not None else torch.full((B,), T, device=xs.device, dtype=torch.int64)
-    weight = w.hh_t.transpose(1, 2)  # (D, G*H, H), step order
-    b_hh = w.b_hh[:, 0] if (spec.mode == "GRU" and w.b_hh is not None) else None
+def _fused_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Tensor, steps: int, h0: Tensor,
+                 c0: Optional[Tensor], tf32: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """One layer: (T, B, F) -> output (T, B, D*H), h_n, c_n (D, B, H)."""
+    T, B, F_in = inp.shape
+    D = h0.shape[0]
+    norm = w.ln_x is not None
+    xg = project(inp.reshape(T * B, F_in), w.w_ih, None if norm else w.b_in, tf32=tf32)  # (T*B, D*G*H)
+    if norm:  # each direction's projection normalised over its own G*H units, then its bias
+        bias = None if w.b_in is None else w.b_in.view(D, -1)
+        xg = normalise(xg.view(T * B, D, -1), w.ln_x.view(D, -1), bias)
+    xs = xg.view(T, B, D, -1)
+    step: StepWeights = w.step
+    zo = w.zoneout
+    b_hh = step.b_hh[:, 0] if (spec.mode == "GRU" and step.b_hh is not None) else None
     if spec.mode == "GRU" and b_hh is None:
         b_hh = xs.new_zeros(D, xs.shape[-1])
-    c0 = carry[1] if spec.has_cell_state else None
-    zo = zoneout
-    keep_h = None if zo is None or zo.keep_h is None else zo.keep_h[:T]
-    keep_c = None if zo is None or zo.keep_c is None else zo.keep_c[:T]
-    ln_cw, ln_cb = (w.ln_c[0][:, 0], w.ln_c[1][:, 0]) if w.ln_c is not None else (None, None)
-    out, hn, cn = FusedRecurrence.apply(
-        spec.mode, xs, weight, b_hh, carry[0], c0, lengths, precision, w.drop_h, keep_h, keep_c,
-        zo.rate_h if zo is not None else 0.0, zo.rate_c if zo is not None else 0.0,
-        None if w.ln_h is None else w.ln_h[:, 0], ln_cw, ln_cb)
-    return out, ((hn, cn) if spec.has_cell_state else (hn,))
+    ln_cw, ln_cb = (step.ln_c[0][:, 0], step.ln_c[1][:, 0]) if step.ln_c is not None else (None, None)
+    y, hn, cn = FusedRecurrence.apply(
+        spec.mode, xs, step.hh_t.transpose(1, 2), b_hh, h0, c0 if spec.has_cell_state else None, lengths, steps,
+        "tf32" if tf32 else "ieee", step.drop_h, None if zo is None else zo.keep_h,
+        None if zo is None else zo.keep_c, zo.rate_h if zo is not None else 0.0, zo.rate_c if zo is not None else 0.0,
+        None if step.ln_h is None else step.ln_h[:, 0], ln_cw, ln_cb)
+    return y, hn, (cn if spec.has_cell_state else None)
 
 
-def fused_steps() -> Tuple[Callable, Callable]:
-    """``(scan_fn, project)`` for :func:`birnn.recurrence.run_reference` on the fused kernel, both
-    bound to one reading of cuDNN's RNN precision: every layer of a call computes its
-    projections and its recurrence at the same precision, read once."""
+def run_fused(spec: CellSpec, layers: Sequence[LayerWeights], x: Tensor, lengths: Optional[Tensor], h0: Tensor,
+              c0: Optional[Tensor], *, after: Optional[Callable[[int, Tensor, Tensor], Tensor]] = None
+              ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """:func:`birnn.recurrence.run_reference` on the fused kernel: same arguments (``x`` (T, B, F),
+    ``lengths`` (B,) or None, ``h0`` (L*D, B, P), ``c0``, ``after``), same results (output
+    (T, B, D*H), h_n, c_n), recurrent dropout, zoneout and layer norm included; highway and
+    ``proj_size`` are not run here (:func:`unsupported`).
+
+    float32 products use TF32 where cuDNN's RNNs would (PyTorch's default; see
+    :func:`birnn.kernels.products.cudnn_rnn_uses_tf32`), read once for the whole call."""
+    for w in layers:
+        why = unsupported(w.step, w.highway)
+        if why is not None:
+            raise ValueError(f"the fused kernel does not run {why}")
     tf32 = cudnn_rnn_uses_tf32()
-    return (functools.partial(fused_scan, precision="tf32" if tf32 else "ieee"),
-            functools.partial(project, tf32=tf32))
+    T, B = x.shape[:2]
+    D = h0.shape[0] // len(layers)
+    if lengths is None:
+        lens, steps = torch.full((B,), T, device=x.device, dtype=torch.int64), T
+    else:
+        lens, steps = lengths.to(x.device), (int(lengths.max()) if B else 0)
+    h_n: List[Tensor] = []
+    c_n: List[Tensor] = []
+    inp = x
+    for l, w in enumerate(layers):
+        rows = slice(l * D, (l + 1) * D)
+        if steps:
+            out, hn, cn = _fused_layer(spec, w, inp, lens, steps, h0[rows], None if c0 is None else c0[rows], tf32)
+        else:  # every sequence is empty: outputs are zero and the state stays h_0
+            out, hn, cn = inp.new_zeros(T, B, D * h0.shape[-1]), h0[rows], (None if c0 is None else c0[rows])
+        h_n.append(hn)
+        if c0 is not None:
+            c_n.append(cn)
+        inp = out if after is None else after(l, inp, out)
+    return inp, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c0 is not None else None)

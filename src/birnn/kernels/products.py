@@ -18,9 +18,8 @@ import contextlib
 from typing import Iterator, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-
-from ..recurrence import project_inputs
 
 __all__ = ["Projection", "cudnn_rnn_uses_tf32", "project", "tf32_matmuls", "weight_product"]
 
@@ -63,15 +62,15 @@ def tf32_matmuls(enabled: bool) -> Iterator[None]:
 
 
 class Projection(torch.autograd.Function):
-    """``flat (D, N, F) @ w (D, F, G*H) (+ bias (D, 1, G*H))``, forward and backward as TF32
-    matmuls (float32 on CUDA)."""
+    """``flat (N, F) @ w^T (F, M) (+ bias (M,))`` — ``torch.nn.functional.linear`` — with the
+    forward and both backward products as TF32 matmuls (float32 on CUDA)."""
 
     @staticmethod
     def forward(ctx, flat: Tensor, w: Tensor, bias: Optional[Tensor]):
         ctx.has_bias = bias is not None
         ctx.save_for_backward(flat, w)
         with tf32_matmuls(True):
-            return project_inputs(flat, w, bias)
+            return F.linear(flat, w, bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -79,27 +78,28 @@ class Projection(torch.autograd.Function):
         d_flat = d_w = d_bias = None
         with tf32_matmuls(True):
             if ctx.needs_input_grad[0]:
-                d_flat = torch.bmm(grad, w.transpose(1, 2))
+                d_flat = grad @ w
             if ctx.needs_input_grad[1]:
-                d_w = torch.bmm(flat.transpose(1, 2), grad)
+                d_w = grad.t() @ flat
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            d_bias = grad.sum(1, keepdim=True)
+            d_bias = grad.sum(0)
         return d_flat, d_w, d_bias
 
 
 def project(flat: Tensor, w: Tensor, bias: Optional[Tensor], *, tf32: Optional[bool] = None) -> Tensor:
-    """The input projections of every step and direction for the fused path: ``(D, N, F) @
-    (D, F, G*H) (+ (D, 1, G*H))`` -> (D, N, G*H), in TF32 where cuDNN's RNNs would use it
+    """The input projections of every step and both directions for the fused path, one matmul on
+    the layer's input as it is: ``flat (T*B, F) @ w^T`` with ``w`` (D*G*H, F), the directions'
+    W_ih stacked (+ ``bias`` (D*G*H,)) -> (T*B, D*G*H); in TF32 where cuDNN's RNNs would use it
     (``tf32``: that setting read once by the caller; None reads it here)."""
     if tf32 is None:
         tf32 = cudnn_rnn_uses_tf32()
     if flat.is_cuda and flat.dtype == torch.float32 and tf32:
         return Projection.apply(flat, w, bias)
-    return project_inputs(flat, w, bias)
+    return F.linear(flat, w, bias)
 
 
 def weight_product(a: Tensor, b: Tensor, dtype: torch.dtype, precision: str) -> Tensor:
-    """``a (D, M, K) @ b (D, K, N)`` for a weight gradient of a ``dtype`` layer: bfloat16 operands
+    """``a (D, M, K) @ b (D, K, N)`` (any strides) for a weight gradient of a ``dtype`` layer: bfloat16 operands
     (float32 accumulation) for bfloat16 layers, TF32 for float32 ones when ``precision`` says so."""
     if dtype == torch.bfloat16:
         return torch.bmm(a.to(dtype), b.to(dtype))

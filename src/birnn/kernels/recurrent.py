@@ -86,6 +86,21 @@ def _program_tile(len_ptr, B, H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr
 
 
 @triton.jit
+def _natural_step(t, d, lengths):
+    """Where processing step ``t`` of direction ``d`` sits in each row's own time order (BB,):
+    ``t`` forward, ``lengths - 1 - t`` backward; padded steps (``t >= lengths``) at ``t``, so
+    the zeros they write land on the row's padding in either direction."""
+    return tl.where((t < lengths) & (d == 1), lengths - 1 - t, t)
+
+
+@triton.jit
+def _natural_tile(pos, rows_b, units, B, D: tl.constexpr, F: tl.constexpr, d):
+    """Offsets of this program's (BB, U) tile of direction ``d`` in a (T, B, D, F) tensor, each
+    row at its own time ``pos`` (:func:`_natural_step`): the layer's own layout and order."""
+    return (pos[:, None] * B + rows_b[:, None]) * (D * F) + d * F + units[None, :]
+
+
+@triton.jit
 def _arrive_release(counter):
     """Thread 0 adds 1 to the group's counter with release semantics at GPU scope, without waiting
     for the old value (``red``, not ``atom``): the program's stores become visible first."""
@@ -240,17 +255,23 @@ def _scatter_dh(pt_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, unit
 
 @triton.jit
 def _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2, B, TT,
-                o_st, o_sd, H: tl.constexpr, GH: tl.constexpr, BB: tl.constexpr, U: tl.constexpr,
-                CELL: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr):
+                o_st, o_sd, lengths, H: tl.constexpr, GH: tl.constexpr, BB: tl.constexpr, U: tl.constexpr,
+                D: tl.constexpr, CELL: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
+                NATURAL: tl.constexpr):
     """What backward step ``t`` reads from the forward's saved tensors, (BB, U) each: ``dout`` and
     LSTM ``i, f, o, g, c_{t-1}, c_t``; GRU ``r, z, n, h W_n^T + b_hn, h_{t-1}``; Elman the
     activation. The kernel loads them one step ahead, before the barrier, so their memory latency
     hides behind the wait instead of adding to each step (variant 13). ``dout`` has its own
-    strides (``o_st`` per step, ``o_sd`` per direction), the saved tensors the kernels' layout."""
+    strides (``o_st`` per step, ``o_sd`` per direction), the saved tensors the kernels' layout;
+    with ``NATURAL`` it is (T, B, D, H), read in each row's own time order."""
     off = ((d * TT + t) * B) * H + rows_b[:, None] * H + units[None, :]
     goff = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]
     zero = tl.zeros((BB, U), dtype=tl.float32)
-    dout = tl.load(dout_ptr + off + (d * (o_sd - TT * B * H) + t * (o_st - B * H)), mask=m2, other=0.0)
+    if NATURAL:
+        dout = tl.load(dout_ptr + _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, H, d), mask=m2,
+                       other=0.0)
+    else:
+        dout = tl.load(dout_ptr + off + (d * (o_sd - TT * B * H) + t * (o_st - B * H)), mask=m2, other=0.0)
     p0 = zero
     p1 = zero
     p2 = zero
@@ -387,12 +408,14 @@ def _gained(dy, gain_ptr, xh_ptr, m2):
 
 @triton.jit
 def _recurrent_layer_kernel(
-    xg_ptr,  # (T, D, B, G*H) input projections (biases folded in; GRU: b_ih only), strides x_st, x_sd
+    xg_ptr,  # (T, D, B, G*H) input projections (biases folded in; GRU: b_ih only), strides x_st, x_sd;
+             # NATURAL: (T, B, D, G*H) in each row's own time order (the layer's input projection as it is)
     w_ptr,  # (D, G*H, H) W_hh, gate blocks in step order
     bhh_ptr,  # (D, G*H) GRU hidden bias (unused otherwise)
     h0_ptr, c0_ptr,  # (D, B, H)
     len_ptr,  # (B,) int32
-    out_ptr,  # (D, T, B, H) outputs, 0 at padded steps
+    y_ptr,  # NATURAL: (T, B, D, H) the layer's output, each row in its own time order, 0 at padded steps
+    out_ptr,  # (D, T, B, H) outputs in processing order, 0 at padded steps (NATURAL: only when SAVE)
     hx_ptr,  # (D, 2, B, H) exchange area of h (times the recurrent dropout mask), parity 0 holds h0
     hn_ptr, cn_ptr,  # (D, B, H) final states
     cs_ptr,  # (D, T, B, H) when SAVE: LSTM cell states, GRU h W_n^T + b_hn
@@ -404,14 +427,14 @@ def _recurrent_layer_kernel(
     lnh_ptr,  # (D, G*H) gain of the recurrent pre-activation's layer norm (LN)
     lncw_ptr, lncb_ptr,  # (D, H) gain and bias of the LSTM cell's layer norm (LN)
     st_ptr,  # (D, B, GROUP, 4) partial row sums exchanged for the norms (LN)
-    xh_ptr,  # (D, T, B, G*H) normalised recurrent pre-activations (LN and SAVE)
+    xh_ptr,  # (D, T, B, G*H) normalised recurrent pre-activations (LN and SAVE); NATURAL: (T, B, D, G*H)
     ch_ptr,  # (D, T, B, H) normalised LSTM cell (LN and SAVE)
     rs_ptr,  # (D, T, B, 2) 1/std of both norms (LN and SAVE)
     steps, TT, B, x_st, x_sd,  # steps run, the buffers' T, the batch; xg's strides per step and direction
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr, SAVE: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr, FOLD: tl.constexpr,
-    RESIDENT: tl.constexpr, GP: tl.constexpr, SYNC: tl.constexpr,
+    RESIDENT: tl.constexpr, GP: tl.constexpr, SYNC: tl.constexpr, NATURAL: tl.constexpr,
     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
@@ -434,9 +457,13 @@ def _recurrent_layer_kernel(
     while t < steps:  # (a while loop: Triton's interpreter cannot index range() with numpy >= 2.4 scalars)
         par = t % 2
         h_base = hx_ptr + (d * 2 + par) * B * H
-        so = ((d * TT + t) * B) * H + rows_b[:, None] * H + units[None, :]  # this step's (BB, U), stored (D, T, B, H)
-        go = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]  # gate 0's, stored (D, T, B, G*H)
-        xo = go + (d * (x_sd - TT * B * GH) + t * (x_st - B * GH))  # xs's strides: the same tile, moved
+        # (offsets are computed next to their use: live across the product, they would cost registers)
+        if NATURAL:  # xs, xhat and y in the layer's (T, B, D, ·) layout, each row at its own time
+            xo = _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, GH, d)
+            xio = xo
+        else:
+            xio = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]  # stored (D, T, B, G*H)
+            xo = xio + (d * (x_sd - TT * B * GH) + t * (x_st - B * GH))  # xs's strides: the same tile, moved
         valid = (t < lengths)[:, None]
         zero = tl.zeros((BB, U), dtype=tl.float32)
         x0 = tl.load(xg_ptr + xo, mask=m2, other=0.0).to(tl.float32)
@@ -466,17 +493,19 @@ def _recurrent_layer_kernel(
                 if SAVE:
                     tl.store(rs_ptr + ((d * TT + t) * B + rows_b) * 2, rstd, mask=mask_b)
                 gain = lnh_ptr + d * GH + units
-                a0 = _normalise(a0, mean, rstd, gain, xh_ptr + go, m2, SAVE)
+                a0 = _normalise(a0, mean, rstd, gain, xh_ptr + xio, m2, SAVE)
                 if G > 1:
-                    a1 = _normalise(a1, mean, rstd, gain + H, xh_ptr + go + H, m2, SAVE)
-                    a2 = _normalise(a2, mean, rstd, gain + 2 * H, xh_ptr + go + 2 * H, m2, SAVE)
+                    a1 = _normalise(a1, mean, rstd, gain + H, xh_ptr + xio + H, m2, SAVE)
+                    a2 = _normalise(a2, mean, rstd, gain + 2 * H, xh_ptr + xio + 2 * H, m2, SAVE)
                 if G > 3:
-                    a3 = _normalise(a3, mean, rstd, gain + 3 * H, xh_ptr + go + 3 * H, m2, SAVE)
+                    a3 = _normalise(a3, mean, rstd, gain + 3 * H, xh_ptr + xio + 3 * H, m2, SAVE)
             if CELL != 3:
                 a0 += x0
                 a1 += x1
                 a2 += x2
                 a3 += x3
+        so = ((d * TT + t) * B) * H + rows_b[:, None] * H + units[None, :]  # this step's (BB, U), stored (D, T, B, H)
+        go = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]  # gate 0's, stored (D, T, B, G*H)
         if CELL == 3:  # GRU, [r|z|n]: b_hn sits inside r *
             b_r = tl.load(bhh_ptr + d * GH + units).to(tl.float32)
             b_z = tl.load(bhh_ptr + d * GH + H + units).to(tl.float32)
@@ -527,7 +556,13 @@ def _recurrent_layer_kernel(
                     tl.store(gates_ptr + go, h_new, mask=m2)
         h_new = _zone(h_new, h_own, kh_ptr, so, m2, rate_h, ZH)
         h_own = tl.where(valid, h_new, h_own)
-        tl.store(out_ptr + so, tl.where(valid, h_new, 0.0), mask=m2)
+        h_out = tl.where(valid, h_new, 0.0)
+        if NATURAL:
+            tl.store(y_ptr + _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, H, d), h_out, mask=m2)
+            if SAVE and CELL != 2:  # the GRU's and Elman backward read the states in processing order
+                tl.store(out_ptr + so, h_out, mask=m2)
+        else:
+            tl.store(out_ptr + so, h_out, mask=m2)
         tl.store(hx_ptr + (d * 2 + 1 - par) * B * H + rows_b[:, None] * H + units[None, :],
                  (h_own * dmask).to(hx_ptr.dtype.element_ty), mask=m2)
         # the group's barrier: every unit block has published step t before anyone reads it
@@ -547,9 +582,9 @@ def _recurrent_layer_backward_kernel(
     cs_ptr,  # (D, T, B, H) LSTM: c_t; GRU: h W_n^T + b_hn
     gates_ptr,  # (D, T, B, G*H) gate activations (Elman with zoneout: the state before zoneout)
     len_ptr,
-    dout_ptr,  # (T, D, B, H), strides o_st, o_sd
+    dout_ptr,  # (T, D, B, H), strides o_st, o_sd; NATURAL: (T, B, D, H) in each row's own time order
     dhn_ptr, dcn_ptr,  # (D, B, H)
-    dx_ptr,  # (D, T, B, G*H) gradient of the input projections
+    dx_ptr,  # (D, T, B, G*H) gradient of the input projections; NATURAL: (T, B, D, G*H), as dy, draw and xh
     dy_ptr,  # (D, T, B, G*H) gradient of the hidden pre-activations after the norm (GRU only; else dx)
     draw_ptr,  # (D, T, B, G*H) gradient of h W_hh^T before the norm (LN only; else dy)
     dyc_ptr,  # (D, T, B, H) gradient of the normalised cell's affine output (LN, LSTM)
@@ -561,7 +596,7 @@ def _recurrent_layer_backward_kernel(
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
-    RESIDENT: tl.constexpr, GP: tl.constexpr, PREFETCH: tl.constexpr, SYNC: tl.constexpr,
+    RESIDENT: tl.constexpr, GP: tl.constexpr, PREFETCH: tl.constexpr, SYNC: tl.constexpr, NATURAL: tl.constexpr,
     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
@@ -582,17 +617,20 @@ def _recurrent_layer_backward_kernel(
     nb = 0
     k = 0
     pre = _saved_step(steps - 1, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2,
-                      B, TT, o_st, o_sd, H, GH, BB, U, CELL, ZH, ZC, LN)
+                      B, TT, o_st, o_sd, lengths, H, GH, BB, U, D, CELL, ZH, ZC, LN, NATURAL)
     while k < steps:
         t = steps - 1 - k
         par = k % 2
         if not PREFETCH:  # (variant 13 off: loaded here, after the barrier, for timing it)
             pre = _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2,
-                              B, TT, o_st, o_sd, H, GH, BB, U, CELL, ZH, ZC, LN)
+                              B, TT, o_st, o_sd, lengths, H, GH, BB, U, D, CELL, ZH, ZC, LN, NATURAL)
         dout_t, p0, p1, p2, p3, p4, p5 = pre
         valid = (t < lengths)[:, None]
         off = ((d * TT + t) * B) * H + rows_b[:, None] * H + units[None, :]
-        goff = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]
+        if NATURAL:  # dx, dy, draw and xh in the layer's (T, B, D, G*H) layout, each row at its own time
+            goff = _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, GH, d)
+        else:
+            goff = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]
         zero = tl.zeros((BB, U), dtype=tl.float32)
         dh_t = dh + tl.where(valid, dout_t, 0.0)
         keep = zero  # zoneout: the part that flows straight to h_{t-1}
@@ -703,7 +741,7 @@ def _recurrent_layer_backward_kernel(
         # the next step's saved values, loaded now: their latency overlaps the product and the barrier
         if PREFETCH:
             pre = _saved_step(tl.maximum(t - 1, 0), d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off,
-                              rows_b, units, m2, B, TT, o_st, o_sd, H, GH, BB, U, CELL, ZH, ZC, LN)
+                              rows_b, units, m2, B, TT, o_st, o_sd, lengths, H, GH, BB, U, D, CELL, ZH, ZC, LN, NATURAL)
         nb += 1
         if RESIDENT:
             acc = _scatter_dh(ex_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, units, B, H, U, BB, GP, GROUP,
@@ -802,9 +840,11 @@ def _time_major(x: Tensor) -> Tensor:
 
 class Forward(NamedTuple):
     """:func:`layer_forward`'s results; the saved tensors are None unless ``save`` (and the feature)
-    asks. The per-step tensors are (T, D, ...) views of direction-major (D, T, ...) storage."""
+    asks. The per-step tensors are (T, D, ...) views of direction-major (D, T, ...) storage, in
+    processing order (the backward direction's step t is its row's real step ``len-1-t``), but
+    for ``y`` and, with ``natural``, ``xhat``: (T, B, D, ...) in each row's own time order."""
 
-    out: Tensor  # (T, D, B, H)
+    out: Optional[Tensor]  # (T, D, B, H); with ``natural`` only when ``save``, and not for the LSTM (unread)
     hn: Tensor  # (D, B, H)
     cn: Optional[Tensor]  # (D, B, H), LSTM
     cs: Optional[Tensor]  # (T, D, B, H) LSTM cell states / GRU h W_n^T + b_hn
@@ -812,6 +852,7 @@ class Forward(NamedTuple):
     xhat: Optional[Tensor] = None  # (T, D, B, G*H) normalised recurrent pre-activations (layer norm)
     chat: Optional[Tensor] = None  # (T, D, B, H) normalised LSTM cells (layer norm)
     rstd: Optional[Tensor] = None  # (T, D, B, 2) 1/std of both norms (layer norm)
+    y: Optional[Tensor] = None  # (T, B, D*H) with ``natural``: the layer's output, as torch.nn lays it out
 
 
 def _dot_types(dtype: torch.dtype, precision: str) -> dict:
@@ -859,15 +900,23 @@ def _geometry(plan: Tuple[int, int, int, int]) -> dict:
 def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
                   lengths: Tensor, steps: int, *, save: bool = False, precision: str = "tf32",
                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None, num_warps: Optional[int] = None,
-                  poison: bool = False, barrier: Optional[str] = None) -> Forward:
-    """Run one layer. ``xs`` (T, D, B, G*H), ``w_hh`` (D, G*H, H) in step order, ``h0``/``c0``
+                  poison: bool = False, barrier: Optional[str] = None, natural: bool = False) -> Forward:
+    """Run one layer. ``xs`` (T, D, B, G*H) in processing order — or, with ``natural``, the
+    layer's input projections as they are, (T, B, D, G*H) contiguous in each row's own time
+    order, and the kernel reads the backward direction's steps reversed within each row and
+    writes ``y`` (T, B, D*H) likewise (variant 18) —, ``w_hh`` (D, G*H, H) in step order, ``h0``/``c0``
     (D, B, H), ``lengths`` (B,) (the number of real steps, any device), ``extras`` the fused
     regularisers, ``kernel`` how W_hh is read (``"stream"`` from L2 each step, ``"resident"``
     on chip; None: :func:`default_kernel`), ``barrier`` how programs meet (``"atomic"`` or
     ``"ptx"``; None: ``BIRNN_FUSED_BARRIER``, see :func:`_sync_code`). Returns ``out``
     (T, D, B, H), ``h_n``, ``c_n`` (D, B, H), and with ``save`` what the backward pass needs;
     ``poison`` fills the outputs with NaN first (tests)."""
-    T, D, B, GH = xs.shape
+    if natural:
+        T, B, D, GH = xs.shape
+        xs = xs.contiguous()
+    else:
+        T, D, B, GH = xs.shape
+        xs = _dense_blocks(xs)
     H = w_hh.shape[-1]
     cell = CELL_CODES[mode]
     G = _GATES[cell]
@@ -875,13 +924,15 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         raise ValueError(f"the fused kernel needs H a power of two >= 16 or a multiple of 64, and xs (..., {G}*H); "
                          f"got H={H}, G*H={GH}")
     dev = xs.device
-    xs = _dense_blocks(xs)
     resident, plan = kernel_plan(kernel, mode, H, B, D, xs.dtype == torch.bfloat16, _sms(dev))
     geo = _geometry(plan)
     codes = extras.codes()
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
-    out = torch.empty(D, T, B, H, **f32)  # per-step tensors direction-major (:func:`_direction_major`)
+    y = torch.empty(T, B, D, H, **f32) if natural else None
+    # per-step tensors direction-major (:func:`_direction_major`), in processing order; with ``natural``
+    # the outputs in that order only for the GRU's and the Elman RNN's backward (the LSTM's reads c)
+    out = torch.empty(D, T, B, H, **f32) if not natural or (save and mode != "LSTM") else y
     hx = torch.zeros(D, 2, B, H, device=dev, dtype=_exchange_dtype(xs.dtype))
     hx[:, 0] = h0 if extras.drop is None else h0 * extras.drop
     hn = torch.empty(D, B, H, **f32)
@@ -891,30 +942,36 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     gates = torch.empty(D, T, B, GH, **f32) if keeps else out
     ln = codes["LN"]
     st = torch.zeros(D, B, geo["GROUP"], 4, **f32) if ln else out
-    xhat = torch.empty(D, T, B, GH, **f32) if ln and save else out
+    xhat = (torch.empty(T, B, D, GH, **f32) if natural else torch.empty(D, T, B, GH, **f32)) if ln and save else out
     chat = torch.empty(D, T, B, H, **f32) if ln and save and mode == "LSTM" else out
     rstd = torch.zeros(D, T, B, 2, **f32) if ln and save else out  # (slot 1, the cell norm's, stays 0 but for LSTMs)
     if poison:  # tests: every output element must be written by the kernel
         for buf in (out, hn, cn, cs, gates, xhat, chat, rstd):
             buf.fill_(float("nan"))
+    if natural:  # steps >= ``steps`` are every row's padding (the kernel runs the first ``steps``)
+        y[steps:] = 0.0
+        if poison:
+            y[:steps] = float("nan")
     bar = torch.zeros(D * geo["NBT"], device=dev, dtype=torch.int32)
     lens = lengths.to(device=dev, dtype=torch.int32)
     grid = (D * geo["NBT"] * geo["GROUP"],)
     _launch(_recurrent_layer_kernel, grid, (
         xs, w_hh.contiguous(), (b_hh if b_hh is not None else hn).contiguous(), h0.contiguous(),
-        (c0 if c0 is not None else h0).contiguous(), lens, out, hx, hn, cn, cs, gates, bar,
+        (c0 if c0 is not None else h0).contiguous(), lens, y if natural else out, out, hx, hn, cn, cs, gates, bar,
         *extras.pointers(out, T), st, xhat, chat, rstd, steps, T, B, xs.stride(0), xs.stride(1)), BK,
         H=H, **geo, D=D, CELL=cell, G=G, SAVE=save, FOLD=not (ln or resident) and mode != "GRU", **codes,
-        RESIDENT=resident, GP=4 if G > 1 else 1, SYNC=_sync_code(barrier),
+        RESIDENT=resident, GP=4 if G > 1 else 1, SYNC=_sync_code(barrier), NATURAL=natural,
         **_dot_types(xs.dtype, precision), num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 4)))
     saved = (lambda x: _time_major(x) if save and x is not out else None)
-    return Forward(_time_major(out), hn, (cn if mode == "LSTM" else None), saved(cs), saved(gates), saved(xhat),
-                   saved(chat), saved(rstd))
+    return Forward(None if out is y else _time_major(out), hn, (cn if mode == "LSTM" else None), saved(cs),
+                   saved(gates), (xhat if natural and save and ln else saved(xhat)), saved(chat), saved(rstd),
+                   None if y is None else y.view(T, B, D * H))
 
 
 class Backward(NamedTuple):
     """:func:`layer_backward`'s results; the per-step tensors are (T, D, ...) views of
-    direction-major storage, as :class:`Forward`'s."""
+    direction-major storage, as :class:`Forward`'s — but ``dx``, ``dy`` and ``draw`` with
+    ``natural``: (T, B, D, G*H) in each row's own time order."""
 
     dx: Tensor  # (T, D, B, G*H) gradient of the input projections
     dy: Tensor  # (T, D, B, G*H) of the hidden pre-activations after the norm (for the GRU's b_hh, the norm's gain)
@@ -927,7 +984,8 @@ class Backward(NamedTuple):
 def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Optional[Tensor], lengths: Tensor,
                    steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *, precision: str = "tf32",
                    extras: StepExtras = StepExtras(), kernel: Optional[str] = None, prefetch: bool = True,
-                   num_warps: Optional[int] = None, barrier: Optional[str] = None, poison: bool = False) -> Backward:
+                   num_warps: Optional[int] = None, barrier: Optional[str] = None, poison: bool = False,
+                   natural: bool = False) -> Backward:
     """Backpropagation through time for :func:`layer_forward` (run with ``save=True`` and the
     same ``extras``). ``kernel`` as there: ``"stream"`` reads W_hh's columns from L2 each step,
     ``"resident"`` keeps this program's rows on chip and sums every program's share of dh.
@@ -935,8 +993,10 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     13; off only to time it). ``num_warps``: 4 streaming; 8 resident from H=128, whose (H, BB)
     share then splits over two warpgroups of at least 64 rows each (ptxas: no spills at H=512,
     where 4 warps spill up to 176 bytes; 64-row halves, as a 64-row product over 8 warps failed in
-    variant 7, are not used). ``barrier`` and ``poison`` as in :func:`layer_forward`."""
-    out = fwd.out
+    variant 7, are not used). ``barrier``, ``poison`` and ``natural`` as in :func:`layer_forward`:
+    with ``natural``, ``dout`` is the gradient of ``y`` (T, B, D*H) and ``dx``, ``dy``, ``draw``
+    come back (T, B, D, G*H)."""
+    out = fwd.out if fwd.out is not None else fwd.cs  # (an LSTM's backward reads c, not the outputs)
     T, D, B, H = out.shape
     cell = CELL_CODES[mode]
     G = _GATES[cell]
@@ -948,15 +1008,16 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     ln = codes["LN"]
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
-    # direction-major (:func:`_direction_major`); the kernel writes every step < ``steps``
-    dx = torch.empty(D, T, B, GH, **f32)
+    # direction-major (:func:`_direction_major`) or natural; the kernel writes every step < ``steps``
+    dx = torch.empty(T, B, D, GH, **f32) if natural else torch.empty(D, T, B, GH, **f32)
     dy = torch.empty_like(dx) if mode == "GRU" else dx
     draw = torch.empty_like(dx) if ln else dy
     dyc = torch.empty(D, T, B, H, **f32) if ln and mode == "LSTM" else None
     for buf in {id(x): x for x in (dx, dy, draw, dyc) if x is not None}.values():  # (dy, draw may be dx)
-        buf[:, steps:] = 0.0  # steps beyond ``steps`` (none in FusedRecurrence's calls)
+        steps_of = buf if natural and buf is not dyc else buf.transpose(0, 1)  # (T, ...) either way
+        steps_of[steps:] = 0.0  # steps beyond ``steps``: every row's padding
         if poison:  # tests: the kernel must write every step it runs
-            buf[:, :steps] = float("nan")
+            steps_of[:steps] = float("nan")
     # exchange area: streaming, dA (D, 2, B, G*H); resident, the shares of dh (D, 2, GROUP, B, H),
     # each written in full by its program before the barrier that precedes any read (no fill)
     ex = (torch.empty(D, 2, geo["GROUP"], B, H, **f32) if resident  # shares are sums: float32
@@ -967,14 +1028,19 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     bar = torch.zeros(D * geo["NBT"], device=dev, dtype=torch.int32)
     out_d = _direction_major(out)  # no copy for layer_forward's results
     cs, gates, *saved = (_direction_major(x) if x is not None else out_d
-                         for x in (fwd.cs, fwd.gates, fwd.xhat, fwd.chat, fwd.rstd))
-    dout = _dense_blocks(dout.float())
+                         for x in (fwd.cs, fwd.gates, None if natural else fwd.xhat, fwd.chat, fwd.rstd))
+    if natural:
+        saved[0] = fwd.xhat if fwd.xhat is not None else out_d  # (T, B, D, G*H) as the forward wrote it
+        dout = dout.float().contiguous().view(T, B, D, H)
+    else:
+        dout = _dense_blocks(dout.float())
     _launch(_recurrent_layer_backward_kernel, (D * geo["NBT"] * geo["GROUP"],), (
         w_hh.contiguous(), out_d, h0.contiguous(), (c0 if c0 is not None else h0).contiguous(), cs, gates,
         lengths.to(device=dev, dtype=torch.int32), dout, dhn.contiguous().float(),
         (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
         dh0, dc0, bar, *extras.pointers(out_d, T), st, *saved, steps, T, B, dout.stride(0), dout.stride(1)), BK,
         H=H, **geo, D=D, CELL=cell, G=G, **codes, RESIDENT=resident, GP=4 if G > 1 else 1, PREFETCH=prefetch,
-        SYNC=_sync_code(barrier), **_dot_types(w_hh.dtype, precision), num_warps=num_warps or (8 if resident and H >= 128 else 4))
-    return Backward(_time_major(dx), _time_major(dy), _time_major(draw), dh0, (dc0 if mode == "LSTM" else None),
+        SYNC=_sync_code(barrier), NATURAL=natural, **_dot_types(w_hh.dtype, precision), num_warps=num_warps or (8 if resident and H >= 128 else 4))
+    per_step = (lambda x: x) if natural else _time_major
+    return Backward(per_step(dx), per_step(dy), per_step(draw), dh0, (dc0 if mode == "LSTM" else None),
                     None if dyc is None else _time_major(dyc))
