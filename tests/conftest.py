@@ -6,8 +6,9 @@ import torch
 import birnn
 
 # a script run in its own process by test_kernels.py (it needs the real Triton compiler, not the interpreter),
-# and test_kernels.py's helper that runs a grid's programs in threads (it needs Triton's interpreter)
-collect_ignore = ["kernel_compile.py", "threaded_grid.py"]
+# and test_kernels.py's helpers that run a grid's programs in threads and round to bfloat16 as the GPU
+# does (they need Triton's interpreter)
+collect_ignore = ["kernel_compile.py", "threaded_grid.py", "interpreter_rounding.py"]
 
 MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
 PATHS = ["torch", "torch-chunked", "torch-packed", "reference"]

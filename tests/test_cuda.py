@@ -225,6 +225,36 @@ def test_bf16_against_cudnn():
     assert rel(ours(x).output.float(), ref(x)[0].float()) < 5e-2
 
 
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("kernel", ["stream", "resident"])
+def test_bf16_dx_written_as_bf16_gives_the_same_bits(mode, kernel, monkeypatch):
+    """Variant 19 at real sizes: a bf16 training step whose backward kernel writes dx as bf16
+    gives the same bits as one writing it in float32 and rounding after (both round to nearest
+    even on the GPU), with lengths."""
+    from birnn.kernels import recurrent as R
+
+    monkeypatch.setenv("BIRNN_FUSED_KERNEL", kernel)
+    torch.manual_seed(0)
+    layer = getattr(birnn, mode)(128, 256, num_layers=2, bidirectional=True, path="fused").to(DEV).bfloat16()
+    x = torch.randn(40, 16, 128, device=DEV, dtype=torch.bfloat16)
+    lengths = torch.randint(10, 41, (16,), device=DEV)
+    lengths[0] = 40
+    dy = torch.randn(40, 16, 512, device=DEV)
+
+    def step():
+        layer.zero_grad()
+        xx = x.clone().requires_grad_()
+        out = layer(xx, lengths=lengths).output
+        (out.float() * dy).sum().backward()
+        return [out, xx.grad] + [p.grad.clone() for p in layer.parameters()]
+
+    half = step()
+    with monkeypatch.context() as m:
+        m.setattr(R, "_gradient_dtype", lambda dtype, mode, ln: torch.float32)
+        full = step()
+    assert all(torch.equal(a, b) for a, b in zip(half, full))
+
+
 def test_auto_picks_the_fused_kernel_where_it_was_measured_faster():
     lstm = birnn.LSTM(64, 512, bidirectional=True).to(DEV)
     x = torch.randn(20, 8, 64, device=DEV)

@@ -17,6 +17,9 @@ if torch.cuda.is_available():
     pytest.skip("interpreter tests are for CPU machines; tests/test_cuda.py covers the GPU", allow_module_level=True)
 os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined
 triton = pytest.importorskip("triton", reason="the fused kernels need Triton (CI installs it)")
+from interpreter_rounding import install as round_bfloat16_as_the_gpu  # noqa: E402
+
+round_bfloat16_as_the_gpu()  # Triton's interpreter truncates float32 -> bfloat16; the GPU rounds to nearest even
 
 import birnn  # noqa: E402
 from conftest import MODES, flat_hidden  # noqa: E402
@@ -153,6 +156,34 @@ def test_fused_regularisers_equal_the_reference(mode, features, training):
     if training and features != "layer_norm":  # the masks matter: another draw gives other numbers
         other, _ = run(layer, "fused", x, lengths, None, seed=4)
         assert not torch.allclose(other.output, fused.output)
+
+
+def test_interpreter_rounds_to_bfloat16_as_the_gpu():
+    """A kernel's float32 -> bfloat16 conversions (``.to`` and stores into bfloat16 tensors) give
+    PyTorch's bits under the interpreter too: round to nearest, ties to even (Triton 3.6's
+    interpreter alone truncates; tests/interpreter_rounding.py)."""
+    import triton.language as tl
+
+    @triton.jit
+    def convert(x_ptr, y_ptr, z_ptr, N: tl.constexpr):
+        i = tl.arange(0, N)
+        x = tl.load(x_ptr + i)
+        tl.store(y_ptr + i, x.to(tl.bfloat16))
+        tl.store(z_ptr + i, x)  # the store converts
+
+    g = torch.Generator().manual_seed(0)
+    ulp = 2.0 ** -8  # bfloat16's unit in the last place at 1
+    x = torch.cat([torch.randn(240, generator=g),
+                   torch.tensor([1 + ulp / 2, 1 + 3 * ulp / 2, -(1 + ulp / 2), 1 + ulp / 2 + 2 ** -20, 3.4e38,
+                                 -0.0, 1e-40, float("inf"), -2.5, 7.0, 1 + ulp / 4, 1 + 3 * ulp / 4,
+                                 1 + ulp, 2.0 ** -130, -1e-39, 65504.0])])
+    y, z = torch.empty(256, dtype=torch.bfloat16), torch.empty(256, dtype=torch.bfloat16)
+    convert[(1,)](x, y, z, N=256)
+    want = x.bfloat16()
+    assert torch.equal(y.view(torch.int16), want.view(torch.int16))
+    assert torch.equal(z.view(torch.int16), want.view(torch.int16))
+    truncated = (x.view(torch.int32) & -65536).view(torch.float32)
+    assert (truncated != want.float()).sum() > 100  # what the interpreter alone gives differs here
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
@@ -475,17 +506,14 @@ def test_natural_boundary_is_the_processing_order_rearranged(mode, kernel, featu
 def test_bfloat16_layers_exchange_bfloat16_with_the_same_bits(mode, features, monkeypatch):
     """A bfloat16 layer's programs exchange h (forward) and dA (streaming backward) as bfloat16,
     since the product rounds its operands to bfloat16 anyway: every output and gradient is the
-    same bits as with float32 exchange areas (variant 17). (h0 and the dropout scale are exact in
-    bfloat16 here: Triton's interpreter truncates float32 to bfloat16 where the GPU and PyTorch
-    round to nearest even, so an h0 rounded by PyTorch would differ from one rounded in the kernel
-    on CPU only.)"""
+    same bits as with float32 exchange areas (variant 17); h0 and the dropout scale (1/0.7) are
+    not exact in bfloat16, so the h0 rounded by PyTorch into the exchange area must round as the
+    kernel does (tests/interpreter_rounding.py: to nearest even, as on the GPU)."""
     from birnn.kernels import recurrent as R
 
     T, B, H = 5, 3, 16
     (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
-    xs, w, h0 = xs.bfloat16(), w.bfloat16(), h0.bfloat16().float()
-    if features:
-        extras = extras._replace(drop=(extras.drop > 0).float() * 2.0)
+    xs, w = xs.bfloat16(), w.bfloat16()
 
     def both(kernel):
         fwd = R.layer_forward(mode, xs, w, b, h0, c0, lengths, T, save=True, kernel=kernel, extras=extras)
@@ -501,6 +529,30 @@ def test_bfloat16_layers_exchange_bfloat16_with_the_same_bits(mode, features, mo
             for name, a, b_ in zip(part_h._fields, part_h, part_f):
                 assert a is None or torch.equal(a, b_), f"{kernel} {name}"
     assert half[1].dx.abs().max() > 0
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_RELU"])
+@pytest.mark.parametrize("kernel,kw", [("stream", {}), ("stream", dict(recurrent_dropout=0.3, zoneout=0.1)),
+                                       ("resident", dict(layer_norm=True))])
+def test_bfloat16_layers_write_dx_as_bfloat16_with_the_same_bits(mode, kernel, kw, monkeypatch):
+    """A bfloat16 layer's backward kernel writes dx as bfloat16 (variant 19): every reader rounds
+    it to bfloat16 anyway (the projection's backward, dW_hh's operand), so a training step's
+    outputs and gradients are the same bits as with dx written in float32 and rounded after
+    (rounding to nearest even in both places: tests/interpreter_rounding.py)."""
+    from birnn.kernels import recurrent as R
+
+    monkeypatch.setenv("BIRNN_FUSED_KERNEL", kernel)
+    layer = pair(mode, num_layers=2, bidirectional=True, **kw).bfloat16()
+    x, lengths = torch.randn(5, 3, 4).bfloat16(), torch.tensor([5, 2, 4])
+    half, half_grads = run(layer, "fused", x, lengths, None, seed=3)
+    with monkeypatch.context() as m:
+        m.setattr(R, "_gradient_dtype", lambda dtype, mode, ln: torch.float32)
+        full, full_grads = run(layer, "fused", x, lengths, None, seed=3)
+    assert torch.equal(half.output, full.output)
+    for a, b in zip(half_grads, full_grads):
+        assert torch.equal(a, b)
+    assert R._gradient_dtype(torch.bfloat16, mode, "layer_norm" in kw) == (
+        torch.float32 if "layer_norm" in kw and mode != "GRU" else torch.bfloat16)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])

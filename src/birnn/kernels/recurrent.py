@@ -584,7 +584,8 @@ def _recurrent_layer_backward_kernel(
     len_ptr,
     dout_ptr,  # (T, D, B, H), strides o_st, o_sd; NATURAL: (T, B, D, H) in each row's own time order
     dhn_ptr, dcn_ptr,  # (D, B, H)
-    dx_ptr,  # (D, T, B, G*H) gradient of the input projections; NATURAL: (T, B, D, G*H), as dy, draw and xh
+    dx_ptr,  # (D, T, B, G*H) gradient of the input projections (bf16 layers: bf16, _gradient_dtype);
+             # NATURAL: (T, B, D, G*H), as dy, draw and xh
     dy_ptr,  # (D, T, B, G*H) gradient of the hidden pre-activations after the norm (GRU only; else dx)
     draw_ptr,  # (D, T, B, G*H) gradient of h W_hh^T before the norm (LN only; else dy)
     dyc_ptr,  # (D, T, B, H) gradient of the normalised cell's affine output (LN, LSTM)
@@ -875,6 +876,16 @@ def _exchange_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
 
 
+def _gradient_dtype(dtype: torch.dtype, mode: str, ln: bool) -> torch.dtype:
+    """The dtype the backward kernel writes dx in: a bfloat16 layer's dx feeds only bfloat16
+    products (the projection's backward; as dW_hh's operand too where dx is draw: the LSTM's and
+    the Elman RNN's without layer norm), which would round it to bfloat16 anyway, so it is written
+    as bfloat16 — the same bits in half the bytes, and no conversion after (variant 19 in
+    benchmarks/GPU_NOTES.md). Where dx is also what the norm's gain gradient sums (layer norm,
+    but for the GRU, whose dy is separate), it stays float32."""
+    return torch.bfloat16 if dtype == torch.bfloat16 and (mode == "GRU" or not ln) else torch.float32
+
+
 BARRIERS = ("atomic", "ptx")
 
 
@@ -973,7 +984,7 @@ class Backward(NamedTuple):
     direction-major storage, as :class:`Forward`'s — but ``dx``, ``dy`` and ``draw`` with
     ``natural``: (T, B, D, G*H) in each row's own time order."""
 
-    dx: Tensor  # (T, D, B, G*H) gradient of the input projections
+    dx: Tensor  # (T, D, B, G*H) gradient of the input projections (bfloat16 layers: see :func:`_gradient_dtype`)
     dy: Tensor  # (T, D, B, G*H) of the hidden pre-activations after the norm (for the GRU's b_hh, the norm's gain)
     draw: Tensor  # (T, D, B, G*H) of h W_hh^T (for W_hh)
     dh0: Tensor  # (D, B, H)
@@ -1009,9 +1020,10 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
     # direction-major (:func:`_direction_major`) or natural; the kernel writes every step < ``steps``
-    dx = torch.empty(T, B, D, GH, **f32) if natural else torch.empty(D, T, B, GH, **f32)
-    dy = torch.empty_like(dx) if mode == "GRU" else dx
-    draw = torch.empty_like(dx) if ln else dy
+    grad = dict(device=dev, dtype=_gradient_dtype(w_hh.dtype, mode, ln))
+    dx = torch.empty(T, B, D, GH, **grad) if natural else torch.empty(D, T, B, GH, **grad)
+    dy = torch.empty_like(dx, dtype=torch.float32) if mode == "GRU" else dx
+    draw = torch.empty_like(dx, dtype=torch.float32) if ln else dy
     dyc = torch.empty(D, T, B, H, **f32) if ln and mode == "LSTM" else None
     for buf in {id(x): x for x in (dx, dy, draw, dyc) if x is not None}.values():  # (dy, draw may be dx)
         steps_of = buf if natural and buf is not dyc else buf.transpose(0, 1)  # (T, ...) either way
