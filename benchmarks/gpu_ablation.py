@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 import birnn.kernels.function as function  # noqa: E402
 import birnn.kernels.recurrent as recurrent  # noqa: E402
-from birnn.bench import cuda_time, layers_for, markdown_table  # noqa: E402
+from birnn.bench import cuda_time, layers_for, markdown_table, smoke_device  # noqa: E402
 
 L = 2
 
@@ -63,9 +63,8 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true", help="on CPU under TRITON_INTERPRET=1: T=6, I=8, H=16, B<=3, to "
                                                         "check the script end to end; the times mean nothing")
     a = p.parse_args(argv)
-    T, I, H, batch, dev = (6, 8, 16, 3, "cpu") if a.smoke else (512, 256, 512, 64, "cuda")
-    if a.smoke and os.environ.get("TRITON_INTERPRET") != "1":
-        p.error("--smoke runs the kernels under Triton's interpreter: set TRITON_INTERPRET=1")
+    dev = smoke_device(p, a.smoke)
+    T, I, H, batch = (6, 8, 16, 3) if a.smoke else (512, 256, 512, 64)
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
         ref, ours = layers_for("LSTM", I, H, L, dtype, dev)

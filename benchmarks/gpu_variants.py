@@ -21,7 +21,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-from birnn.bench import cuda_time  # noqa: E402
+from birnn.bench import cuda_time, smoke_device  # noqa: E402
 from birnn.kernels.recurrent import StepExtras, layer_backward, layer_forward  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -71,10 +71,9 @@ def main(argv=None):
     p.add_argument("--smoke", action="store_true", help="on CPU under TRITON_INTERPRET=1: H=16, B=2, T=6, to check "
                                                         "the script end to end; the times mean nothing")
     a = p.parse_args(argv)
-    T, dev = (6, "cpu") if a.smoke else (512, "cuda")
+    dev = smoke_device(p, a.smoke)
+    T = 6 if a.smoke else 512
     if a.smoke:
-        if os.environ.get("TRITON_INTERPRET") != "1":
-            p.error("--smoke runs the kernels under Triton's interpreter: set TRITON_INTERPRET=1")
         a.hidden, a.batches = "16", "2"
     for mode in a.modes.split(","):
         G = {"LSTM": 4, "GRU": 3}[mode]

@@ -63,3 +63,14 @@ def test_ablation_smoke_runs_every_switch(capsys):
     out = capsys.readouterr().out
     for switch in ("| default |", "| no v15 |", "| no v17 |"):
         assert switch in out
+
+
+def test_host_traffic_counts_the_ops_around_the_kernels(capsys):
+    """benchmarks/host_traffic.py (variant 18's byte counts): four rows; the projections alone are
+    8x the output's size (4 gates x 2 directions, two layers, per output's 2H), a training step
+    writes more than inference."""
+    assert script("host_traffic").main(["--shape", "16,8,16,32"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "lengths:" in line]
+    assert len(rows) == 4
+    total = [float(line.split(": ")[1].split(" ")[0]) for line in rows]
+    assert 8.0 <= total[0] < total[2] and "addmm 8.0" in rows[0]

@@ -207,6 +207,14 @@ reference path and cuDNN's plain LSTM.
 """
 
 
+def smoke_device(parser: argparse.ArgumentParser, smoke: bool) -> str:
+    """Where a GPU script runs: ``"cuda"``, or ``"cpu"`` for its ``--smoke`` run, which needs the
+    kernels under Triton's interpreter (refused, through ``parser``, without TRITON_INTERPRET=1)."""
+    if smoke and os.environ.get("TRITON_INTERPRET") != "1":
+        parser.error("--smoke runs the kernels under Triton's interpreter: set TRITON_INTERPRET=1")
+    return "cpu" if smoke else "cuda"
+
+
 def cuda_time(fn, repeats: int, warmup: int = 2) -> float:
     """Median milliseconds of ``fn`` by CUDA events.
 
@@ -317,9 +325,7 @@ def gpu_main(argv=None) -> int:
                    help="on CPU under TRITON_INTERPRET=1: each distinct case once at toy sizes (T=6, I=8, H=16, "
                         "B<=3), to check the suite end to end before a GPU session; the times mean nothing")
     args = p.parse_args(argv)
-    device = "cpu" if args.smoke else "cuda"
-    if args.smoke and os.environ.get("TRITON_INTERPRET") != "1":
-        p.error("--smoke runs the kernels under Triton's interpreter: set TRITON_INTERPRET=1")
+    device = smoke_device(p, args.smoke)
     if args.smoke:
         gpu = f"CPU smoke run (interpreter), Triton {_triton_version()}"
     else:

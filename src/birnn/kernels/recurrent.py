@@ -457,7 +457,6 @@ def _recurrent_layer_kernel(
     while t < steps:  # (a while loop: Triton's interpreter cannot index range() with numpy >= 2.4 scalars)
         par = t % 2
         h_base = hx_ptr + (d * 2 + par) * B * H
-        # (offsets are computed next to their use: live across the product, they would cost registers)
         if NATURAL:  # xs, xhat and y in the layer's (T, B, D, ·) layout, each row at its own time
             xo = _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, GH, d)
             xio = xo
