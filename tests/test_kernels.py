@@ -158,6 +158,26 @@ def test_fused_regularisers_equal_the_reference(mode, features, training):
         assert not torch.allclose(other.output, fused.output)
 
 
+def test_calls_beyond_32_bit_offsets_are_refused_not_miscomputed():
+    """The kernels index per-step tensors with 32-bit offsets: a call whose (T, B, D, G*H) gates
+    reach 2**31 elements is not theirs — "auto" sees why (the blocker), path="fused" says so, and
+    the kernel API refuses before allocating anything."""
+    from birnn.kernels.recurrent import layer_forward
+
+    lstm = birnn.LSTM(1, 1024)
+    x = torch.zeros(32768, 16, 1)  # T*B*4H = 2**31
+    assert "32-bit offsets" in lstm._fused_blocker(x)
+    assert lstm._fused_blocker(x[:32767]) is None
+    lstm.path = "fused"
+    with pytest.raises(ValueError, match="32-bit offsets"):
+        lstm(x)
+    xs = torch.empty(32768, 16, 1, 4096, device="meta")
+    w = torch.empty(1, 4096, 1024, device="meta")
+    with pytest.raises(ValueError, match="T\\*B\\*D\\*4H = 2147483648 elements"):
+        layer_forward("LSTM", xs, w, None, w.new_empty(1, 16, 1024), w.new_empty(1, 16, 1024),
+                      torch.full((16,), 32768), 32768, natural=True)
+
+
 def test_interpreter_rounds_to_bfloat16_as_the_gpu():
     """A kernel's float32 -> bfloat16 conversions (``.to`` and stores into bfloat16 tensors) give
     PyTorch's bits under the interpreter too: round to nearest, ties to even (Triton 3.6's

@@ -47,7 +47,7 @@ from .batch import pack_like
 from .cells import cell_spec
 from .dispatch import Decision, check_path, choose, measured_evidence
 from .init import initialise
-from .kernels import describe_kernel, plan_grid, supported_hidden
+from .kernels import describe_kernel, offsets_fit, plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
 from .output import RecurrentOutput, merge
@@ -200,6 +200,9 @@ class RecurrentLayer(nn.RNNBase):
                        if on]
         if unsupported:
             return f"the fused kernel does not run {', '.join(unsupported)}"
+        too_big = offsets_fit(self.mode, x.shape[0], x.shape[1], self.num_directions, self.hidden_size)
+        if too_big is not None:
+            return too_big
         if x.device.type == "cuda":  # all programs must be resident at once
             try:
                 plan_grid(self.hidden_size, x.shape[1], self.num_directions, _multiprocessors(x.device))

@@ -5,7 +5,7 @@ layers can ask what the kernels support without importing it."""
 import os
 from typing import Optional, Tuple
 
-__all__ = ["KERNELS", "default_kernel", "describe_kernel", "kernel_plan", "plan_grid", "plan_resident",
+__all__ = ["KERNELS", "default_kernel", "describe_kernel", "kernel_plan", "offsets_fit", "plan_grid", "plan_resident",
            "supported_hidden"]
 
 KERNELS = ("stream", "resident")
@@ -14,6 +14,24 @@ KERNELS = ("stream", "resident")
 def supported_hidden(H: int) -> bool:
     """Hidden sizes the kernels tile: powers of two from 16, or multiples of 64."""
     return H >= 16 and (H & (H - 1) == 0 or H % 64 == 0)
+
+
+def offsets_fit(mode: str, T: int, B: int, D: int, H: int) -> Optional[str]:
+    """Why the kernels cannot index a call's per-step tensors, or None: they compute offsets in
+    32 bits, so the largest, (T, B, D, G*H) (gates, their gradients), must stay below 2**31
+    elements.
+
+    >>> offsets_fit("LSTM", 512, 64, 2, 512) is None
+    True
+    >>> offsets_fit("LSTM", 8192, 64, 2, 1024)
+    'the fused kernel indexes per-step tensors with 32-bit offsets: T*B*D*4H = 4294967296 elements is over 2**31 - 1'
+    """
+    G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    n = T * B * D * G * H
+    if n >= 2 ** 31:
+        return (f"the fused kernel indexes per-step tensors with 32-bit offsets: T*B*D*{G if G > 1 else ''}H = {n} "
+                "elements is over 2**31 - 1")
+    return None
 
 
 def plan_grid(H: int, B: int, D: int, sms: Optional[int]) -> Tuple[int, int, int, int]:

@@ -50,7 +50,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from . import KERNELS, default_kernel, kernel_plan, plan_grid, plan_resident, supported_hidden
+from . import KERNELS, default_kernel, kernel_plan, offsets_fit, plan_grid, plan_resident, supported_hidden
 
 __all__ = ["CELL_CODES", "KERNELS", "Backward", "Forward", "StepExtras", "default_kernel", "layer_backward",
            "layer_forward", "plan_grid", "plan_resident", "supported_hidden"]
@@ -933,6 +933,9 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     if GH != G * H or not supported_hidden(H):
         raise ValueError(f"the fused kernel needs H a power of two >= 16 or a multiple of 64, and xs (..., {G}*H); "
                          f"got H={H}, G*H={GH}")
+    too_big = offsets_fit(mode, T, B, D, H)
+    if too_big is not None:
+        raise ValueError(too_big)
     dev = xs.device
     resident, plan = kernel_plan(kernel, mode, H, B, D, xs.dtype == torch.bfloat16, _sms(dev))
     geo = _geometry(plan)
