@@ -51,9 +51,9 @@ def test_bench_smoke_needs_the_interpreter(monkeypatch):
 
 
 def test_variants_smoke_times_every_kernel(capsys):
-    script("gpu_variants").main(["--smoke"])
+    script("gpu_variants").main(["--smoke", "--dtypes", "bfloat16"])  # (float32: the bench smoke run; time)
     lines = [line for line in capsys.readouterr().out.splitlines() if "us/step" in line]
-    assert len(lines) == 2 * 2 * 2 * 2  # cells x dtypes x (plain, regularised) x (stream, resident)
+    assert len(lines) == 2 * 2 * 2  # cells x (plain, regularised) x (stream, resident)
     assert not [line for line in lines if "n/a" in line]
     assert all("bwd ptx" in line and "bwd natural" in line for line in lines if " plain " in line)
 
