@@ -41,7 +41,8 @@ def compile_kernel(fn, consts: dict, bf16: bool, num_warps: int = 4):
         elif name in ("len_ptr", "bar_ptr"):
             sig[name] = "*i32"
         elif bf16 and (name in ("xg_ptr", "w_ptr", "hx_ptr") or (name == "ex_ptr" and not consts.get("RESIDENT"))
-                       or (name == "dx_ptr" and (consts["CELL"] == 3 or not consts["LN"]))):  # _gradient_dtype
+                       or (name == "dx_ptr" and (consts["CELL"] == 3 or not consts["LN"]))  # _gradient_dtype
+                       or (name in ("y_ptr", "dout_ptr") and consts["NATURAL"])):  # _output_dtype
             sig[name] = "*bf16"
         elif name.endswith("_ptr"):
             sig[name] = "*fp32"

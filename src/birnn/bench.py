@@ -346,8 +346,8 @@ def gpu_main(argv=None) -> int:
                   ("LSTM", 8, T, I, 1024, L, True, None), ("LSTM", 256, 128, I, 128, L, True, None),
                   ("GRU", 256, 128, I, 128, L, True, None), ("LSTM", 256, 128, I, 1024, L, True, None),
                   ("GRU", 256, 128, I, 1024, L, True, None)]
-    if args.smoke:  # one toy case per distinct code path
-        cases = list(dict.fromkeys((mode, min(B, 3), 6, 8, 16, L_, train, (2, 6) if lr else None)
+    if args.smoke:  # one toy case per cell, step and lengths (batch 1 for inference, 3 for training)
+        cases = list(dict.fromkeys((mode, 3 if train else 1, 6, 8, 16, L_, train, (2, 6) if lr else None)
                                    for mode, B, _, _, _, L_, train, lr in cases))
     for dtype in dtypes:
         for mode, B, T_, I_, H_, L_, train, lr in cases:

@@ -45,7 +45,7 @@ def _states_before(y: Tensor, h0: Tensor, lengths: Tensor) -> Tensor:
         h[1, :-1] = y[1:, :, 1]
         h[1, -1] = 0.0
         # each row's last real step read h_0 (rows of length 0 read nothing: any position will do)
-        h[1, (lengths - 1).clamp(min=0), torch.arange(B, device=y.device)] = h0[1]
+        h[1, (lengths - 1).clamp(min=0), torch.arange(B, device=y.device)] = h0[1].to(h.dtype)
     return h
 
 

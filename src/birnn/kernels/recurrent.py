@@ -269,7 +269,7 @@ def _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, stat
     zero = tl.zeros((BB, U), dtype=tl.float32)
     if NATURAL:
         dout = tl.load(dout_ptr + _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, H, d), mask=m2,
-                       other=0.0)
+                       other=0.0).to(tl.float32)  # (the layer's dtype: bf16 layers' gradients come as bf16)
     else:
         dout = tl.load(dout_ptr + off + (d * (o_sd - TT * B * H) + t * (o_st - B * H)), mask=m2, other=0.0)
     p0 = zero
@@ -414,7 +414,7 @@ def _recurrent_layer_kernel(
     bhh_ptr,  # (D, G*H) GRU hidden bias (unused otherwise)
     h0_ptr, c0_ptr,  # (D, B, H)
     len_ptr,  # (B,) int32
-    y_ptr,  # NATURAL: (T, B, D, H) the layer's output, each row in its own time order, 0 at padded steps
+    y_ptr,  # NATURAL: (T, B, D, H) the layer's output (its dtype), each row in its own time order, 0 at padded steps
     out_ptr,  # (D, T, B, H) outputs in processing order, 0 at padded steps (NATURAL: only when SAVE)
     hx_ptr,  # (D, 2, B, H) exchange area of h (times the recurrent dropout mask), parity 0 holds h0
     hn_ptr, cn_ptr,  # (D, B, H) final states
@@ -852,7 +852,7 @@ class Forward(NamedTuple):
     xhat: Optional[Tensor] = None  # (T, D, B, G*H) normalised recurrent pre-activations (layer norm)
     chat: Optional[Tensor] = None  # (T, D, B, H) normalised LSTM cells (layer norm)
     rstd: Optional[Tensor] = None  # (T, D, B, 2) 1/std of both norms (layer norm)
-    y: Optional[Tensor] = None  # (T, B, D*H) with ``natural``: the layer's output, as torch.nn lays it out
+    y: Optional[Tensor] = None  # (T, B, D*H) with ``natural``: the layer's output as torch.nn lays it out (:func:`_output_dtype`)
 
 
 def _dot_types(dtype: torch.dtype, precision: str) -> dict:
@@ -872,6 +872,14 @@ def _exchange_dtype(dtype: torch.dtype) -> torch.dtype:
     streaming backward): those values only feed the recurrent product, whose operands are rounded
     to the layer's dtype anyway, so a bfloat16 layer exchanges them as bfloat16 — the same numbers
     in half the bytes (variant 17 in benchmarks/GPU_NOTES.md)."""
+    return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
+
+
+def _output_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the layer's output y and of its gradient at the kernels' natural boundary:
+    the layer's own for bfloat16 layers — the kernel rounds y as the layer would (to nearest
+    even) instead of writing float32 for PyTorch to convert, and reads the gradient as autograd
+    hands it over (variant 20 in benchmarks/GPU_NOTES.md); float32 otherwise."""
     return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
 
 
@@ -942,7 +950,7 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     codes = extras.codes()
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
-    y = torch.empty(T, B, D, H, **f32) if natural else None
+    y = torch.empty(T, B, D, H, device=dev, dtype=_output_dtype(xs.dtype)) if natural else None
     # per-step tensors direction-major (:func:`_direction_major`), in processing order; with ``natural``
     # the outputs in that order only for the GRU's and the Elman RNN's backward (the LSTM's reads c)
     out = torch.empty(D, T, B, H, **f32) if not natural or (save and mode != "LSTM") else y
@@ -1045,7 +1053,7 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
                          for x in (fwd.cs, fwd.gates, None if natural else fwd.xhat, fwd.chat, fwd.rstd))
     if natural:
         saved[0] = fwd.xhat if fwd.xhat is not None else out_d  # (T, B, D, G*H) as the forward wrote it
-        dout = dout.float().contiguous().view(T, B, D, H)
+        dout = dout.to(_output_dtype(dout.dtype)).contiguous().view(T, B, D, H)
     else:
         dout = _dense_blocks(dout.float())
     _launch(_recurrent_layer_backward_kernel, (D * geo["NBT"] * geo["GROUP"],), (
