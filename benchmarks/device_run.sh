@@ -7,7 +7,7 @@
 #   bash benchmarks/device_run.sh variants    # benchmarks/gpu_variants.py, LSTM H=512: stream vs resident,
 #                                             # prefetch on/off, atomic vs PTX barrier, fwd and bwd
 #   bash benchmarks/device_run.sh variants-more   # the same for GRU and H=1024
-#   bash benchmarks/device_run.sh ablate      # benchmarks/gpu_ablation.py: variants 15 and 17 on and off
+#   bash benchmarks/device_run.sh ablate      # benchmarks/gpu_ablation.py: variants 15, 17, 19, 20 on and off
 #   bash benchmarks/device_run.sh bench       # benchmarks/gpu.py (the table + case 5)
 #   bash benchmarks/device_run.sh resident    # the same with BIRNN_FUSED_KERNEL=resident
 #     (BIRNN_FUSED_BARRIER=ptx in the environment applies to bench/resident too: variant 14)

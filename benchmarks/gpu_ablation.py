@@ -1,4 +1,4 @@
-"""What variants 15 and 17 (benchmarks/GPU_NOTES.md) are worth, on a CUDA machine: the issue's
+"""What variants 15, 17, 19 and 20 (benchmarks/GPU_NOTES.md) are worth, on a CUDA machine: the issue's
 layer (bidirectional LSTM, I=256, H=512, 2 layers, T=512) at B=64 (inference and a training step)
 and B=1 (inference), float32 and bfloat16, timed in one run with
 
@@ -6,10 +6,13 @@ and B=1 (inference), float32 and bfloat16, timed in one run with
 - ``no v15``: its input projections and W_hh gradient back to full-float32 GEMMs (float32
   operands for the bfloat16 weight gradient), the kernel itself unchanged;
 - ``no v17``: float32 exchange areas for bfloat16 layers;
+- ``no v19``: bfloat16 layers' dx written in float32 (converted after, as before);
+- ``no v20``: bfloat16 layers' output y and its gradient in float32 at the kernels' boundary;
 
 and cuDNN (torch.nn) for the ratio. Microseconds per (step x layer), medians of CUDA events.
-(Variant 16, the direction-major layout, has no switch: compare ``default`` with the recorded
-table of benchmarks/RESULTS.md.)
+(Variants 16 and 18, the layouts, have no switch: compare ``default`` with the recorded table of
+benchmarks/RESULTS.md; ``gpu_variants.py`` times variant 18's kernels against the
+processing-order ones.)
 
     PYTHONPATH=src python3 benchmarks/gpu_ablation.py [--repeats 5]
     TRITON_INTERPRET=1 PYTHONPATH=src python3 benchmarks/gpu_ablation.py --smoke   # CPU, toy sizes
@@ -54,7 +57,10 @@ CONFIGS = {
     "default": contextlib.nullcontext,
     "no v15": full_float32_products,
     "no v17": lambda: patched(recurrent, "_exchange_dtype", lambda dtype: torch.float32),
+    "no v19": lambda: patched(recurrent, "_gradient_dtype", lambda dtype, mode, ln: torch.float32),
+    "no v20": lambda: patched(recurrent, "_output_dtype", lambda dtype: torch.float32),
 }
+BF16_ONLY = ("no v17", "no v19", "no v20")  # (float32 layers: the same kernels)
 
 
 def main(argv=None) -> int:
@@ -84,7 +90,7 @@ def main(argv=None) -> int:
             per = T * L / 1000
             cudnn = cuda_time(run(ref), a.repeats) / per
             for name, config in CONFIGS.items():
-                if name == "no v17" and dtype != torch.bfloat16:
+                if name in BF16_ONLY and (dtype != torch.bfloat16 or (name == "no v19" and not train)):
                     continue
                 with config():
                     us = cuda_time(run(ours), a.repeats) / per

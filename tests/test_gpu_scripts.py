@@ -61,7 +61,7 @@ def test_variants_smoke_times_every_kernel(capsys):
 def test_ablation_smoke_runs_every_switch(capsys):
     assert script("gpu_ablation").main(["--smoke"]) == 0
     out = capsys.readouterr().out
-    for switch in ("| default |", "| no v15 |", "| no v17 |"):
+    for switch in ("| default |", "| no v15 |", "| no v17 |", "| no v19 |", "| no v20 |"):
         assert switch in out
 
 
