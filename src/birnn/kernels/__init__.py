@@ -5,6 +5,8 @@ layers can ask what the kernels support without importing it."""
 import os
 from typing import Optional, Tuple
 
+from ..cells import cell_spec
+
 __all__ = ["KERNELS", "default_kernel", "describe_kernel", "kernel_plan", "offsets_fit", "plan_grid", "plan_resident",
            "supported_hidden"]
 
@@ -26,7 +28,7 @@ def offsets_fit(mode: str, T: int, B: int, D: int, H: int) -> Optional[str]:
     >>> offsets_fit("LSTM", 8192, 64, 2, 1024)
     'the fused kernel indexes per-step tensors with 32-bit offsets: T*B*D*4H = 4294967296 elements is over 2**31 - 1'
     """
-    G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    G = cell_spec(mode).gates
     n = T * B * D * G * H
     if n >= 2 ** 31:
         return (f"the fused kernel indexes per-step tensors with 32-bit offsets: T*B*D*{G if G > 1 else ''}H = {n} "
