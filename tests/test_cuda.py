@@ -1,22 +1,58 @@
-"""On a CUDA machine (skipped elsewhere): every path against torch.nn/cuDNN, and the fused
-kernels at real sizes against the reference path, with outputs poisoned before each run and
-repeated runs compared bit for bit (no race at the barrier).
+"""The fused kernels and every path at real sizes on a CUDA machine: against torch.nn/cuDNN, and
+the kernels against the reference path, with outputs poisoned before each run and repeated runs
+compared bit for bit (no race at the barrier).
 
 Tolerances: float32 paths that do not use TF32 agree to 1e-5 relative; the fused kernel with
 TF32 (as cuDNN uses by default) to 2e-2 after a few hundred steps; bfloat16 to 5e-2.
+
+On a CPU machine with Triton (CI) the same bodies run at toy sizes under Triton's interpreter,
+with an H100's grid plan (132 multiprocessors: several programs per barrier group, each in its
+own thread, tests/threaded_grid.py) and a subset of the cases, so that a GPU session never
+finds these tests broken; what only a GPU can show (TF32 products, the speed table's choices,
+the resident-grid limit) is skipped there.
 """
+
+import os
 
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    pytest.skip("needs CUDA", allow_module_level=True)
+GPU = torch.cuda.is_available()
+if not GPU:
+    os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined
+    pytest.importorskip("triton", reason="the fused kernels need Triton (CI installs it)")
+    from interpreter_rounding import install as round_bfloat16_as_the_gpu
+
+    round_bfloat16_as_the_gpu()
 
 import birnn  # noqa: E402
 from birnn.kernels.recurrent import layer_backward, layer_forward, plan_grid, plan_resident  # noqa: E402
 from conftest import MODES  # noqa: E402
 
-DEV = torch.device("cuda")
+DEV = torch.device("cuda" if GPU else "cpu")
+SMS = torch.cuda.get_device_properties(DEV).multi_processor_count if GPU else 132  # CPU: an H100's plan
+gpu_only = pytest.mark.skipif(not GPU, reason="needs CUDA")
+
+
+def sized(gpu, cpu):
+    """What a test runs: ``gpu`` (real sizes, every case) on a GPU, ``cpu`` under the interpreter."""
+    return gpu if GPU else cpu
+
+
+@pytest.fixture(autouse=True)
+def _h100_grid_on_cpu(monkeypatch):
+    """Under the interpreter: the kernels plan their grid for 132 multiprocessors, and every
+    program of a launch runs in its own thread (the barrier and the exchanges run for real)."""
+    if GPU:
+        yield
+        return
+    from threaded_grid import threaded_programs
+
+    from birnn.kernels import recurrent as R
+
+    monkeypatch.setattr(R, "_sms", lambda dev: SMS)
+    with threaded_programs():
+        yield
 
 
 def make(mode, I, H, **kw):
@@ -32,11 +68,11 @@ def rel(a, b):
     return float((a - b).abs().max() / b.abs().max().clamp(min=1e-6))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", sized(MODES, ["RNN_TANH"]))
 def test_every_path_against_cudnn(mode):
     ref, ours = make(mode, 32, 64, num_layers=2, bidirectional=True)
     ours.load_state_dict(ref.state_dict())
-    B, T = 8, 40
+    B, T = 8, sized(40, 8)
     lengths = torch.randint(1, T + 1, (B,))
     lengths[0] = T
     x = torch.randn(T, B, 32, device=DEV)
@@ -47,7 +83,7 @@ def test_every_path_against_cudnn(mode):
         for path in ("torch", "torch-packed", "torch-chunked", "reference", "fused"):
             ours.path = path
             got = ours(x, lengths=lengths)
-            assert got.path == path or (path == "torch" and got.path == "torch-packed")
+            assert got.path == path or (path == "torch" and got.path in ("torch-packed", "torch-chunked")), got.path
             assert rel(got.output, want) < 1e-5, path
             assert rel(ours(x).output, full) < 1e-5, path
 
@@ -67,15 +103,14 @@ def real_inputs(mode, T, D, B, H, seed):
     return g, (xs, w, b, h0, c0, lengths)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("B", [1, 64])
+@pytest.mark.parametrize("mode", sized(MODES, ["LSTM"]))
+@pytest.mark.parametrize("B", sized([1, 64], [3]))
 @pytest.mark.parametrize("kernel", ["stream", "resident"])
-@pytest.mark.parametrize("barrier", ["atomic", "ptx"])
+@pytest.mark.parametrize("barrier", sized(["atomic", "ptx"], ["atomic"]))
 def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel, barrier):
-    H, T, D = 512, 100, 2
+    H, T, D = sized(512, 64), sized(100, 6), 2
     g, (xs, w, b, h0, c0, lengths) = real_inputs(mode, T, D, B, H, seed=0)
-    sms = torch.cuda.get_device_properties(DEV).multi_processor_count
-    plan = plan_grid(H, B, D, sms) if kernel == "stream" else plan_resident(mode, H, B, D, False, sms)
+    plan = plan_grid(H, B, D, SMS) if kernel == "stream" else plan_resident(mode, H, B, D, False, SMS)
     assert plan[3] > 1, "the test must exercise the multi-program barrier"
     runs = [layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="ieee", poison=True, save=True,
                           kernel=kernel, barrier=barrier) for _ in range(3)]
@@ -99,17 +134,16 @@ def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel, bar
     assert rel(tf32.double(), ys) < 2e-2
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("B", [1, 64])
-@pytest.mark.parametrize("barrier", ["atomic", "ptx"])
+@pytest.mark.parametrize("mode", sized(MODES, ["GRU"]))
+@pytest.mark.parametrize("B", sized([1, 64], [3]))
+@pytest.mark.parametrize("barrier", sized(["atomic", "ptx"], ["atomic"]))
 def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B, barrier):
     """Both backward kernels at H=512 with multi-program groups — the streaming one (every
     program reads all of dA) and the resident one (every program adds the others' shares of dh) —
     against float64 autograd through the reference loop; the resident one three times, bit for bit."""
-    H, T, D = 512, 60, 2
+    H, T, D = sized(512, 64), sized(60, 5), 2
     g, (xs, w, b, h0, c0, lengths) = real_inputs(mode, T, D, B, H, seed=1)
-    sms = torch.cuda.get_device_properties(DEV).multi_processor_count
-    assert plan_resident(mode, H, B, D, False, sms)[3] > 1 and plan_grid(H, B, D, sms)[3] > 1
+    assert plan_resident(mode, H, B, D, False, SMS)[3] > 1 and plan_grid(H, B, D, SMS)[3] > 1
     dout = torch.randn(T, D, B, H, device=DEV, generator=g)
     dhn = torch.randn(D, B, H, device=DEV, generator=g)
     dcn = torch.randn(D, B, H, device=DEV, generator=g) if mode == "LSTM" else None
@@ -135,12 +169,13 @@ def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B, barrier):
         assert rel(got.dx.double(), dx_ref) < 1e-4 and rel(got.dh0.double(), dh0_ref) < 1e-4, kernel
 
 
-@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("mode", sized(["LSTM", "GRU"], ["LSTM"]))
 def test_fused_training_gradients_match_the_reference(mode):
-    ref_layer, layer = make(mode, 64, 128, num_layers=2, bidirectional=True)
-    B, T = 16, 60
-    lengths = torch.randint(5, T + 1, (B,))
-    x = torch.randn(T, B, 64, device=DEV)
+    I = sized(64, 8)
+    ref_layer, layer = make(mode, I, sized(128, 32), num_layers=2, bidirectional=True)
+    B, T = sized(16, 3), sized(60, 6)
+    lengths = torch.randint(2, T + 1, (B,))
+    x = torch.randn(T, B, I, device=DEV)
     grads = {}
     with torch.backends.cudnn.flags(allow_tf32=False):
         for path in ("reference", "fused"):
@@ -154,8 +189,8 @@ def test_fused_training_gradients_match_the_reference(mode):
         assert rel(a, b) < 1e-4
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("B", [1, 64])
+@pytest.mark.parametrize("mode", sized(MODES, ["RNN_TANH"]))
+@pytest.mark.parametrize("B", sized([1, 64], [3]))
 @pytest.mark.parametrize("kernel", ["stream", "resident"])
 def test_natural_boundary_at_real_sizes(mode, B, kernel):
     """Variant 18, what the layers run: the kernels reading xs and dout and writing y and dx in the
@@ -164,7 +199,8 @@ def test_natural_boundary_at_real_sizes(mode, B, kernel):
     every element written (NaN-poisoned)."""
     from birnn.batch import reverse_valid
 
-    H, T, D = 512, 60, 2
+    # (CPU: an Elman RNN's resident tile holds 64 units, and the test needs two programs per group)
+    H, T, D = sized(512, 128 if mode.startswith("RNN") and kernel == "resident" else 64), sized(60, 5), 2
     g, (xs, w, b, h0, c0, lengths) = real_inputs(mode, T, D, B, H, seed=2)
 
     def natural(x):  # (T, D, B, F) processing order -> (T, B, D, F)
@@ -184,6 +220,7 @@ def test_natural_boundary_at_real_sizes(mode, B, kernel):
     assert torch.equal(grads_n.dx, natural(grads.dx)) and torch.equal(grads_n.dh0, grads.dh0)
 
 
+@gpu_only
 def test_fused_matmuls_use_tf32_exactly_where_cudnn_rnns_do():
     """The input projection (forward and backward) is cuBLAS's TF32 product by default, and the
     full float32 one when cuDNN's RNNs are told not to use TF32 (birnn.kernels.products)."""
@@ -217,15 +254,16 @@ def test_fused_matmuls_use_tf32_exactly_where_cudnn_rnns_do():
 
 
 def test_bf16_against_cudnn():
-    ref, ours = make("LSTM", 64, 128, num_layers=2, bidirectional=True)
+    I = sized(64, 16)
+    ref, ours = make("LSTM", I, sized(128, 32), num_layers=2, bidirectional=True)
     ours.load_state_dict(ref.state_dict())
     ref, ours = ref.bfloat16(), ours.bfloat16()
-    x = torch.randn(50, 8, 64, device=DEV, dtype=torch.bfloat16)
+    x = torch.randn(sized(50, 8), 8, I, device=DEV, dtype=torch.bfloat16)
     ours.path = "fused"
     assert rel(ours(x).output.float(), ref(x)[0].float()) < 5e-2
 
 
-@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("mode", sized(["LSTM", "GRU"], ["GRU"]))
 @pytest.mark.parametrize("kernel", ["stream", "resident"])
 def test_bf16_dx_written_as_bf16_gives_the_same_bits(mode, kernel, monkeypatch):
     """Variant 19 at real sizes: a bf16 training step whose backward kernel writes dx as bf16
@@ -235,11 +273,12 @@ def test_bf16_dx_written_as_bf16_gives_the_same_bits(mode, kernel, monkeypatch):
 
     monkeypatch.setenv("BIRNN_FUSED_KERNEL", kernel)
     torch.manual_seed(0)
-    layer = getattr(birnn, mode)(128, 256, num_layers=2, bidirectional=True, path="fused").to(DEV).bfloat16()
-    x = torch.randn(40, 16, 128, device=DEV, dtype=torch.bfloat16)
-    lengths = torch.randint(10, 41, (16,), device=DEV)
-    lengths[0] = 40
-    dy = torch.randn(40, 16, 512, device=DEV)
+    I, H, T, B = sized(128, 16), sized(256, 32), sized(40, 6), sized(16, 3)
+    layer = getattr(birnn, mode)(I, H, num_layers=2, bidirectional=True, path="fused").to(DEV).bfloat16()
+    x = torch.randn(T, B, I, device=DEV, dtype=torch.bfloat16)
+    lengths = torch.randint(T // 4, T + 1, (B,), device=DEV)
+    lengths[0] = T
+    dy = torch.randn(T, B, 2 * H, device=DEV)
 
     def step():
         layer.zero_grad()
@@ -255,6 +294,7 @@ def test_bf16_dx_written_as_bf16_gives_the_same_bits(mode, kernel, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(half, full))
 
 
+@gpu_only
 def test_auto_picks_the_fused_kernel_where_it_was_measured_faster():
     lstm = birnn.LSTM(64, 512, bidirectional=True).to(DEV)
     x = torch.randn(20, 8, 64, device=DEV)
@@ -278,9 +318,10 @@ def regularised_layer(mode, H, **kw):
     return layer.to(DEV)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("B,H", [(16, 128), (64, 512)])
-@pytest.mark.parametrize("kernel,barrier", [("stream", "atomic"), ("resident", "atomic"), ("resident", "ptx")])
+@pytest.mark.parametrize("mode", sized(MODES, ["LSTM"]))
+@pytest.mark.parametrize("B,H", sized([(16, 128), (64, 512)], [(3, 32)]))
+@pytest.mark.parametrize("kernel,barrier", sized([("stream", "atomic"), ("resident", "atomic"), ("resident", "ptx")],
+                                                 [("resident", "atomic")]))
 def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, H, kernel, barrier, monkeypatch):
     """Recurrent dropout + zoneout + layer norm inside the kernels (streaming, or W_hh resident in
     both passes) with multi-program groups (the norms' row sums cross the barrier): outputs, states
@@ -292,9 +333,9 @@ def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, 
     if mode == "LSTM":
         kw["cell_zoneout"] = 0.15
     layer = regularised_layer(mode, H, **kw)
-    assert plan_grid(H, B, 2, torch.cuda.get_device_properties(DEV).multi_processor_count)[3] > 1
-    T = 80
-    lengths = torch.randint(5, T + 1, (B,))
+    assert plan_grid(H, B, 2, SMS)[3] > 1
+    T = sized(80, 4)
+    lengths = torch.randint(min(5, T), T + 1, (B,))
     lengths[0] = T
     x = torch.randn(T, B, 64, device=DEV)
 
@@ -321,7 +362,7 @@ def test_fused_regularised_buffers_are_fully_written():
     """Outputs and every saved buffer poisoned with NaN first: the kernel writes all of them."""
     from birnn.kernels.recurrent import StepExtras
 
-    H, T, D, B = 512, 50, 2, 8
+    H, T, D, B = sized(512, 64), sized(50, 6), 2, sized(8, 3)
     g = torch.Generator(device=DEV).manual_seed(0)
     xs = torch.randn(T, D, B, 4 * H, device=DEV, generator=g)
     w = torch.randn(D, 4 * H, H, device=DEV, generator=g) / H ** 0.5
@@ -332,13 +373,15 @@ def test_fused_regularised_buffers_are_fully_written():
                         ln_c=(torch.rand(D, H, device=DEV, generator=g) + 0.5, torch.randn(D, H, device=DEV, generator=g)))
     lengths = torch.randint(1, T + 1, (B,), device=DEV)
     fwd = layer_forward("LSTM", xs, w, None, h0, c0, lengths, T, save=True, poison=True, extras=extras)
-    for name, t in fwd._asdict().items():
+    saved = fwd._asdict()
+    assert saved.pop("y") is None  # in processing order the output is ``out`` (``y``: the natural boundary's)
+    for name, t in saved.items():
         assert t is not None and torch.isfinite(t).all(), name
 
 
+@gpu_only
 def test_a_batch_too_large_for_a_resident_grid_is_refused_up_front():
-    sms = torch.cuda.get_device_properties(DEV).multi_processor_count
-    B = 2 * 64 * sms  # more batch tiles than multiprocessors, even at one program per group
+    B = 2 * 64 * SMS  # more batch tiles than multiprocessors, even at one program per group
     layer = birnn.LSTM(8, 64, bidirectional=True, path="fused").to(DEV)
     with pytest.raises(ValueError, match=r"path='fused' cannot run this call: batch \d+ needs \d+ resident programs"):
         layer(torch.randn(2, B, 8, device=DEV))
