@@ -94,9 +94,10 @@ def test_packed_with_lengths(lstm):
 def test_constructor_arguments():
     with raises(ValueError, "merge_mode must be one of 'concat', 'sum', 'mul', 'ave', None; got 'max'"):
         birnn.LSTM(5, 3, bidirectional=True, merge_mode="max")
-    for p in (1.0, -0.1, 1.5, True):
-        with raises(ValueError, f"dropout must be a number in [0, 1), got {p!r}"):
+    for p in (-0.1, 1.5, True, "0.5"):
+        with raises(ValueError, f"dropout must be a number in [0, 1] (torch.nn's range), got {p!r}"):
             birnn.GRU(5, 3, num_layers=2, dropout=p)
+    assert birnn.GRU(5, 3, num_layers=2, dropout=1).dropout == 1  # torch.nn accepts 1 (every unit dropped)
     with raises(ValueError, "nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"):
         birnn.RNN(5, 3, nonlinearity="sigmoid")
     with raises(ValueError, "initial_state must be one of ('zeros', 'learned'); got 'random'"):
@@ -109,15 +110,41 @@ def test_constructor_arguments():
         birnn.LSTM(5, 3, path="cudnn")
     with raises(ValueError, "initial_state_noise must be a number >= 0, got -1"):
         birnn.LSTM(5, 3, initial_state_noise=-1)
-    with raises(ValueError, "num_layers must be an int >= 1, got 0"):
+    with raises(ValueError, "num_layers must be an int >= 1 (num_layers must be greater than zero), got 0"):
         birnn.LSTM(5, 3, num_layers=0)
+    with raises(TypeError, "num_layers must be an int >= 1, got float 1.5"):
+        birnn.LSTM(5, 3, num_layers=1.5)
+    for cls in (birnn.GRU, birnn.RNN):  # an internal argument name used to leak here (TypeError)
+        with raises(ValueError, "proj_size argument is only supported for LSTM, not RNN or GRU (got proj_size=2)"):
+            cls(5, 3, proj_size=2)
 
 
 def test_empty_batch_works(lstm):
     res = lstm(torch.randn(4, 0, 5))
-    assert res.output.shape == (4, 0, 6) and res.h_n.shape == (4, 0, 3) and res.path == "empty"
+    assert res.output.shape == (4, 0, 6) and res.h_n.shape == (4, 0, 3) and res.path == "reference"
     res = lstm(torch.randn(4, 0, 5), lengths=torch.zeros(0, dtype=torch.int64))
     assert res.output.shape == (4, 0, 6)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_empty_batch_is_connected_and_pools(mode, merge_mode):
+    """B=0 as torch.nn: outputs connected to every parameter (zero gradients), in every merge mode
+    and pooling (they used to be fresh zeros, and merges/pools failed to reshape 0 elements)."""
+    layer = getattr(birnn, mode)(5, 3, num_layers=2, bidirectional=True, merge_mode=merge_mode)
+    x = torch.randn(4, 0, 5, requires_grad=True)
+    res = layer(x, lengths=torch.zeros(0, dtype=torch.int64))
+    outs = res.output if merge_mode is None else (res.output,)
+    sum(o.sum() for o in outs).add(res.h_n.sum()).backward()
+    assert x.grad.shape == x.shape
+    assert all(p.grad is not None and not p.grad.any() for p in layer.parameters())
+    for kind in ("final", "last", "first", "mean", "max"):
+        pooled = res.pool(kind)
+        for t in (pooled if merge_mode is None else (pooled,)):
+            assert t.shape[0] == 0
+    assert res.per_direction().shape == (4, 0, 2, 3)
+    bi = birnn.Bidirectional(getattr(birnn, mode)(5, 3), merge_mode=merge_mode)
+    assert bi(torch.randn(4, 0, 5)).pool("mean") is not None
 
 
 def test_bidirectional_wrapper_errors():

@@ -1,4 +1,4 @@
-"""The data flows one way (DESIGN.md): a unit imports only units below it in LAYERS.
+"""The data flows one way (README.md, "How it is built"): a unit imports only units below it in LAYERS.
 
 Units are the top-level modules and the subpackages (data, models, train) of birnn; imports
 inside a subpackage are free, and function-level imports count like any other.
@@ -13,7 +13,7 @@ SRC = pathlib.Path(birnn.__file__).parent
 
 # lowest first
 LAYERS = [
-    "batch", "cells", "output", "bridge", "regularization", "options", "init", "recurrence", "native",
+    "errors", "batch", "cells", "output", "bridge", "regularization", "options", "init", "recurrence", "native",
     "kernels", "speed_table", "arguments", "dispatch", "layers", "driver", "bidirectional", "bench", "explain",
     "data", "models", "train", "tasks", "cli", "__main__",
 ]

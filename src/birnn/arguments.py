@@ -6,7 +6,8 @@ tensor, a PackedSequence, ``lengths`` or a boolean ``mask``, ``hx`` as a tensor 
 batched, padded steps zeroed (so they can neither leak into states nor receive gradient).
 
 Every malformed argument raises a ``TypeError``/``ValueError`` naming the argument, what was
-expected and what was received.
+expected and what was received; where torch.nn raises another class for the same mistake, the
+class is both (:mod:`birnn.errors`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from .batch import check_lengths, lengths_from_mask, mask_from_lengths
+from .errors import DeviceError, DtypeError, ShapeError
 
 __all__ = ["Call", "LayerShape", "prepare_call"]
 
@@ -54,10 +56,10 @@ def _check_tensor(name: str, t, shape: LayerShape) -> None:
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
     if t.dtype != shape.dtype:
-        raise TypeError(f"{name} has dtype {t.dtype} but the layer's parameters are {shape.dtype}; "
+        raise DtypeError(f"{name} has dtype {t.dtype} but the layer's parameters are {shape.dtype}; "
                         f"cast one to match (e.g. layer.to({t.dtype}))")
     if t.device != shape.device:
-        raise ValueError(f"{name} is on {t.device} but the layer's parameters are on {shape.device}")
+        raise DeviceError(f"{name} is on {t.device} but the layer's parameters are on {shape.device}")
 
 
 def _state(name: str, t, expected: tuple, shape: LayerShape, unbatched: bool) -> Tensor:
@@ -67,7 +69,7 @@ def _state(name: str, t, expected: tuple, shape: LayerShape, unbatched: bool) ->
         sym = "(L*D, P)" if unbatched else "(L*D, B, P)"
         if name == "c_0":
             sym = sym.replace("P", "H")
-        raise ValueError(f"{name} must have shape {sym} = {want}, got {tuple(t.shape)}")
+        raise ShapeError(f"{name} must have shape {sym} = {want}, got {tuple(t.shape)}")
     return t.unsqueeze(1) if unbatched else t
 
 
@@ -83,7 +85,7 @@ def prepare_call(input, hx, lengths, mask, shape: LayerShape) -> Call:
     elif isinstance(input, Tensor):
         if input.dim() not in (2, 3):
             layout = "(B, T, I)" if shape.batch_first else "(T, B, I)"
-            raise ValueError(f"input must be 3-D {layout} or 2-D unbatched (T, I), got a {_describe(input)}")
+            raise ShapeError(f"input must be 3-D {layout} or 2-D unbatched (T, I), got a {_describe(input)}")
         unbatched = input.dim() == 2
         if unbatched:
             if lengths is not None or mask is not None:
@@ -94,14 +96,14 @@ def prepare_call(input, hx, lengths, mask, shape: LayerShape) -> Call:
     else:
         raise TypeError(f"input must be a tensor or a PackedSequence, got {type(input).__name__}")
     if x.shape[-1] != shape.input_size:
-        raise ValueError(f"input must have input_size={shape.input_size} features in its last dimension, "
+        raise ShapeError(f"input must have input_size={shape.input_size} features in its last dimension, "
                          f"got {x.shape[-1]} (input shape {tuple(input.data.shape if packed else input.shape)})")
     if not x.dtype.is_floating_point:
-        raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+        raise DtypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
     _check_tensor("input", x, shape)
     T, B = x.shape[0], x.shape[1]
     if T == 0:
-        raise ValueError(f"input must have at least one time step, got T=0 (input shape {tuple(input.shape)})")
+        raise ShapeError(f"input must have at least one time step, got T=0 (input shape {tuple(input.shape)})")
 
     if lengths is not None and mask is not None:
         raise ValueError("give either lengths or mask, not both")

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from .batch import check_lengths, lengths_from_mask, pack_like, reverse_valid
+from .native import run_packed
 from .output import RecurrentOutput, check_merge_mode, merge
 
 __all__ = ["Bidirectional"]
@@ -52,8 +53,35 @@ def _split(hx):
     return hx[0::2], hx[1::2]
 
 
+def _is_torch_layer(layer: nn.Module) -> bool:
+    """A torch.nn RNN/LSTM/GRU (not one of birnn's, which subclass RNNBase too)."""
+    return isinstance(layer, nn.RNNBase) and not hasattr(layer, "last_decision")
+
+
+def _run_torch_layer(layer: nn.RNNBase, input: torch.Tensor, hx, lengths: Optional[torch.Tensor]):
+    """A unidirectional torch.nn layer on a padded batch: time-major output (T, B, P), h_n, c_n (L, B, ·).
+    With lengths it runs PyTorch's packed op on the layer's own parameters (empty sequences keep h_0)."""
+    x = input.transpose(0, 1) if layer.batch_first else input  # (T, B, I)
+    is_lstm = layer.mode == "LSTM"
+    if lengths is None:
+        out, h = layer(x.transpose(0, 1) if layer.batch_first else x, hx)
+        seq = out.transpose(0, 1) if layer.batch_first else out
+        return (seq, h[0], h[1]) if is_lstm else (seq, h, None)
+    B = x.shape[1]
+    P = layer.proj_size or layer.hidden_size
+    if hx is None:
+        h0 = x.new_zeros(layer.num_layers, B, P)
+        c0 = x.new_zeros(layer.num_layers, B, layer.hidden_size) if is_lstm else None
+    else:
+        h0, c0 = (hx[0], hx[1]) if is_lstm else (hx, None)
+    return run_packed(layer.mode, x, lengths, h0, c0, layer._flat_weights, bias=layer.bias,
+                      num_layers=layer.num_layers, dropout=layer.dropout, training=layer.training,
+                      bidirectional=False)
+
+
 class Bidirectional(nn.Module):
-    """Wrap a unidirectional layer (birnn RNN/LSTM/GRU or ``Recurrent(cell)``) to run both ways.
+    """Wrap a unidirectional layer (birnn RNN/LSTM/GRU, ``Recurrent(cell)``, or torch.nn's
+    RNN/LSTM/GRU, whose own parameters it then trains) to run both ways.
 
     Args:
         layer: the forward layer; must not be bidirectional itself.
@@ -99,10 +127,18 @@ class Bidirectional(nn.Module):
         if lengths is not None:
             lengths = check_lengths(lengths, batch_size=B, max_time=T, device=input.device)
         hx_f, hx_b = _split(hx)
-        fwd = self.forward_layer(input, hx_f, lengths=lengths)
-        bwd = self.backward_layer(reverse_valid(input, lengths, time_dim=time_dim), hx_b, lengths=lengths)
-        seq = torch.cat([fwd.time_major, reverse_valid(bwd.time_major, lengths)], -1)  # (T, B, 2P)
-        merged = merge(seq.view(T, B, 2, -1), self.merge_mode)
+        reverse = reverse_valid(input, lengths, time_dim=time_dim)
+        if _is_torch_layer(self.forward_layer):
+            (f_seq, f_h, f_c), (b_seq, b_h, b_c) = (_run_torch_layer(layer, x, h, lengths) for layer, x, h in (
+                (self.forward_layer, input, hx_f), (self.backward_layer, reverse, hx_b)))
+            num_layers, path = self.forward_layer.num_layers, "torch.nn"
+        else:
+            fwd = self.forward_layer(input, hx_f, lengths=lengths)
+            bwd = self.backward_layer(reverse, hx_b, lengths=lengths)
+            (f_seq, f_h, f_c), (b_seq, b_h, b_c) = ((r.time_major, r.h_n, r.c_n) for r in (fwd, bwd))
+            num_layers, path = fwd.num_layers, fwd.path
+        seq = torch.cat([f_seq, reverse_valid(b_seq, lengths)], -1)  # (T, B, 2P)
+        merged = merge(seq.unflatten(-1, (2, seq.shape[-1] // 2)), self.merge_mode)
 
         def layout(t):
             if packed is not None:
@@ -110,6 +146,6 @@ class Bidirectional(nn.Module):
             return t.transpose(0, 1) if self.batch_first else t
 
         output = tuple(layout(t) for t in merged) if isinstance(merged, tuple) else layout(merged)
-        return RecurrentOutput(output, _interleave(fwd.h_n, bwd.h_n), _interleave(fwd.c_n, bwd.c_n), sequence=seq,
-                               lengths=lengths, num_layers=fwd.num_layers, num_directions=2,
-                               merge_mode=self.merge_mode, batch_first=self.batch_first, path=fwd.path)
+        return RecurrentOutput(output, _interleave(f_h, b_h), _interleave(f_c, b_c), sequence=seq, lengths=lengths,
+                               num_layers=num_layers, num_directions=2, merge_mode=self.merge_mode,
+                               batch_first=self.batch_first, path=path)

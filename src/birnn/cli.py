@@ -409,6 +409,11 @@ def cmd_explain(args) -> int:
             lengths = [int(v) for v in args.lengths.split(",")]
         except ValueError:
             raise UsageError(f"--lengths must be comma-separated integers, got {args.lengths!r}") from None
+    if lengths is not None:  # the same checks as explain(), worded with the flags
+        if len(lengths) != args.batch:
+            raise UsageError(f"--lengths has {len(lengths)} values but --batch is {args.batch}")
+        if max(lengths) > args.time or min(lengths) < 0:
+            raise UsageError(f"--lengths must be in [0, --time={args.time}], got {args.lengths}")
     try:
         report = explain(mode=args.mode, layers=args.layers, bidirectional=args.bidirectional,
                          batch_first=args.batch_first, batch=args.batch, time=args.time, hidden=args.hidden,

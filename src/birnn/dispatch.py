@@ -187,6 +187,10 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
         if requested != "auto":
             raise ValueError(f"path={requested!r} cannot run {', '.join(features)}; use path='auto' or 'reference'")
         return Decision("reference", f"{', '.join(features)}: not expressible in the fused op")
+    if (requested == "auto" and mode == "LSTM" and needs_grad and device.type == "cpu"
+            and torch.compiler.is_compiling()):
+        return Decision("reference", "LSTM training under torch.compile on CPU: PyTorch's fused op cannot be "
+                                     "compiled there (aten.mkldnn_rnn_layer, pytorch#158007); the reference loop")
     if not variable_lengths:
         why = "requested with path='torch'" if requested == "torch" else "every sequence is full"
         return Decision("torch", f"{why}: one call of PyTorch's fused op, as torch.nn")

@@ -64,11 +64,11 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
     if mode not in _LAYERS:
         raise ValueError(f"mode must be one of {sorted(_LAYERS)}; got {mode!r}")
     if lengths is not None:
-        lengths = list(lengths)
+        lengths = [int(v) for v in lengths]
         if len(lengths) != batch:
-            raise ValueError(f"--lengths has {len(lengths)} values but --batch is {batch}")
-        if max(lengths) > time or min(lengths) < 1:
-            raise ValueError(f"--lengths must be in [1, --time={time}], got {lengths}")
+            raise ValueError(f"lengths has {len(lengths)} values but batch={batch}: give one per sequence")
+        if max(lengths) > time or min(lengths) < 0:
+            raise ValueError(f"lengths must be in [0, time={time}], got {lengths}")
     torch.manual_seed(seed)
     D, L, H, T, B, I = (2 if bidirectional else 1), layers, hidden, time, batch, input
     layer = _LAYERS[mode](I, H, num_layers=L, bidirectional=bidirectional, batch_first=batch_first,
@@ -112,31 +112,40 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
                             "b_hn sits inside r * (...)" if mode == "gru" else "")]
     last_f = (L - 1) * D
     checks = rep.checks
-    fwd_ok = all(torch.equal(out[int(real[b]) - 1, b, :H], h_n[last_f, b]) for b in range(B))
-    steps = ", ".join(f"b={b}: t={int(real[b]) - 1}" for b in range(B))
-    checks.append(Check(f"forward h_n[{last_f}, b] == output[lengths[b]-1, b, :H] — the last REAL step ({steps})",
-                        fwd_ok))
-    if lens is not None and int(real.min()) < T:
-        b = int(real.argmin())
+    full = [b for b in range(B) if int(real[b]) > 0]  # sequences with at least one real step
+    empty = [b for b in range(B) if int(real[b]) == 0]
+    fwd_ok = all(torch.equal(out[int(real[b]) - 1, b, :H], h_n[last_f, b]) for b in full)
+    steps = ", ".join(f"b={b}: t={int(real[b]) - 1}" for b in full)
+    if full:
+        checks.append(Check(f"forward h_n[{last_f}, b] == output[lengths[b]-1, b, :H] — the last REAL step "
+                            f"({steps})", fwd_ok))
+    if empty:
+        checks.append(Check(f"an empty sequence (b={', '.join(map(str, empty))}) outputs zeros at every step and its "
+                            "h_n rows are h_0 (zeros here): it has read nothing",
+                            all(bool(out[:, b].eq(0).all()) and bool(h_n[:, b].eq(0).all()) for b in empty)))
+    short = [b for b in full if int(real[b]) < T]
+    if short:
+        b = min(short, key=lambda k: int(real[k]))
         checks.append(Check(f"output[-1, {b}, :H] is padding (zeros), not the final state: using output[-1] "
                             f"would read padding for sequence {b}",
                             bool(out[-1, b].eq(0).all()) and not torch.equal(out[-1, b, :H], h_n[last_f, b])))
-    if bidirectional:
+    if bidirectional and full:
         checks.append(Check(f"backward h_n[{last_f + 1}, b] == output[0, b, H:] — the backward direction ends at "
                             f"step 0, having started at lengths[b]-1",
-                            all(torch.equal(out[0, b, H:], h_n[last_f + 1, b]) for b in range(B))))
+                            all(torch.equal(out[0, b, H:], h_n[last_f + 1, b]) for b in full)))
         b = int(real.argmax())
         t_last = int(real[b]) - 1
-        checks.append(Check(f"output[{t_last}, {b}, H:] (the backward half at the last step) has read ONE token: it "
-                            f"differs from the backward final state h_n[{last_f + 1}, {b}]",
-                            not torch.equal(out[t_last, b, H:], h_n[last_f + 1, b]) or T == 1))
+        if t_last >= 1:  # with one real step, the backward half at the last step IS the final state
+            checks.append(Check(f"output[{t_last}, {b}, H:] (the backward half at the last step) has read ONE token: "
+                                f"it differs from the backward final state h_n[{last_f + 1}, {b}]",
+                                not torch.equal(out[t_last, b, H:], h_n[last_f + 1, b])))
     padded = [(b, t) for b in range(B) for t in range(int(real[b]), T)]
     if padded:
         checks.append(Check(f"output is exactly 0 at all {len(padded)} padded steps",
                             all(bool(out[t, b].eq(0).all()) for b, t in padded)))
-    if L > 1:
+    if L > 1 and full:
         lower = [r for r in range(0, last_f)]
-        in_output = any(torch.equal(out[t, b, k * H:(k + 1) * H], h_n[r, b]) for r in lower for b in range(B)
+        in_output = any(torch.equal(out[t, b, k * H:(k + 1) * H], h_n[r, b]) for r in lower for b in full
                         for t in range(T) for k in range(D))
         checks.append(Check(f"h_n rows {lower[0]}..{lower[-1]} (layers 0..{L - 2}) appear nowhere in output: only "
                             f"h_n holds the lower layers' final states", not in_output))
@@ -154,12 +163,17 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
     if lens is None:
         ref_out, _ = ref(x)
         same = torch.allclose(ref_out, res.output)
-    else:
-        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lens, batch_first=batch_first, enforce_sorted=False)
+    elif full:
+        keep = torch.tensor(full, dtype=torch.long)  # torch.nn cannot pack empty sequences: compare the others
+        b_dim = 0 if batch_first else 1
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x.index_select(b_dim, keep), lens[keep],
+                                                         batch_first=batch_first, enforce_sorted=False)
         ref_out, _ = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], batch_first=batch_first, total_length=T)
-        same = torch.allclose(ref_out, res.output)
-    checks.append(Check(f"equal to torch.nn.{name} with the same state_dict"
-                        + (" on pack_padded_sequence(enforce_sorted=False)" if lens is not None else ""), same))
+        same = torch.allclose(ref_out, res.output.index_select(b_dim, keep))
+    if lens is None or full:
+        checks.append(Check(f"equal to torch.nn.{name} with the same state_dict"
+                            + (" on pack_padded_sequence(enforce_sorted=False)" if lens is not None else "")
+                            + (" (its non-empty sequences: torch.nn cannot pack empty ones)" if empty else ""), same))
     tnn = f"torch.nn.{name}({args})"
     rep.equivalents.append(f"torch.nn: {tnn}" + ("; lengths need pack_padded_sequence(x, lengths, "
                                                  "enforce_sorted=False) and pad_packed_sequence" if lens is not None else ""))
@@ -182,7 +196,7 @@ def draw(report: Report, path) -> None:
 
     c = report.config
     T, L, D = c["T"], c["layers"], c["D"]
-    shortest = min(c["lengths"])
+    shortest = min((n for n in c["lengths"] if n > 0), default=0)  # the shortest sequence that has a state
     fig, ax = plt.subplots(figsize=(1.1 * T + 3, 1.4 * L * D + 2))
     row_of = {(l, d): l * D + d for l in range(L) for d in range(D)}
     for (l, d), r in row_of.items():

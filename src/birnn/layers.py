@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Callable, List, Optional
 
@@ -46,6 +47,7 @@ from .arguments import Call, LayerShape, prepare_call
 from .batch import pack_like
 from .cells import cell_spec
 from .dispatch import Decision, check_path, choose, measured_evidence
+from .errors import ArgumentTypeError
 from .init import initialise
 from .kernels import describe_kernel, offsets_fit, plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
@@ -69,10 +71,12 @@ class RecurrentLayer(nn.RNNBase):
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
                  device=None, dtype=None, **extras) -> None:
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
-            raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be a number in [0, 1] (torch.nn's range), got {dropout!r}")
+        if not isinstance(num_layers, int) or isinstance(num_layers, bool):
+            raise ArgumentTypeError(f"num_layers must be an int >= 1, got {type(num_layers).__name__} {num_layers!r}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be an int >= 1 (num_layers must be greater than zero), got {num_layers}")
         unknown = sorted(set(extras) - set(LayerOptions.names()))
         if unknown:
             raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}; birnn's extras are "
@@ -373,14 +377,12 @@ class RecurrentLayer(nn.RNNBase):
             decision = Decision("fused", f"{decision.reason}; {note}" + describe_kernel(
                 self.mode, self.hidden_size, B, self.num_directions, call.x.dtype == torch.bfloat16,
                 _multiprocessors(call.x.device)))
-        if B == 0:
-            decision = Decision("empty", "empty batch (B=0): nothing to run")
-            seq = call.x.new_zeros(T, 0, self.num_directions * h0.shape[-1])
-            h_n, c_n = h0, c0
-        else:
-            x = self._drop(self.input_dropout, B, self.input_size, call.x)(call.x)
-            seq, h_n, c_n = self._run(decision.path, x, call.lengths, h0, c0)
-            seq = self._drop(self.output_dropout, B, seq.shape[-1], seq)(seq)
+        if B == 0:  # run the reference path all the same: outputs stay connected to the parameters (zero gradients)
+            decision = Decision("reference", "empty batch (B=0): the reference path, outputs of shape (T, 0, ·) "
+                                             "connected to the parameters, as torch.nn's")
+        x = self._drop(self.input_dropout, B, self.input_size, call.x)(call.x)
+        seq, h_n, c_n = self._run(decision.path, x, call.lengths, h0, c0)
+        seq = self._drop(self.output_dropout, B, seq.shape[-1], seq)(seq)
         self.last_decision = decision
         return self._result(call, seq, h_n, c_n, decision.path)
 
@@ -414,7 +416,7 @@ class RecurrentLayer(nn.RNNBase):
         if D == 1 or self.merge_mode == "concat":
             merged = seq
         else:
-            merged = merge(seq.view(*seq.shape[:2], D, -1), self.merge_mode)
+            merged = merge(seq.unflatten(-1, (D, seq.shape[-1] // D)), self.merge_mode)
 
         def layout(t: Tensor):
             if call.packed is not None:
@@ -432,6 +434,13 @@ class RecurrentLayer(nn.RNNBase):
                                unbatched=call.unbatched, path=path)
 
 
+def _refuse_projection(extras: dict) -> None:
+    """RNN and GRU have no projection: refuse ``proj_size`` as torch.nn does (ValueError)."""
+    if "proj_size" in extras:
+        raise ValueError(f"proj_size argument is only supported for LSTM, not RNN or GRU "
+                         f"(got proj_size={extras['proj_size']!r})")
+
+
 class RNN(RecurrentLayer):
     """Elman RNN, ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, act = tanh or relu.
 
@@ -444,6 +453,7 @@ class RNN(RecurrentLayer):
                  device=None, dtype=None, **extras) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        _refuse_projection(extras)
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
                          bias, batch_first, dropout, bidirectional, 0, device, dtype, **extras)
@@ -473,5 +483,6 @@ class GRU(RecurrentLayer):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None, **extras) -> None:
+        _refuse_projection(extras)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
                          device, dtype, **extras)

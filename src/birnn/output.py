@@ -158,8 +158,12 @@ class RecurrentOutput(tuple):
 
         ``[..., 0, :]`` is the forward direction, ``[..., 1, :]`` the backward one.
         """
-        seq = self._sequence
-        return self._user_layout(seq.view(*seq.shape[:2], self.num_directions, -1))
+        return self._user_layout(self._split_directions(self._sequence))
+
+    def _split_directions(self, seq: Tensor) -> Tensor:
+        """(T, B, D*P) -> (T, B, D, P), also for an empty batch (no ``-1`` to infer)."""
+        D = self.num_directions
+        return seq.unflatten(-1, (D, seq.shape[-1] // D))
 
     def per_layer(self, state: str = "h") -> Tensor:
         """``h_n`` (or ``c_n`` with ``state="c"``) as (L, D, B, P): ``[l, d]`` is layer l, direction d."""
@@ -180,12 +184,15 @@ class RecurrentOutput(tuple):
 
         - ``final``: forward state at the last real step and backward state at the first step,
           merged with the layer's merge_mode: the right input for a classifier. For a single
-          direction it is the state at the last real step.
+          direction it is the state at the last real step. It reads ``h_n``, so an empty
+          sequence (length 0) pools to its ``h_0``: zeros, unless an initial state was passed
+          or learned (the state after reading nothing, as ``h_n`` is).
         - ``last`` / ``first``: the output at the last real / the first step (for a
           bidirectional layer the backward half of ``last`` has seen one token only).
         - ``mean`` / ``max``: masked mean / max of the output over real steps.
 
-        Empty sequences pool to zeros.
+        ``last``, ``first``, ``mean`` and ``max`` pool an empty sequence to zeros (it has no
+        output step; Keras' last output of a fully masked row is zeros too).
         """
         D = self.num_directions
         if kind == "final":
@@ -195,7 +202,7 @@ class RecurrentOutput(tuple):
                 res = MERGES[self.merge_mode](self.h_n[-2], self.h_n[-1])
         elif kind in POOLS:
             seq, lengths = self._sequence, self._time_lengths()
-            per_dir = seq.view(*seq.shape[:2], D, -1)
+            per_dir = self._split_directions(seq)
             if D == 2 and self.merge_mode is None:
                 return tuple(self._squeeze(POOLS[kind](per_dir[:, :, k], lengths)) for k in (0, 1))
             res = POOLS[kind](merge(per_dir, self.merge_mode), lengths)

@@ -172,17 +172,18 @@ def run_reference(
     for l, w in enumerate(layers):
         # each direction reads its own time order: reverse the (narrow) input, not the gates
         seqs = torch.stack([inp, reverse_valid(inp, lengths)], 0) if D == 2 else inp.unsqueeze(0)  # (D, T, B, F)
-        flat = seqs.reshape(D, T * B, -1)
+        flat = seqs.reshape(D, T * B, inp.shape[-1])  # (explicit sizes: B may be 0)
         w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
         bias = None if w.b_in is None else w.b_in.view(D, 1, -1)
         if w.ln_x is not None:
             xg = normalise(project_inputs(flat, w_ih, None), w.ln_x, bias)
         else:
             xg = project_inputs(flat, w_ih, bias)
-        xs = xg.view(D, T, B, -1).transpose(0, 1)  # (T, D, B, G*H), a view
+        xs = xg.view(D, T, B, xg.shape[-1]).transpose(0, 1)  # (T, D, B, G*H), a view
         highway = None
         if w.highway is not None:
-            highway = (torch.bmm(flat, w.highway.w_x).view(D, T, B, -1).transpose(0, 1)[:steps], w.highway)
+            hx_all = torch.bmm(flat, w.highway.w_x)
+            highway = (hx_all.view(D, T, B, hx_all.shape[-1]).transpose(0, 1)[:steps], w.highway)
         rows = slice(l * D, (l + 1) * D)
         carry: Carry = (h0[rows],) if c0 is None else (h0[rows], c0[rows])
         if steps:
