@@ -1,9 +1,17 @@
 """Shared helpers: torch.nn twins of birnn layers and comparison of results."""
 
+import os
+
 import pytest
 import torch
 
-import birnn
+if not torch.cuda.is_available():
+    # Triton reads TRITON_INTERPRET when it is first imported, and some test modules import it
+    # indirectly (PyTorch's module_db, torch.compile): set it once, before any of them, so the
+    # fused kernels run under the interpreter on CPU machines (tests/test_kernels.py)
+    os.environ["TRITON_INTERPRET"] = "1"
+
+import birnn  # noqa: E402
 
 # a script run in its own process by test_kernels.py (it needs the real Triton compiler, not the interpreter),
 # and test_kernels.py's helpers that run a grid's programs in threads and round to bfloat16 as the GPU

@@ -104,3 +104,28 @@ def test_user_cell_bidirectional_by_hand():
     assert res.h_n[:, 0].tolist() == [[1, 2], [2, 4]]
     with pytest.raises(TypeError, match="cell must have an input_size attribute"):
         birnn.Recurrent(torch.nn.Identity())
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("cls", [torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU])
+def test_wrapper_runs_torch_nn_layers(cls, batch_first):
+    """Bidirectional(torch.nn.LSTM(...)) runs, with and without lengths (zero too), equal to the
+    wrapper around birnn twins with the same weights, and trains the torch.nn layer's parameters."""
+    torch.manual_seed(0)
+    inner = cls(3, 4, num_layers=2, batch_first=batch_first, dtype=torch.float64)
+    bi = birnn.Bidirectional(inner, merge_mode="ave")
+    twin = getattr(birnn, cls.__name__)
+    ref = birnn.Bidirectional(twin(3, 4, num_layers=2, batch_first=batch_first, dtype=torch.float64),
+                              merge_mode="ave",
+                              backward_layer=twin(3, 4, num_layers=2, batch_first=batch_first, dtype=torch.float64))
+    ref.forward_layer.load_state_dict(bi.forward_layer.state_dict())
+    ref.backward_layer.load_state_dict(bi.backward_layer.state_dict())
+    x = torch.randn((3, 5, 3) if batch_first else (5, 3, 3), dtype=torch.float64)
+    for lengths in (None, torch.tensor([5, 0, 2])):
+        a, b = bi(x, lengths=lengths), ref(x, lengths=lengths)
+        torch.testing.assert_close(a.output, b.output)
+        torch.testing.assert_close(a.h_n, b.h_n)
+        if cls is torch.nn.LSTM:
+            torch.testing.assert_close(a.c_n, b.c_n)
+    a.output.sum().backward()
+    assert all(p.grad is not None for p in inner.parameters())

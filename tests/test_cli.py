@@ -263,3 +263,20 @@ def test_bench_options_reach_the_suite(monkeypatch):
     assert main(["--debug", "bench", "--", "--table", "t.py"]) == 0
     assert main(["bench"]) == 0
     assert seen == [["--batch", "8", "--quick"], ["--table", "t.py"], []]
+
+
+@pytest.mark.parametrize("lengths", ["1,1,1", "0,3,2", "0,0,0", "7,0,1"])
+def test_explain_one_step_and_empty_sequences(lengths):
+    """Every check holds when all sequences have one step (it used to print [FAILS] and exit 1)
+    and with zero-length sequences (refused before, although the layers run them)."""
+    out = birnn("explain", "--mode", "gru", "--layers", "2", "--bidirectional", "--batch", "3", "--lengths", lengths).stdout
+    assert "FAILS" not in out and "[ok]" in out
+
+
+def test_explain_python_errors_name_its_arguments():
+    from birnn.explain import explain
+
+    with pytest.raises(ValueError, match=r"^lengths has 3 values but batch=4"):
+        explain(lengths=[7, 5, 4])
+    with pytest.raises(ValueError, match=r"lengths must be in \[0, time=7\]"):
+        explain(batch=2, lengths=[8, 1])

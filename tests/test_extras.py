@@ -98,6 +98,22 @@ def test_torch_compile_full_graph_with_lengths(mode):
     torch.testing.assert_close(compiled(x).output, layer(x).output)
 
 
+def test_torch_compile_lstm_training_step_aot():
+    """An LSTM training step with equal lengths under compile (aot_eager traces the backward, as
+    inductor does): PyTorch's CPU fused op fails there (pytorch#158007), so "auto" runs the
+    reference loop; the gradients equal eager's."""
+    torch._dynamo.reset()
+    lstm = birnn.LSTM(4, 3, bidirectional=True)
+    x = torch.randn(5, 2, 4)
+    compiled = torch.compile(lstm, backend="aot_eager", fullgraph=True)
+    compiled(x).output.sum().backward()
+    got = [p.grad.clone() for p in lstm.parameters()]
+    lstm.zero_grad()
+    lstm(x).output.sum().backward()
+    for a, b in zip(got, lstm.parameters()):
+        torch.testing.assert_close(a, b.grad)
+
+
 def test_torch_export_with_lengths():
     gru = birnn.GRU(4, 3, num_layers=2, bidirectional=True).eval()
 

@@ -78,6 +78,21 @@ def test_pool_of_empty_sequences_is_zero():
         res.pool("median")
 
 
+def test_final_pool_of_an_empty_sequence_is_h0():
+    """pool("final") reads h_n, which for an empty sequence is h_0 (as the docstring and
+    docs/semantics.md say); the other kinds have no output step and give zeros."""
+    layer = birnn.GRU(2, 3, bidirectional=True)
+    h0 = torch.randn(2, 2, 3)
+    res = layer(torch.randn(4, 2, 2), h0, lengths=torch.tensor([0, 4]))
+    assert torch.equal(res.pool("final")[0], torch.cat([h0[0, 0], h0[1, 0]]))
+    for kind in ("last", "first", "mean", "max"):
+        assert torch.all(res.pool(kind)[0] == 0), kind
+    learned = birnn.GRU(2, 3, initial_state="learned")
+    with torch.no_grad():
+        learned.initial_h.fill_(0.5)
+    assert torch.all(learned(torch.randn(4, 1, 2), lengths=torch.tensor([0])).pool("final") == 0.5)
+
+
 def test_views_name_what_is_what():
     lstm = birnn.LSTM(4, 3, num_layers=2, bidirectional=True, batch_first=True)
     res = lstm(torch.randn(2, 5, 4))
