@@ -12,7 +12,7 @@ from birnn.train import TrainConfig, init_from_env
 from birnn.train.checkpoint import save_weights
 
 
-def data():
+def data(n_train=30):
     g = torch.Generator().manual_seed(0)
     sents = []
     for _ in range(37):
@@ -20,12 +20,12 @@ def data():
         words = [f"w{int(v)}" for v in torch.randint(0, 15, (n,), generator=g)]
         tags = ["E" if int(w[1:]) % 2 == 0 else "O" for w in words]
         sents.append((words, tags))
-    return Splits(sents[:30], sents[30:], [])
+    return Splits(sents[:n_train], sents[30:], [])
 
 
-def main(out, run_dir):
+def main(out, run_dir, n_train="30"):
     init_from_env()
-    run, records = tasks.build_run("tag", data(), {"layers": ["bilstm:6"], "word_dim": 5, "char_dim": 3,
+    run, records = tasks.build_run("tag", data(int(n_train)), {"layers": ["bilstm:6"], "word_dim": 5, "char_dim": 3,
                                                     "char_hidden": 3, "dropout": 0.0, "word_dropout": 0.0}, seed=0)
     initial = {k: v.clone() for k, v in run.model.state_dict().items()}
     config = TrainConfig(epochs=2, batch_size=7, lr=0.01, save_every=0, select="last", progress=False)
@@ -38,4 +38,4 @@ def main(out, run_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

@@ -108,8 +108,12 @@ def test_constructor_arguments():
         birnn.LSTM(5, 3, bias=False, forget_bias=1.0)
     with raises(ValueError, "path must be one of"):
         birnn.LSTM(5, 3, path="cudnn")
-    with raises(ValueError, "initial_state_noise must be a number >= 0, got -1"):
+    with raises(ValueError, "initial_state_noise must be a finite number >= 0, got -1"):
         birnn.LSTM(5, 3, initial_state_noise=-1)
+    with raises(ValueError, "initial_state_noise must be a finite number >= 0, got inf"):
+        birnn.LSTM(5, 3, initial_state_noise=float("inf"))
+    with raises(ValueError, "forget_bias must be a finite number, got nan"):
+        birnn.LSTM(5, 3, forget_bias=float("nan"))
     with raises(ValueError, "num_layers must be an int >= 1 (num_layers must be greater than zero), got 0"):
         birnn.LSTM(5, 3, num_layers=0)
     with raises(TypeError, "num_layers must be an int >= 1, got float 1.5"):

@@ -122,11 +122,11 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypat
     real = ckpt_module.save_file
     calls = {"n": 0}
 
-    def failing(tensors, path):
+    def failing(tensors, path, **kw):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("disk full")
-        return real(tensors, path)
+        return real(tensors, path, **kw)
 
     monkeypatch.setattr(ckpt_module, "save_file", failing)
     with pytest.raises(OSError, match="disk full"):
@@ -168,14 +168,17 @@ def test_time_limit_saves_and_resumes(tmp_path):
     assert load_checkpoint(tmp_path / "r")["state"]["finished"]
 
 
-def test_ddp_equals_one_process(tmp_path):
+@pytest.mark.parametrize("n_train", [30, 29], ids=["even", "empty-share"])
+def test_ddp_equals_one_process(tmp_path, n_train):
+    """29 sentences in batches of 7: the last batch has one, so one process gets an empty share
+    (it used to crash in collate([]))."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     single = subprocess.run([sys.executable, str(HERE / "ddp_worker.py"), str(tmp_path / "one.safetensors"),
-                             str(tmp_path / "one")], env=env, capture_output=True, text=True)
+                             str(tmp_path / "one"), str(n_train)], env=env, capture_output=True, text=True)
     assert single.returncode == 0, single.stderr[-2000:]
     multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                            str(HERE / "ddp_worker.py"), str(tmp_path / "two.safetensors"), str(tmp_path / "two")],
-                           env=env, capture_output=True, text=True, timeout=300)
+                            str(HERE / "ddp_worker.py"), str(tmp_path / "two.safetensors"), str(tmp_path / "two"),
+                            str(n_train)], env=env, capture_output=True, text=True, timeout=300)
     assert multi.returncode == 0, multi.stderr[-3000:]
     one, two = load_weights(tmp_path / "one.safetensors"), load_weights(tmp_path / "two.safetensors")
     initial = load_weights(tmp_path / "one.safetensors.initial")

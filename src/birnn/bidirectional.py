@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from .batch import check_lengths, lengths_from_mask, pack_like, reverse_valid
+from .errors import ShapeError
 from .native import run_packed
 from .output import RecurrentOutput, check_merge_mode, merge
 
@@ -44,10 +45,19 @@ def _interleave(f: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optiona
     return torch.stack([f, b], 1).flatten(0, 1)
 
 
-def _split(hx):
-    """(2L, B, P) [f0, b0, ...] -> forward (L, B, P), backward (L, B, P); pairs element-wise."""
+def _split(hx, batch: int):
+    """(2L, B, P) [f0, b0, ...] -> forward (L, B, P), backward (L, B, P); pairs element-wise.
+    Each state must have an even number of rows (two directions) and the input's batch."""
     if hx is None:
         return None, None
+    parts = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+    for k, h in enumerate(parts):
+        name = "hx" if len(parts) == 1 else f"hx[{k}]"
+        if not isinstance(h, torch.Tensor) or h.dim() != 3 or h.shape[0] % 2 or h.shape[1] != batch:
+            got = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+            raise ShapeError(f"{name} must have shape (2*L, B={batch}, ·): rows [l0-fwd, l0-bwd, ...], got {got}")
+    if len(parts) > 1 and len({h.shape[0] for h in parts}) != 1:
+        raise ShapeError(f"the states of hx must have the same number of rows, got {[tuple(h.shape) for h in parts]}")
     if isinstance(hx, (tuple, list)):
         return tuple(h[0::2] for h in hx), tuple(h[1::2] for h in hx)
     return hx[0::2], hx[1::2]
@@ -126,7 +136,7 @@ class Bidirectional(nn.Module):
             lengths = lengths_from_mask(mask, batch_first=self.batch_first, batch_size=B, max_time=T)
         if lengths is not None:
             lengths = check_lengths(lengths, batch_size=B, max_time=T, device=input.device)
-        hx_f, hx_b = _split(hx)
+        hx_f, hx_b = _split(hx, B)
         reverse = reverse_valid(input, lengths, time_dim=time_dim)
         if _is_torch_layer(self.forward_layer):
             (f_seq, f_h, f_c), (b_seq, b_h, b_c) = (_run_torch_layer(layer, x, h, lengths) for layer, x, h in (

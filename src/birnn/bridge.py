@@ -49,6 +49,12 @@ def bridge(states: States, num_layers: int, mode: str = "concat") -> States:
     if mode not in BRIDGES:
         raise ValueError(f"mode must be one of {sorted(BRIDGES)}; got {mode!r}")
     if isinstance(states, (tuple, list)):
+        if len(states) != 2:
+            raise ValueError(f"states must be h_n or the LSTM pair (h_n, c_n), got a sequence of {len(states)}")
+        h, c = states
+        if isinstance(h, Tensor) and isinstance(c, Tensor) and (h.dim() != 3 or c.dim() != 3
+                                                                 or h.shape[:2] != c.shape[:2]):
+            raise ValueError(f"h_n {tuple(h.shape)} and c_n {tuple(c.shape)} must agree on (L*D, B)")
         return tuple(bridge(s, num_layers, mode) for s in states)
     if not isinstance(states, Tensor) or states.dim() != 3:
         got = f"{states.dim()}-D tensor" if isinstance(states, Tensor) else type(states).__name__

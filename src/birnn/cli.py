@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import fields
@@ -30,6 +31,90 @@ _SOURCE_FIELDS = ("dataset", "train", "dev", "test", "format", "text_column", "l
 
 class UsageError(Exception):
     """A user error: printed as one line."""
+
+
+# What each numeric option accepts: (type, lowest, lowest allowed?, highest or None, highest allowed?).
+# The same rules check flags (argparse types) and values from a --config file.
+_RULES = {
+    **{k: (int, 1, True, None, False) for k in ("epochs", "batch_size", "patience", "window", "horizon",
+                                                 "embedding_dim", "word_dim", "char_dim", "char_hidden", "min_freq")},
+    **{k: (int, 0, True, None, False) for k in ("save_every", "seed", "split_seed")},
+    "count": (int, 1, True, None, False),  # explain's sizes
+    **{k: (float, 0, False, None, False) for k in ("lr", "max_minutes")},
+    **{k: (float, 0, True, None, False) for k in ("weight_decay", "clip_norm", "input_noise")},
+    **{k: (float, 0, True, 1, False) for k in ("dropout", "embedding_dropout", "word_dropout", "recurrent_dropout",
+                                               "zoneout", "weight_dropout")},
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_value(name: str, value, where: Optional[str] = None):
+    """``value`` of option ``name`` against :data:`_RULES` (and ``device``); returns it, or raises
+    UsageError naming the option (``where``: how the user wrote it, e.g. ``train.lr in run.toml``)."""
+    where = where or _flag(name)
+    if name == "device":
+        return _check_device(value, where)
+    rule = _RULES.get(name)
+    if rule is None:
+        return value
+    kind, lo, lo_ok, hi, hi_ok = rule
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise UsageError(f"{where} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    if not math.isfinite(value) or value < lo or (value == lo and not lo_ok) or (
+            hi is not None and (value > hi or (value == hi and not hi_ok))):
+        rng = f"{'[' if lo_ok else '('}{lo}, {hi if hi is not None else 'inf'}{']' if hi_ok else ')'}"
+        raise UsageError(f"{where} must be in {rng}, got {value!r}")
+    return value
+
+
+def _check_device(value, where: str) -> str:
+    import torch
+
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"{where} must be a device such as cpu, cuda or cuda:1, got {value!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"{where} {value}: this PyTorch ({torch.__version__}) has no usable CUDA device; use cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"{where} must be cpu, cuda or mps, got {value!r}")
+    return value
+
+
+def _check_flag_device(value: str) -> str:
+    try:
+        return _check_device(value, "--device")
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("--device ", "", 1)) from None
+
+
+def _typed(name: str):
+    """An argparse type for option ``name``: parse, then check against :data:`_RULES`."""
+    kind = _RULES[name][0]
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        try:
+            return check_value(name, value)
+        except UsageError as e:
+            raise argparse.ArgumentTypeError("must " + str(e).split(" must ", 1)[-1]) from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors as one line (``birnn train: error: argument --lr: ...``), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -74,7 +159,12 @@ def resolve(args) -> dict:
     if args.config:
         loaded = _load_toml(args.config)
         for section in ("source", "model", "layer", "train"):
-            conf[section].update(loaded.get(section, {}))
+            values = loaded.get(section, {})
+            if not isinstance(values, dict):
+                raise UsageError(f"{args.config}: [{section}] must be a table, got {values!r}")
+            for key, value in values.items():
+                check_value(key, value, where=f"{section}.{key} in {args.config}")
+            conf[section].update(values)
         if "task" in loaded:
             conf["task"] = loaded["task"]
     flags = vars(args)
@@ -107,7 +197,7 @@ def resolve(args) -> dict:
 
 
 # -- data --------------------------------------------------------------------------------------
-def _read(task: str, path, source: dict, labelled: bool = True):
+def _read(task: str, path, source: dict, labelled: bool = True, channels: Optional[int] = None):
     from .data import infer_format, read_columns, read_conllu, read_series_csv, read_text_csv, read_ts, read_wordtag
 
     fmt = source.get("format") or infer_format(path, task)
@@ -125,7 +215,7 @@ def _read(task: str, path, source: dict, labelled: bool = True):
         return read_text_csv(path, text_column=source.get("text_column"), label_column=source.get("label_column"),
                              require_labels=labelled)
     if fmt == "ts":
-        return read_ts(path)
+        return read_ts(path, channels=channels)
     cols = source.get("columns")
     return read_series_csv(path, columns=cols.split(",") if isinstance(cols, str) else cols)
 
@@ -268,12 +358,24 @@ def _finish(run, records, best: dict, run_dir: Path, conf: dict, args, trainer_h
 
 
 def _train_or_resume(conf: dict, args, run_dir: Path, resume: bool) -> int:
-    from .tasks import build_run, train_run
+    import contextlib
+    import os
+
     from .train import init_from_env
-    from .train.checkpoint import load_checkpoint
+    from .train.lock import run_lock
 
     init_from_env()
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 owns the run directory
+    with run_lock(run_dir) if main_rank else contextlib.nullcontext():
+        return _train_locked(conf, args, run_dir, resume)
+
+
+def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
+    from .tasks import build_run, check_labels, train_run
+    from .train.checkpoint import load_checkpoint
+
     data = load_data(conf["task"], conf["source"])
+    check_labels(conf["task"], data)
     model_options = dict(conf["model"])
     if conf["layer"]:
         model_options["layer_options"] = dict(conf["layer"])
@@ -285,7 +387,7 @@ def _train_or_resume(conf: dict, args, run_dir: Path, resume: bool) -> int:
     run.config["source"] = conf["source"]
     run.config["resolved"] = conf
     if not resume:
-        if (run_dir / "latest.json").exists():
+        if (run_dir / "config.json").exists() or (run_dir / "latest.json").exists():
             raise UsageError(f"{run_dir} holds a run already; use birnn resume {run_dir} or another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "run.toml").write_text(dump_toml({"task": conf["task"], **{k: conf[k] for k in
@@ -309,6 +411,9 @@ def cmd_resume(args) -> int:
     from .train import load_config
 
     run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").exists() and (run_dir / "run.toml").exists():
+        raise UsageError(f"{run_dir} stopped before training began (no config.json): train it again with "
+                         f"birnn train --config {run_dir / 'run.toml'} --out {run_dir}")
     saved = load_config(run_dir)
     conf = saved.get("resolved")
     if conf is None:
@@ -321,9 +426,17 @@ def cmd_resume(args) -> int:
 def cmd_evaluate(args) -> int:
     from .tasks import evaluate_run, load_run
 
-    run = load_run(args.run_dir)
+    from .tasks import check_known_labels
+
+    run = load_run(args.run_dir, weights=args.weights)
     source = dict(run.config.get("source", {}), format=args.format)
-    records = _read(run.task, args.data, source)
+    records = _read(run.task, args.data, source, channels=run.encoder.channels if run.kind == "series" else None)
+    if len(records) == 0:
+        raise UsageError(f"{args.data}: no records to evaluate")
+    if run.kind in ("text", "series"):
+        check_known_labels(records, run.encoder.labels.itos, "--data")
+    elif run.kind == "tagging":
+        check_known_labels(records, run.encoder.tags.itos, "--data", tagging=True)
     if run.task == "forecast":
         from .tasks import split_records
         from .data import SeriesSplits
@@ -349,7 +462,7 @@ def _read_predict_input(run, path: str, fmt: Optional[str]):
         with open(path, encoding="utf-8") as f:  # one text per line
             return [(line.strip(), None) for line in f if line.strip()]
     if run.kind == "series":
-        return [(x, None) for x, _ in read_ts(path)]
+        return [(x, None) for x, _ in read_ts(path, channels=run.encoder.channels)]
     if run.kind == "tagging":
         fmt = fmt or infer_format(path, "tag")
         if fmt == "conllu":
@@ -371,7 +484,7 @@ def _read_predict_input(run, path: str, fmt: Optional[str]):
 def cmd_predict(args) -> int:
     from .tasks import load_run, predict_records
 
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir, weights=args.weights)
     records = _read_predict_input(run, args.input, args.format)
     preds = predict_records(run, records)
     out = []
@@ -448,10 +561,10 @@ def cmd_data_list(args) -> int:
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="birnn", description="Bidirectional RNNs that handle padding for you.")
+    p = _Parser(prog="birnn", description="Bidirectional RNNs that handle padding for you.")
     p.add_argument("--version", action="version", version=f"birnn {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model (no data arguments: a default on bundled real data)")
     t.add_argument("task", nargs="?", choices=("classify", "tag", "forecast"))
@@ -465,40 +578,40 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--label-column")
     d.add_argument("--tag-column", choices=("upos", "xpos"))
     d.add_argument("--columns", help="series columns (comma-separated names); default the last column")
-    d.add_argument("--split-seed", type=int)
+    d.add_argument("--split-seed", type=_typed("split_seed"))
     m = t.add_argument_group("model")
     m.add_argument("--layers", nargs="+", help="layer specs, e.g. bilstm:128*2 gru:64 bigru:32:sum")
     m.add_argument("--pooling", choices=("final", "mean", "max", "last", "attention"))
-    m.add_argument("--dropout", type=float)
-    m.add_argument("--embedding-dim", type=int)
-    m.add_argument("--embedding-dropout", type=float)
-    m.add_argument("--word-dim", type=int)
-    m.add_argument("--char-dim", type=int)
-    m.add_argument("--char-hidden", type=int)
+    m.add_argument("--dropout", type=_typed("dropout"))
+    m.add_argument("--embedding-dim", type=_typed("embedding_dim"))
+    m.add_argument("--embedding-dropout", type=_typed("embedding_dropout"))
+    m.add_argument("--word-dim", type=_typed("word_dim"))
+    m.add_argument("--char-dim", type=_typed("char_dim"))
+    m.add_argument("--char-hidden", type=_typed("char_hidden"))
     m.add_argument("--no-chars", dest="chars", action="store_const", const=False)
-    m.add_argument("--word-dropout", type=float)
+    m.add_argument("--word-dropout", type=_typed("word_dropout"))
     m.add_argument("--crf", action="store_const", const=True)
-    m.add_argument("--window", type=int)
-    m.add_argument("--horizon", type=int)
-    m.add_argument("--min-freq", type=int)
-    m.add_argument("--input-noise", type=float)
-    m.add_argument("--recurrent-dropout", type=float)
-    m.add_argument("--zoneout", type=float)
+    m.add_argument("--window", type=_typed("window"))
+    m.add_argument("--horizon", type=_typed("horizon"))
+    m.add_argument("--min-freq", type=_typed("min_freq"))
+    m.add_argument("--input-noise", type=_typed("input_noise"))
+    m.add_argument("--recurrent-dropout", type=_typed("recurrent_dropout"))
+    m.add_argument("--zoneout", type=_typed("zoneout"))
     m.add_argument("--layer-norm", action="store_const", const=True)
-    m.add_argument("--weight-dropout", type=float)
+    m.add_argument("--weight-dropout", type=_typed("weight_dropout"))
     r = t.add_argument_group("training")
-    r.add_argument("--epochs", type=int)
-    r.add_argument("--batch-size", type=int)
-    r.add_argument("--lr", type=float)
-    r.add_argument("--weight-decay", type=float)
-    r.add_argument("--clip-norm", type=float)
+    r.add_argument("--epochs", type=_typed("epochs"))
+    r.add_argument("--batch-size", type=_typed("batch_size"))
+    r.add_argument("--lr", type=_typed("lr"))
+    r.add_argument("--weight-decay", type=_typed("weight_decay"))
+    r.add_argument("--clip-norm", type=_typed("clip_norm"))
     r.add_argument("--schedule", choices=("plateau", "cosine", "constant"))
-    r.add_argument("--patience", type=int)
+    r.add_argument("--patience", type=_typed("patience"))
     r.add_argument("--select", choices=("best", "last"))
-    r.add_argument("--save-every", type=int)
-    r.add_argument("--max-minutes", type=float)
-    r.add_argument("--device")
-    r.add_argument("--seed", type=int)
+    r.add_argument("--save-every", type=_typed("save_every"))
+    r.add_argument("--max-minutes", type=_typed("max_minutes"))
+    r.add_argument("--device", type=lambda v: _check_flag_device(v))
+    r.add_argument("--seed", type=_typed("seed"))
     t.add_argument("--config", help="a TOML file with [source] [model] [layer] [train] tables")
     t.add_argument("--out", help="run directory (default runs/TASK-DATA-TIME)")
     t.add_argument("--json", action="store_true", help="print the final metrics as JSON on the last line")
@@ -510,6 +623,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True)
     e.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts"))
     e.add_argument("--json", action="store_true")
+    e.add_argument("--weights", choices=("final", "best", "latest"), default="final",
+                   help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
     e.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="predict with a trained run")
@@ -517,24 +632,26 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("input", help="text lines, a CSV/TSV, a .conllu or token file, a .ts file, or a CSV series")
     pr.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts", "tokens"))
     pr.add_argument("--output", choices=("tsv", "json"), default="tsv")
+    pr.add_argument("--weights", choices=("final", "best", "latest"), default="final",
+                    help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
     pr.set_defaults(func=cmd_predict)
 
     rs = sub.add_parser("resume", help="continue a run that was stopped or killed")
     rs.add_argument("run_dir")
-    rs.add_argument("--max-minutes", type=float)
+    rs.add_argument("--max-minutes", type=_typed("max_minutes"))
     rs.add_argument("--json", action="store_true")
     rs.add_argument("--plot", action="store_true")
     rs.set_defaults(func=cmd_resume)
 
     x = sub.add_parser("explain", help="what every tensor of a layer means, checked by running it")
     x.add_argument("--mode", default="lstm", choices=("lstm", "gru", "rnn"))
-    x.add_argument("--layers", type=int, default=2)
+    x.add_argument("--layers", type=_typed("count"), default=2)
     x.add_argument("--bidirectional", action="store_true")
     x.add_argument("--batch-first", action="store_true")
-    x.add_argument("--batch", type=int, default=4)
-    x.add_argument("--time", type=int, default=7)
-    x.add_argument("--hidden", type=int, default=3)
-    x.add_argument("--input", type=int, default=5)
+    x.add_argument("--batch", type=_typed("count"), default=4)
+    x.add_argument("--time", type=_typed("count"), default=7)
+    x.add_argument("--hidden", type=_typed("count"), default=3)
+    x.add_argument("--input", type=_typed("count"), default=5)
     x.add_argument("--lengths", help="comma-separated, one per sequence, e.g. 7,5,4,3")
     x.add_argument("--png", help="also draw the unrolled network to this PNG")
     x.set_defaults(func=cmd_explain)
@@ -544,7 +661,7 @@ def _parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     dl = sub.add_parser("data", help="offline datasets")
-    dsub = dl.add_subparsers(dest="data_command", metavar="list")
+    dsub = dl.add_subparsers(dest="data_command", metavar="list", parser_class=_Parser)
     ls = dsub.add_parser("list", help="datasets available offline and how to install each")
     ls.set_defaults(func=cmd_data_list)
     return p
@@ -582,8 +699,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .data import DataFormatError, DatasetUnavailable
         from .train import CheckpointError, TrainingDiverged
 
+        from .train.lock import RunLocked
+
         known = (UsageError, DataFormatError, DatasetUnavailable, CheckpointError, TrainingDiverged, FileNotFoundError,
-                 ValueError)
+                 ValueError, RunLocked)
         msg = str(e) if isinstance(e, known) else f"{type(e).__name__}: {e}"
         print(f"birnn: error: {msg}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from .arguments import LayerShape, prepare_call
 from .batch import mask_from_lengths, pack_like
+from .errors import ShapeError
 from .output import RecurrentOutput
 
 __all__ = ["Recurrent", "TorchCell"]
@@ -51,6 +52,22 @@ class TorchCell(nn.Module):
     def forward(self, x_t: Tensor, state):
         new = self.cell(x_t, state)
         return (new[0], new) if self.is_lstm else (new, new)
+
+
+def _initial(hx, batch: int, unbatched: bool):
+    """``hx`` — h_0 (1, B, P), or a tuple of such (LSTM: (h_0, c_0)); (1, P) for an unbatched
+    input — checked, without its leading one-layer axis."""
+    parts = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+    out = []
+    for k, t in enumerate(parts):
+        name = "hx" if len(parts) == 1 else f"hx[{k}]"
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
+        want = "(1, P)" if unbatched else f"(1, B={batch}, P)"
+        if t.dim() != (2 if unbatched else 3) or t.shape[0] != 1 or (not unbatched and t.shape[1] != batch):
+            raise ShapeError(f"{name} must have shape {want} (one layer, one direction), got {tuple(t.shape)}")
+        out.append(t if unbatched else t[0])  # unbatched: (1, P) is already (B=1, P)
+    return tuple(out) if isinstance(hx, (tuple, list)) else out[0]
 
 
 def _states(state):
@@ -99,7 +116,7 @@ class Recurrent(nn.Module):
                 raise ValueError("hx is required: the cell has no initial_state(batch_size, device=, dtype=) method")
             state = self.cell.initial_state(B, device=x.device, dtype=x.dtype)
         else:
-            state = tuple(s[0] for s in hx) if isinstance(hx, (tuple, list)) else hx[0]  # drop the L*D axis
+            state = _initial(hx, B, call.unbatched)
         steps = T if call.lengths is None else max(int(call.lengths.max()), 1)
         valid = None if call.lengths is None else mask_from_lengths(call.lengths, T)  # (T, B)
         ys = []

@@ -30,6 +30,7 @@ init                     "torch" (torch.nn's uniform), "orthogonal" (W_hh orthog
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, fields
 from typing import Optional, Union
@@ -71,12 +72,15 @@ class LayerOptions:
         if self.initial_state not in _INITIAL_STATES:
             raise ValueError(f"initial_state must be one of {_INITIAL_STATES}; got {self.initial_state!r}")
         noise = self.initial_state_noise
-        if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or noise < 0:
-            raise ValueError(f"initial_state_noise must be a number >= 0, got {noise!r}")
+        if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0 <= noise < math.inf:
+            raise ValueError(f"initial_state_noise must be a finite number >= 0, got {noise!r}")
         for name in ("input_dropout", "inter_layer_dropout", "output_dropout", "recurrent_dropout",
                      "weight_dropout", "zoneout", "cell_zoneout"):
             check_probability(name, getattr(self, name))
         if self.forget_bias is not None:
+            fb = self.forget_bias
+            if isinstance(fb, bool) or not isinstance(fb, numbers.Real) or not math.isfinite(fb):
+                raise ValueError(f"forget_bias must be a finite number, got {fb!r}")
             if self.mode != "LSTM":
                 raise ValueError(f"forget_bias applies to LSTM only, got it for mode {self.mode!r}")
             if not self.bias:

@@ -128,6 +128,31 @@ def batches_of(encoder, examples: list, batch_size: int = 64, device="cpu"):
         yield encoder.collate([examples[i] for i in idx]).to(device)
 
 
+# -- checking labels before any training or scoring ------------------------------------------
+def check_known_labels(records, known, what: str, tagging: bool = False) -> None:
+    """Every label (or tag) of ``records`` is in ``known``, else ValueError naming ``file:line``."""
+    from .data import where
+
+    known = set(known)
+    for i, (_, label) in enumerate(records):
+        labels = (label or []) if tagging else ([] if label is None else [str(label)])
+        for lab in labels:
+            if lab not in known:
+                shown = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "")
+                raise ValueError(f"{where(records, i)}: {'tag' if tagging else 'label'} {lab!r} of the {what} "
+                                 f"data is not one the model knows ({shown})")
+
+
+def check_labels(task: str, data) -> None:
+    """Classification: dev and test labels must occur in the training split (found before
+    training, not after it)."""
+    if task != "classify" or not hasattr(data, "dev"):
+        return
+    known = {str(label) for _, label in data.train}
+    for what, records in (("dev", data.dev), ("test", data.test)):
+        check_known_labels(records, known, what)
+
+
 # -- evaluation --------------------------------------------------------------------------------
 def _predict_all(run: Run, examples: list, device="cpu"):
     """Predictions for every example, in the examples' order."""
@@ -215,30 +240,46 @@ _ENCODERS = {"TaggingEncoder": TaggingEncoder, "TextEncoder": TextEncoder, "Seri
              "ForecastEncoder": ForecastEncoder}
 
 
-def load_run(run_dir, *, weights: str = "best") -> Run:
-    """A trained run from its directory: preprocessing, model and weights — those the run
-    ended on (``model.safetensors``), else the best so far, else (``weights="latest"``) the
-    latest checkpoint."""
+WEIGHTS = ("final", "best", "latest")
+
+
+def load_run(run_dir, *, weights: str = "final") -> Run:
+    """A trained run from its directory: preprocessing, model and weights — ``"final"``: those
+    the run ended on (``model.safetensors``; a run that has not finished has none, and says how
+    to finish it), ``"best"``: the best dev epoch so far, ``"latest"``: the latest checkpoint."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     run_dir = Path(run_dir)
     config = load_config(run_dir)
     version = config.get("birnn_version")
     if version is None or version.split(".")[0] != __version__.split(".")[0]:
         raise CheckpointError(f"{run_dir} was written by birnn {version}; this is birnn {__version__}")
-    pre = dict(config["preprocessing"])
-    encoder = _ENCODERS[pre.pop("class")].from_dict(pre)
-    spec = config["model"]
-    model = MODELS[spec["class"]](**spec["config"])
-    path = next((run_dir / f for f in ("model.safetensors", "best.safetensors") if (run_dir / f).exists()), None)
-    if weights != "best" or path is None:
+    try:
+        pre = dict(config["preprocessing"])
+        encoder = _ENCODERS[pre.pop("class")].from_dict(pre)
+        spec = config["model"]
+        model = MODELS[spec["class"]](**spec["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{run_dir / 'config.json'}: not a configuration this birnn can build ({e!r})") from None
+    if weights == "latest":
         from .train import load_checkpoint
 
         ckpt = load_checkpoint(run_dir)
         if ckpt is None:
-            raise CheckpointError(f"{run_dir} has no weights (no best.safetensors and no checkpoint)")
-        state = ckpt["model"]
+            raise CheckpointError(f"{run_dir} has no checkpoint yet")
+        state, source = ckpt["model"], Path(ckpt["path"]) / "model.safetensors"
     else:
-        state = load_weights(path)
-    model.load_state_dict(state)
+        source = run_dir / ("model.safetensors" if weights == "final" else "best.safetensors")
+        if not source.exists():
+            if weights == "final":
+                raise CheckpointError(f"{run_dir} has no model.safetensors: the run has not finished; "
+                                      f"`birnn resume {run_dir}` finishes it (or ask for the best or latest weights)")
+            raise CheckpointError(f"{run_dir} has no best.safetensors yet (no epoch has ended)")
+        state = load_weights(source)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{source}: does not fit the model in config.json ({str(e).splitlines()[0]})") from None
     return Run(config["task"], config["kind"], encoder, model.eval(), config)
 
 

@@ -27,6 +27,7 @@ __all__ = ["Batch", "ForecastEncoder", "SeriesEncoder", "TaggingEncoder", "TextE
            "make_windows"]
 
 IGNORE = -100  # target id of padded steps (ignored by the losses)
+MAX_WORD_CHARS = 64  # the character features read at most this many characters of a word
 
 
 @dataclass
@@ -96,7 +97,9 @@ class TaggingEncoder:
     def encode(self, record, index: int = 0) -> dict:
         ws, ts = record
         words = [w.lower() for w in ws] if self.lowercase else ws
-        ex = {"words": self.words.encode(words), "chars": [self.chars.encode(w) for w in ws], "index": index}
+        # characters of a word beyond MAX_WORD_CHARS are not read (a 1 MB "word" would allocate GBs)
+        ex = {"words": self.words.encode(words), "chars": [self.chars.encode(w[:MAX_WORD_CHARS]) for w in ws],
+              "index": index}
         if ts is not None:
             ex["tags"] = self.tags.encode(ts)
         return ex
@@ -172,6 +175,9 @@ class SeriesEncoder:
 
     def encode(self, record, index: int = 0) -> dict:
         series, label = record
+        if np.ndim(series) != 2 or np.shape(series)[1] != self.channels:
+            raise ValueError(f"series {index} has shape {np.shape(series)}; the model reads (T, {self.channels}): "
+                             f"{self.channels} channel(s)")
         x = np.nan_to_num(self.scaler.transform(series), nan=0.0)
         ex = {"x": x, "index": index}
         if label is not None:

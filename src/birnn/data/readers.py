@@ -31,6 +31,7 @@ import io
 import math
 import os
 import re
+import stat
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -39,6 +40,8 @@ from .errors import DataFormatError
 
 __all__ = [
     "FORMATS",
+    "Records",
+    "where",
     "infer_format",
     "read_columns",
     "read_conllu",
@@ -68,24 +71,61 @@ def infer_format(path, task: Optional[str] = None) -> str:
     return fmt if fmt is not None else ("series" if task == "forecast" else "text")
 
 
-def _open(path):
+class Records(list):
+    """Records read from a file, with where each one starts (for messages): ``path`` and
+    ``lines[i]``, the line record ``i`` starts at."""
+
+    def __init__(self, items=(), path=None, lines=()):
+        super().__init__(items)
+        self.path = None if path is None else str(path)
+        self.lines = list(lines)
+
+    def where(self, i: int) -> str:
+        """``file:line`` of record ``i`` (or ``record i+1`` when the records have no file)."""
+        if self.path is not None and i < len(self.lines):
+            return f"{self.path}:{self.lines[i]}"
+        return f"record {i + 1}"
+
+
+def where(records, i: int) -> str:
+    """``file:line`` of record ``i`` of any record list (plain lists: ``record i+1``)."""
+    return records.where(i) if isinstance(records, Records) else f"record {i + 1}"
+
+
+def _open_binary(path):
     path = str(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise DataFormatError(path, None, "is a directory, not a data file")
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would block or never end
+        raise DataFormatError(path, None, "is not a regular file (a pipe or a device?); give a file")
     if path.endswith(".bz2"):
-        return io.TextIOWrapper(bz2.open(path), encoding="utf-8-sig", newline="")
+        return bz2.open(path)
     if path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+        return gzip.open(path)
+    return open(path, "rb")
+
+
+def _decoded(path) -> Iterator[Tuple[int, str]]:
+    """(line number, text with its line ending) of a UTF-8 file (a leading BOM dropped), decoded
+    line by line, so an encoding error names its line and the byte within it."""
+    with _open_binary(path) as f:
+        try:
+            for number, raw in enumerate(f, 1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataFormatError(path, number, f"not UTF-8 text ({e.reason} at byte {e.start + 1} of "
+                                                        "the line)") from None
+                yield number, (text[1:] if number == 1 and text.startswith("\ufeff") else text)
+        except (OSError, EOFError) as e:  # a damaged .bz2/.gz
+            raise DataFormatError(path, None, f"cannot be read ({e})") from None
 
 
 def _lines(path) -> Iterator[Tuple[int, str]]:
-    with _open(path) as f:
-        try:
-            for number, line in enumerate(f, 1):
-                yield number, line.rstrip("\r\n")
-        except UnicodeDecodeError as e:
-            raise DataFormatError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for number, line in _decoded(path):
+        yield number, line.rstrip("\r\n")
 
 
 # -- CoNLL-U ---------------------------------------------------------------------------------
@@ -209,22 +249,39 @@ def _delimiter(path) -> str:
     return "\t" if name.endswith(".tsv") else ","
 
 
-def _csv_rows(path) -> Iterator[Tuple[int, List[str], List[str]]]:
-    """(line, header, row) for each data row; checks every row has the header's width."""
-    with _open(path) as f:
-        reader = csv.reader(f, delimiter=_delimiter(path))
+_FIELD_LIMIT = 16 * 2 ** 20  # csv's default of 128 KiB is too small for long documents
+
+
+def _csv_rows(path) -> Iterator[Tuple[int, int, List[str], List[str]]]:
+    """(first line, last line, header, row) for each data row; checks every row has the header's
+    width; errors name the line (encoding, malformed quotes, fields over 16 MiB)."""
+    lines = _decoded(path)
+    numbered: List[int] = []
+
+    def feed():
+        for number, text in lines:
+            numbered.append(number)
+            yield text
+
+    delimiter = _delimiter(path)
+    csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+    try:
         try:
             header = next(reader)
         except StopIteration:
             raise DataFormatError(path, 1, "empty file: expected a header row") from None
         header = [h.strip() for h in header]
-        line = reader.line_num
+        start = len(numbered) + 1
         for row in reader:
+            end = len(numbered)
             if row and len(row) != len(header):
-                raise DataFormatError(path, line + 1, f"expected {len(header)} fields as in the header, got {len(row)}")
-            line = reader.line_num
+                raise DataFormatError(path, start, f"expected {len(header)} fields as in the header, got {len(row)}")
             if row:
-                yield line, header, row
+                yield start, end, header, row
+            start = end + 1
+    except csv.Error as e:
+        raise DataFormatError(path, len(numbered) or 1, f"malformed CSV ({e})") from None
 
 
 def _pick(header: Sequence[str], wanted: Optional[str], defaults: Sequence[str], what: str, path) -> int:
@@ -244,10 +301,11 @@ def read_text_csv(path, text_column: Optional[str] = None, label_column: Optiona
                   keep_labels: Optional[Sequence[str]] = None, require_labels: bool = True) -> List[Tuple[str, str]]:
     """(text, label) rows of a CSV/TSV with a header. Columns default to the first of
     ``text/sentence/review/...`` and ``label/category/class/...``; ``keep_labels`` drops rows
-    with other labels (e.g. Rotten Tomatoes' "plot" rows)."""
-    out = []
+    with other labels (e.g. Rotten Tomatoes' "plot" rows). Returns :class:`Records`."""
+    out = Records(path=path)
     ti = li = None
-    for line, header, row in _csv_rows(path):
+    spanning = []  # (record, first line, last line) of texts quoted over several lines
+    for line, end, header, row in _csv_rows(path):
         if ti is None:
             ti = _pick(header, text_column, _TEXT_COLUMNS, "text", path)
             li = _pick(header, label_column, _LABEL_COLUMNS, "label", path) if (require_labels or label_column) else None
@@ -260,9 +318,28 @@ def read_text_csv(path, text_column: Optional[str] = None, label_column: Optiona
         if require_labels and not label:
             raise DataFormatError(path, line, "empty label")
         out.append((text, label))
+        out.lines.append(line)
+        if end > line:
+            spanning.append((len(out) - 1, line, end))
     if ti is None:
         raise DataFormatError(path, 2, "no data rows after the header")
+    _refuse_swallowed_rows(out, spanning, li, path)
     return out
+
+
+def _refuse_swallowed_rows(records: Records, spanning, label_index: Optional[int], path) -> None:
+    """A text quoted over several lines is fine, unless one of its lines is a whole row with a
+    known label: then a quote was left open and the rows after it were read as text."""
+    if label_index is None or not spanning:
+        return
+    labels = {label for _, label in records}
+    delimiter = _delimiter(path)
+    for k, first, last in spanning:
+        for line in records[k][0].splitlines():
+            fields = next(csv.reader([line], delimiter=delimiter), [])
+            if len(fields) > label_index and fields[label_index].strip() in labels and len(fields) >= 2:
+                raise DataFormatError(path, first, f"the text quoted over lines {first}-{last} holds a whole row "
+                                                   f"({line[:40]!r}...): an unclosed quote?")
 
 
 def read_series_csv(path, columns: Optional[Sequence[str]] = None) -> np.ndarray:
@@ -270,7 +347,7 @@ def read_series_csv(path, columns: Optional[Sequence[str]] = None) -> np.ndarray
     name, or by default the last column (e.g. ``SUNACTIVITY`` of ``YEAR,SUNACTIVITY``)."""
     values: List[List[float]] = []
     idx: Optional[List[int]] = None
-    for line, header, row in _csv_rows(path):
+    for line, _, header, row in _csv_rows(path):
         if idx is None:
             idx = ([_pick(header, c, (), "series", path) for c in columns] if columns else [len(header) - 1])
         vals = []
@@ -279,8 +356,9 @@ def read_series_csv(path, columns: Optional[Sequence[str]] = None) -> np.ndarray
                 v = float(row[i])
             except ValueError:
                 raise DataFormatError(path, line, f"column {header[i]!r}: {row[i]!r} is not a number") from None
-            if not math.isfinite(v):
-                raise DataFormatError(path, line, f"column {header[i]!r}: missing or infinite value {row[i]!r}")
+            if not math.isfinite(v) or abs(v) > _FLOAT32_MAX:
+                raise DataFormatError(path, line, f"column {header[i]!r}: missing, infinite or out-of-range value "
+                                                  f"{row[i]!r} (float32 holds up to about 3.4e38)")
             vals.append(v)
         values.append(vals)
     if not values:
@@ -289,6 +367,7 @@ def read_series_csv(path, columns: Optional[Sequence[str]] = None) -> np.ndarray
 
 
 # -- UCR/UEA .ts -----------------------------------------------------------------------------
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _TIMESTAMPED = re.compile(r"\(([^,()]*),([^()]*)\)")
 
 
@@ -300,17 +379,21 @@ def _ts_values(text: str, timestamps: bool, path, number: int) -> List[float]:
     out = []
     for p in parts:
         p = p.strip()
-        if p == "?":
+        if p == "?" or p.lower() == "nan":  # missing (UEA's variable-length files pad with NaN)
             out.append(float("nan"))
             continue
         try:
-            out.append(float(p))
+            v = float(p)
         except ValueError:
             raise DataFormatError(path, number, f"{p!r} is not a number (or ? for missing)") from None
+        if not math.isfinite(v) or abs(v) > _FLOAT32_MAX:
+            raise DataFormatError(path, number, f"{p!r} is infinite or beyond float32's range (about 3.4e38); "
+                                                "write ? for a missing value")
+        out.append(v)
     return out
 
 
-def read_ts(path) -> List[Tuple[np.ndarray, Optional[str]]]:
+def read_ts(path, channels: Optional[int] = None) -> List[Tuple[np.ndarray, Optional[str]]]:
     """Cases of a UCR/UEA ``.ts`` file: a (T, C) float32 array (``?`` -> NaN) and the class
     label (a string; None without ``@classLabel true``; the value for ``@targetLabel true``).
 
@@ -318,11 +401,12 @@ def read_ts(path) -> List[Tuple[np.ndarray, Optional[str]]]:
     ``@dimensions``, ``@equalLength``, ``@seriesLength``, ``@classLabel``, ``@targetLabel``)
     must end with ``@data``; each case line holds the dimensions separated by ``:``, then the
     label. Lengths may vary between cases (``@equalLength false``), not between the
-    dimensions of one case.
+    dimensions of one case. With ``channels`` (a trained model's), every case must have that
+    many dimensions. Returns :class:`Records`.
     """
     header = {}
     classes: Optional[List[str]] = None
-    cases: List[Tuple[np.ndarray, Optional[str]]] = []
+    cases = Records(path=path)
     in_data = False
     for number, raw in _lines(path):
         line = raw.strip()
@@ -358,8 +442,11 @@ def read_ts(path) -> List[Tuple[np.ndarray, Optional[str]]]:
                 raise DataFormatError(path, number, f"class {label!r} is not one of @classLabel {classes}")
         dims = [_ts_values(f, timestamps, path, number) for f in fields]
         want = header.get("dimensions")
-        if want is not None and len(dims) != int(want):
+        if want is not None and (not want.isdigit() or len(dims) != int(want)):
             raise DataFormatError(path, number, f"expected @dimensions {want} dimensions, got {len(dims)}")
+        if channels is not None and len(dims) != channels:
+            raise DataFormatError(path, number, f"the model reads series of {channels} channel(s); this case has "
+                                                f"{len(dims)}")
         lengths = {len(d) for d in dims}
         if len(lengths) != 1 or 0 in lengths:
             raise DataFormatError(path, number, f"the dimensions of a case must be non-empty and equally long, "
@@ -368,6 +455,7 @@ def read_ts(path) -> List[Tuple[np.ndarray, Optional[str]]]:
         if header.get("equallength", "").lower() == "true" and series_length and len(dims[0]) != int(series_length):
             raise DataFormatError(path, number, f"@seriesLength is {series_length}, got {len(dims[0])} values")
         cases.append((np.asarray(dims, dtype=np.float32).T, label))
+        cases.lines.append(number)
     if not in_data:
         raise DataFormatError(path, None, "no @data line")
     if not cases:

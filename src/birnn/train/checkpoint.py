@@ -11,23 +11,33 @@ A run directory holds::
     log.jsonl, log.csv          one row per epoch
 
 Every file is written to a temporary name and renamed into place; ``latest.json`` moves only
-after a checkpoint directory is complete, and older checkpoint directories are removed after.
+after a checkpoint directory is complete, a directory ``latest.json`` points at is never
+rewritten (a second save of the same step gets a new name), and older checkpoint directories
+are removed only after ``latest.json`` has moved. So a kill, a full disk or a crash at any
+instant leaves ``latest.json`` naming a complete checkpoint, or no checkpoint at all.
+
+Every safetensors file carries the SHA-256 of its tensors in its header, checked on load: a
+flipped byte is an error naming the file, never a silently different model. Every load error
+names the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-__all__ = ["CheckpointError", "atomic_write_text", "load_checkpoint", "load_config", "load_weights",
-           "save_checkpoint", "save_weights", "check_config"]
+__all__ = ["CheckpointError", "atomic_write_text", "checkpoint_path", "digest", "load_checkpoint", "load_config",
+           "load_weights", "save_checkpoint", "save_weights", "check_config"]
 
 FORMAT = 1
 
@@ -58,17 +68,59 @@ def atomic_write_text(path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+def digest(tensors: Dict[str, torch.Tensor]) -> str:
+    """SHA-256 of named tensors: names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _write_tensors(tensors: Dict[str, torch.Tensor], path) -> None:
+    """safetensors with the tensors' digest in its header (not atomic: callers rename into place)."""
+    cpu = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    save_file(cpu, str(path), metadata={"sha256": digest(cpu)})
+
+
+def _read_tensors(path) -> Dict[str, torch.Tensor]:
+    """Load a safetensors file and check its digest; errors name the file."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except Exception as e:  # safetensors' own errors for a damaged header or truncated data
+        raise CheckpointError(f"{path}: cannot be read as safetensors ({e})") from None
+    want = meta.get("sha256")
+    if want is not None and digest(tensors) != want:
+        raise CheckpointError(f"{path}: its tensors do not match the SHA-256 in its header: the file is corrupt")
+    return tensors
+
+
 def save_weights(path, tensors: Dict[str, torch.Tensor]) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
+    _write_tensors(tensors, tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
 
 def load_weights(path) -> Dict[str, torch.Tensor]:
-    return load_file(str(path))
+    return _read_tensors(path)
+
+
+def _read_json(path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
 
 
 def _optimizer_split(state: dict) -> Tuple[Dict[str, torch.Tensor], dict]:
@@ -91,58 +143,93 @@ def _optimizer_join(tensors: Dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+_STEP_DIR = re.compile(r"^step-(\d+)(?:-(\d+))?$")
+
+
+def _order(p: Path) -> Tuple[int, int]:
+    m = _STEP_DIR.match(p.name)
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else (-1, -1)
+
+
 def save_checkpoint(run_dir, *, model: Dict[str, torch.Tensor], optimizer: dict, state: dict,
                     rng: Dict[str, torch.Tensor], step: int, keep: int = 1) -> Path:
-    """Write a complete checkpoint directory, then point ``latest.json`` at it."""
+    """Write a complete checkpoint directory, then point ``latest.json`` at it, then remove
+    older ones (see the module doc for why nothing is ever removed before that)."""
     run_dir = Path(run_dir)
     ckpts = run_dir / "checkpoints"
     ckpts.mkdir(parents=True, exist_ok=True)
+    for stale in ckpts.glob(".step-*"):  # directories of interrupted writes (one process owns the run)
+        shutil.rmtree(stale, ignore_errors=True)
     name = f"step-{step:07d}"
+    serial = 0
+    while (ckpts / name).exists():  # this step is saved already (and may be latest): a new name
+        serial += 1
+        name = f"step-{step:07d}-{serial}"
     tmp = Path(tempfile.mkdtemp(dir=ckpts, prefix=f".{name}."))
     opt_tensors, opt_meta = _optimizer_split(optimizer)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.items()}, str(tmp / "model.safetensors"))
-    save_file({**{k: v.contiguous().cpu() for k, v in opt_tensors.items()},
-               **{f"rng.{k}": v.contiguous().cpu() for k, v in rng.items()}}, str(tmp / "optimizer.safetensors"))
+    _write_tensors(model, tmp / "model.safetensors")
+    _write_tensors({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, tmp / "optimizer.safetensors")
     (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "state": state, "optimizer": opt_meta}, indent=1))
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     final = ckpts / name
-    if final.exists():
-        shutil.rmtree(final)
     os.replace(tmp, final)
     _fsync_dir(ckpts)
     atomic_write_text(run_dir / "latest.json", json.dumps({"checkpoint": f"checkpoints/{name}"}))
-    existing = sorted(p for p in ckpts.iterdir() if p.name.startswith("step-") and p != final)
-    for old in existing[: max(0, len(existing) - (keep - 1))]:
+    older = sorted((p for p in ckpts.iterdir() if _order(p) >= (0, 0) and p != final), key=_order)
+    for old in older[: max(0, len(older) - (keep - 1))]:
         shutil.rmtree(old, ignore_errors=True)
-    for stale in ckpts.glob(".step-*"):  # directories of interrupted writes
-        shutil.rmtree(stale, ignore_errors=True)
     return final
 
 
-def load_checkpoint(run_dir) -> Optional[dict]:
-    """The latest complete checkpoint: ``model`` and ``optimizer`` state dicts, ``state``, ``rng``."""
+def checkpoint_path(run_dir) -> Optional[Path]:
+    """The checkpoint directory ``latest.json`` names (inside ``RUN/checkpoints``), or None."""
     run_dir = Path(run_dir)
     pointer = run_dir / "latest.json"
     if not pointer.exists():
         return None
-    path = run_dir / json.loads(pointer.read_text())["checkpoint"]
-    meta = json.loads((path / "state.json").read_text())
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')} is not {FORMAT}")
-    opt = load_file(str(path / "optimizer.safetensors"))
+    target = _read_json(pointer).get("checkpoint")
+    if not isinstance(target, str):
+        raise CheckpointError(f"{pointer}: has no \"checkpoint\" entry")
+    path = (run_dir / target).resolve()
+    if path.parent != (run_dir / "checkpoints").resolve() or not _STEP_DIR.match(path.name):
+        raise CheckpointError(f"{pointer}: points at {target!r}, which is not a checkpoint of this run "
+                              "(checkpoints/step-NNNNNNN)")
+    if not path.is_dir():
+        raise CheckpointError(f"{pointer}: points at {target!r}, which does not exist")
+    return path
+
+
+def load_checkpoint(run_dir) -> Optional[dict]:
+    """The latest complete checkpoint: ``model`` and ``optimizer`` state dicts, ``state``, ``rng``."""
+    path = checkpoint_path(run_dir)
+    if path is None:
+        return None
+    meta = _read_json(path / "state.json")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        meta = meta if isinstance(meta, dict) else {}
+        raise CheckpointError(f"{path / 'state.json'}: checkpoint format {meta.get('format')} is not {FORMAT}")
+    opt = _read_tensors(path / "optimizer.safetensors")
     rng = {k[4:]: v for k, v in opt.items() if k.startswith("rng.")}
     opt = {k: v for k, v in opt.items() if not k.startswith("rng.")}
-    return {"model": load_file(str(path / "model.safetensors")), "optimizer": _optimizer_join(opt, meta["optimizer"]),
-            "state": meta["state"], "rng": rng, "path": str(path)}
+    try:
+        optimizer = _optimizer_join(opt, meta["optimizer"])
+        state = meta["state"]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path / 'state.json'}: incomplete checkpoint state ({e!r})") from None
+    return {"model": _read_tensors(path / "model.safetensors"), "optimizer": optimizer, "state": state, "rng": rng,
+            "path": str(path)}
 
 
 def load_config(run_dir) -> dict:
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise CheckpointError(f"{run_dir} is not a birnn run directory (no config.json)")
-    return json.loads(path.read_text())
+    config = _read_json(path)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return config
 
 
 def check_config(saved: dict, current: dict, keys=("task", "model", "preprocessing")) -> None:

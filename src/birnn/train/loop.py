@@ -21,8 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .checkpoint import (CheckpointError, atomic_write_text, check_config, load_checkpoint, load_config,
-                         load_weights, save_checkpoint, save_weights)
+from .checkpoint import (CheckpointError, atomic_write_text, check_config, checkpoint_path, load_checkpoint,
+                         load_config, load_weights, save_checkpoint, save_weights)
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged"]
 
@@ -149,30 +149,55 @@ class Trainer:
         writer.writerows(hist)
         atomic_write_text(self.run_dir / "log.csv", buf.getvalue())
 
-    def _restore(self) -> None:
+    def _restore(self) -> bool:
+        """Load the latest checkpoint; False when the run stopped before writing one."""
         saved = load_config(self.run_dir)
         check_config(saved, self.run_config)
         ckpt = load_checkpoint(self.run_dir)
         if ckpt is None:
-            raise CheckpointError(f"{self.run_dir} has no checkpoint to resume from")
+            return False
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         self.state = _State(**ckpt["state"])
+        return True
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        """The error for a non-finite loss, gradient or weight; it names a checkpoint only if one exists."""
+        s = self.state
+        try:
+            kept = checkpoint_path(self.run_dir)
+        except CheckpointError:
+            kept = None
+        where = (f"the last good checkpoint is {kept} (nothing non-finite was saved)" if kept is not None
+                 else "no checkpoint had been written yet")
+        return TrainingDiverged(f"{what} at epoch {s.epoch + 1}, step {s.step + 1}; stopped: {where}. "
+                                "Try a lower --lr, or check the data for huge values")
+
+    def _finish_weights(self) -> None:
+        """model.safetensors: the weights the run ends on (the best dev epoch, or the last)."""
+        if not self.main:
+            return
+        best = self.run_dir / "best.safetensors"
+        state = load_weights(best) if self.config.select == "best" and best.exists() else self.model.state_dict()
+        save_weights(self.run_dir / "model.safetensors", state)
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict:
         """Train (or continue a saved run with ``resume``); returns the best dev metrics."""
         c = self.config
-        if resume:
-            self._restore()
+        if resume and self._restore():
             self.log(f"resuming at epoch {self.state.epoch + 1}, batch {self.state.batch}, step {self.state.step}")
         else:
+            if resume:
+                self.log("the run stopped before its first checkpoint: training it again from the start")
             torch.manual_seed(c.seed)
             if self.main:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(self.run_dir / "config.json", json.dumps(self.run_config, indent=1))
         if self.state.finished:
+            if not (self.run_dir / "model.safetensors").exists():  # stopped between the two last writes
+                self._finish_weights()
             self.log("this run has finished already")
             return self._best_metrics()
         start = time.time()
@@ -183,17 +208,18 @@ class Trainer:
             stop_reason = self._run_epoch(per_epoch, total, start)
         if stop_reason is None:
             stop_reason = "finished all epochs"
+        # model.safetensors first, then the checkpoint that says "finished": a stop between the two
+        # resumes to a run that writes model.safetensors again (the epoch end's checkpoint is kept)
+        self._finish_weights()
         if stop_reason != "time limit":
             self.state.finished = True
-        self._save()
+            self._save()
         self.log(f"stopped: {stop_reason}")
         if self.distributed:
-            dist.barrier()  # rank 0 has written best.safetensors
+            dist.barrier()  # rank 0 has written best.safetensors and model.safetensors
         best = self.run_dir / "best.safetensors"
         if c.select == "best" and best.exists():
             self.model.load_state_dict(load_weights(best))
-        if self.main:
-            save_weights(self.run_dir / "model.safetensors", self.model.state_dict())
         return self._best_metrics() if c.select == "best" else (self.state.history[-1] if self.state.history else {})
 
     def _best_metrics(self) -> dict:
@@ -216,27 +242,41 @@ class Trainer:
                        dynamic_ncols=True)
         losses: List[float] = []
         t0 = time.time()
+        params = [p for p in self.model.parameters() if p.requires_grad]
         for i in range(s.batch, len(batches)):
             idx = batches[i][self.rank::self.world]
-            batch = self.collate([self.examples[j] for j in idx]).to(self.device)
+            # a process whose share of a short last batch is empty still joins the step (DDP's
+            # gradient sync): it runs one example of the batch with weight 0 and count 0
+            share = idx if idx else batches[i][:1]
+            batch = self.collate([self.examples[j] for j in share]).to(self.device)
             loss_sum, count = self.loss_module(batch)
+            if not idx:
+                loss_sum, count = loss_sum * 0.0, 0
             count_t = torch.tensor(float(count), device=self.device)
+            value_t = loss_sum.detach().clone()
             if self.distributed:
                 dist.all_reduce(count_t)
+                dist.all_reduce(value_t)
             loss = loss_sum * self.world / count_t.clamp(min=1)
-            value = float(loss.detach()) / self.world
+            value = float(value_t) / float(count_t.clamp(min=1))  # the global mean loss, as one process logs it
             if not math.isfinite(value):
                 if bar is not None:
                     bar.close()
-                raise TrainingDiverged(f"the training loss became {value} at epoch {s.epoch + 1}, step {s.step + 1}; "
-                                       f"stopped. The last good checkpoint is kept in {self.run_dir}")
+                raise self._diverged(f"the training loss became {value}")
             for g in self.optimizer.param_groups:
                 g["lr"] = self._lr(total)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if c.clip_norm:
-                nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_norm)
+            norm = nn.utils.clip_grad_norm_(params, c.clip_norm if c.clip_norm else float("inf"))
+            if not math.isfinite(float(norm)):
+                if bar is not None:
+                    bar.close()
+                raise self._diverged(f"the gradients became non-finite (norm {float(norm)}) with a finite loss")
             self.optimizer.step()
+            if not bool(torch.stack(torch._foreach_norm([p.detach() for p in params])).isfinite().all()):
+                if bar is not None:
+                    bar.close()
+                raise self._diverged(f"the weights became non-finite after an update with lr {self._lr(total):g}")
             s.step += 1
             s.batch = i + 1
             losses.append(value)
