@@ -202,8 +202,8 @@ def test_default_train_runs_on_bundled_data_and_json(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["train", "tag", "--train", "missing.conllu"], "birnn: error: missing.conllu: no such file"),
-    (["train", "classify", "--train", "x.json"], "birnn: error: cannot infer the format of x.json"),
+    (["train", "tag", "--train", "missing.conllu"], "birnn: error: {d}/missing.conllu: no such file"),
+    (["train", "classify", "--train", "x.json"], "birnn: error: cannot infer the format of {d}/x.json"),
     (["train", "--dataset", "imagenet"], "birnn: error: unknown dataset 'imagenet'; choose one of"),
     (["train", "tag", "--dataset", "sunspots"], "birnn: error: dataset sunspots is for the forecast task, not tag"),
     (["train", "tag", "--pooling", "median"], "argument --pooling: invalid choice: 'median'"),

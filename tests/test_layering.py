@@ -15,7 +15,7 @@ SRC = pathlib.Path(birnn.__file__).parent
 LAYERS = [
     "errors", "batch", "cells", "output", "bridge", "regularization", "options", "init", "recurrence", "native",
     "kernels", "speed_table", "arguments", "dispatch", "layers", "driver", "bidirectional", "bench", "explain",
-    "data", "models", "train", "tasks", "cli", "__main__",
+    "data", "models", "train", "tasks", "plots", "cli", "__main__",
 ]
 
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -20,13 +21,14 @@ __all__ = ["main"]
 
 DEFAULT_DATASET = "japanese-vowels"
 _TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "clip_norm", "schedule", "patience", "seed",
-                 "save_every", "max_minutes", "select", "device")
+                 "save_every", "max_minutes", "select", "device", "accumulate", "warmup_steps", "monitor")
 _MODEL_FIELDS = ("layers", "pooling", "dropout", "embedding_dim", "embedding_dropout", "word_dim", "char_dim",
                  "char_hidden", "chars", "word_dropout", "crf", "window", "horizon", "min_freq", "head",
                  "input_noise")
 _LAYER_FIELDS = ("recurrent_dropout", "zoneout", "layer_norm", "weight_dropout")
 _SOURCE_FIELDS = ("dataset", "train", "dev", "test", "format", "text_column", "label_column", "tag_column",
                   "columns", "split_seed")
+_PATH_FIELDS = ("train", "dev", "test")  # stored absolute in run.toml, so a run reruns from any folder
 
 
 class UsageError(Exception):
@@ -38,7 +40,8 @@ class UsageError(Exception):
 _RULES = {
     **{k: (int, 1, True, None, False) for k in ("epochs", "batch_size", "patience", "window", "horizon",
                                                  "embedding_dim", "word_dim", "char_dim", "char_hidden", "min_freq")},
-    **{k: (int, 0, True, None, False) for k in ("save_every", "seed", "split_seed")},
+    **{k: (int, 0, True, None, False) for k in ("save_every", "seed", "split_seed", "warmup_steps")},
+    "accumulate": (int, 1, True, None, False),
     "count": (int, 1, True, None, False),  # explain's sizes
     **{k: (float, 0, False, None, False) for k in ("lr", "max_minutes")},
     **{k: (float, 0, True, None, False) for k in ("weight_decay", "clip_norm", "input_noise")},
@@ -56,7 +59,7 @@ def check_value(name: str, value, where: Optional[str] = None):
     UsageError naming the option (``where``: how the user wrote it, e.g. ``train.lr in run.toml``)."""
     where = where or _flag(name)
     if name == "device":
-        return _check_device(value, where)
+        return value if value == "auto" else _check_device(value, where)
     rule = _RULES.get(name)
     if rule is None:
         return value
@@ -85,6 +88,8 @@ def _check_device(value, where: str) -> str:
 
 
 def _check_flag_device(value: str) -> str:
+    if value == "auto":
+        return value
     try:
         return _check_device(value, "--device")
     except UsageError as e:
@@ -164,6 +169,9 @@ def resolve(args) -> dict:
                 raise UsageError(f"{args.config}: [{section}] must be a table, got {values!r}")
             for key, value in values.items():
                 check_value(key, value, where=f"{section}.{key} in {args.config}")
+            if section == "source":  # a config's relative paths are relative to the config file
+                base = Path(args.config).resolve().parent
+                values = {k: (str(base / v) if k in _PATH_FIELDS and v else v) for k, v in values.items()}
             conf[section].update(values)
         if "task" in loaded:
             conf["task"] = loaded["task"]
@@ -172,7 +180,7 @@ def resolve(args) -> dict:
                            ("train", _TRAIN_FIELDS)):
         for name in names:
             if flags.get(name) is not None:
-                conf[section][name] = flags[name]
+                conf[section][name] = str(Path(flags[name]).resolve()) if name in _PATH_FIELDS else flags[name]
     if flags.get("task"):
         conf["task"] = flags["task"]
     source = conf["source"]
@@ -270,58 +278,44 @@ def _json_metrics(metrics: dict) -> dict:
     return out
 
 
-def _plot(run_dir: Path, history: list, run, records, monitor: str) -> List[str]:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install matplotlib") from None
+def _plot(run_dir: Path, history: list, run, records, train, test_start: Optional[int]) -> List[str]:
+    """The run's PNGs: learning curves, and for a forecaster its test forecasts."""
     import numpy as np
 
-    written = []
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-    epochs = [r["epoch"] for r in history]
-    ax[0].plot(epochs, [r["train_loss"] for r in history], marker="o")
-    ax[0].set(title="training loss", xlabel="epoch")
-    ax[1].plot(epochs, [r.get(f"dev_{monitor}") for r in history], marker="o", color="C1")
-    ax[1].set(title=f"dev {monitor}", xlabel="epoch")
-    fig.tight_layout()
-    path = run_dir / "learning_curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(str(path))
-    if run.kind == "forecast" and records.get("test"):
-        from .tasks import predict_records
+    from . import plots
 
-        test = records["test"]
-        pred = predict_records(run, [(x, None) for x, _ in test])
-        k = min(len(test) - 1, len(test) // 2)
-        x, y = test[k]
-        W, K = len(x), len(y)
-        fig, ax = plt.subplots(figsize=(9, 3.5))
-        ax.plot(range(W), x[:, 0], label="input window", color="C0")
-        ax.plot(range(W, W + K), y[:, 0], label="truth", color="black")
-        ax.plot(range(W, W + K), np.asarray(pred[k])[:, 0], label="forecast", color="C3", linestyle="--")
-        ax.set(title=f"forecast of {K} steps from a {W}-step test window", xlabel="step")
-        ax.legend()
-        fig.tight_layout()
-        path = run_dir / "forecast.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(str(path))
-    return written
+    try:
+        written = [run_dir / "learning_curves.png"]
+        plots.learning_curves(history, train.monitor, train.maximize, written[0])
+        if run.kind == "forecast" and records.get("test"):
+            from .tasks import predict_records
+
+            test = records["test"]
+            pred = predict_records(run, [(x, None) for x, _ in test])
+            window = len(test[0][0])
+            first = max(test_start or 0, window)  # where the first test window's targets begin
+            names = run.config.get("source", {}).get("columns")
+            names = names.split(",") if isinstance(names, str) else names
+            written.append(run_dir / "forecast.png")
+            plots.forecasts([x for x, _ in test], [y for _, y in test], [np.asarray(p) for p in pred],
+                            [first + k for k in range(len(test))], written[-1], channel_names=names)
+    except RuntimeError as e:  # no matplotlib
+        raise UsageError(str(e)) from None
+    return [str(p) for p in written]
 
 
 # -- commands ----------------------------------------------------------------------------------
 def _train_config(conf: dict, progress: bool):
     from .train import TrainConfig
 
+    import torch
+
     task = conf["task"]
     t = dict(conf["train"])
     t.setdefault("monitor", "mae" if task == "forecast" else "accuracy")
-    t.setdefault("maximize", task != "forecast")
+    t.setdefault("maximize", t["monitor"] not in ("mae", "rmse", "loss"))
+    if t.get("device", "auto") == "auto":
+        t["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     names = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(t) - names)
     if unknown:
@@ -337,7 +331,8 @@ def _run_dir(args, conf) -> Path:
     return Path("runs") / f"{conf['task']}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _finish(run, records, best: dict, run_dir: Path, conf: dict, args, trainer_history: list) -> int:
+def _finish(run, records, best: dict, run_dir: Path, conf: dict, args, trainer_history: list, train,
+            test_start: Optional[int]) -> int:
     from .tasks import score
 
     metrics = {k: v for k, v in best.items() if k.startswith("dev_")}
@@ -348,8 +343,7 @@ def _finish(run, records, best: dict, run_dir: Path, conf: dict, args, trainer_h
     print(_summary(metrics))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     if args.plot:
-        for path in _plot(run_dir, trainer_history, run, records,
-                          "mae" if conf["task"] == "forecast" else "accuracy"):
+        for path in _plot(run_dir, trainer_history, run, records, train, test_start):
             print(f"plot: {path}")
     print(f"model saved in {run_dir}  (birnn predict {run_dir} INPUT)")
     if args.json:
@@ -366,40 +360,91 @@ def _train_or_resume(conf: dict, args, run_dir: Path, resume: bool) -> int:
 
     init_from_env()
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 owns the run directory
-    with run_lock(run_dir) if main_rank else contextlib.nullcontext():
-        return _train_locked(conf, args, run_dir, resume)
+    made = not run_dir.exists()
+    try:
+        with run_lock(run_dir) if main_rank else contextlib.nullcontext():
+            return _train_locked(conf, args, run_dir, resume)
+    except KeyboardInterrupt:
+        if (run_dir / "config.json").exists():
+            print(f"birnn: interrupted; `birnn resume {run_dir}` continues from the last checkpoint", file=sys.stderr)
+            return 130
+        raise
+    except Exception:
+        # a failure before training began leaves no half-made run folder behind
+        if made and main_rank and not (run_dir / "config.json").exists():
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
-    from .tasks import build_run, check_labels, train_run
-    from .train.checkpoint import load_checkpoint
+    import os
+    from dataclasses import asdict
 
+    from .tasks import build_run, check_labels, monitorable, resolved_model_options, train_run
+    from .train.checkpoint import atomic_write_text, load_checkpoint
+
+    main_rank = int(os.environ.get("RANK", "0")) == 0
     data = load_data(conf["task"], conf["source"])
     check_labels(conf["task"], data)
     model_options = dict(conf["model"])
     if conf["layer"]:
         model_options["layer_options"] = dict(conf["layer"])
-    train = _train_config(conf, progress=not args.json and sys.stderr.isatty())
+    train = _train_config(conf, progress=not args.json and sys.stderr.isatty() and main_rank)
     try:
         run, records = build_run(conf["task"], data, model_options, seed=train.seed)
     except TypeError as e:
         raise UsageError(f"bad model option: {e}") from None
+    tags = run.encoder.tags.itos if run.kind == "tagging" else ()
+    if train.monitor not in monitorable(run.kind, tags):
+        raise UsageError(f"--monitor {train.monitor}: a {run.kind} run reports {', '.join(monitorable(run.kind, tags))}")
     run.config["source"] = conf["source"]
     run.config["resolved"] = conf
+    resolved = {"task": conf["task"], "source": conf["source"],
+                "model": resolved_model_options(run.kind, conf["model"]), "layer": conf["layer"],
+                "train": {k: v for k, v in asdict(train).items() if k != "progress"}}
     if not resume:
         if (run_dir / "config.json").exists() or (run_dir / "latest.json").exists():
             raise UsageError(f"{run_dir} holds a run already; use birnn resume {run_dir} or another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "run.toml").write_text(dump_toml({"task": conf["task"], **{k: conf[k] for k in
-                                                                                ("source", "model", "layer", "train")}}))
-    sizes = ", ".join(f"{k} {len(v)}" for k, v in records.items())
-    n_params = sum(p.numel() for p in run.model.parameters())
-    print(f"{conf['task']}: {type(run.model).__name__} ({n_params:,} parameters), layers {conf['model'].get('layers')}; "
-          f"data {conf['source'].get('dataset') or conf['source'].get('train')} ({sizes}); run dir {run_dir}")
-    best = train_run(run, records, train, run_dir, resume=resume, log=lambda s: print(s, flush=True))
+        atomic_write_text(run_dir / "run.toml", dump_toml(resolved))
+    if main_rank:
+        print(_header(run, records, resolved, train, run_dir))
+    log = (lambda s: print(s, flush=True)) if main_rank else (lambda s: None)  # one process reports
+    best = train_run(run, records, train, run_dir, resume=resume, log=log)
     ckpt = load_checkpoint(run_dir)
     history = ckpt["state"]["history"] if ckpt else []
-    return _finish(run, records, best, run_dir, conf, args, history)
+    if not main_rank:
+        return 0
+    return _finish(run, records, best, run_dir, conf, args, history, train, getattr(data, "test_start", None))
+
+
+def _header(run, records, resolved: dict, train, run_dir: Path) -> str:
+    """The run header: what trains on what, and every setting that decides the result."""
+    import torch
+
+    n_params = sum(p.numel() for p in run.model.parameters())
+    src = resolved["source"]
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in records.items())
+    model = resolved["model"]
+    layer = ", ".join(f"{k} {v}" for k, v in resolved["layer"].items())
+    shown = ", ".join(f"{k} {(' '.join(map(str, v)) or 'none') if isinstance(v, list) else v}"
+                      for k, v in model.items())
+    per_epoch = -(-len(records["train"]) // train.batch_size)
+    steps = -(-per_epoch // train.accumulate) * train.epochs
+    t = train
+    return "\n".join([
+        f"{resolved['task']}: {type(run.model).__name__} ({n_params:,} parameters); {shown}" + (f"; {layer}" if layer
+                                                                                               else ""),
+        f"data: {src.get('dataset') or src.get('train')} ({sizes})",
+        f"training: {t.epochs} epochs x {per_epoch} batches of {t.batch_size}"
+        + (f" (steps of {t.accumulate} batches)" if t.accumulate > 1 else "") + f" = {steps} steps; lr {t.lr:g} "
+        f"({t.schedule}" + (f", {t.warmup_steps} warm-up steps" if t.warmup_steps else "") + f"), weight decay "
+        f"{t.weight_decay:g}, clip {t.clip_norm:g}; monitor dev {t.monitor}, patience {t.patience}, ends on the "
+        f"{'best dev epoch' if t.select == 'best' else 'last epoch'}; seed {t.seed}",
+        f"device: {t.device}, {torch.get_num_threads()} threads; run dir {run_dir} (settings in run.toml)",
+    ])
 
 
 def cmd_train(args) -> int:
@@ -451,44 +496,69 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _read_predict_input(run, path: str, fmt: Optional[str]):
-    from .data import infer_format, read_conllu, read_series_csv, read_text_csv, read_ts
+_PREDICT_FORMATS = {  # what each kind of run reads for predict, as a user would name it
+    "text": (("text", "lines"), "a .csv/.tsv with a text column, or one text per line (.txt)"),
+    "series": (("ts",), "a .ts file (UCR/UEA)"),
+    "tagging": (("conllu", "wordtag", "columns", "tokens", "lines"),
+                "a .conllu file, a .txt of word/TAG tokens, .bio/.conll columns, or one tokenised sentence per line"),
+    "forecast": (("series",), "a .csv/.tsv series"),
+}
 
-    if run.kind == "text":
-        lower = path.lower()
-        if fmt == "text" or lower.endswith((".csv", ".tsv", ".csv.bz2", ".tsv.gz")):
-            return [(t, None) for t, _ in read_text_csv(path, text_column=run.config.get("source", {}).get(
-                "text_column"), require_labels=False)]
-        with open(path, encoding="utf-8") as f:  # one text per line
-            return [(line.strip(), None) for line in f if line.strip()]
-    if run.kind == "series":
+
+def _predict_format(run, path: str, fmt: Optional[str]) -> str:
+    """The format of ``path`` for this run, or a UsageError saying what the run reads."""
+    from .data import infer_format
+
+    if fmt is None:
+        try:
+            fmt = infer_format(path, "forecast" if run.kind == "forecast" else None)
+        except ValueError:
+            fmt = "lines"  # no known extension: one item per line
+        if fmt == "wordtag" and run.kind == "text":
+            fmt = "lines"  # .txt: one text per line
+    allowed, what = _PREDICT_FORMATS[run.kind]
+    if fmt not in allowed:
+        raise UsageError(f"{path}: a {run.task} run ({run.kind}) reads {what}, not {fmt} input (--format to override)")
+    return fmt
+
+
+def _read_predict_input(run, path: str, fmt: Optional[str]):
+    from .data import read_columns, read_conllu, read_lines, read_series_csv, read_text_csv, read_ts
+
+    fmt = _predict_format(run, path, fmt)
+    source = run.config.get("source", {})
+    if fmt == "text":
+        return [(t, None) for t, _ in read_text_csv(path, text_column=source.get("text_column"), require_labels=False)]
+    if fmt == "ts":
         return [(x, None) for x, _ in read_ts(path, channels=run.encoder.channels)]
-    if run.kind == "tagging":
-        fmt = fmt or infer_format(path, "tag")
-        if fmt == "conllu":
-            return [(w, None) for w, _ in read_conllu(path, require_tags=False)]
-        with open(path, encoding="utf-8") as f:  # one sentence per line: tokens, or word/TAG tokens
-            sents = []
-            for line in f:
-                toks = line.split()
-                if toks:
-                    sents.append([t.rpartition("/")[0] or t if fmt == "wordtag" else t for t in toks])
-            return [(s, None) for s in sents]
-    series = read_series_csv(path, run.config.get("source", {}).get("columns"))
-    W = run.encoder.window
-    if len(series) < W:
-        raise UsageError(f"{path}: {len(series)} values, the model needs a window of {W}")
-    return [(series[-W:], None)]
+    if fmt == "conllu":
+        return [(w, None) for w, _ in read_conllu(path, require_tags=False)]
+    if fmt == "columns":
+        return [(w, None) for w, _ in read_columns(path)]
+    if fmt == "series":
+        series = read_series_csv(path, source.get("columns"))
+        W = run.encoder.window
+        if len(series) < W:
+            raise UsageError(f"{path}: {len(series)} values, the model needs a window of {W}")
+        return [(series[-W:], None)]
+    lines = read_lines(path)
+    if run.kind == "text":
+        return [(line, None) for line in lines]
+    # one sentence per line: tokens, or word/TAG tokens
+    return [([t.rpartition("/")[0] or t if fmt == "wordtag" else t for t in line.split()], None) for line in lines]
 
 
 def cmd_predict(args) -> int:
-    from .tasks import load_run, predict_records
+    from .tasks import class_scores, load_run, predict_records
 
     run = load_run(args.run_dir, weights=args.weights)
+    if args.scores and run.kind not in ("text", "series"):
+        raise UsageError(f"--scores gives class probabilities: for classify runs, this is a {run.task} run")
     records = _read_predict_input(run, args.input, args.format)
     preds = predict_records(run, records)
+    scores = class_scores(run, records) if args.scores else [None] * len(records)
     out = []
-    for rec, pred in zip(records, preds):
+    for rec, pred, score in zip(records, preds, scores):
         if run.kind == "tagging":
             out.append({"words": rec[0], "tags": pred})
         elif run.kind == "text":
@@ -497,16 +567,17 @@ def cmd_predict(args) -> int:
             out.append({"label": pred})
         else:
             out.append({"forecast": [[float(v) for v in row] for row in pred]})
+        if score is not None:
+            out[-1]["scores"] = score
     if args.output == "json":
         print(json.dumps(out))
         return 0
     for item in out:
         if run.kind == "tagging":
             print("\n".join(f"{w}\t{t}" for w, t in zip(item["words"], item["tags"])) + "\n")
-        elif run.kind == "text":
-            print(f"{item['label']}\t{item['text']}")
-        elif run.kind == "series":
-            print(item["label"])
+        elif run.kind in ("text", "series"):
+            probs = "".join(f"\t{p:.4f}" for p in item["scores"].values()) if "scores" in item else ""
+            print(f"{item['label']}{probs}" + (f"\t{item['text']}" if run.kind == "text" else ""))
         else:
             for k, row in enumerate(item["forecast"], 1):
                 print(f"t+{k}\t" + "\t".join(f"{v:.6g}" for v in row))
@@ -558,101 +629,173 @@ def cmd_data_list(args) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------
+def _model_default(name: str) -> str:
+    """A model option's default for each task whose model has it, for --help."""
+    import inspect
+
+    from .models import Forecaster, SequenceClassifier, SequenceTagger
+
+    found = {}
+    for task, cls in (("classify", SequenceClassifier), ("tag", SequenceTagger), ("forecast", Forecaster)):
+        p = inspect.signature(cls).parameters.get(name)
+        if p is not None and p.default is not inspect.Parameter.empty:
+            v = p.default
+            found[task] = " ".join(v) if isinstance(v, (tuple, list)) else str(v)
+    if len(set(found.values())) == 1:
+        return next(iter(found.values()))
+    return ", ".join(f"{task} {v}" for task, v in found.items())
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
+
+    from .train import TrainConfig as _TC
 
     p = _Parser(prog="birnn", description="Bidirectional RNNs that handle padding for you.")
     p.add_argument("--version", action="version", version=f"birnn {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a model (no data arguments: a default on bundled real data)")
-    t.add_argument("task", nargs="?", choices=("classify", "tag", "forecast"))
+    t = sub.add_parser("train", help="train a model (no data arguments: a default on bundled real data)",
+                       description=textwrap.fill(
+                           "Train a classifier, tagger or forecaster. Every flag is optional: a --dataset preset, "
+                           "then a --config file, then the flags decide, and run.toml records every resolved value. "
+                           "Flags marked [tag], [classify] or [forecast] apply to that task only.", 88),
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  birnn train\n  birnn train --dataset turkish-upos --plot\n"
+                              "  birnn train tag --train train.conllu --dev dev.conllu --layers bilstm:128*2 --crf\n"
+                              "  birnn train classify --train reviews.csv --layers bigru:64 --pooling max\n"
+                              "  birnn train forecast --train series.csv --window 60 --horizon 20 --plot")
+    t.add_argument("task", nargs="?", choices=("classify", "tag", "forecast"),
+                   help="what to train; implied by --dataset or --config")
     d = t.add_argument_group("data")
-    d.add_argument("--train", help="training file (.conllu, .txt word/TAG, .bio, .csv/.tsv, .ts)")
-    d.add_argument("--dev")
-    d.add_argument("--test")
-    d.add_argument("--dataset", help="an offline dataset instead of files (birnn data list)")
-    d.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts"))
-    d.add_argument("--text-column")
-    d.add_argument("--label-column")
-    d.add_argument("--tag-column", choices=("upos", "xpos"))
-    d.add_argument("--columns", help="series columns (comma-separated names); default the last column")
-    d.add_argument("--split-seed", type=_typed("split_seed"))
+    d.add_argument("--train", help="training file: .conllu, .txt (word/TAG), .bio/.conll (columns) for tag; "
+                                   ".csv/.tsv (text,label) or .ts for classify; .csv/.tsv series for forecast")
+    d.add_argument("--dev", help="dev file for early stopping and selection (default: a seeded 10%% of --train; "
+                                 "a forecast series is split in time 80/10/10)")
+    d.add_argument("--test", help="test file, scored once at the end")
+    d.add_argument("--dataset", help=f"an offline dataset and its preset instead of files (default "
+                                     f"{DEFAULT_DATASET} when no --train; see birnn data list)")
+    d.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts"),
+                   help="the files' format (default: from the extension)")
+    d.add_argument("--text-column", help="[classify] CSV column of the texts (default: text, sentence, review, ...)")
+    d.add_argument("--label-column", help="[classify] CSV column of the labels (default: label, category, class, ...)")
+    d.add_argument("--tag-column", choices=("upos", "xpos"), help="[tag] CoNLL-U column of the tags (default upos)")
+    d.add_argument("--columns", help="[forecast] series columns, comma-separated names (default: the last column)")
+    d.add_argument("--split-seed", type=_typed("split_seed"), help="seed of the dev split without --dev (default 13)")
     m = t.add_argument_group("model")
-    m.add_argument("--layers", nargs="+", help="layer specs, e.g. bilstm:128*2 gru:64 bigru:32:sum")
-    m.add_argument("--pooling", choices=("final", "mean", "max", "last", "attention"))
-    m.add_argument("--dropout", type=_typed("dropout"))
-    m.add_argument("--embedding-dim", type=_typed("embedding_dim"))
-    m.add_argument("--embedding-dropout", type=_typed("embedding_dropout"))
-    m.add_argument("--word-dim", type=_typed("word_dim"))
-    m.add_argument("--char-dim", type=_typed("char_dim"))
-    m.add_argument("--char-hidden", type=_typed("char_hidden"))
-    m.add_argument("--no-chars", dest="chars", action="store_const", const=False)
-    m.add_argument("--word-dropout", type=_typed("word_dropout"))
-    m.add_argument("--crf", action="store_const", const=True)
-    m.add_argument("--window", type=_typed("window"))
-    m.add_argument("--horizon", type=_typed("horizon"))
-    m.add_argument("--min-freq", type=_typed("min_freq"))
-    m.add_argument("--input-noise", type=_typed("input_noise"))
-    m.add_argument("--recurrent-dropout", type=_typed("recurrent_dropout"))
-    m.add_argument("--zoneout", type=_typed("zoneout"))
-    m.add_argument("--layer-norm", action="store_const", const=True)
-    m.add_argument("--weight-dropout", type=_typed("weight_dropout"))
+    m.add_argument("--layers", nargs="+", help="layer specs [bi]CELL:HIDDEN[:MERGE][*LAYERS], e.g. bilstm:128*2 "
+                                               "gru:64 bigru:32:sum (default: " + _model_default("layers") + ")")
+    m.add_argument("--pooling", choices=("final", "mean", "max", "last", "attention"),
+                   help="[classify, forecast] how a sequence becomes one vector: final = forward state at the last "
+                        "real step + backward state at the first (default " + _model_default("pooling") + ")")
+    m.add_argument("--dropout", type=_typed("dropout"), help="dropout on inputs, between layers and in the head, in "
+                                                              "[0, 1) (default " + _model_default("dropout") + ")")
+    m.add_argument("--embedding-dim", type=_typed("embedding_dim"),
+                   help="[classify text] word embedding size (default " + _model_default("embedding_dim") + ")")
+    m.add_argument("--embedding-dropout", type=_typed("embedding_dropout"),
+                   help="[classify text] whole-word dropout on the embeddings (default 0)")
+    m.add_argument("--word-dim", type=_typed("word_dim"), help="[tag] word embedding size (default "
+                                                                + _model_default("word_dim") + ")")
+    m.add_argument("--char-dim", type=_typed("char_dim"), help="[tag] character embedding size (default "
+                                                                + _model_default("char_dim") + ")")
+    m.add_argument("--char-hidden", type=_typed("char_hidden"), help="[tag] character BiLSTM size per direction "
+                                                                      "(default " + _model_default("char_hidden") + ")")
+    m.add_argument("--no-chars", dest="chars", action="store_const", const=False,
+                   help="[tag] no character features (words only)")
+    m.add_argument("--word-dropout", type=_typed("word_dropout"),
+                   help="[tag] probability of replacing a word by <unk> in training (default 0)")
+    m.add_argument("--crf", action="store_const", const=True, help="[tag] a CRF output layer (Viterbi decoding)")
+    m.add_argument("--window", type=_typed("window"), help="[forecast] input steps per example (default 30)")
+    m.add_argument("--horizon", type=_typed("horizon"), help="[forecast] steps predicted at once (default 1)")
+    m.add_argument("--min-freq", type=_typed("min_freq"),
+                   help="[classify text, tag] words seen fewer times in training become <unk> (default: classify 2, "
+                        "tag 1)")
+    m.add_argument("--input-noise", type=_typed("input_noise"),
+                   help="[classify series] sd of Gaussian noise added to the inputs in training (default 0)")
+    m.add_argument("--recurrent-dropout", type=_typed("recurrent_dropout"),
+                   help="variational dropout on h inside the recurrence (default 0)")
+    m.add_argument("--zoneout", type=_typed("zoneout"), help="zoneout probability of each unit per step (default 0)")
+    m.add_argument("--layer-norm", action="store_const", const=True, help="layer-normalised cells")
+    m.add_argument("--weight-dropout", type=_typed("weight_dropout"), help="DropConnect on W_hh (default 0)")
     r = t.add_argument_group("training")
-    r.add_argument("--epochs", type=_typed("epochs"))
-    r.add_argument("--batch-size", type=_typed("batch_size"))
-    r.add_argument("--lr", type=_typed("lr"))
-    r.add_argument("--weight-decay", type=_typed("weight_decay"))
-    r.add_argument("--clip-norm", type=_typed("clip_norm"))
-    r.add_argument("--schedule", choices=("plateau", "cosine", "constant"))
-    r.add_argument("--patience", type=_typed("patience"))
-    r.add_argument("--select", choices=("best", "last"))
-    r.add_argument("--save-every", type=_typed("save_every"))
-    r.add_argument("--max-minutes", type=_typed("max_minutes"))
-    r.add_argument("--device", type=lambda v: _check_flag_device(v))
-    r.add_argument("--seed", type=_typed("seed"))
-    t.add_argument("--config", help="a TOML file with [source] [model] [layer] [train] tables")
+    r.add_argument("--epochs", type=_typed("epochs"), help=f"passes over the training data (default {_TC.epochs})")
+    r.add_argument("--batch-size", type=_typed("batch_size"), help=f"examples per batch (default {_TC.batch_size})")
+    r.add_argument("--accumulate", type=_typed("accumulate"),
+                   help="batches whose gradients make one optimizer step (default 1)")
+    r.add_argument("--lr", type=_typed("lr"), help=f"AdamW learning rate (default {_TC.lr:g})")
+    r.add_argument("--warmup-steps", type=_typed("warmup_steps"),
+                   help="optimizer steps of linear learning-rate warm-up (default 0)")
+    r.add_argument("--weight-decay", type=_typed("weight_decay"), help=f"AdamW weight decay (default {_TC.weight_decay})")
+    r.add_argument("--clip-norm", type=_typed("clip_norm"),
+                   help=f"clip the gradients' global norm to this, 0 for no clipping (default {_TC.clip_norm})")
+    r.add_argument("--schedule", choices=("plateau", "cosine", "constant"),
+                   help="learning rate: plateau halves it after 2 epochs without dev improvement; cosine decays it "
+                        f"to 0 over the run (default {_TC.schedule})")
+    r.add_argument("--monitor", help="the dev metric for early stopping and selection, e.g. accuracy, macro_f1, "
+                                     "span_f1, mae (default: accuracy; mae for forecast)")
+    r.add_argument("--patience", type=_typed("patience"),
+                   help=f"stop after this many epochs without dev improvement (default {_TC.patience})")
+    r.add_argument("--select", choices=("best", "last"),
+                   help="the weights the run ends on: the best dev epoch, or the last (for fixed budgets) "
+                        f"(default {_TC.select})")
+    r.add_argument("--save-every", type=_typed("save_every"),
+                   help=f"optimizer steps (not epochs) between mid-epoch checkpoints, 0 for epoch ends only "
+                        f"(default {_TC.save_every})")
+    r.add_argument("--max-minutes", type=_typed("max_minutes"),
+                   help="stop after this many minutes; birnn resume continues (default: no limit)")
+    r.add_argument("--device", type=lambda v: _check_flag_device(v),
+                   help="cpu, cuda, cuda:N, or auto: cuda when this PyTorch has a GPU, else cpu (default auto)")
+    r.add_argument("--seed", type=_typed("seed"), help=f"seed of the weights and batch order (default {_TC.seed})")
+    t.add_argument("--config", help="a TOML file with [source] [model] [layer] [train] tables (a run's run.toml "
+                                    "reruns it); relative paths in it are relative to the file")
     t.add_argument("--out", help="run directory (default runs/TASK-DATA-TIME)")
     t.add_argument("--json", action="store_true", help="print the final metrics as JSON on the last line")
     t.add_argument("--plot", action="store_true", help="write PNG learning curves (and the forecast)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="score a trained run on a labelled file")
-    e.add_argument("run_dir")
-    e.add_argument("--data", required=True)
-    e.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts"))
-    e.add_argument("--json", action="store_true")
+    e.add_argument("run_dir", help="a run directory written by birnn train")
+    e.add_argument("--data", required=True, help="a labelled file in one of the formats the run trained on")
+    e.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts"),
+                   help="the file's format (default: from the extension)")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
     e.add_argument("--weights", choices=("final", "best", "latest"), default="final",
                    help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
     e.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="predict with a trained run")
-    pr.add_argument("run_dir")
-    pr.add_argument("input", help="text lines, a CSV/TSV, a .conllu or token file, a .ts file, or a CSV series")
-    pr.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts", "tokens"))
-    pr.add_argument("--output", choices=("tsv", "json"), default="tsv")
+    pr.add_argument("run_dir", help="a run directory written by birnn train")
+    pr.add_argument("input", help="classify: text lines or a CSV/TSV, or a .ts file; tag: a .conllu, word/TAG, "
+                                  "columns or token file; forecast: a CSV series (its last window)")
+    pr.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts", "tokens", "lines"),
+                    help="the input's format (default: from the extension; lines: one item per line)")
+    pr.add_argument("--output", choices=("tsv", "json"), default="tsv",
+                    help="tsv: one prediction per line (a blank line between sentences); json: one list")
+    pr.add_argument("--scores", action="store_true",
+                    help="[classify] also print each class's probability (tsv: after the label, in label order)")
     pr.add_argument("--weights", choices=("final", "best", "latest"), default="final",
                     help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
     pr.set_defaults(func=cmd_predict)
 
     rs = sub.add_parser("resume", help="continue a run that was stopped or killed")
-    rs.add_argument("run_dir")
-    rs.add_argument("--max-minutes", type=_typed("max_minutes"))
-    rs.add_argument("--json", action="store_true")
-    rs.add_argument("--plot", action="store_true")
+    rs.add_argument("run_dir", help="the run directory of a stopped, killed or time-limited run")
+    rs.add_argument("--max-minutes", type=_typed("max_minutes"), help="a new time limit for this session")
+    rs.add_argument("--json", action="store_true", help="print the final metrics as JSON on the last line")
+    rs.add_argument("--plot", action="store_true", help="write PNG learning curves (and the forecast)")
     rs.set_defaults(func=cmd_resume)
 
     x = sub.add_parser("explain", help="what every tensor of a layer means, checked by running it")
-    x.add_argument("--mode", default="lstm", choices=("lstm", "gru", "rnn"))
-    x.add_argument("--layers", type=_typed("count"), default=2)
-    x.add_argument("--bidirectional", action="store_true")
-    x.add_argument("--batch-first", action="store_true")
-    x.add_argument("--batch", type=_typed("count"), default=4)
-    x.add_argument("--time", type=_typed("count"), default=7)
-    x.add_argument("--hidden", type=_typed("count"), default=3)
-    x.add_argument("--input", type=_typed("count"), default=5)
-    x.add_argument("--lengths", help="comma-separated, one per sequence, e.g. 7,5,4,3")
+    x.add_argument("--mode", default="lstm", choices=("lstm", "gru", "rnn"), help="the cell (default lstm)")
+    x.add_argument("--layers", type=_typed("count"), default=2, help="layers L (default 2)")
+    x.add_argument("--bidirectional", action="store_true", help="two directions (D=2)")
+    x.add_argument("--batch-first", action="store_true", help="(B, T, I) inputs and outputs")
+    x.add_argument("--batch", type=_typed("count"), default=4, help="batch size B (default 4)")
+    x.add_argument("--time", type=_typed("count"), default=7, help="time steps T (default 7)")
+    x.add_argument("--hidden", type=_typed("count"), default=3, help="hidden size H (default 3)")
+    x.add_argument("--input", type=_typed("count"), default=5, help="input size I (default 5)")
+    x.add_argument("--lengths", help="real steps of each sequence, comma-separated, in [0, T], e.g. 7,5,4,3 "
+                                     "(default: all T)")
     x.add_argument("--png", help="also draw the unrolled network to this PNG")
     x.set_defaults(func=cmd_explain)
 
@@ -661,7 +804,7 @@ def _parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     dl = sub.add_parser("data", help="offline datasets")
-    dsub = dl.add_subparsers(dest="data_command", metavar="list", parser_class=_Parser)
+    dsub = dl.add_subparsers(dest="data_command", metavar="list", parser_class=_Parser, help="list: the datasets")
     ls = dsub.add_parser("list", help="datasets available offline and how to install each")
     ls.set_defaults(func=cmd_data_list)
     return p
@@ -693,6 +836,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("birnn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `birnn predict ... | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except Exception as e:  # one clear line unless --debug
         if args.debug:
             raise

@@ -214,18 +214,24 @@ def draw(report: Report, path) -> None:
             if t < shortest - 1:  # the recurrence runs over real steps only
                 a, b = (t + 0.7, t + 1) if d == 0 else (t + 1, t + 0.7)
                 ax.add_patch(FancyArrowPatch((a, y + 0.3), (b, y + 0.3), arrowstyle="->", mutation_scale=8))
-        if l > 0 and d == 0:  # layer l reads both directions of layer l-1 at every real step
-            below = ((l - 1) * D + D - 1) * 1.3 + 0.6
-            for t in range(shortest):
-                ax.add_patch(FancyArrowPatch((t + 0.35, below), (t + 0.35, y), arrowstyle="->", mutation_scale=6,
-                                             color="#888888"))
+        if l > 0:  # each direction of layer l reads BOTH directions of layer l-1 at every real step
+            for d_below in range(D):
+                y_below = ((l - 1) * D + d_below) * 1.3
+                dx = 0.12 * (d_below - d) + (0.2 if d_below != d else 0.0)
+                for t in range(shortest):
+                    ax.add_patch(FancyArrowPatch((t + 0.35 + dx, y_below + 0.6), (t + 0.35 + dx, y),
+                                                 arrowstyle="->", mutation_scale=6, linewidth=0.8,
+                                                 color="#1f77b4" if d_below == 0 else "#ff7f0e",
+                                                 connectionstyle=f"arc3,rad={0.25 if d_below != d else 0.0}"))
     for t in range(T):
         ax.text(t + 0.35, -0.5, f"t={t}", ha="center", fontsize=8)
     ax.set_xlim(-2.5, T + 0.5)
     ax.set_ylim(-1, L * D * 1.3 + 0.5)
     ax.axis("off")
     ax.set_title(f"{report.title}\nblue: cells whose h is in output (last layer); red border: cells whose state is "
-                 f"h_n (sequence with {shortest} real steps); grey: its padding", fontsize=9)
+                 f"h_n (sequence with {shortest} real steps); grey: its padding"
+                 + ("\nbetween layers: blue arrows from the forward, orange from the backward direction: each "
+                    "direction of a layer reads both" if L > 1 and D == 2 else ""), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -76,6 +76,40 @@ _MODEL_KEYS = {
 }
 
 
+_ENCODER_DEFAULTS = {"text": {"min_freq": 2}, "tagging": {"min_freq": 1}, "series": {},
+                     "forecast": {"window": 30, "horizon": 1}}
+_MODEL_CLASSES = {"text": SequenceClassifier, "series": SequenceClassifier, "tagging": SequenceTagger,
+                  "forecast": Forecaster}
+
+
+def resolved_model_options(kind: str, options: dict) -> dict:
+    """Every model option the kind reads, the given ones and the defaults of the rest (for
+    run.toml: a rerun must not depend on the installed version's defaults)."""
+    import inspect
+
+    sig = inspect.signature(_MODEL_CLASSES[kind]).parameters
+    out = dict(_ENCODER_DEFAULTS[kind])
+    for key in _MODEL_KEYS[kind]:
+        if key == "layer_options":
+            continue
+        p = sig.get(key)
+        if p is not None and p.default is not inspect.Parameter.empty:
+            out[key] = list(p.default) if isinstance(p.default, tuple) else p.default
+    if kind == "tagging":
+        out["chars"] = True
+    out.update({k: v for k, v in options.items() if k != "layer_options"})
+    return out
+
+
+def monitorable(kind: str, tags=()) -> tuple:
+    """The dev metrics a run of this kind reports (what --monitor may name)."""
+    if kind == "forecast":
+        return ("mae", "rmse", "rmse_step1", "loss")
+    if kind == "tagging":
+        return ("accuracy", "macro_f1", "loss") + (("span_f1",) if tags and all(_BIO.match(t) for t in tags) else ())
+    return ("accuracy", "macro_f1", "loss")
+
+
 def _fit_encoder(kind: str, data, options: dict):
     if kind == "tagging":
         tagset = sorted({t for split in (data.dev, data.test) for _, ts in split for t in ts})
@@ -221,18 +255,31 @@ def build_run(task: str, data, model_options: Optional[dict] = None, seed: int =
     return Run(task, kind, encoder, model, config), records
 
 
+def mean_loss(run: Run, examples: list, device="cpu") -> float:
+    """The model's own training loss (``model.loss``) over encoded examples, per counted item."""
+    model = run.model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in batches_of(run.encoder, examples, device=device):
+            loss_sum, n = model.loss(batch)
+            total, count = total + float(loss_sum), count + int(n)
+    return total / max(count, 1)
+
+
 def train_run(run: Run, records: dict, train: TrainConfig, run_dir, *, resume: bool = False,
-              log: Callable[[str], None] = print) -> dict:
-    """Train with early stopping on dev; returns best dev metrics (the model ends on them)."""
+              log: Callable[[str], None] = print, callbacks=()) -> dict:
+    """Train with early stopping on dev; returns best dev metrics (the model ends on them).
+    Each epoch's dev metrics include ``loss`` (the training loss on dev, for learning curves)."""
     examples = encode_all(run.encoder, records["train"])
     dev = records["dev"] or records["train"]
+    dev_examples = encode_all(run.encoder, dev)
 
     def evaluate(model):
-        return score(run, dev, device=train.device)
+        return {**score(run, dev, device=train.device), "loss": mean_loss(run, dev_examples, train.device)}
 
     config = dict(run.config, train=asdict(train))
     trainer = Trainer(run.model, examples, run.encoder.collate, [_length(e) for e in examples], evaluate, train,
-                      run_dir, config, log=log)
+                      run_dir, config, log=log, callbacks=callbacks)
     return trainer.fit(resume=resume)
 
 
@@ -281,6 +328,21 @@ def load_run(run_dir, *, weights: str = "final") -> Run:
     except RuntimeError as e:
         raise CheckpointError(f"{source}: does not fit the model in config.json ({str(e).splitlines()[0]})") from None
     return Run(config["task"], config["kind"], encoder, model.eval(), config)
+
+
+def class_scores(run: Run, records: list, device="cpu") -> List[Dict[str, float]]:
+    """Classification runs: each record's class probabilities, ``{label: p}`` in label order."""
+    if run.kind not in ("text", "series"):
+        raise ValueError(f"class scores are for classification runs, this one is {run.kind}")
+    examples = encode_all(run.encoder, records)
+    out: List = [None] * len(examples)
+    model = run.model.eval()
+    with torch.no_grad():
+        for batch in batches_of(run.encoder, examples, device=device):
+            _, probs = model.predict(batch)
+            for k, i in enumerate(batch.index.tolist()):
+                out[i] = dict(zip(run.encoder.labels.itos, probs[k].tolist()))
+    return out
 
 
 def evaluate_run(run: Run, records: list, device="cpu") -> Dict[str, float]:

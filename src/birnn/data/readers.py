@@ -45,6 +45,7 @@ __all__ = [
     "infer_format",
     "read_columns",
     "read_conllu",
+    "read_lines",
     "read_series_csv",
     "read_text_csv",
     "read_ts",
@@ -126,6 +127,11 @@ def _decoded(path) -> Iterator[Tuple[int, str]]:
 def _lines(path) -> Iterator[Tuple[int, str]]:
     for number, line in _decoded(path):
         yield number, line.rstrip("\r\n")
+
+
+def read_lines(path) -> List[str]:
+    """The non-blank lines of a UTF-8 text file, stripped (errors name the file and line)."""
+    return [line.strip() for _, line in _lines(path) if line.strip()]
 
 
 # -- CoNLL-U ---------------------------------------------------------------------------------

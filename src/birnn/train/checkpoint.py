@@ -57,6 +57,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _as_umask_allows(path, directory: bool = False) -> None:
+    """Temporary files and directories are made private (0600/0700); a run's files get the mode
+    an ordinary file would (0666/0777 less the umask), so a run can be shared."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def atomic_write_text(path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -64,6 +76,7 @@ def atomic_write_text(path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+    _as_umask_allows(tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
@@ -106,6 +119,7 @@ def save_weights(path, tensors: Dict[str, torch.Tensor]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     _write_tensors(tensors, tmp)
+    _as_umask_allows(tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
@@ -173,7 +187,9 @@ def save_checkpoint(run_dir, *, model: Dict[str, torch.Tensor], optimizer: dict,
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
+        _as_umask_allows(f)
     final = ckpts / name
+    _as_umask_allows(tmp, directory=True)
     os.replace(tmp, final)
     _fsync_dir(ckpts)
     atomic_write_text(run_dir / "latest.json", json.dumps({"checkpoint": f"checkpoints/{name}"}))

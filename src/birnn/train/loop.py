@@ -51,13 +51,14 @@ class TrainConfig:
     select: str = "best"  # the weights a run ends on: "best" dev epoch, or "last" (fixed budgets)
     progress: bool = True
     device: str = "cpu"
+    accumulate: int = 1  # batches whose gradients make one optimizer step
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
         if self.select not in ("best", "last"):
             raise ValueError(f"select must be 'best' or 'last'; got {self.select!r}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "accumulate"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -93,14 +94,18 @@ class Trainer:
         lengths: the length of each example, for length-bucketed batches.
         evaluate: ``evaluate(model) -> {"accuracy": ...}``, called in eval mode after each epoch.
         run_dir: where checkpoints and logs go; ``run_config`` is saved there as config.json.
+        callbacks: objects with any of ``on_epoch_end(trainer, row) -> stop?`` (``row``: the
+            epoch's log row; a true result stops training) and ``on_train_end(trainer, reason)``,
+            as Keras' and Lightning's callbacks.
     """
 
     def __init__(self, model: nn.Module, examples: Sequence, collate: Callable, lengths: Sequence[int],
                  evaluate: Callable[[nn.Module], Dict[str, float]], config: TrainConfig, run_dir,
-                 run_config: dict, log: Callable[[str], None] = print) -> None:
+                 run_config: dict, log: Callable[[str], None] = print, callbacks: Sequence = ()) -> None:
         self.model, self.examples, self.collate, self.lengths = model, examples, collate, list(lengths)
         self.evaluate, self.config, self.run_dir, self.run_config = evaluate, config, Path(run_dir), run_config
         self.log = log
+        self.callbacks = list(callbacks)
         self.device = torch.device(config.device)
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
@@ -202,10 +207,14 @@ class Trainer:
             return self._best_metrics()
         start = time.time()
         per_epoch = math.ceil(len(self.examples) / c.batch_size)
-        total = per_epoch * c.epochs
+        total = self.total_steps()
+        self._progress = _Progress(self, total, start)
         stop_reason = None
-        while self.state.epoch < c.epochs and stop_reason is None:
-            stop_reason = self._run_epoch(per_epoch, total, start)
+        try:
+            while self.state.epoch < c.epochs and stop_reason is None:
+                stop_reason = self._run_epoch(per_epoch, total, start)
+        finally:
+            self._progress.close()
         if stop_reason is None:
             stop_reason = "finished all epochs"
         # model.safetensors first, then the checkpoint that says "finished": a stop between the two
@@ -214,7 +223,11 @@ class Trainer:
         if stop_reason != "time limit":
             self.state.finished = True
             self._save()
-        self.log(f"stopped: {stop_reason}")
+        self.log(f"stopped: {stop_reason}" + (f"; `birnn resume {self.run_dir}` continues it"
+                                              if stop_reason == "time limit" else ""))
+        for cb in self.callbacks:
+            if hasattr(cb, "on_train_end"):
+                cb.on_train_end(self, stop_reason)
         if self.distributed:
             dist.barrier()  # rank 0 has written best.safetensors and model.safetensors
         best = self.run_dir / "best.safetensors"
@@ -230,19 +243,19 @@ class Trainer:
         pick = max if c.maximize else min
         return pick(rows, key=lambda r: r[f"dev_{c.monitor}"])
 
+    def total_steps(self) -> int:
+        """Optimizer steps of the whole run (``accumulate`` batches make one step)."""
+        c = self.config
+        return math.ceil(math.ceil(len(self.examples) / c.batch_size) / c.accumulate) * c.epochs
+
     def _run_epoch(self, per_epoch: int, total: int, start: float) -> Optional[str]:
         c, s = self.config, self.state
         batches = self._epoch_batches(s.epoch)
         self.model.train()
-        bar = None
-        if c.progress and self.main:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(batches), initial=s.batch, desc=f"epoch {s.epoch + 1}/{c.epochs}", leave=False,
-                       dynamic_ncols=True)
         losses: List[float] = []
         t0 = time.time()
         params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer.zero_grad(set_to_none=True)
         for i in range(s.batch, len(batches)):
             idx = batches[i][self.rank::self.world]
             # a process whose share of a short last batch is empty still joins the step (DDP's
@@ -257,44 +270,35 @@ class Trainer:
             if self.distributed:
                 dist.all_reduce(count_t)
                 dist.all_reduce(value_t)
-            loss = loss_sum * self.world / count_t.clamp(min=1)
+            # ``accumulate`` batches make one step, each batch's mean loss counting 1/accumulate (Lightning's
+            # rule; the epoch's last step may have fewer); checkpoints fall between steps only
+            first = i // c.accumulate * c.accumulate
+            end = min(first + c.accumulate, len(batches))
+            loss = loss_sum * self.world / count_t.clamp(min=1) / (end - first)
             value = float(value_t) / float(count_t.clamp(min=1))  # the global mean loss, as one process logs it
             if not math.isfinite(value):
-                if bar is not None:
-                    bar.close()
                 raise self._diverged(f"the training loss became {value}")
+            loss.backward()
+            losses.append(value)
+            if i + 1 < end:  # more batches of this step to come
+                continue
             for g in self.optimizer.param_groups:
                 g["lr"] = self._lr(total)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             norm = nn.utils.clip_grad_norm_(params, c.clip_norm if c.clip_norm else float("inf"))
             if not math.isfinite(float(norm)):
-                if bar is not None:
-                    bar.close()
                 raise self._diverged(f"the gradients became non-finite (norm {float(norm)}) with a finite loss")
             self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
             if not bool(torch.stack(torch._foreach_norm([p.detach() for p in params])).isfinite().all()):
-                if bar is not None:
-                    bar.close()
                 raise self._diverged(f"the weights became non-finite after an update with lr {self._lr(total):g}")
             s.step += 1
             s.batch = i + 1
-            losses.append(value)
-            if bar is not None:
-                shown = {"loss": f"{sum(losses[-20:]) / len(losses[-20:]):.4f}"}
-                if s.history:  # the dev metric of the last epoch
-                    shown[f"dev_{c.monitor}"] = f"{s.history[-1][f'dev_{c.monitor}']:.4f}"
-                bar.set_postfix(shown)
-                bar.update(1)
+            self._progress.step(sum(losses[-20:]) / len(losses[-20:]))
             if c.save_every and s.step % c.save_every == 0 and s.batch < len(batches):
                 self._save()
             if c.max_minutes is not None and time.time() - start > 60 * c.max_minutes:
-                if bar is not None:
-                    bar.close()
                 self._save()
                 return "time limit"
-        if bar is not None:
-            bar.close()
         self.model.eval()
         with torch.no_grad():
             metrics = self.evaluate(self.model)
@@ -318,10 +322,76 @@ class Trainer:
             if c.schedule == "plateau" and s.plateau_bad >= 2:
                 s.lr_scale *= 0.5
                 s.plateau_bad = 0
-        shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-        self.log(shown + ("  *" if improved else ""))
+        self._progress.epoch(row, improved)
         self._write_logs()
         self._save()
+        stop = [cb.on_epoch_end(self, row) for cb in self.callbacks if hasattr(cb, "on_epoch_end")]
+        if any(stop):
+            return "stopped by a callback"
         if s.bad_epochs >= c.patience:
             return f"early stopping: no dev {c.monitor} improvement in {c.patience} epochs"
         return None
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class _Progress:
+    """Whole-run progress: a tqdm bar over every step of the run on a terminal; without one, a
+    line every 30 seconds. Each epoch's line says where the run is and how long it has left."""
+
+    EVERY = 30.0  # seconds between progress lines without a terminal
+
+    def __init__(self, trainer: "Trainer", total: int, start: float) -> None:
+        self.trainer, self.total, self.start = trainer, total, start
+        self.first_step = trainer.state.step
+        self.last_line = start
+        self.bar = None
+        if trainer.config.progress and trainer.main:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=trainer.state.step, desc="training", unit="step", leave=True,
+                            dynamic_ncols=True)
+
+    def eta(self) -> str:
+        done = self.trainer.state.step - self.first_step
+        if done <= 0:
+            return "?"
+        left = (time.time() - self.start) / done * (self.total - self.trainer.state.step)
+        return _clock(left)
+
+    def where(self) -> str:
+        s, c = self.trainer.state, self.trainer.config
+        pct = 100 * s.step / max(self.total, 1)
+        return f"step {s.step}/{self.total} ({pct:.0f}%), {_clock(time.time() - self.start)} elapsed, {self.eta()} left"
+
+    def step(self, loss: float) -> None:
+        s, c = self.trainer.state, self.trainer.config
+        if self.bar is not None:
+            shown = {"epoch": f"{s.epoch + 1}/{c.epochs}", "loss": f"{loss:.4f}"}
+            if s.history:  # the dev metric of the last epoch
+                shown[f"dev_{c.monitor}"] = f"{s.history[-1][f'dev_{c.monitor}']:.4f}"
+            self.bar.set_postfix(shown)
+            self.bar.update(1)
+        elif self.trainer.main and time.time() - self.last_line >= self.EVERY:
+            self.last_line = time.time()
+            self.trainer.log(f"  epoch {s.epoch + 1}/{c.epochs}, {self.where()}, loss {loss:.4f}")
+
+    def epoch(self, row: dict, improved: bool) -> None:
+        c = self.trainer.config
+        parts = [f"epoch {row['epoch']}/{c.epochs}", f"train_loss {row['train_loss']:.4f}"]
+        parts += [f"{k} {v:.4f}" for k, v in row.items() if k.startswith("dev_") and isinstance(v, float)]
+        parts += [f"lr {row['lr']:.2e}", f"{row['seconds']:.1f} s", f"({self.where()})"]
+        line = "  ".join(parts) + (f"  * new best dev {c.monitor}" if improved else "")
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            self.trainer.log(line)
+        self.last_line = time.time()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
