@@ -488,6 +488,8 @@ DIFFERENCES = {
     "zero-length sequences": (
         lambda: nn.LSTM(3, 4)(_packed_with_empty()),
         lambda: birnn.LSTM(3, 4)(torch.randn(5, 2, 3), lengths=torch.tensor([5, 0])), RuntimeError, "ok"),
+    "a batch with T=0": (
+        lambda: nn.GRU(3, 4)(torch.randn(0, 2, 3)), lambda: birnn.GRU(3, 4)(torch.randn(0, 2, 3)), RuntimeError, "ok"),
     "torch.compile(fullgraph=True)": (
         lambda: torch.compile(nn.GRU(3, 4), fullgraph=True, backend="eager")(torch.randn(5, 2, 3)),
         lambda: torch.compile(birnn.GRU(3, 4), fullgraph=True, backend="eager")(torch.randn(5, 2, 3)),

@@ -25,8 +25,8 @@ def test_input_rank_and_features(lstm):
         lstm(torch.randn(4, 2, 7))
     with raises(TypeError, "input must be a tensor or a PackedSequence, got list"):
         lstm([[1.0]])
-    with raises(ValueError, "input must have at least one time step, got T=0"):
-        lstm(torch.randn(0, 2, 5))
+    empty = lstm(torch.randn(0, 2, 5))  # T=0 is a batch of empty sequences (pytorch#50192): h_n = h_0
+    assert empty.output.shape == (0, 2, 6) and torch.equal(empty.h_n, torch.zeros(4, 2, 3))
     bf = birnn.GRU(5, 3, batch_first=True)
     with raises(ValueError, "input must be 3-D (B, T, I)"):
         bf(torch.randn(5))

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from .batch import check_lengths, lengths_from_mask, mask_from_lengths
+from .batch import (align, check_lengths, check_offsets, lengths_from_mask, mask_from_lengths, mask_side, pack_like,
+                    padded_from_offsets, values_from_padded)
 from .errors import DeviceError, DtypeError, ShapeError
 
 __all__ = ["Call", "LayerShape", "prepare_call"]
@@ -39,13 +40,32 @@ class LayerShape(NamedTuple):
 
 
 class Call(NamedTuple):
-    x: Tensor  # (T, B, I), zero at padded steps
+    x: Tensor  # (T, B, I), zero at padded steps, real steps first
     lengths: Optional[Tensor]  # (B,) int64 on x's device; None when every sequence has T steps
     user_lengths: Optional[Tensor]  # the lengths the caller gave (or the packing held), else None
     h0: Optional[Tensor]  # (L*D, B, P) or None
     c0: Optional[Tensor]  # (L*D, B, H) or None
     packed: Optional[PackedSequence]  # the packed input, to pack the output alike
     unbatched: bool
+    resets: Optional[Tensor] = None  # (T, B) bool, real steps first: the state restarts from h_0 there
+    form: str = "padded"  # the caller's form: "padded", "packed", "nested" (jagged) or "flat" (cu_seqlens)
+    left: bool = False  # the caller's padded batch is left-padded (real steps last)
+    offsets: Optional[Tensor] = None  # (B+1,) the flat form's cu_seqlens
+
+    def layout(self, t: Tensor, batch_first: bool):
+        """A time-major (T, B, F) result, real steps first, in the caller's form and layout."""
+        if self.form == "packed":
+            return pack_like(t, self.user_lengths, self.packed)
+        if self.form == "flat":
+            return values_from_padded(t, self.user_lengths)
+        if self.form == "nested":
+            return torch.nested.nested_tensor_from_jagged(values_from_padded(t, self.user_lengths),
+                                                          self.offsets)
+        if self.left:
+            t = align(t, self.user_lengths, to="left")
+        if self.unbatched:
+            return t[:, 0]
+        return t.transpose(0, 1) if batch_first else t
 
 
 def _describe(t: Tensor) -> str:
@@ -73,15 +93,39 @@ def _state(name: str, t, expected: tuple, shape: LayerShape, unbatched: bool) ->
     return t.unsqueeze(1) if unbatched else t
 
 
-def prepare_call(input, hx, lengths, mask, shape: LayerShape) -> Call:
+PADDINGS = ("right", "left")
+
+
+def prepare_call(input, hx, lengths, mask, shape: LayerShape, *, padding: str = "right", resets=None,
+                 cu_seqlens=None) -> Call:
     """Check everything about a call and bring it to the one internal layout (see module doc)."""
     packed = None
-    if isinstance(input, PackedSequence):
+    form, offsets = "padded", None
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be 'right' (real steps first) or 'left' (real steps last), got {padding!r}")
+    if cu_seqlens is not None:
+        if not isinstance(input, Tensor) or input.dim() != 2:
+            got = _describe(input) if isinstance(input, Tensor) else type(input).__name__
+            raise ShapeError(f"with cu_seqlens, input must be the sequences' rows one after another, (N, I); got {got}")
+        if lengths is not None or mask is not None or padding != "right":
+            raise ValueError("cu_seqlens gives the lengths itself: no lengths, mask or padding with it")
+        offsets = check_offsets(cu_seqlens, input.shape[0], input.device)
+        x, lengths = padded_from_offsets(input, offsets)
+        form, unbatched = "flat", False
+    elif isinstance(input, Tensor) and input.is_nested:
+        if input.layout != torch.jagged:
+            raise TypeError(f"a nested input must have layout=torch.jagged (B, j, I), got {input.layout}")
+        if lengths is not None or mask is not None or padding != "right":
+            raise ValueError("a nested input carries its lengths: no lengths, mask or padding with it")
+        offsets = input.offsets()
+        x, lengths = padded_from_offsets(input.values(), offsets)
+        form, unbatched = "nested", False
+    elif isinstance(input, PackedSequence):
         if lengths is not None or mask is not None:
             raise ValueError("lengths/mask cannot be given with a PackedSequence input: it carries its own lengths")
         packed = input
         x, lengths = pad_packed_sequence(input)  # (T, B, I), lengths in the original order
-        unbatched = False
+        form, unbatched = "packed", False
     elif isinstance(input, Tensor):
         if input.dim() not in (2, 3):
             layout = "(B, T, I)" if shape.batch_first else "(T, B, I)"
@@ -97,26 +141,34 @@ def prepare_call(input, hx, lengths, mask, shape: LayerShape) -> Call:
         raise TypeError(f"input must be a tensor or a PackedSequence, got {type(input).__name__}")
     if x.shape[-1] != shape.input_size:
         raise ShapeError(f"input must have input_size={shape.input_size} features in its last dimension, "
-                         f"got {x.shape[-1]} (input shape {tuple(input.data.shape if packed else input.shape)})")
+                         f"got {x.shape[-1]} (input shape {tuple(x.shape)})")
     if not x.dtype.is_floating_point:
         raise DtypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
     _check_tensor("input", x, shape)
     T, B = x.shape[0], x.shape[1]
-    if T == 0:
-        raise ShapeError(f"input must have at least one time step, got T=0 (input shape {tuple(input.shape)})")
 
     if lengths is not None and mask is not None:
         raise ValueError("give either lengths or mask, not both")
+    left = padding == "left"
     if mask is not None:
+        if isinstance(mask, Tensor) and mask.dtype == torch.bool and mask_side(mask, batch_first=shape.batch_first) \
+                == "left":
+            left, mask = True, mask.flip(1 if shape.batch_first else 0)  # a suffix mask: left padding
         lengths = lengths_from_mask(mask, batch_first=shape.batch_first, batch_size=B, max_time=T)
+    if left and lengths is None:
+        raise ValueError("padding='left' needs lengths (or a mask): which steps are padding?")
     user_lengths = None
     run_lengths = None
     if lengths is not None:
         user_lengths = check_lengths(lengths, batch_size=B, max_time=T, device=x.device)
+        if left:
+            x = align(x, user_lengths, to="right")
         if B and (torch.compiler.is_compiling() or bool((user_lengths != T).any())):
             run_lengths = user_lengths
             valid = mask_from_lengths(run_lengths, T).unsqueeze(-1)  # (T, B, 1)
             x = torch.where(valid, x, 0.0)
+    reset_steps = None if resets is None else _resets(resets, form, shape, T, B, unbatched, left, user_lengths,
+                                                      offsets)
 
     L, D = shape.num_layers, shape.num_directions
     h0 = c0 = None
@@ -130,4 +182,34 @@ def prepare_call(input, hx, lengths, mask, shape: LayerShape) -> Call:
             if isinstance(hx, (tuple, list)):
                 raise TypeError("hx must be a tensor h_0 for RNN/GRU, got a tuple (the (h_0, c_0) pair is for LSTM)")
             h0 = _state("h_0", hx, (L * D, B, shape.output_size), shape, unbatched)
-    return Call(x, run_lengths, user_lengths, h0, c0, packed, unbatched)
+    return Call(x, run_lengths, user_lengths, h0, c0, packed, unbatched, reset_steps, form, left, offsets)
+
+
+def _resets(resets, form: str, shape: LayerShape, T: int, B: int, unbatched: bool, left: bool,
+            lengths: Optional[Tensor], offsets: Optional[Tensor]) -> Tensor:
+    """``resets`` in the caller's layout -> (T, B) bool, time-major, real steps first; True at a
+    step where the state restarts from h_0 (before reading that step)."""
+    if not isinstance(resets, Tensor) or resets.dtype != torch.bool:
+        got = f"dtype {resets.dtype}" if isinstance(resets, Tensor) else type(resets).__name__
+        raise TypeError(f"resets must be a boolean tensor, got {got}")
+    if form in ("nested", "packed"):
+        raise ValueError(f"resets are taken with padded or cu_seqlens inputs, not a {form} input")
+    if form == "flat":
+        if tuple(resets.shape) != (int(offsets[-1]),):
+            raise ShapeError(f"with cu_seqlens, resets must have shape (N,) = ({int(offsets[-1])},), one per row, "
+                             f"got {tuple(resets.shape)}")
+        steps, _ = padded_from_offsets(resets.to(shape.device).unsqueeze(-1).float(), offsets)
+        return steps[..., 0] > 0
+    if unbatched:
+        want, layout = (T,), "(T,)"
+    else:
+        want, layout = ((B, T), "(B, T)") if shape.batch_first else ((T, B), "(T, B)")
+    if tuple(resets.shape) != want:
+        raise ShapeError(f"resets must have shape {layout} = {want}, like the input's steps, got {tuple(resets.shape)}")
+    r = resets.to(shape.device)
+    r = r.unsqueeze(1) if unbatched else (r.T if shape.batch_first else r)
+    if left:
+        r = align(r, lengths, to="right")
+    if lengths is not None:
+        r = r & mask_from_lengths(lengths, T)
+    return r

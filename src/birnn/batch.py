@@ -18,7 +18,7 @@ tensor([[2, 1, 0, 3],
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -26,6 +26,11 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 __all__ = [
     "SequenceBatch",
+    "align",
+    "check_offsets",
+    "mask_side",
+    "padded_from_offsets",
+    "values_from_padded",
     "check_lengths",
     "lengths_from_mask",
     "mask_from_lengths",
@@ -42,10 +47,13 @@ def check_lengths(lengths, *, batch_size: int, max_time: int, device: torch.devi
     zero-length sequence is allowed (its outputs are zero and its final state is h_0).
     Under ``torch.compile`` the value range is not checked (it would break the graph).
     """
-    if isinstance(lengths, (list, tuple)):
-        lengths = torch.as_tensor(lengths)
+    if isinstance(lengths, (list, tuple)) or type(lengths).__module__ == "numpy":  # lists, numpy arrays, numpy ints
+        try:
+            lengths = torch.as_tensor(lengths)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"lengths must be integers, got {lengths!r} ({e})") from None
     if not isinstance(lengths, Tensor):
-        raise TypeError(f"lengths must be a tensor or a list of ints, got {type(lengths).__name__}")
+        raise TypeError(f"lengths must be a tensor, a numpy array or a list of ints, got {type(lengths).__name__}")
     if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
         raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
     if lengths.dim() != 1 or lengths.numel() != batch_size:
@@ -68,6 +76,17 @@ def mask_from_lengths(lengths: Tensor, max_time: int, *, batch_first: bool = Fal
     steps = torch.arange(max_time, device=lengths.device)
     mask = steps[:, None] < lengths[None, :]  # (T, B)
     return mask.T if batch_first else mask
+
+
+def mask_side(mask: Tensor, *, batch_first: bool) -> str:
+    """"left" for a suffix mask (left padding: False steps first, then True), else "right"
+    (a prefix mask, or any other mask, which :func:`lengths_from_mask` then checks)."""
+    time_major = mask.T if batch_first else mask
+    if bool(time_major.all()) or time_major.shape[0] < 2:
+        return "right"
+    flipped = time_major.flip(0)
+    prefix_of_flipped = flipped.long().cumprod(0).bool()
+    return "left" if bool((prefix_of_flipped == flipped).all()) and not bool(time_major[0].all()) else "right"
 
 
 def lengths_from_mask(mask: Tensor, *, batch_first: bool, batch_size: int, max_time: int) -> Tensor:
@@ -115,6 +134,59 @@ def reverse_valid(x: Tensor, lengths: Tensor | None, *, time_dim: int = 0) -> Te
     idx = idx.view(*idx.shape, *([1] * (xt.dim() - 2))).expand_as(xt)
     out = xt.gather(0, idx)
     return out if time_dim == 0 else out.transpose(0, 1)
+
+
+def align(x: Tensor, lengths: Tensor, *, to: str) -> Tensor:
+    """Move each sequence of a time-major batch (T, B, ...) between left padding (real steps last)
+    and right padding (real steps first): ``to="right"`` or ``to="left"``; the other steps are 0."""
+    T = x.shape[0]
+    steps = torch.arange(T, device=x.device)[:, None]  # (T, 1)
+    pad = (T - lengths.to(x.device))[None, :]  # (1, B) padded steps per sequence
+    src = steps + pad if to == "right" else steps - pad  # where step t comes from
+    valid = (src >= 0) & (src < T) & ((steps < (T - pad)) if to == "right" else (steps >= pad))
+    idx = src.clamp(0, T - 1).view(T, -1, *([1] * (x.dim() - 2))).expand_as(x)
+    out = x.gather(0, idx)
+    return torch.where(valid.view(T, -1, *([1] * (x.dim() - 2))), out, torch.zeros((), dtype=x.dtype,
+                                                                                  device=x.device))
+
+
+def check_offsets(offsets, total: int, device: torch.device) -> Tensor:
+    """``cu_seqlens``-style offsets (B+1,): integers from 0 to ``total``, never decreasing."""
+    if type(offsets).__module__ == "numpy" or isinstance(offsets, (list, tuple)):
+        offsets = torch.as_tensor(offsets)
+    if not isinstance(offsets, Tensor) or offsets.dtype.is_floating_point or offsets.dtype == torch.bool \
+            or offsets.dim() != 1 or offsets.numel() < 1:
+        got = f"{offsets.dtype} of shape {tuple(offsets.shape)}" if isinstance(offsets, Tensor) else type(offsets).__name__
+        raise ValueError(f"cu_seqlens must be a 1-D integer tensor (B+1,) of offsets into the input's rows, got {got}")
+    offsets = offsets.to(device=device, dtype=torch.int64)
+    first, last = int(offsets[0]), int(offsets[-1])
+    if first != 0 or last != total:
+        raise ValueError(f"cu_seqlens must start at 0 and end at the number of rows N={total}, got {first} ... {last}")
+    steps = offsets.diff()
+    if bool((steps < 0).any()):
+        at = int((steps < 0).nonzero()[0])
+        raise ValueError(f"cu_seqlens must not decrease, got {int(offsets[at])} then {int(offsets[at + 1])} at "
+                         f"positions {at} and {at + 1}")
+    return offsets
+
+
+def padded_from_offsets(values: Tensor, offsets: Tensor) -> Tuple[Tensor, Tensor]:
+    """Rows of ``values`` (N, F), sequence b being ``values[offsets[b]:offsets[b+1]]``, as a
+    time-major padded batch (T, B, F) and its lengths (B,)."""
+    lengths = offsets.diff()
+    B, N = lengths.numel(), values.shape[0]
+    T = int(lengths.max()) if B else 0
+    row = torch.repeat_interleave(torch.arange(B, device=values.device), lengths)
+    t = torch.arange(N, device=values.device) - offsets[:-1][row]
+    out = values.new_zeros(T, B, values.shape[-1])
+    out[t, row] = values
+    return out, lengths
+
+
+def values_from_padded(padded: Tensor, lengths: Tensor) -> Tensor:
+    """The inverse of :func:`padded_from_offsets`: (T, B, F) -> (N, F), sequence by sequence."""
+    mask = mask_from_lengths(lengths.to(padded.device), padded.shape[0], batch_first=True)  # (B, T)
+    return padded.transpose(0, 1)[mask]
 
 
 def pack_like(padded: Tensor, lengths: Tensor, template: PackedSequence) -> PackedSequence:

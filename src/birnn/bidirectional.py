@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from .batch import check_lengths, lengths_from_mask, pack_like, reverse_valid
+from .batch import align, check_lengths, lengths_from_mask, mask_side, pack_like, reverse_valid
 from .errors import ShapeError
 from .native import run_packed
 from .output import RecurrentOutput, check_merge_mode, merge
@@ -118,7 +118,11 @@ class Bidirectional(nn.Module):
         self.batch_first = layer.batch_first
         self.bidirectional = True
 
-    def forward(self, input, hx=None, *, lengths=None, mask=None) -> RecurrentOutput:
+    def forward(self, input, hx=None, *, lengths=None, mask=None, padding: str = "right") -> RecurrentOutput:
+        """``input``, ``lengths``, ``mask`` and ``padding`` as for birnn's layers; ``hx`` split
+        into the two directions' states ([l0-fwd, l0-bwd, ...])."""
+        if padding not in ("right", "left"):
+            raise ValueError(f"padding must be 'right' (real steps first) or 'left' (real steps last), got {padding!r}")
         packed = None
         if isinstance(input, PackedSequence):
             if lengths is not None or mask is not None:
@@ -130,12 +134,21 @@ class Bidirectional(nn.Module):
             raise ValueError(f"Bidirectional needs a batched 3-D input (T, B, I) or (B, T, I), got a {got}")
         time_dim = 1 if self.batch_first else 0
         T, B = input.shape[time_dim], input.shape[1 - time_dim]
+        left = padding == "left"
         if mask is not None:
             if lengths is not None:
                 raise ValueError("give either lengths or mask, not both")
+            if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and \
+                    mask_side(mask, batch_first=self.batch_first) == "left":
+                left, mask = True, mask.flip(1 if self.batch_first else 0)  # a suffix mask: left padding
             lengths = lengths_from_mask(mask, batch_first=self.batch_first, batch_size=B, max_time=T)
+        if left and lengths is None:
+            raise ValueError("padding='left' needs lengths (or a mask): which steps are padding?")
         if lengths is not None:
             lengths = check_lengths(lengths, batch_size=B, max_time=T, device=input.device)
+        if left:  # run on the right-padded batch; the output goes back to the left below
+            input = align(input.transpose(0, 1) if self.batch_first else input, lengths, to="right")
+            input = input.transpose(0, 1) if self.batch_first else input
         hx_f, hx_b = _split(hx, B)
         reverse = reverse_valid(input, lengths, time_dim=time_dim)
         if _is_torch_layer(self.forward_layer):
@@ -153,6 +166,8 @@ class Bidirectional(nn.Module):
         def layout(t):
             if packed is not None:
                 return pack_like(t, lengths, packed)
+            if left:
+                t = align(t, lengths, to="left")
             return t.transpose(0, 1) if self.batch_first else t
 
         output = tuple(layout(t) for t in merged) if isinstance(merged, tuple) else layout(merged)

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from .arguments import LayerShape, prepare_call
-from .batch import mask_from_lengths, pack_like
+from .batch import mask_from_lengths
 from .errors import ShapeError
 from .output import RecurrentOutput
 
@@ -107,8 +107,11 @@ class Recurrent(nn.Module):
         device = p.device if p is not None else getattr(data, "device", torch.device("cpu"))
         return LayerShape(self.cell.input_size, 0, 0, 1, 1, False, self.batch_first, dtype, device)
 
-    def forward(self, input, hx=None, *, lengths=None, mask=None) -> RecurrentOutput:
-        call = prepare_call(input, None, lengths, mask, self._shape(input))
+    def forward(self, input, hx=None, *, lengths=None, mask=None, padding: str = "right",
+                cu_seqlens=None) -> RecurrentOutput:
+        """``input``, ``lengths``, ``mask``, ``padding`` and ``cu_seqlens`` as for birnn's layers
+        (:meth:`birnn.RecurrentLayer.forward`); ``hx`` the cell's state with a leading 1."""
+        call = prepare_call(input, None, lengths, mask, self._shape(input), padding=padding, cu_seqlens=cu_seqlens)
         x = call.x  # (T, B, I)
         T, B = x.shape[:2]
         if hx is None:
@@ -117,7 +120,7 @@ class Recurrent(nn.Module):
             state = self.cell.initial_state(B, device=x.device, dtype=x.dtype)
         else:
             state = _initial(hx, B, call.unbatched)
-        steps = T if call.lengths is None else max(int(call.lengths.max()), 1)
+        steps = T if call.lengths is None else int(call.lengths.max()) if B else 0
         valid = None if call.lengths is None else mask_from_lengths(call.lengths, T)  # (T, B)
         ys = []
         for t, x_t in enumerate(x[:steps].unbind(0)):
@@ -130,19 +133,17 @@ class Recurrent(nn.Module):
                 state = state if isinstance(new, (tuple, list)) else state[0]
                 y = torch.where(m, y, 0.0)
             ys.append(y)
-        seq = torch.stack(ys, 0)  # (steps, B, P)
+        parts = _states(state)
+        # (steps, B, P); with no step to run (T=0, or only empty sequences) P is the state's size
+        seq = torch.stack(ys, 0) if ys else x.new_zeros(0, B, parts[0].shape[-1])
         if steps < T:
             seq = torch.cat([seq, seq.new_zeros(T - steps, *seq.shape[1:])], 0)
-        parts = _states(state)
         h_n = parts[0].unsqueeze(0)
         c_n: Optional[Tensor] = parts[1].unsqueeze(0) if len(parts) > 1 else None
-        if call.packed is not None:
-            output = pack_like(seq, call.user_lengths, call.packed)
-        elif call.unbatched:
-            output, h_n = seq[:, 0], h_n[:, 0]
+        output = call.layout(seq, self.batch_first)
+        if call.unbatched:
+            h_n = h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]
-        else:
-            output = seq.transpose(0, 1) if self.batch_first else seq
         return RecurrentOutput(output, h_n, c_n, sequence=seq, lengths=call.user_lengths, num_layers=1,
                                num_directions=1, merge_mode="concat", batch_first=self.batch_first,
                                unbatched=call.unbatched, path="reference")

@@ -9,7 +9,7 @@ ValueError``) both catch it:
 class               is a                             raised for
 ==================  ===============================  =========================================
 ``ShapeError``      ``ValueError``, ``RuntimeError``  a tensor whose shape does not fit the
-                                                     layer (input size, h_0/c_0, T=0): torch.nn
+                                                     layer (input size, h_0/c_0): torch.nn
                                                      raises ``RuntimeError``
 ``DeviceError``     ``ValueError``, ``RuntimeError``  a tensor on another device than the layer
 ``DtypeError``      ``TypeError``, ``ValueError``     an input whose dtype does not match the

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,6 @@ from torch import Tensor, nn
 from torch.nn import init
 
 from .arguments import Call, LayerShape, prepare_call
-from .batch import pack_like
 from .cells import cell_spec
 from .dispatch import Decision, check_path, choose, measured_evidence
 from .errors import ArgumentTypeError
@@ -306,21 +305,31 @@ class RecurrentLayer(nn.RNNBase):
                                         step_extras=step, **extras))
         return layers
 
-    def _run(self, path: str, x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor]):
+    def _run(self, path: str, x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor], *,
+             resets: Optional[Tensor] = None, layers_out: Optional[List[Tensor]] = None,
+             cells: Optional[List[Tensor]] = None):
         T, B = x.shape[:2]
         weights = self._weights_by_layer()
         after = self._after(x, B)
+        if after is None and (path in ("reference", "fused") or layers_out is not None) and self.dropout > 0 \
+                and self.training:
+            p, L = self.dropout, self.num_layers
+            after = lambda l, inp, out: F.dropout(out, p, True) if l < L - 1 else out  # noqa: E731
+        if layers_out is not None:  # every layer's output, before what happens between layers
+            between = after
+
+            def after(l: int, inp: Tensor, out: Tensor) -> Tensor:
+                layers_out.append(out)
+                return out if between is None else between(l, inp, out)
+
         if path in ("reference", "fused"):
-            if after is None and self.dropout > 0 and self.training:
-                p = self.dropout
-                L = self.num_layers
-                after = lambda l, inp, out: F.dropout(out, p, True) if l < L - 1 else out  # noqa: E731
             layers = self._reference_layers(weights, B, T, x)
             if path == "fused":
                 from .kernels.function import run_fused
 
                 return run_fused(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after)
-            return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after)
+            return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after, resets=resets,
+                                 cell_states=cells)
         if after is None:
             return self._run_fused(path, x, lengths, h0, c0, weights, self.dropout)
         D = self.num_directions
@@ -345,32 +354,83 @@ class RecurrentLayer(nn.RNNBase):
                    bidirectional=self.bidirectional, **extra, **common)
 
     # -- calling -----------------------------------------------------------------------------
-    def forward(self, input, hx=None, *, lengths=None, mask=None) -> RecurrentOutput:
+    def forward(self, input, hx=None, *, lengths=None, mask=None, padding: str = "right", resets=None,
+                cu_seqlens=None, return_all: Sequence[str] = ()) -> RecurrentOutput:
         """Run the layer. See the module docstring for shapes.
 
         Args:
-            input: padded tensor, unbatched (T, I) tensor, or PackedSequence.
+            input: padded tensor, unbatched (T, I) tensor, PackedSequence, jagged nested tensor
+                (B, j, I), or the sequences' rows one after another (N, I) with ``cu_seqlens``.
             hx: h_0, or (h_0, c_0) for LSTM; default zeros (or the learned initial state).
-            lengths: (B,) real steps per sequence, on any device; no sorting needed.
-            mask: boolean prefix mask, (T, B) or (B, T) with batch_first; instead of lengths.
+            lengths: (B,) real steps per sequence (a tensor on any device, a numpy array or a
+                list); no sorting needed.
+            mask: boolean mask, (T, B) or (B, T) with batch_first; instead of lengths. A prefix
+                mask marks right padding, a suffix mask left padding.
+            padding: "right" (real steps first, the default) or "left" (real steps last, as
+                Hugging Face tokenizers' ``padding_side="left"``); outputs keep the caller's side.
+            resets: bool (T, B) ((B, T) with batch_first; (N,) with cu_seqlens): the state
+                restarts from h_0 before each marked step (episode or document boundaries), in
+                both directions: the backward direction restarts at each segment's last step.
+            cu_seqlens: (B+1,) offsets of the sequences in the (N, I) input (varlen attention's
+                form); the output is (N, D*P) in the same rows.
+            return_all: names of extra results: "layers" (``result.layer_outputs``: every
+                layer's per-step output) and "c" (``result.cell_states``: every layer's LSTM
+                cell state at every step), each a tuple of L tensors laid out as ``output``.
 
         Returns:
             RecurrentOutput, a 2-tuple ``(output, h_n)`` / ``(output, (h_n, c_n))`` with
             named parts, views and pooling.
         """
         self._update_flat_weights()
-        call = prepare_call(input, hx, lengths, mask, self._shape())
+        wanted = self._check_return_all(return_all)
+        call = prepare_call(input, hx, lengths, mask, self._shape(), padding=padding, resets=resets,
+                            cu_seqlens=cu_seqlens)
         T, B = call.x.shape[:2]
         h0, c0 = self._initial_states(call, B)
+        if T == 0:  # a batch of empty sequences: nothing to run, h_n = h_0
+            self.last_decision = Decision("empty", "T=0: every sequence is empty; outputs (0, B, ·), h_n = h_0")
+            seq = call.x.new_zeros(0, B, self.num_directions * h0.shape[-1])
+            empty = tuple(seq for _ in range(self.num_layers))
+            return self._result(call, seq, h0, c0, "empty", layers=empty if "layers" in wanted else None,
+                                cells=tuple(call.x.new_zeros(0, B, self.num_directions * self.hidden_size)
+                                            for _ in range(self.num_layers)) if "c" in wanted else None)
+        decision = self._decide(call, B, extra=["resets"] * (call.resets is not None) + ["return_all=c"] * ("c" in wanted))
+        x = self._drop(self.input_dropout, B, self.input_size, call.x)(call.x)
+        layers_out = [] if "layers" in wanted else None
+        cells = [] if "c" in wanted else None
+        seq, h_n, c_n = self._run(decision.path, x, call.lengths, h0, c0, resets=call.resets, layers_out=layers_out,
+                                  cells=cells)
+        seq = self._drop(self.output_dropout, B, seq.shape[-1], seq)(seq)
+        self.last_decision = decision
+        return self._result(call, seq, h_n, c_n, decision.path,
+                            layers=None if layers_out is None else tuple(layers_out),
+                            cells=None if cells is None else tuple(cells))
+
+    RETURN_ALL = ("layers", "c")
+
+    def _check_return_all(self, return_all) -> Tuple[str, ...]:
+        names = (return_all,) if isinstance(return_all, str) else tuple(return_all)
+        unknown = [n for n in names if n not in self.RETURN_ALL]
+        if unknown:
+            raise ValueError(f"return_all takes names from {self.RETURN_ALL}, got {unknown}")
+        if "c" in names and self.mode != "LSTM":
+            raise ValueError(f"return_all='c' needs an LSTM: {self.mode} has no cell state")
+        return names
+
+    def _decide(self, call: Call, B: int, extra: Sequence[str] = ()) -> Decision:
+        """Which implementation runs this call, and why (birnn.dispatch)."""
+        features = self._reference_features() + list(extra)
         needs_grad = torch.is_grad_enabled() and (call.x.requires_grad or any(w.requires_grad for w in self._flat_weights))
         fused_blocker = self._fused_blocker(call.x) if self.path in ("auto", "fused") else "not asked for"
+        if fused_blocker is None and extra:
+            fused_blocker = f"the fused kernel does not run {', '.join(extra)}"
         # the speed table is consulted only where "auto" could take the kernel (not on every CPU call),
         # once: the same row gives the choice and, when it takes the kernel, the reason
         fused_faster, measured = False, ""
         if self.path == "auto" and fused_blocker is None:
             fused_faster, measured = measured_evidence(self.mode, call.x.dtype, self.hidden_size, B, needs_grad)
         decision = choose(self.path, device=call.x.device, mode=self.mode, needs_grad=needs_grad,
-                          variable_lengths=call.lengths is not None, features=self._reference_features(),
+                          variable_lengths=call.lengths is not None, features=features,
                           fused_blocker=fused_blocker, fused_faster=fused_faster)
         if decision.path == "fused":  # which kernel, and its grid, are part of the decision
             note = measured + "; " if self.path == "auto" else ""
@@ -380,11 +440,7 @@ class RecurrentLayer(nn.RNNBase):
         if B == 0:  # run the reference path all the same: outputs stay connected to the parameters (zero gradients)
             decision = Decision("reference", "empty batch (B=0): the reference path, outputs of shape (T, 0, ·) "
                                              "connected to the parameters, as torch.nn's")
-        x = self._drop(self.input_dropout, B, self.input_size, call.x)(call.x)
-        seq, h_n, c_n = self._run(decision.path, x, call.lengths, h0, c0)
-        seq = self._drop(self.output_dropout, B, seq.shape[-1], seq)(seq)
-        self.last_decision = decision
-        return self._result(call, seq, h_n, c_n, decision.path)
+        return decision
 
     def step(self, x_t: Tensor, state=None):
         """One time step for streaming inference (unidirectional layers), equal to the sequence call.
@@ -411,7 +467,9 @@ class RecurrentLayer(nn.RNNBase):
         y = res.output[0] if unbatched else res.output.squeeze(1 if self.batch_first else 0)
         return y, res.hidden
 
-    def _result(self, call: Call, seq: Tensor, h_n: Tensor, c_n: Optional[Tensor], path: str) -> RecurrentOutput:
+    def _result(self, call: Call, seq: Tensor, h_n: Tensor, c_n: Optional[Tensor], path: str, *,
+                layers: Optional[Tuple[Tensor, ...]] = None, cells: Optional[Tuple[Tensor, ...]] = None
+                ) -> RecurrentOutput:
         D = self.num_directions
         if D == 1 or self.merge_mode == "concat":
             merged = seq
@@ -419,19 +477,18 @@ class RecurrentLayer(nn.RNNBase):
             merged = merge(seq.unflatten(-1, (D, seq.shape[-1] // D)), self.merge_mode)
 
         def layout(t: Tensor):
-            if call.packed is not None:
-                return pack_like(t, call.user_lengths, call.packed)
-            if call.unbatched:
-                return t[:, 0]
-            return t.transpose(0, 1) if self.batch_first else t
+            return call.layout(t, self.batch_first)
 
         output = tuple(layout(t) for t in merged) if isinstance(merged, tuple) else layout(merged)
         if call.unbatched:
             h_n = h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]
-        return RecurrentOutput(output, h_n, c_n, sequence=seq, lengths=call.user_lengths, num_layers=self.num_layers,
-                               num_directions=D, merge_mode=self.merge_mode, batch_first=self.batch_first,
-                               unbatched=call.unbatched, path=path)
+        res = RecurrentOutput(output, h_n, c_n, sequence=seq, lengths=call.user_lengths, num_layers=self.num_layers,
+                              num_directions=D, merge_mode=self.merge_mode, batch_first=self.batch_first,
+                              unbatched=call.unbatched, path=path)
+        res.layer_outputs = None if layers is None else tuple(layout(t) for t in layers)
+        res.cell_states = None if cells is None else tuple(layout(t) for t in cells)
+        return res
 
 
 def _refuse_projection(extras: dict) -> None:

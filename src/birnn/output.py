@@ -109,6 +109,8 @@ class RecurrentOutput(tuple):
         self.batch_first = batch_first
         self.unbatched = unbatched
         self.path = path
+        self.layer_outputs = None  # return_all="layers": every layer's output, laid out as ``output``
+        self.cell_states = None  # return_all="c": every layer's LSTM cell states at every step
         self._sequence = sequence  # unmerged, padded, time-major, batched: (T, B, D*P)
         return self
 

@@ -95,21 +95,30 @@ def _zone(new: Tensor, old: Tensor, rate: float, keep: Optional[Tensor]) -> Tens
 
 
 def scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: Optional[Tensor], *,
-         highway: Optional[Tuple[Tensor, Highway]] = None, zoneout: Optional[Zoneout] = None) -> Tuple[Tensor, Carry]:
+         highway: Optional[Tuple[Tensor, Highway]] = None, zoneout: Optional[Zoneout] = None,
+         resets: Optional[Tensor] = None, cells: Optional[List[Tensor]] = None) -> Tuple[Tensor, Carry]:
     """Run ``spec.step`` over ``xs`` (T, D, B, G*H) from ``carry``; return outputs (T, D, B, P).
 
     ``valid`` (T, B) bool marks real steps; at other steps the carry is kept and the output is 0.
     ``highway`` is ``(hx (T, D, B, 2H), weights)``; ``zoneout`` mixes old and new states.
+    ``resets`` (T, D, B) bool, in processing order: the carry restarts from its initial value
+    before those steps. ``cells``, a list, receives the LSTM's cell state of every step
+    (T, D, B, H), 0 at padded steps.
     """
     ys: List[Tensor] = []
-    if valid is None and highway is None and zoneout is None:  # the plain loop
+    if valid is None and highway is None and zoneout is None and resets is None and cells is None:  # the plain loop
         for xt in xs.unbind(0):
             carry = spec.step(xt, carry, w)
             ys.append(carry[0])
         return torch.stack(ys, 0), carry
     hx_all = highway[0].unbind(0) if highway is not None else None
     valid_t = valid.unbind(0) if valid is not None else None
+    init = carry
+    cs: List[Tensor] = []
     for t, xt in enumerate(xs.unbind(0)):
+        if resets is not None:
+            r = resets[t].unsqueeze(-1)  # (D, B, 1)
+            carry = tuple(torch.where(r, i, c) for i, c in zip(init, carry))
         new = spec.step(xt, carry, w)
         if highway is not None:
             hw = highway[1]
@@ -127,11 +136,26 @@ def scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: Option
         if valid_t is not None:
             m = valid_t[t].view(1, -1, 1)  # (1, B, 1)
             ys.append(torch.where(m, new[0], 0.0))
+            if cells is not None:
+                cs.append(torch.where(m, new[1], 0.0))
             carry = tuple(torch.where(m, n, o) for n, o in zip(new, carry))
         else:
             ys.append(new[0])
+            if cells is not None:
+                cs.append(new[1])
             carry = new
+    if cells is not None:
+        cells.append(torch.stack(cs, 0))
     return torch.stack(ys, 0), carry
+
+
+def _natural(ys: Tensor, steps: int, T: int, lengths: Optional[Tensor]) -> Tensor:
+    """Per-step states (steps, D, B, F) in processing order -> (T, B, D*F) in each row's own order."""
+    if steps < T:
+        ys = F.pad(ys, (0, 0, 0, 0, 0, 0, 0, T - steps))
+    if ys.shape[1] == 2:
+        return torch.cat([ys[:, 0], reverse_valid(ys[:, 1], lengths)], -1)  # (T, B, 2F)
+    return ys[:, 0]
 
 
 def project_inputs(flat: Tensor, w_ih: Tensor, bias: Optional[Tensor]) -> Tensor:
@@ -148,6 +172,8 @@ def run_reference(
     c0: Optional[Tensor],
     *,
     after: Optional[Callable[[int, Tensor, Tensor], Tensor]] = None,
+    resets: Optional[Tensor] = None,
+    cell_states: Optional[List[Tensor]] = None,
 ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Run a stack of recurrent layers on a time-major padded batch.
 
@@ -157,6 +183,11 @@ def run_reference(
         h0: (L*D, B, P) initial hidden states, row ``l*D + d`` for layer l, direction d.
         c0: (L*D, B, H) initial cell states (LSTM) or None.
         after: ``after(l, layer_input, layer_output) -> next input`` (dropout, residual).
+        resets: (T, B) bool: the state of every layer restarts from h_0 (and c_0) before each
+            marked step; the backward direction restarts after each segment's last step, so
+            each direction reads each segment on its own.
+        cell_states: a list that receives each layer's LSTM cell states (T, B, D*H), laid out
+            as the output (0 at padded steps).
 
     Returns:
         output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H) or None.
@@ -164,6 +195,12 @@ def run_reference(
     T, B = x.shape[:2]
     D = h0.shape[0] // len(layers)
     valid = None if lengths is None else mask_from_lengths(lengths, T)  # (T, B)
+    if resets is not None:  # (T, D, B) in each direction's processing order
+        # the backward direction starts a segment at its original last step: reversed, a restart
+        # before step u where the original step after it (len-u) started a segment
+        ahead = torch.cat([resets[1:], resets.new_zeros(1, B)], 0)
+        per_direction = [resets, reverse_valid(ahead, lengths)] if D == 2 else [resets]
+        resets = torch.stack(per_direction, 1)
     # stop at the longest sequence (but not under torch.compile: that would break the graph)
     steps = T if lengths is None or torch.compiler.is_compiling() else (int(lengths.max()) if B else 0)
     h_n: List[Tensor] = []
@@ -189,15 +226,15 @@ def run_reference(
         if steps:
             v = None if valid is None else valid[:steps]
             run = xs if steps == T else xs[:steps]  # (no slice when whole: its backward would copy the gradient)
-            ys, carry = scan(spec, run, carry, w.step, v, highway=highway, zoneout=w.zoneout)
+            cs: Optional[List[Tensor]] = [] if cell_states is not None else None
+            ys, carry = scan(spec, run, carry, w.step, v, highway=highway, zoneout=w.zoneout,
+                             resets=None if resets is None else resets[:steps], cells=cs)
         else:  # every sequence is empty: outputs are zero and the state stays h_0
             ys = h0.new_zeros(0, D, B, h0.shape[-1])
-        if steps < T:
-            ys = F.pad(ys, (0, 0, 0, 0, 0, 0, 0, T - steps))
-        if D == 2:
-            out = torch.cat([ys[:, 0], reverse_valid(ys[:, 1], lengths)], -1)  # (T, B, 2P)
-        else:
-            out = ys[:, 0]
+            cs = [h0.new_zeros(0, D, B, c0.shape[-1])] if cell_states is not None else None
+        out = _natural(ys, steps, T, lengths)
+        if cell_states is not None:
+            cell_states.append(_natural(cs[0], steps, T, lengths))
         h_n.append(carry[0])
         if c0 is not None:
             c_n.append(carry[1])
