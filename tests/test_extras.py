@@ -216,3 +216,35 @@ def test_auto_keeps_regularised_calls_off_the_fused_kernel_until_measured():
     assert choose("auto", features=[], **common).path == "fused"
     assert choose("auto", features=["layer_norm"], **common).path == "reference"
     assert choose("fused", features=["layer_norm", "zoneout"], **common).path == "fused"
+
+
+def test_jit_trace_is_never_silently_wrong():
+    """A trace with lengths baked the example's lengths into the graph (another batch's padding
+    then leaked into its outputs, max error ~0.5): now refused, naming the routes that work. A
+    trace without lengths records PyTorch's fused op, right for any T."""
+
+    class WithLengths(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = birnn.GRU(3, 4, bidirectional=True)
+
+        def forward(self, x, lengths):
+            return self.gru(x, lengths=lengths).output
+
+    with pytest.raises(RuntimeError, match=r"torch.jit.trace cannot record this call.*torch.export.export"):
+        torch.jit.trace(WithLengths(), (torch.randn(6, 3, 3), torch.tensor([6, 6, 6])))
+    class Plain(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = birnn.LSTM(3, 4, bidirectional=True)
+
+        def forward(self, x):
+            return self.lstm(x).output
+
+    plain = Plain().eval()
+    traced = torch.jit.trace(plain, (torch.randn(6, 3, 3),))
+    x = torch.randn(9, 3, 3)
+    torch.testing.assert_close(traced(x), plain(x))
+    lstm = plain.lstm
+    with pytest.raises(RuntimeError, match=r"torch.jit.script cannot compile birnn.LSTM.*torch.export.export"):
+        torch.jit.script(lstm)

@@ -395,6 +395,12 @@ class RecurrentLayer(nn.RNNBase):
                                 cells=tuple(call.x.new_zeros(0, B, self.num_directions * self.hidden_size)
                                             for _ in range(self.num_layers)) if "c" in wanted else None)
         decision = self._decide(call, B, extra=["resets"] * (call.resets is not None) + ["return_all=c"] * ("c" in wanted))
+        if torch.jit.is_tracing() and (call.user_lengths is not None or decision.path != "torch"):
+            raise RuntimeError(
+                "torch.jit.trace cannot record this call: it would bake the lengths and the step loop of the "
+                f"example into the graph ({decision.path} path), silently wrong for other lengths or T. Use "
+                "torch.export.export or torch.onnx.export(..., dynamo=True) instead, or trace a call without "
+                "lengths and birnn extras (PyTorch's fused op, one node for any T)")
         x = self._drop(self.input_dropout, B, self.input_size, call.x)(call.x)
         layers_out = [] if "layers" in wanted else None
         cells = [] if "c" in wanted else None
@@ -405,6 +411,12 @@ class RecurrentLayer(nn.RNNBase):
         return self._result(call, seq, h_n, c_n, decision.path,
                             layers=None if layers_out is None else tuple(layers_out),
                             cells=None if cells is None else tuple(cells))
+
+    def __prepare_scriptable__(self):
+        """torch.jit.script calls this first: refuse with the routes that work."""
+        raise RuntimeError(f"torch.jit.script cannot compile birnn.{type(self).__name__} (its call is Python: "
+                           "argument checks, dispatch, lengths); use torch.export.export, torch.compile, or "
+                           "torch.jit.trace on a call without lengths")
 
     RETURN_ALL = ("layers", "c")
 
