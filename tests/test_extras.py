@@ -248,3 +248,30 @@ def test_jit_trace_is_never_silently_wrong():
     lstm = plain.lstm
     with pytest.raises(RuntimeError, match=r"torch.jit.script cannot compile birnn.LSTM.*torch.export.export"):
         torch.jit.script(lstm)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_per_sample_gradients_with_vmap_and_lengths(mode):
+    """Opacus-style per-sample gradients: torch.func.vmap(grad(loss)) over a padded batch with
+    lengths equals a loop computing each sample's gradient on its own (it failed on
+    int(lengths.max()) / .item() before)."""
+    from torch.func import functional_call, grad, vmap
+
+    torch.manual_seed(0)
+    layer = getattr(birnn, mode)(3, 4, num_layers=2, bidirectional=True, dtype=torch.float64)
+    params = {k: v.detach() for k, v in layer.named_parameters()}
+    x = torch.randn(5, 6, 3, dtype=torch.float64)  # (B, T, I): vmap maps over B
+    lengths = torch.tensor([6, 3, 1, 4, 0])
+    y = torch.randn(5, 8, dtype=torch.float64)
+
+    def loss(p, xb, lb, yb):
+        res = functional_call(layer, p, (xb.unsqueeze(1),), {"lengths": lb.unsqueeze(0)})
+        return ((res.pool("final")[0] - yb) ** 2).sum() + res.output.pow(2).sum()
+
+    batched = vmap(grad(loss), in_dims=(None, 0, 0, 0))(params, x, lengths, y)
+    for b in range(5):
+        n = int(lengths[b])
+        alone = grad(loss)(params, x[b, :max(n, 1)], lengths[b], y[b]) if n else grad(loss)(params, x[b], lengths[b],
+                                                                                            y[b])
+        for k in params:
+            torch.testing.assert_close(batched[k][b], alone[k], rtol=1e-9, atol=1e-10)

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from .batch import (align, check_lengths, check_offsets, lengths_from_mask, mask_from_lengths, mask_side, pack_like,
-                    padded_from_offsets, values_from_padded)
+                    padded_from_offsets, traced, values_from_padded)
 from .errors import DeviceError, DtypeError, ShapeError
 
 __all__ = ["Call", "LayerShape", "prepare_call"]
@@ -163,7 +163,7 @@ def prepare_call(input, hx, lengths, mask, shape: LayerShape, *, padding: str = 
         user_lengths = check_lengths(lengths, batch_size=B, max_time=T, device=x.device)
         if left:
             x = align(x, user_lengths, to="right")
-        if B and (torch.compiler.is_compiling() or bool((user_lengths != T).any())):
+        if B and (traced() or bool((user_lengths != T).any())):
             run_lengths = user_lengths
             valid = mask_from_lengths(run_lengths, T).unsqueeze(-1)  # (T, B, 1)
             x = torch.where(valid, x, 0.0)

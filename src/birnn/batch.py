@@ -26,6 +26,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 __all__ = [
     "SequenceBatch",
+    "traced",
     "align",
     "check_offsets",
     "mask_side",
@@ -40,12 +41,20 @@ __all__ = [
 ]
 
 
+def traced() -> bool:
+    """Whether the call is being traced rather than run: under ``torch.compile``/``torch.export``
+    or a ``torch.func`` transform (``vmap``, ``grad``). Then nothing may branch on tensor values
+    (value checks, loops sized by ``lengths.max()``): the graph must hold for every value."""
+    return torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+
+
 def check_lengths(lengths, *, batch_size: int, max_time: int, device: torch.device) -> Tensor:
     """Validate ``lengths`` and return them as an int64 tensor of shape (B,) on ``device``.
 
     Accepts a tensor on any device or a list of ints. Every value must lie in [0, T]: a
     zero-length sequence is allowed (its outputs are zero and its final state is h_0).
-    Under ``torch.compile`` the value range is not checked (it would break the graph).
+    Under ``torch.compile`` and ``torch.func`` transforms the value range is not checked (it
+    would branch on values: :func:`traced`).
     """
     if isinstance(lengths, (list, tuple)) or type(lengths).__module__ == "numpy":  # lists, numpy arrays, numpy ints
         try:
@@ -60,7 +69,7 @@ def check_lengths(lengths, *, batch_size: int, max_time: int, device: torch.devi
         raise ValueError(
             f"lengths must have shape (B,) = ({batch_size},), got {tuple(lengths.shape)}"
         )
-    if batch_size and not torch.compiler.is_compiling():  # value checks would break the graph
+    if batch_size and not traced():  # value checks would break the graph
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 0 or hi > max_time:
             bad = int(lengths.argmin()) if lo < 0 else int(lengths.argmax())
@@ -102,7 +111,7 @@ def lengths_from_mask(mask: Tensor, *, batch_first: bool, batch_size: int, max_t
     time_major = mask.T if batch_first else mask  # (T, B)
     lengths = time_major.long().cumprod(0).sum(0)  # leading True steps per sequence
     late = time_major & ~mask_from_lengths(lengths, max_time)  # a True after the first False
-    if bool(late.any()):
+    if not traced() and bool(late.any()):
         step, row = (int(v) for v in late.nonzero()[0])
         raise ValueError(
             "mask must be a prefix mask (True for the first lengths[b] steps, then False); "

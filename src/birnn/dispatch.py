@@ -191,6 +191,9 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
             and torch.compiler.is_compiling()):
         return Decision("reference", "LSTM training under torch.compile on CPU: PyTorch's fused op cannot be "
                                      "compiled there (aten.mkldnn_rnn_layer, pytorch#158007); the reference loop")
+    if requested == "auto" and torch._C._are_functorch_transforms_active():
+        return Decision("reference", "under a torch.func transform (vmap, grad): the masked loop, which has no "
+                                     "data-dependent control flow and batches per sample")
     if not variable_lengths:
         why = "requested with path='torch'" if requested == "torch" else "every sequence is full"
         return Decision("torch", f"{why}: one call of PyTorch's fused op, as torch.nn")

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .batch import mask_from_lengths, reverse_valid
+from .batch import mask_from_lengths, reverse_valid, traced
 from .cells import Carry, CellSpec, StepWeights, normalise
 
 __all__ = ["Highway", "LayerWeights", "Zoneout", "layer_weights", "run_reference", "scan"]
@@ -201,8 +201,8 @@ def run_reference(
         ahead = torch.cat([resets[1:], resets.new_zeros(1, B)], 0)
         per_direction = [resets, reverse_valid(ahead, lengths)] if D == 2 else [resets]
         resets = torch.stack(per_direction, 1)
-    # stop at the longest sequence (but not under torch.compile: that would break the graph)
-    steps = T if lengths is None or torch.compiler.is_compiling() else (int(lengths.max()) if B else 0)
+    # stop at the longest sequence (but not when traced: that would branch on the lengths' values)
+    steps = T if lengths is None or traced() else (int(lengths.max()) if B else 0)
     h_n: List[Tensor] = []
     c_n: List[Tensor] = []
     inp = x
