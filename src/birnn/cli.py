@@ -13,7 +13,7 @@ import math
 import sys
 import textwrap
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -262,16 +262,18 @@ def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def _summary(metrics: dict) -> str:
-    names = sorted({k.split("_", 1)[1] for k in metrics if "_" in k and k.split("_", 1)[0] in ("dev", "test")})
+def _summary(metrics: dict, lead: Optional[str] = None) -> str:
+    names = sorted({k.split("_", 1)[1] for k in metrics if "_" in k and k.split("_", 1)[0] in ("dev", "test")},
+                   key=lambda n: (n != lead, n))  # the monitored metric first
     rows = [["metric", "dev", "test"]]
     for n in names:
         rows.append([n, _fmt(metrics.get(f"dev_{n}", "-")), _fmt(metrics.get(f"test_{n}", "-"))])
     return _table(rows)
 
 
-def _json_metrics(metrics: dict) -> dict:
-    out = dict(metrics)
+def _json_metrics(metrics: dict, lead: Optional[str] = None) -> dict:
+    first = [k for k in (f"dev_{lead}", f"test_{lead}") if k in metrics]
+    out = {**{k: metrics[k] for k in first}, **metrics}  # the monitored metric leads
     for split in ("dev", "test"):  # short aliases the issue names: test_f1 for macro-F1
         if f"{split}_macro_f1" in out:
             out[f"{split}_f1"] = out[f"{split}_macro_f1"]
@@ -337,17 +339,16 @@ def _finish(run, records, best: dict, run_dir: Path, conf: dict, args, trainer_h
 
     metrics = {k: v for k, v in best.items() if k.startswith("dev_")}
     if records.get("test"):
-        metrics.update({f"test_{k}": v for k, v in score(run, records["test"], device=conf["train"].get(
-            "device", "cpu")).items()})
+        metrics.update({f"test_{k}": v for k, v in score(run, records["test"], device=train.device).items()})
     print()
-    print(_summary(metrics))
+    print(_summary(metrics, lead=train.monitor))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     if args.plot:
         for path in _plot(run_dir, trainer_history, run, records, train, test_start):
             print(f"plot: {path}")
     print(f"model saved in {run_dir}  (birnn predict {run_dir} INPUT)")
     if args.json:
-        print(json.dumps(_json_metrics(metrics)))
+        print(json.dumps(_json_metrics(metrics, lead=train.monitor)))
     return 0
 
 
@@ -382,7 +383,7 @@ def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
     import os
     from dataclasses import asdict
 
-    from .tasks import build_run, check_labels, monitorable, resolved_model_options, train_run
+    from .tasks import build_run, check_labels, monitorable, resolved_model_options, selection_defaults, train_run
     from .train.checkpoint import atomic_write_text, load_checkpoint
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
@@ -397,6 +398,8 @@ def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
     except TypeError as e:
         raise UsageError(f"bad model option: {e}") from None
     tags = run.encoder.tags.itos if run.kind == "tagging" else ()
+    updates, selection = selection_defaults(run.kind, records, tags, conf["train"], train.epochs)
+    train = replace(train, **updates)
     if train.monitor not in monitorable(run.kind, tags):
         raise UsageError(f"--monitor {train.monitor}: a {run.kind} run reports {', '.join(monitorable(run.kind, tags))}")
     run.config["source"] = conf["source"]
@@ -411,6 +414,8 @@ def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
         atomic_write_text(run_dir / "run.toml", dump_toml(resolved))
     if main_rank:
         print(_header(run, records, resolved, train, run_dir))
+        for line in selection:
+            print(line)
     log = (lambda s: print(s, flush=True)) if main_rank else (lambda s: None)  # one process reports
     best = train_run(run, records, train, run_dir, resume=resume, log=log)
     ckpt = load_checkpoint(run_dir)
@@ -490,9 +495,10 @@ def cmd_evaluate(args) -> int:
         records = split_records("forecast", SeriesSplits(records, 0, 0), {"window": opts.window,
                                                                            "horizon": opts.horizon})["test"]
     metrics = {f"test_{k}": v for k, v in evaluate_run(run, records).items()}
-    print(_summary(metrics))
+    lead = run.config.get("train", {}).get("monitor")
+    print(_summary(metrics, lead=lead))
     if args.json:
-        print(json.dumps(_json_metrics(metrics)))
+        print(json.dumps(_json_metrics(metrics, lead=lead)))
     return 0
 
 

@@ -6,7 +6,6 @@ these; so do the quality benchmarks. A run directory written here loads back wit
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -16,7 +15,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .data import (ForecastEncoder, SeriesEncoder, SeriesSplits, TaggingEncoder, TextEncoder, bucket_batches,
+from .data import (ForecastEncoder, SeriesEncoder, SeriesSplits, TaggingEncoder, TextEncoder, bio_tags, bucket_batches,
                    make_windows)
 from .models import MODELS, Forecaster, SequenceClassifier, SequenceTagger
 from .train import TrainConfig, Trainer, accuracy, load_config, load_weights, macro_f1, span_f1
@@ -25,7 +24,6 @@ from .train.checkpoint import CheckpointError
 __all__ = ["PRESETS", "TASKS", "Run", "build_run", "evaluate_run", "load_run", "predict_records"]
 
 TASKS = ("classify", "tag", "forecast")
-_BIO = re.compile(r"^(O|[BIES]-.+)$")
 
 # Defaults per dataset: model options and training options that reach the quality bars
 # recorded in benchmarks/RESULTS.md. Command-line flags override any of them.
@@ -106,8 +104,36 @@ def monitorable(kind: str, tags=()) -> tuple:
     if kind == "forecast":
         return ("mae", "rmse", "rmse_step1", "loss")
     if kind == "tagging":
-        return ("accuracy", "macro_f1", "loss") + (("span_f1",) if tags and all(_BIO.match(t) for t in tags) else ())
+        return ("accuracy", "macro_f1", "loss") + (("span_f1",) if bio_tags(tags) else ())
     return ("accuracy", "macro_f1", "loss")
+
+
+SMALL_DEV = 100  # dev units (examples; tokens for tagging) below which epochs cannot be told apart
+
+
+def selection_defaults(kind: str, records: dict, tags, given: dict, epochs: int) -> Tuple[dict, List[str]]:
+    """What a run monitors and which weights it ends on, where the user (or a preset) did not say:
+    ``(TrainConfig updates, header lines saying why)``.
+
+    - BIO/IOB tag sets: the dev metric is entity span F1, not token accuracy (on NER data, where
+      most tokens are O, accuracy can rise while entities are lost).
+    - A dev split too small to select on (fewer than :data:`SMALL_DEV` examples, or tokens for
+      tagging: the accuracy's standard error is then over 0.05, wider than the differences
+      between epochs): a fixed budget of the configured epochs, no early stopping, ending on
+      the last weights.
+    """
+    updates, notes = {}, []
+    if kind == "tagging" and "monitor" not in given and bio_tags(tags):
+        updates.update(monitor="span_f1", maximize=True)
+        notes.append("selection: BIO tags, so the dev metric is entity span F1 (--monitor to change)")
+    dev = records.get("dev") or []
+    size = sum(len(words) for words, _ in dev) if kind == "tagging" else len(dev)
+    unit = "tokens" if kind == "tagging" else "examples"
+    if dev and size < SMALL_DEV and "select" not in given and "patience" not in given:
+        updates.update(select="last", patience=epochs)
+        notes.append(f"selection: the dev split has {size} {unit}, too few to select on: a fixed budget of {epochs} "
+                     f"epochs ending on the last weights (--select best or --patience to change)")
+    return updates, notes
 
 
 def _fit_encoder(kind: str, data, options: dict):
@@ -217,7 +243,7 @@ def score(run: Run, records: list, device="cpu") -> Dict[str, float]:
         flat_g = [t for g in gold for t in g]
         metrics = {"accuracy": accuracy(flat_p, flat_g), "macro_f1": macro_f1(flat_p, flat_g)}
         tags = run.encoder.tags
-        if all(_BIO.match(t) for t in tags.itos):
+        if bio_tags(tags.itos):
             metrics["span_f1"] = span_f1([tags.decode(p) for p in preds], [tags.decode(g) for g in gold])
         return metrics
     if run.kind in ("text", "series"):

@@ -4,7 +4,7 @@ from .datasets import DATASETS, DatasetUnavailable, SeriesSplits, Splits, datase
 from .encoding import (Batch, ForecastEncoder, SeriesEncoder, TaggingEncoder, TextEncoder, bucket_batches,
                        make_windows)
 from .errors import DataFormatError
-from .readers import (FORMATS, Records, infer_format, read_columns, read_conllu, read_lines, read_series_csv,
+from .readers import (FORMATS, Records, bio_tags, infer_format, read_columns, read_conllu, read_lines, read_series_csv,
                       read_text_csv, read_ts, read_wordtag, where)
 from .scaling import Standardizer
 from .text import tokenize
@@ -12,7 +12,7 @@ from .vocab import Vocab
 
 __all__ = [
     "DATASETS", "Batch", "DataFormatError", "DatasetUnavailable", "FORMATS", "ForecastEncoder", "Records",
-    "SeriesEncoder",
+    "SeriesEncoder", "bio_tags",
     "SeriesSplits", "Splits", "Standardizer", "TaggingEncoder", "TextEncoder", "Vocab", "bucket_batches",
     "dataset_status", "infer_format", "load_dataset", "make_windows", "read_columns", "read_conllu", "read_lines",
     "read_series_csv", "read_text_csv", "read_ts", "read_wordtag", "tokenize", "where",

@@ -41,6 +41,7 @@ from .errors import DataFormatError
 __all__ = [
     "FORMATS",
     "Records",
+    "bio_tags",
     "where",
     "infer_format",
     "read_columns",
@@ -216,6 +217,13 @@ def read_wordtag(path) -> List[Tagged]:
 
 # -- token ... tag columns (CoNLL, BIO) -----------------------------------------------------
 _BIO = re.compile(r"^(O|[BIES]-\S+)$")
+
+
+def bio_tags(tags) -> bool:
+    """Whether a tag set is BIO/IOB2 (or BIOES): every tag ``O`` or ``B-X``/``I-X``/``E-X``/``S-X``,
+    and at least one that is not ``O`` (entity spans, scored by span F1)."""
+    tags = list(tags)
+    return bool(tags) and all(_BIO.match(t) for t in tags) and any(t != "O" for t in tags)
 
 
 def read_columns(path, scheme: Optional[str] = None) -> List[Tagged]:
