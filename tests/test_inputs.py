@@ -235,3 +235,16 @@ def test_the_input_forms_benchmark_runs(capsys):
     assert bench.main(["--batch", "3", "--time", "8", "--input", "4", "--hidden", "8", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "| inference | jagged nested |" in out and "| with resets | reference |" in out
+
+
+def test_left_padding_under_compile():
+    """padding='left' with a mask under torch.compile(fullgraph=True): no value-dependent branch
+    (the side is taken from padding=, not read off the mask)."""
+    torch._dynamo.reset()
+    gru = birnn.GRU(3, 4, bidirectional=True)
+    x, lengths = _data()
+    x_left = align(x.float(), lengths, to="left")
+    suffix = birnn.mask_from_lengths(lengths, 6).flip(0)
+    compiled = torch.compile(gru, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x_left, mask=suffix, padding="left").output,
+                               gru(x_left, mask=suffix).output)

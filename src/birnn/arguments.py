@@ -151,9 +151,11 @@ def prepare_call(input, hx, lengths, mask, shape: LayerShape, *, padding: str = 
         raise ValueError("give either lengths or mask, not both")
     left = padding == "left"
     if mask is not None:
-        if isinstance(mask, Tensor) and mask.dtype == torch.bool and mask_side(mask, batch_first=shape.batch_first) \
-                == "left":
-            left, mask = True, mask.flip(1 if shape.batch_first else 0)  # a suffix mask: left padding
+        # a suffix mask means left padding: said with padding="left", or seen in the mask (not when
+        # traced: that would branch on its values)
+        if isinstance(mask, Tensor) and mask.dtype == torch.bool and (
+                left or (not traced() and mask_side(mask, batch_first=shape.batch_first) == "left")):
+            left, mask = True, mask.flip(1 if shape.batch_first else 0)
         lengths = lengths_from_mask(mask, batch_first=shape.batch_first, batch_size=B, max_time=T)
     if left and lengths is None:
         raise ValueError("padding='left' needs lengths (or a mask): which steps are padding?")

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from .batch import align, check_lengths, lengths_from_mask, mask_side, pack_like, reverse_valid
+from .batch import align, check_lengths, lengths_from_mask, mask_side, pack_like, reverse_valid, traced
 from .errors import ShapeError
 from .native import run_packed
 from .output import RecurrentOutput, check_merge_mode, merge
@@ -138,8 +138,8 @@ class Bidirectional(nn.Module):
         if mask is not None:
             if lengths is not None:
                 raise ValueError("give either lengths or mask, not both")
-            if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and \
-                    mask_side(mask, batch_first=self.batch_first) == "left":
+            if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and (
+                    left or (not traced() and mask_side(mask, batch_first=self.batch_first) == "left")):
                 left, mask = True, mask.flip(1 if self.batch_first else 0)  # a suffix mask: left padding
             lengths = lengths_from_mask(mask, batch_first=self.batch_first, batch_size=B, max_time=T)
         if left and lengths is None:
