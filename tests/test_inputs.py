@@ -248,3 +248,19 @@ def test_left_padding_under_compile():
     compiled = torch.compile(gru, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(x_left, mask=suffix, padding="left").output,
                                gru(x_left, mask=suffix).output)
+
+
+def test_left_padding_and_return_all_are_differentiable():
+    _, ours = make_pair("LSTM", 2, 3, num_layers=2, bidirectional=True)
+    lengths = torch.tensor([4, 2, 0])
+    x = torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True)
+
+    def left(inp):
+        return ours(inp, lengths=lengths, padding="left").output
+
+    def everything(inp):
+        res = ours(inp, lengths=lengths, return_all=("layers", "c"))
+        return (*res.layer_outputs, *res.cell_states)
+
+    assert torch.autograd.gradcheck(left, (x,))
+    assert torch.autograd.gradcheck(everything, (x,))
