@@ -22,7 +22,7 @@ from .batch import (align, check_lengths, check_offsets, lengths_from_mask, mask
                     padded_from_offsets, traced, values_from_padded)
 from .errors import DeviceError, DtypeError, ShapeError
 
-__all__ = ["Call", "LayerShape", "prepare_call"]
+__all__ = ["Call", "LayerShape", "lengths_and_side", "prepare_call"]
 
 
 class LayerShape(NamedTuple):
@@ -96,12 +96,31 @@ def _state(name: str, t, expected: tuple, shape: LayerShape, unbatched: bool) ->
 PADDINGS = ("right", "left")
 
 
+def lengths_and_side(lengths, mask, padding: str, *, batch_first: bool, batch_size: int, max_time: int):
+    """``(lengths or None, left)`` of a padded batch from ``lengths`` or a ``mask`` and ``padding``:
+    a suffix mask means left padding, said with ``padding="left"`` or seen in the mask (not when
+    traced: that would branch on its values). Lengths are not checked here (``check_lengths``)."""
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be 'right' (real steps first) or 'left' (real steps last), got {padding!r}")
+    if lengths is not None and mask is not None:
+        raise ValueError("give either lengths or mask, not both")
+    left = padding == "left"
+    if mask is not None:
+        if isinstance(mask, Tensor) and mask.dtype == torch.bool and (
+                left or (not traced() and mask_side(mask, batch_first=batch_first) == "left")):
+            left, mask = True, mask.flip(1 if batch_first else 0)
+        lengths = lengths_from_mask(mask, batch_first=batch_first, batch_size=batch_size, max_time=max_time)
+    if left and lengths is None:
+        raise ValueError("padding='left' needs lengths (or a mask): which steps are padding?")
+    return lengths, left
+
+
 def prepare_call(input, hx, lengths, mask, shape: LayerShape, *, padding: str = "right", resets=None,
                  cu_seqlens=None) -> Call:
     """Check everything about a call and bring it to the one internal layout (see module doc)."""
     packed = None
     form, offsets = "padded", None
-    if padding not in PADDINGS:
+    if padding not in PADDINGS:  # (checked first: the forms below refuse any but "right")
         raise ValueError(f"padding must be 'right' (real steps first) or 'left' (real steps last), got {padding!r}")
     if cu_seqlens is not None:
         if not isinstance(input, Tensor) or input.dim() != 2:
@@ -147,18 +166,7 @@ def prepare_call(input, hx, lengths, mask, shape: LayerShape, *, padding: str = 
     _check_tensor("input", x, shape)
     T, B = x.shape[0], x.shape[1]
 
-    if lengths is not None and mask is not None:
-        raise ValueError("give either lengths or mask, not both")
-    left = padding == "left"
-    if mask is not None:
-        # a suffix mask means left padding: said with padding="left", or seen in the mask (not when
-        # traced: that would branch on its values)
-        if isinstance(mask, Tensor) and mask.dtype == torch.bool and (
-                left or (not traced() and mask_side(mask, batch_first=shape.batch_first) == "left")):
-            left, mask = True, mask.flip(1 if shape.batch_first else 0)
-        lengths = lengths_from_mask(mask, batch_first=shape.batch_first, batch_size=B, max_time=T)
-    if left and lengths is None:
-        raise ValueError("padding='left' needs lengths (or a mask): which steps are padding?")
+    lengths, left = lengths_and_side(lengths, mask, padding, batch_first=shape.batch_first, batch_size=B, max_time=T)
     user_lengths = None
     run_lengths = None
     if lengths is not None:

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from .batch import align, check_lengths, lengths_from_mask, mask_side, pack_like, reverse_valid, traced
+from .arguments import lengths_and_side
+from .batch import align, check_lengths, pack_like, reverse_valid
 from .errors import ShapeError
 from .native import run_packed
 from .output import RecurrentOutput, check_merge_mode, merge
@@ -121,8 +122,6 @@ class Bidirectional(nn.Module):
     def forward(self, input, hx=None, *, lengths=None, mask=None, padding: str = "right") -> RecurrentOutput:
         """``input``, ``lengths``, ``mask`` and ``padding`` as for birnn's layers; ``hx`` split
         into the two directions' states ([l0-fwd, l0-bwd, ...])."""
-        if padding not in ("right", "left"):
-            raise ValueError(f"padding must be 'right' (real steps first) or 'left' (real steps last), got {padding!r}")
         packed = None
         if isinstance(input, PackedSequence):
             if lengths is not None or mask is not None:
@@ -134,16 +133,8 @@ class Bidirectional(nn.Module):
             raise ValueError(f"Bidirectional needs a batched 3-D input (T, B, I) or (B, T, I), got a {got}")
         time_dim = 1 if self.batch_first else 0
         T, B = input.shape[time_dim], input.shape[1 - time_dim]
-        left = padding == "left"
-        if mask is not None:
-            if lengths is not None:
-                raise ValueError("give either lengths or mask, not both")
-            if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and (
-                    left or (not traced() and mask_side(mask, batch_first=self.batch_first) == "left")):
-                left, mask = True, mask.flip(1 if self.batch_first else 0)  # a suffix mask: left padding
-            lengths = lengths_from_mask(mask, batch_first=self.batch_first, batch_size=B, max_time=T)
-        if left and lengths is None:
-            raise ValueError("padding='left' needs lengths (or a mask): which steps are padding?")
+        lengths, left = lengths_and_side(lengths, mask, padding, batch_first=self.batch_first, batch_size=B,
+                                         max_time=T)
         if lengths is not None:
             lengths = check_lengths(lengths, batch_size=B, max_time=T, device=input.device)
         if left:  # run on the right-padded batch; the output goes back to the left below
