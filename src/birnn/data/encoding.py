@@ -21,10 +21,10 @@ from torch import Tensor
 
 from .scaling import Standardizer
 from .text import tokenize
-from .vocab import Vocab
+from .vocab import PAD, UNK, Vocab
 
-__all__ = ["Batch", "ForecastEncoder", "SeriesEncoder", "TaggingEncoder", "TextEncoder", "bucket_batches",
-           "make_windows"]
+__all__ = ["TEXT_INPUTS", "Batch", "ForecastEncoder", "SeriesEncoder", "TaggingEncoder", "TextEncoder",
+           "bucket_batches", "make_windows"]
 
 IGNORE = -100  # target id of padded steps (ignored by the losses)
 MAX_WORD_CHARS = 64  # the character features read at most this many characters of a word
@@ -51,6 +51,17 @@ def _pad(seqs: Sequence[Sequence[int]], value: int) -> Tensor:
     out = torch.full((len(seqs), max(T, 1)), value, dtype=torch.int64)
     for i, s in enumerate(seqs):
         out[i, : len(s)] = torch.as_tensor(s, dtype=torch.int64)
+    return out
+
+
+def _pad_chars(words_chars: Sequence[Sequence[Sequence[int]]], value: int) -> Tensor:
+    """Each example's words' character ids -> (B, T, W), ``value`` at padding."""
+    T = max((len(ws) for ws in words_chars), default=1)
+    W = max((len(c) for ws in words_chars for c in ws), default=1)
+    out = torch.full((len(words_chars), max(T, 1), max(W, 1)), value, dtype=torch.int64)
+    for i, ws in enumerate(words_chars):
+        for j, c in enumerate(ws):
+            out[i, j, : len(c)] = torch.as_tensor(c, dtype=torch.int64)
     return out
 
 
@@ -106,12 +117,7 @@ class TaggingEncoder:
 
     def collate(self, examples: Sequence[dict]) -> Batch:
         words = _pad([e["words"] for e in examples], self.words.pad_id)
-        B, T = words.shape
-        W = max((len(c) for e in examples for c in e["chars"]), default=1)
-        chars = torch.full((B, T, max(W, 1)), self.chars.pad_id, dtype=torch.int64)
-        for i, e in enumerate(examples):
-            for j, c in enumerate(e["chars"]):
-                chars[i, j, : len(c)] = torch.as_tensor(c, dtype=torch.int64)
+        chars = _pad_chars([e["chars"] for e in examples], self.chars.pad_id)
         targets = _pad([e["tags"] for e in examples], IGNORE) if "tags" in examples[0] else None
         lengths = torch.tensor([len(e["words"]) for e in examples], dtype=torch.int64)
         return Batch(words, lengths, targets, chars, _index(examples))
@@ -125,37 +131,78 @@ class TaggingEncoder:
         return cls(Vocab.from_dict(d["words"]), Vocab.from_dict(d["chars"]), Vocab.from_dict(d["tags"]), d["lowercase"])
 
 
-class TextEncoder:
-    """(text, label) -> token ids and a class id."""
+TEXT_INPUTS = ("words", "chars", "both")
+MAX_TEXT_CHARS = 2000  # input="chars" reads at most this many characters of a text
 
-    def __init__(self, words: Vocab, labels: Vocab) -> None:
-        self.words, self.labels = words, labels
+
+class TextEncoder:
+    """(text, label) -> token ids and a class id. ``input`` says what the tokens are:
+
+    - ``"words"``: lower-cased words and punctuation (:func:`birnn.data.text.tokenize`);
+    - ``"chars"``: the text's characters, case and spaces kept (at most
+      :data:`MAX_TEXT_CHARS`), for texts of a few words that a word vocabulary cannot cover;
+    - ``"both"``: words, plus each word's characters in ``Batch.chars`` (B, T, W).
+
+    >>> enc = TextEncoder.fit([("Anna", "F"), ("Otto", "M")], input="chars")
+    >>> enc.encode(("Ann", None))["words"] == enc.chars.encode("Ann")
+    True
+    """
+
+    def __init__(self, words: Vocab, labels: Vocab, chars: Optional[Vocab] = None, input: str = "words") -> None:
+        if input not in TEXT_INPUTS:
+            raise ValueError(f"input must be one of {TEXT_INPUTS}; got {input!r}")
+        if input != "words" and chars is None:
+            raise ValueError(f"input={input!r} needs a character vocabulary (chars=)")
+        self.words, self.labels, self.chars, self.input = words, labels, chars, input
 
     @classmethod
-    def fit(cls, train: Sequence[Tuple[str, str]], *, min_freq: int = 2) -> "TextEncoder":
-        words = Vocab.build((tokenize(t) for t, _ in train), min_freq=min_freq)
+    def fit(cls, train: Sequence[Tuple[str, str]], *, min_freq: int = 2, input: str = "words") -> "TextEncoder":
+        """``min_freq`` applies to words; every character seen in training is kept."""
+        if input not in TEXT_INPUTS:
+            raise ValueError(f"input must be one of {TEXT_INPUTS}; got {input!r}")
         labels = Vocab.build([sorted({lab for _, lab in train})], specials=())
-        return cls(words, labels)
+        if input == "chars":
+            chars = Vocab.build((t[:MAX_TEXT_CHARS] for t, _ in train), min_freq=1)
+            return cls(Vocab([PAD, UNK]), labels, chars, input)
+        words = Vocab.build((tokenize(t) for t, _ in train), min_freq=min_freq)
+        chars = Vocab.build((c for t, _ in train for w in tokenize(t) for c in w), min_freq=1) if input == "both" else None
+        return cls(words, labels, chars, input)
+
+    @property
+    def tokens(self) -> Vocab:
+        """The vocabulary of the sequence's ids (words, or characters for ``input="chars"``)."""
+        return self.chars if self.input == "chars" else self.words
 
     def encode(self, record, index: int = 0) -> dict:
         text, label = record
-        ids = self.words.encode(tokenize(text)) or [self.words.unk_id]
-        ex = {"words": ids, "index": index}
+        if self.input == "chars":
+            ids = self.chars.encode(text[:MAX_TEXT_CHARS]) or [self.chars.unk_id]
+            ex = {"words": ids, "index": index}
+        else:
+            tokens = tokenize(text)
+            ex = {"words": self.words.encode(tokens) or [self.words.unk_id], "index": index}
+            if self.input == "both":
+                ex["chars"] = [self.chars.encode(w[:MAX_WORD_CHARS]) for w in tokens] or [[self.chars.unk_id]]
         if label is not None:
             ex["label"] = self.labels.encode([label])[0]
         return ex
 
     def collate(self, examples: Sequence[dict]) -> Batch:
         targets = torch.tensor([e["label"] for e in examples]) if "label" in examples[0] else None
-        return Batch(_pad([e["words"] for e in examples], self.words.pad_id),
-                     torch.tensor([len(e["words"]) for e in examples]), targets, None, _index(examples))
+        chars = _pad_chars([e["chars"] for e in examples], self.chars.pad_id) if self.input == "both" else None
+        return Batch(_pad([e["words"] for e in examples], self.tokens.pad_id),
+                     torch.tensor([len(e["words"]) for e in examples]), targets, chars, _index(examples))
 
     def to_dict(self) -> dict:
-        return {"words": self.words.to_dict(), "labels": self.labels.to_dict()}
+        out = {"words": self.words.to_dict(), "labels": self.labels.to_dict(), "input": self.input}
+        if self.chars is not None:
+            out["chars"] = self.chars.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "TextEncoder":
-        return cls(Vocab.from_dict(d["words"]), Vocab.from_dict(d["labels"]))
+        chars = Vocab.from_dict(d["chars"]) if "chars" in d else None
+        return cls(Vocab.from_dict(d["words"]), Vocab.from_dict(d["labels"]), chars, d.get("input", "words"))
 
 
 class SeriesEncoder:

@@ -5,7 +5,8 @@ from .crf import CRF
 from .forecaster import Forecaster
 from .heads import AttentionPooling, mlp
 from .stack import LayerSpec, RecurrentStack
-from .tagger import CharWordEncoder, SequenceTagger
+from .chars import CharWordEncoder
+from .tagger import SequenceTagger
 
 MODELS = {"SequenceClassifier": SequenceClassifier, "SequenceTagger": SequenceTagger, "Forecaster": Forecaster}
 

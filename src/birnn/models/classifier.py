@@ -1,8 +1,12 @@
-"""``SequenceClassifier``: many-to-one. Tokens (or numeric features) -> embedding -> birnn stack
--> pooling -> MLP head -> class scores.
+"""``SequenceClassifier``: many-to-one. Tokens (or numeric features) -> embedding (+ each
+word's character BiLSTM features) -> birnn stack -> pooling -> MLP head -> class scores.
 
-Symbols: ``B`` batch, ``T`` time, ``V`` vocabulary, ``E`` embedding size, ``C`` input
-channels, ``F`` stack output size, ``K`` classes.
+The tokens are words or characters: which, is the encoder's choice
+(:class:`birnn.data.TextEncoder`'s ``input``); ``char_vocab_size`` adds character features per
+word to word tokens (``input="both"``).
+
+Symbols: ``B`` batch, ``T`` time, ``W`` characters per word, ``V`` vocabulary, ``E`` embedding
+size, ``C`` input channels, ``F`` stack output size, ``K`` classes.
 
 >>> from birnn.data import Batch
 >>> model = SequenceClassifier(num_classes=3, vocab_size=20, embedding_dim=8, layers=["bigru:6"])
@@ -12,6 +16,10 @@ torch.Size([4, 3])
 >>> total, count = model.loss(batch)
 >>> count
 4
+>>> both = SequenceClassifier(num_classes=2, vocab_size=20, embedding_dim=8, char_vocab_size=15, char_dim=4,
+...                           char_hidden=3, layers=["bigru:6"])
+>>> both(Batch(torch.randint(2, 20, (2, 3)), torch.tensor([3, 1]), None, torch.randint(2, 15, (2, 3, 5)))).shape
+torch.Size([2, 2])
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..regularization import EmbeddingDropout
+from .chars import CharWordEncoder
 from .heads import AttentionPooling, mlp
 from .stack import RecurrentStack
 
@@ -43,12 +52,16 @@ class SequenceClassifier(nn.Module):
         embedding_dropout: whole-word dropout on the embedding matrix (AWD-LSTM).
         input_noise: σ of Gaussian noise added to feature inputs in training (augmentation).
         layer_options: birnn layer extras for every layer (e.g. ``{"recurrent_dropout": 0.2}``).
+        char_vocab_size: with token ids, adds each word's character BiLSTM features
+            (``char_dim`` embedding, ``char_hidden`` per direction) to its embedding; the batch
+            then carries ``chars`` (B, T, W).
     """
 
     def __init__(self, *, num_classes: int, vocab_size: Optional[int] = None, embedding_dim: int = 100,
                  input_size: Optional[int] = None, padding_idx: int = 0, layers: Sequence[str] = ("bilstm:128",),
                  pooling: str = "final", head: Sequence[int] = (), dropout: float = 0.3,
-                 embedding_dropout: float = 0.0, input_noise: float = 0.0, layer_options: Optional[dict] = None) -> None:
+                 embedding_dropout: float = 0.0, input_noise: float = 0.0, layer_options: Optional[dict] = None,
+                 char_vocab_size: Optional[int] = None, char_dim: int = 32, char_hidden: int = 32) -> None:
         super().__init__()
         if (vocab_size is None) == (input_size is None):
             raise ValueError("give exactly one of vocab_size (token input) or input_size (feature input)")
@@ -57,15 +70,21 @@ class SequenceClassifier(nn.Module):
         self.config = dict(num_classes=num_classes, vocab_size=vocab_size, embedding_dim=embedding_dim,
                            input_size=input_size, padding_idx=padding_idx, layers=list(layers), pooling=pooling,
                            head=list(head), dropout=dropout, embedding_dropout=embedding_dropout,
-                           input_noise=input_noise, layer_options=dict(layer_options or {}))
+                           input_noise=input_noise, layer_options=dict(layer_options or {}),
+                           char_vocab_size=char_vocab_size, char_dim=char_dim, char_hidden=char_hidden)
         if input_noise and vocab_size is not None:
             raise ValueError("input_noise applies to feature inputs (input_size), not token ids")
+        if char_vocab_size is not None and vocab_size is None:
+            raise ValueError("char_vocab_size adds character features to token ids: give vocab_size too")
         self.input_noise = input_noise
         if vocab_size is not None:
             self.embed = EmbeddingDropout(nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx),
                                           embedding_dropout)
             size = embedding_dim
+            self.chars = CharWordEncoder(char_vocab_size, char_dim, char_hidden) if char_vocab_size else None
+            size += self.chars.output_size if self.chars is not None else 0
         else:
+            self.chars = None
             self.embed = None
             size = input_size
         self.input_dropout = nn.Dropout(dropout)
@@ -78,6 +97,11 @@ class SequenceClassifier(nn.Module):
     def features(self, batch) -> Tensor:
         """The pooled sequence summary (B, F)."""
         x = self.embed(batch.inputs) if self.embed is not None else batch.inputs
+        if self.chars is not None:
+            if batch.chars is None:
+                raise ValueError("this classifier reads each word's characters: the batch has no chars (B, T, W); "
+                                 "encode with TextEncoder(input='both')")
+            x = torch.cat([x, self.chars(batch.chars)], -1)
         if self.training and self.input_noise > 0:
             valid = (torch.arange(x.shape[1], device=x.device)[None] < batch.lengths.to(x.device)[:, None])
             x = x + self.input_noise * torch.randn_like(x) * valid.unsqueeze(-1)

@@ -21,31 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import LSTM
+from .chars import CharWordEncoder
 from .crf import CRF, IGNORE
 from .stack import RecurrentStack
 
-__all__ = ["CharWordEncoder", "SequenceTagger"]
-
-
-class CharWordEncoder(nn.Module):
-    """A word's characters (W) through a BiLSTM: forward state after the last character +
-    backward state after the first, (B, T, W) -> (B, T, 2 * hidden). Padding words have no
-    characters (length 0) and get zero features."""
-
-    def __init__(self, vocab_size: int, dim: int = 32, hidden: int = 32, padding_idx: int = 0) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab_size, dim, padding_idx=padding_idx)
-        self.rnn = LSTM(dim, hidden, bidirectional=True, batch_first=True, forget_bias=1.0)
-        self.padding_idx = padding_idx
-        self.output_size = 2 * hidden
-
-    def forward(self, chars: Tensor) -> Tensor:
-        B, T, W = chars.shape
-        flat = chars.reshape(B * T, W)
-        lengths = (flat != self.padding_idx).sum(1)
-        res = self.rnn(self.embed(flat), lengths=lengths)
-        return res.pool("final").view(B, T, -1)
+__all__ = ["CharWordEncoder", "SequenceTagger"]  # CharWordEncoder: from .chars, kept importable here
 
 
 class SequenceTagger(nn.Module):
