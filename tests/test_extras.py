@@ -100,8 +100,8 @@ def test_torch_compile_full_graph_with_lengths(mode):
 
 def test_torch_compile_lstm_training_step_aot():
     """An LSTM training step with equal lengths under compile (aot_eager traces the backward, as
-    inductor does): PyTorch's CPU fused op fails there (pytorch#158007), so "auto" runs the
-    reference loop; the gradients equal eager's."""
+    inductor does): PyTorch's CPU fused op fails there (pytorch#158007), so the layer is one
+    birnn::recurrent_layer node (tests/test_deploy.py); the gradients equal eager's."""
     torch._dynamo.reset()
     lstm = birnn.LSTM(4, 3, bidirectional=True)
     x = torch.randn(5, 2, 4)
@@ -112,24 +112,6 @@ def test_torch_compile_lstm_training_step_aot():
     lstm(x).output.sum().backward()
     for a, b in zip(got, lstm.parameters()):
         torch.testing.assert_close(a, b.grad)
-
-
-def test_torch_export_with_lengths():
-    gru = birnn.GRU(4, 3, num_layers=2, bidirectional=True).eval()
-
-    class Head(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.gru = gru
-
-        def forward(self, x, lengths):
-            res = self.gru(x, lengths=lengths)
-            return res.pool("final")
-
-    x, lengths = torch.randn(5, 2, 4), torch.tensor([5, 3])
-    with pytest.warns(UserWarning):  # torch.nn's own _flat_weights bookkeeping warns under export
-        program = torch.export.export(Head(), (x, lengths))
-    torch.testing.assert_close(program.module()(x, lengths), Head()(x, lengths))
 
 
 def test_fused_is_chosen_only_where_measured_faster():

@@ -45,7 +45,7 @@ def traced() -> bool:
     """Whether the call is being traced rather than run: under ``torch.compile``/``torch.export``
     or a ``torch.func`` transform (``vmap``, ``grad``). Then nothing may branch on tensor values
     (value checks, loops sized by ``lengths.max()``): the graph must hold for every value."""
-    return torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch._C._are_functorch_transforms_active()
 
 
 def check_lengths(lengths, *, batch_size: int, max_time: int, device: torch.device) -> Tensor:

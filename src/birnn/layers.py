@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import warnings
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -47,6 +48,7 @@ from .arguments import Call, LayerShape, prepare_call
 from .cells import cell_spec
 from .dispatch import Decision, check_path, choose, measured_evidence
 from .errors import ArgumentTypeError
+from .graph_op import graph_op_blocker, run_graph_op
 from .init import initialise
 from .kernels import describe_kernel, offsets_fit, plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
@@ -174,8 +176,11 @@ class RecurrentLayer(nn.RNNBase):
                           self.num_directions, self.mode == "LSTM", self.batch_first, w.dtype, w.device)
 
     def _weights_by_layer_flat(self) -> List[List[Tensor]]:
-        per = len(self._flat_weights) // (self.num_layers * self.num_directions)
-        return [self._flat_weights[k * per:(k + 1) * per] for k in range(self.num_layers * self.num_directions)]
+        # under torch.export the parameters are read by name (the cached _flat_weights are not refreshed there)
+        flat = [getattr(self, n) for n in self._flat_weights_names] if torch.compiler.is_exporting() \
+            else self._flat_weights
+        per = len(flat) // (self.num_layers * self.num_directions)
+        return [flat[k * per:(k + 1) * per] for k in range(self.num_layers * self.num_directions)]
 
     def _weights_by_layer(self) -> List[List[List[Tensor]]]:
         """``[l][d]`` -> torch.nn's ``[w_ih, w_hh, (b_ih, b_hh), (w_hr)]``, W_hh weight-dropped in training."""
@@ -311,7 +316,7 @@ class RecurrentLayer(nn.RNNBase):
         T, B = x.shape[:2]
         weights = self._weights_by_layer()
         after = self._after(x, B)
-        if after is None and (path in ("reference", "fused") or layers_out is not None) and self.dropout > 0 \
+        if after is None and (path in ("reference", "fused", "graph-op") or layers_out is not None) and self.dropout > 0 \
                 and self.training:
             p, L = self.dropout, self.num_layers
             after = lambda l, inp, out: F.dropout(out, p, True) if l < L - 1 else out  # noqa: E731
@@ -322,6 +327,8 @@ class RecurrentLayer(nn.RNNBase):
                 layers_out.append(out)
                 return out if between is None else between(l, inp, out)
 
+        if path == "graph-op":
+            return run_graph_op(self.mode, x, lengths, h0, c0, weights, bias=self.bias, after=after)
         if path in ("reference", "fused"):
             layers = self._reference_layers(weights, B, T, x)
             if path == "fused":
@@ -381,7 +388,8 @@ class RecurrentLayer(nn.RNNBase):
             RecurrentOutput, a 2-tuple ``(output, h_n)`` / ``(output, (h_n, c_n))`` with
             named parts, views and pooling.
         """
-        self._update_flat_weights()
+        if not torch.compiler.is_exporting():  # export must not assign module attributes
+            self._update_flat_weights()
         wanted = self._check_return_all(return_all)
         call = prepare_call(input, hx, lengths, mask, self._shape(), padding=padding, resets=resets,
                             cu_seqlens=cu_seqlens)
@@ -432,6 +440,17 @@ class RecurrentLayer(nn.RNNBase):
     def _decide(self, call: Call, B: int, extra: Sequence[str] = ()) -> Decision:
         """Which implementation runs this call, and why (birnn.dispatch)."""
         features = self._reference_features() + list(extra)
+        exporting = torch.compiler.is_exporting()
+        if (exporting or torch.compiler.is_compiling()) and self.path not in ("reference", "fused"):
+            blocker = graph_op_blocker(features, proj_size=self.proj_size)
+            if blocker is None:
+                return Decision("graph-op", f"{'torch.export' if exporting else 'torch.compile'}: one "
+                                            "birnn::recurrent_layer node per layer (PyTorch's fused op; ONNX's "
+                                            "LSTM/GRU/RNN operator), for any T, B and lengths")
+            if exporting:
+                warnings.warn(f"torch.export records this {self.mode} call step by step, so the exported program "
+                              f"only takes inputs of T={call.x.shape[0]} steps: {blocker}. Export without it for a "
+                              "program that takes any T", stacklevel=4)
         needs_grad = torch.is_grad_enabled() and (call.x.requires_grad or any(w.requires_grad for w in self._flat_weights))
         fused_blocker = self._fused_blocker(call.x) if self.path in ("auto", "fused") else "not asked for"
         if fused_blocker is None and extra:

@@ -1,0 +1,164 @@
+"""One graph node per layer for graph capture: ``torch.ops.birnn.recurrent_layer``.
+
+``torch.export`` (and ``torch.onnx.export(..., dynamo=True)``, which exports through it)
+records what a call does; birnn's per-step loop would be unrolled into T copies, freezing the
+time axis to the example's length. Under export, a layer whose configuration PyTorch's fused
+op runs (no birnn extras) is recorded instead as one opaque node per layer: the exported
+program then takes any T, any B and any lengths. In the exported program the node runs
+PyTorch's fused op (packed where lengths are given), so it equals eager birnn; in ONNX it
+becomes the standard ``LSTM`` / ``GRU`` / ``RNN`` operator with ``sequence_lens``
+(:mod:`birnn.onnx_export`).
+
+Symbols: ``T`` time, ``B`` batch, ``I`` input size, ``D`` directions, ``H`` hidden size,
+``G`` gates (4 LSTM, 3 GRU, 1 RNN).
+
+Arguments of the op (per layer, directions stacked):
+
+- ``x`` (T, B, I) time-major input, zero at padded steps;
+- ``lengths`` (B,) int64 or None (every sequence has T steps);
+- ``h0`` (D, B, H), ``c0`` (D, B, H) (LSTM; None otherwise);
+- ``w_ih`` (D, G*H, I), ``w_hh`` (D, G*H, H), ``b_ih`` / ``b_hh`` (D, G*H) or None, in
+  torch.nn's gate order;
+- ``mode``: "LSTM", "GRU", "RNN_TANH" or "RNN_RELU".
+
+Returns ``(output (T, B, D*H), h_n (D, B, H), c_n (D, B, H))`` (``c_n`` zeros for GRU/RNN).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .native import run_packed, run_whole
+
+__all__ = ["graph_op_blocker", "run_graph_op"]
+
+
+def _run(x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor], w_ih: Tensor, w_hh: Tensor,
+         b_ih: Optional[Tensor], b_hh: Optional[Tensor], mode: str) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    D = w_ih.shape[0]
+    flat: List[Tensor] = []
+    for d in range(D):
+        flat += [w_ih[d], w_hh[d]] + ([b_ih[d], b_hh[d]] if b_ih is not None else [])
+    common = dict(bias=b_ih is not None, num_layers=1, dropout=0.0, training=False, bidirectional=D == 2)
+    if lengths is None:
+        return run_whole(mode, x, h0, c0, flat, **common)
+    return run_packed(mode, x, lengths, h0, c0, flat, **common)
+
+
+@torch.library.custom_op("birnn::recurrent_layer", mutates_args=())
+def recurrent_layer(x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor], w_ih: Tensor,
+                    w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], mode: str
+                    ) -> Tuple[Tensor, Tensor, Tensor]:
+    out, h, c = _run(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode)
+    return out.clone(), h.clone(), (c.clone() if c is not None else torch.zeros_like(h))  # never an alias of an input
+
+
+@recurrent_layer.register_fake
+def _(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode):
+    D, H = w_hh.shape[0], w_hh.shape[2]
+    return x.new_empty(x.shape[0], x.shape[1], D * H), h0.new_empty(h0.shape), h0.new_empty(h0.shape)
+
+
+@contextlib.contextmanager
+def _autograd_inside_op():
+    """An op's kernel runs below autograd (the dispatcher excludes its keys); the recompute in
+    the backward needs it back for the duration."""
+    key = torch._C.DispatchKey.AutogradFunctionality
+    was = torch._C._dispatch_tls_is_dispatch_key_excluded(key)
+    torch._C._dispatch_tls_set_dispatch_key_excluded(key, False)
+    try:
+        yield
+    finally:
+        torch._C._dispatch_tls_set_dispatch_key_excluded(key, was)
+
+
+@torch.library.custom_op("birnn::recurrent_layer_backward", mutates_args=())
+def recurrent_layer_backward(grad_out: Tensor, grad_h: Tensor, grad_c: Tensor, x: Tensor, lengths: Optional[Tensor],
+                             h0: Tensor, c0: Optional[Tensor], w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
+                             b_hh: Optional[Tensor], mode: str) -> List[Tensor]:
+    """Gradients of (x, h0, c0, w_ih, w_hh, b_ih, b_hh) — an empty tensor for an absent one.
+    The layer's forward runs again here with autograd on (PyTorch's fused op keeps its
+    workspace to itself), so a compiled training step pays one extra forward per layer."""
+    given = [x, h0, c0, w_ih, w_hh, b_ih, b_hh]
+    with _autograd_inside_op(), torch.enable_grad():
+        leaves = [None if t is None else t.detach().requires_grad_() for t in given]
+        out, h, c = _run(leaves[0], lengths, *leaves[1:], mode)
+        outs, grads_in = [out, h], [grad_out, grad_h]
+        if c is not None:
+            outs.append(c)
+            grads_in.append(grad_c)
+        wrt = [t for t in leaves if t is not None]
+        grads = iter(torch.autograd.grad(outs, wrt, grads_in, allow_unused=True))
+    result = []
+    for t in leaves:
+        g = None if t is None else next(grads)
+        result.append(x.new_empty(0) if t is None else (torch.zeros_like(t) if g is None else g))
+    return result
+
+
+@recurrent_layer_backward.register_fake
+def _(grad_out, grad_h, grad_c, x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode):
+    return [x.new_empty(0) if t is None else torch.empty_like(t) for t in (x, h0, c0, w_ih, w_hh, b_ih, b_hh)]
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode = inputs
+    ctx.mode = mode
+    ctx.present = [t is not None for t in (lengths, c0, b_ih, b_hh)]
+    ctx.save_for_backward(*[t for t in (x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh) if t is not None])
+
+
+def _backward(ctx, grad_out, grad_h, grad_c):
+    saved = iter(ctx.saved_tensors)
+    has_lengths, has_c0, has_b_ih, has_b_hh = ctx.present
+    x = next(saved)
+    lengths = next(saved) if has_lengths else None
+    h0 = next(saved)
+    c0 = next(saved) if has_c0 else None
+    w_ih, w_hh = next(saved), next(saved)
+    b_ih = next(saved) if has_b_ih else None
+    b_hh = next(saved) if has_b_hh else None
+    D, H = w_hh.shape[0], w_hh.shape[2]
+    grad_out = grad_out if grad_out is not None else x.new_zeros(x.shape[0], x.shape[1], D * H)
+    grad_h = grad_h if grad_h is not None else torch.zeros_like(h0)
+    grad_c = grad_c if grad_c is not None else torch.zeros_like(h0)
+    g = torch.ops.birnn.recurrent_layer_backward(grad_out, grad_h, grad_c, x, lengths, h0, c0, w_ih, w_hh, b_ih,
+                                                 b_hh, ctx.mode)
+    gx, gh0, gc0, gw_ih, gw_hh, gb_ih, gb_hh = g
+    return (gx, None, gh0, gc0 if has_c0 else None, gw_ih, gw_hh, gb_ih if has_b_ih else None,
+            gb_hh if has_b_hh else None, None)
+
+
+recurrent_layer.register_autograd(_backward, setup_context=_setup_context)
+
+
+def graph_op_blocker(features: Sequence[str], *, proj_size: int) -> Optional[str]:
+    """Why this call cannot be recorded as ``birnn::recurrent_layer`` nodes, or None
+    (``features``: what PyTorch's fused op does not run, as the layer's dispatch lists them)."""
+    blocked = list(features) + ["proj_size"] * bool(proj_size)
+    if blocked:
+        return f"{', '.join(blocked)} has no single-node form (ONNX has no operator for it)"
+    return None
+
+
+def run_graph_op(mode: str, x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
+                 weights: Sequence[Sequence[Sequence[Tensor]]], *, bias: bool, after=None):
+    """Every layer as one node; ``weights[l][d]`` = torch.nn's ``[w_ih, w_hh, (b_ih, b_hh)]``;
+    ``after(l, inp, out)`` runs between layers (dropout, residual). Returns
+    ``(output (T, B, D*H), h_n (L*D, B, H), c_n or None)``."""
+    D = len(weights[0])
+    inp, h_n, c_n = x, [], []
+    for l, layer in enumerate(weights):
+        stacked = [torch.stack([w[k] for w in layer]) for k in range(4 if bias else 2)]
+        rows = slice(l * D, (l + 1) * D)
+        out, h, c = torch.ops.birnn.recurrent_layer(inp, lengths, h0[rows], None if c0 is None else c0[rows],
+                                                    stacked[0], stacked[1], *(stacked[2:] if bias else (None, None)),
+                                                    mode)
+        inp = out if after is None else after(l, inp, out)
+        h_n.append(h)
+        c_n.append(c)
+    return inp, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c0 is not None else None)

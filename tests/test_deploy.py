@@ -1,0 +1,217 @@
+"""Leaving eager mode: torch.export and ONNX (onnxruntime) take any T, B and lengths, and
+equal eager birnn; what cannot be recorded as one node per layer says so."""
+
+import warnings
+
+import pytest
+import torch
+from torch.export import Dim
+
+import birnn
+
+GRID = [(mode, bi, layers) for mode in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU") for bi in (False, True)
+        for layers in (1, 2)]
+SHAPES = [(7, 3), (12, 5), (2, 1)]  # (T, B): the example's, longer and wider, shorter and a single row
+
+
+def _layer(mode, bi, layers, **kw):
+    torch.manual_seed(0)
+    if mode.startswith("RNN"):
+        return birnn.RNN(5, 6, num_layers=layers, bidirectional=bi, nonlinearity=mode[4:].lower(), **kw).eval()
+    return getattr(birnn, mode)(5, 6, num_layers=layers, bidirectional=bi, **kw).eval()
+
+
+class WithLengths(torch.nn.Module):
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x, lengths):
+        res = self.layer(x, lengths=lengths)
+        return (res.output, res.h_n) + ((res.c_n,) if res.c_n is not None else ())
+
+
+class Full(WithLengths):
+    def forward(self, x):
+        res = self.layer(x)
+        return (res.output, res.h_n) + ((res.c_n,) if res.c_n is not None else ())
+
+
+def _inputs(T, B, seed):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, T + 1, (B,), generator=g)
+    lengths[0] = T
+    return torch.randn(T, B, 5, generator=g), lengths
+
+
+DYNAMIC = ({0: Dim("T"), 1: Dim("B")}, {0: Dim("B")})
+
+
+@pytest.mark.parametrize("mode,bi,layers", GRID)
+def test_torch_export_takes_any_T_B_and_lengths(mode, bi, layers):
+    model = WithLengths(_layer(mode, bi, layers)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no bookkeeping warnings, no step-by-step fallback
+        program = torch.export.export(model, _inputs(7, 3, 0), dynamic_shapes=DYNAMIC)
+    nodes = [n.target for n in program.graph.nodes if n.op == "call_function"]
+    assert nodes.count(torch.ops.birnn.recurrent_layer.default) == layers
+    for T, B in SHAPES:
+        x, lengths = _inputs(T, B, T)
+        for got, want in zip(program.module()(x, lengths), model(x, lengths)):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    x = torch.randn(6, 4, 5)
+    full = Full(model.layer).eval()
+    program = torch.export.export(full, (x,), dynamic_shapes=DYNAMIC[:1])
+    for got, want in zip(program.module()(torch.randn(11, 2, 5)), full(torch.randn(11, 2, 5))):
+        assert got.shape == want.shape
+
+
+def test_export_of_a_pooled_batch_first_encoder_with_empty_sequences():
+    lstm = birnn.LSTM(5, 6, num_layers=2, bidirectional=True, batch_first=True, merge_mode="sum").eval()
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, x, lengths):
+            res = self.lstm(x, lengths=lengths)
+            return res.output, res.pool("final")
+
+    model = Encoder().eval()
+    program = torch.export.export(model, (torch.randn(3, 7, 5), torch.tensor([7, 4, 2])),
+                                  dynamic_shapes=({0: Dim("B"), 1: Dim("T")}, {0: Dim("B")}))
+    x, lengths = torch.randn(4, 9, 5), torch.tensor([9, 0, 3, 1])
+    for got, want in zip(program.module()(x, lengths), model(x, lengths)):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_export_of_what_has_no_single_node_warns_that_T_is_fixed():
+    layer = birnn.LSTM(5, 6, bidirectional=True, zoneout=0.1).eval()
+    with pytest.warns(UserWarning, match=r"step by step, so the exported program only takes inputs of T=7 steps: "
+                                         r"zoneout has no single-node form"):
+        program = torch.export.export(Full(layer).eval(), (torch.randn(7, 3, 5),))
+    x = torch.randn(7, 3, 5)
+    torch.testing.assert_close(program.module()(x)[0], layer(x).output)
+
+
+def _onnx_session(model, args, dynamic_shapes, path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from birnn.onnx_export import export_onnx
+
+    program = export_onnx(model, args, dynamic_shapes=dynamic_shapes, verbose=False)
+    program.save(str(path))
+    import onnx
+
+    ops = {(n.domain or "ai.onnx", n.op_type) for n in onnx.load(str(path)).graph.node}
+    assert all(domain == "ai.onnx" for domain, _ in ops), ops  # standard operators only: runs without birnn
+    return ort.InferenceSession(str(path)), {op for _, op in ops}
+
+
+@pytest.mark.parametrize("mode,bi,layers", GRID)
+def test_onnx_runs_in_onnxruntime_with_any_T_B_and_lengths(mode, bi, layers, tmp_path):
+    model = WithLengths(_layer(mode, bi, layers)).eval()
+    sess, ops = _onnx_session(model, _inputs(7, 3, 0), DYNAMIC, tmp_path / "m.onnx")
+    assert {"LSTM": "LSTM", "GRU": "GRU"}.get(mode, "RNN") in ops  # ONNX's own recurrent operator
+    for T, B in SHAPES:
+        x, lengths = _inputs(T, B, T)
+        got = sess.run(None, {"x": x.numpy(), "lengths": lengths.numpy()})
+        with torch.no_grad():
+            want = model(x, lengths)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(torch.from_numpy(g), w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
+def test_onnx_without_lengths_and_with_empty_sequences(mode, tmp_path):
+    full = Full(_layer(mode, True, 2, dropout=0.3)).eval()
+    sess, _ = _onnx_session(full, (torch.randn(7, 3, 5),), DYNAMIC[:1], tmp_path / "full.onnx")
+    x = torch.randn(11, 2, 5)
+    with torch.no_grad():
+        for g, w in zip(sess.run(None, {"x": x.numpy()}), full(x)):
+            torch.testing.assert_close(torch.from_numpy(g), w, rtol=1e-5, atol=1e-5)
+    model = WithLengths(full.layer).eval()
+    sess, _ = _onnx_session(model, _inputs(7, 3, 0), DYNAMIC, tmp_path / "m.onnx")
+    x, lengths = torch.randn(9, 4, 5), torch.tensor([9, 0, 3, 1])  # a zero-length row: zeros, h_n = h_0
+    with torch.no_grad():
+        for g, w in zip(sess.run(None, {"x": x.numpy(), "lengths": lengths.numpy()}), model(x, lengths)):
+            torch.testing.assert_close(torch.from_numpy(g), w, rtol=1e-5, atol=1e-5)
+
+
+COMPILE_GRID = [("LSTM", True, 2), ("LSTM", False, 1), ("GRU", True, 2), ("GRU", False, 1), ("RNN_TANH", True, 2),
+                ("RNN_RELU", False, 2)]
+
+
+@pytest.mark.parametrize("mode,bi,layers", COMPILE_GRID)
+def test_compile_once_for_every_T_and_B_training_equals_eager(mode, bi, layers):
+    """fullgraph, dynamic shapes, aot_eager (which traces the backward as inductor does): one
+    graph for every T, B and lengths; outputs, states and every gradient equal eager's."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch._dynamo.reset()
+    layer = _layer(mode, bi, layers, dropout=0.0).train()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(layer, backend=counter, fullgraph=True, dynamic=True)
+    frames = None
+    for T, B in [(7, 3), (12, 5), (2, 2), (40, 4)]:  # (sizes 1 and 0 compile apart: PyTorch specialises them)
+        x, lengths = _inputs(T, B, T)
+        runs = []
+        for fn in (compiled, layer):
+            res = fn(x, lengths=lengths)
+            (res.output.pow(2).sum() + res.h_n.sum() + (res.c_n.sum() if res.c_n is not None else 0)).backward()
+            runs.append((res.output, res.h_n, [p.grad.clone() for p in layer.parameters()]))
+            layer.zero_grad()
+        (out, h, grads), (out_e, h_e, grads_e) = runs
+        assert layer.last_decision.path != "graph-op"  # eager ran eager's own choice
+        torch.testing.assert_close(out, out_e, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(h, h_e, rtol=1e-5, atol=1e-6)
+        for g, g_e in zip(grads, grads_e):
+            torch.testing.assert_close(g, g_e, rtol=1e-4, atol=1e-5)
+        frames = counter.frame_count if frames is None else frames
+        assert counter.frame_count == frames  # the first call's graphs serve every later T and B
+
+
+def test_the_issue_lstm_training_step_under_inductor():
+    """torch.compile(birnn.LSTM(5, 6), fullgraph=True)(x).output.sum().backward() raised
+    "expected Tensor() for op aten.mkldnn_rnn_layer" (pytorch#158007); with the default backend
+    it now trains, and a new T runs the same compiled graph."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch._dynamo.reset()
+    lstm = birnn.LSTM(5, 6)
+    counter = CompileCounterWithBackend("inductor")
+    compiled = torch.compile(lstm, backend=counter, fullgraph=True, dynamic=True)
+    frames = None
+    for T in (4, 9):
+        x = torch.randn(T, 2, 5)
+        compiled(x).output.sum().backward()
+        frames = frames or counter.frame_count
+        got = [p.grad.clone() for p in lstm.parameters()]
+        lstm.zero_grad()
+        lstm(x).output.sum().backward()
+        for g, p in zip(got, lstm.parameters()):
+            torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-5)
+        lstm.zero_grad()
+    assert counter.frame_count == frames
+
+
+def test_graph_op_gradients_pass_gradcheck():
+    """The node's backward (a recompute through PyTorch's op) against float64 finite differences,
+    with lengths, a zero-length row and both directions."""
+    torch.manual_seed(0)
+    for mode, G in (("LSTM", 4), ("GRU", 3), ("RNN_TANH", 1)):
+        D, H, I, T, B = 2, 3, 2, 5, 3
+        lengths = torch.tensor([5, 2, 0])
+        valid = (torch.arange(T)[:, None] < lengths[None]).unsqueeze(-1)
+
+        def f(x, h0, c0, *w):
+            out, h, c = torch.ops.birnn.recurrent_layer(x * valid, lengths, h0, c0 if mode == "LSTM" else None, *w,
+                                                        mode)
+            return out, h, c
+
+        def t(*shape):
+            return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+        args = (t(T, B, I), t(D, B, H), t(D, B, H), t(D, G * H, I), t(D, G * H, H), t(D, G * H), t(D, G * H))
+        assert torch.autograd.gradcheck(f, args)
