@@ -3,6 +3,7 @@ with the simple baseline each is judged against computed beside it.
 
     python benchmarks/quality.py                 # all (about 15 minutes on a 2-core CPU)
     python benchmarks/quality.py sine sunspots   # some
+    python benchmarks/quality.py ucr             # the six UCR/UEA sets against 1-NN DTW (aeon)
 
 Prints a markdown table (dataset, command, metric, value, baseline, bar, time) for
 benchmarks/RESULTS.md and copies the sine forecast plot to benchmarks/sine_forecast.png.
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import collections
 import json
+
+import numpy as np
 import shutil
 import subprocess
 import sys
@@ -76,6 +79,31 @@ def char_ngram_baseline(name: str) -> float:
     return acc(best, data.test)
 
 
+UCR = ("ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand", "OSULeaf", "ACSF1")
+
+
+def ucr_files(name: str):
+    from birnn.data.datasets import locate
+
+    return [locate("aeon", f"aeon/datasets/data/{name}/{name}_{split}.ts") for split in ("TRAIN", "TEST")]
+
+
+def dtw_1nn_accuracy(name: str) -> float:
+    """aeon's KNeighborsTimeSeriesClassifier (1 neighbour, DTW, full window) on the archive's
+    own train/test split: the time-series baseline a practitioner tries first."""
+    from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+
+    from birnn.data import read_ts
+
+    def arrays(path):
+        cases = read_ts(path)
+        return np.stack([x.T for x, _ in cases]), np.array([label for _, label in cases])
+
+    (xa, ya), (xb, yb) = (arrays(p) for p in ucr_files(name))
+    clf = KNeighborsTimeSeriesClassifier(n_neighbors=1, distance="dtw", distance_params={"window": 1.0})
+    return float((clf.fit(xa, ya).predict(xb) == yb).mean())
+
+
 def chosen_input(run_dir: Path) -> str:
     import tomllib
 
@@ -111,6 +139,14 @@ def run(names) -> list:
                      "accuracy", m["test_accuracy"],
                      f"char 1-4-gram tf-idf + LR {char_ngram_baseline('first-names'):.4f}, majority "
                      f"{majority_accuracy('first-names'):.4f}", "> tf-idf + LR, < 300 s", secs])
+    for name in UCR:
+        if name.lower() not in names:
+            continue
+        train, test = ucr_files(name)
+        m, secs, cmd = birnn_train("classify", "--train", str(train), "--test", str(test),
+                                   "--out", str(RUNS / name.lower()))
+        rows.append([f"{name} (UCR/UEA test split), default settings", cmd.replace(str(train.parent), "…"),
+                     "accuracy", m["test_accuracy"], f"1-NN DTW {dtw_1nn_accuracy(name):.4f}", ">= 1-NN DTW", secs])
     if "sine" in names:
         for merge in ("concat", "sum", "mul", "ave"):
             out = RUNS / f"sine-{merge}"
@@ -130,7 +166,9 @@ def run(names) -> list:
 
 def main(argv=None) -> int:
     names = (argv if argv is not None else sys.argv[1:]) or ["turkish-upos", "japanese-vowels", "rotten-tomatoes",
-                                                              "first-names", "sine", "sunspots"]
+                                                              "first-names", "ucr", "sine", "sunspots"]
+    if "ucr" in names:  # the six UCR/UEA classification sets aeon ships
+        names = [n for n in names if n != "ucr"] + [n.lower() for n in UCR]
     RUNS.mkdir(exist_ok=True)
     from birnn.bench import machine, markdown_table
 

@@ -215,3 +215,52 @@ def test_graph_op_gradients_pass_gradcheck():
 
         args = (t(T, B, I), t(D, B, H), t(D, B, H), t(D, G * H, I), t(D, G * H, H), t(D, G * H), t(D, G * H))
         assert torch.autograd.gradcheck(f, args)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_quantize_dynamic_int8_as_torch_nn(mode):
+    """torch's quantize_dynamic leaves birnn layers in float (it matches exact classes);
+    birnn.quantized.quantize_dynamic runs them on torch.nn's dynamic quantized module: the same
+    numbers as torch.nn's quantized layer on the same weights, so the same loss of accuracy."""
+    from torch.ao.quantization import quantize_dynamic as torch_quantize
+
+    from birnn.quantized import quantize_dynamic
+
+    torch.manual_seed(0)
+    layer = getattr(birnn, mode)(5, 16, num_layers=2, bidirectional=True).eval()
+    model = torch.nn.Sequential(layer, torch.nn.Identity())
+    plain = getattr(torch.nn, mode)(5, 16, num_layers=2, bidirectional=True).eval()
+    plain.load_state_dict(layer.state_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert torch_quantize(model, {torch.nn.LSTM, torch.nn.GRU})[0].quantized is None  # left in float
+        q_plain = torch_quantize(torch.nn.Sequential(plain), {torch.nn.LSTM, torch.nn.GRU})[0]
+    q = quantize_dynamic(model)[0]
+    assert layer.quantized is None  # the float model is untouched
+    x, lengths = torch.randn(9, 4, 5), torch.tensor([9, 4, 0, 6])
+    with torch.no_grad():
+        res = q(x, lengths=lengths)
+        assert res.path == "quantized" and "dynamic quantized" in q.last_decision.reason
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x[:, [0, 1, 3]], lengths[[0, 1, 3]], enforce_sorted=False)
+        out_nn, _ = torch.nn.utils.rnn.pad_packed_sequence(q_plain(packed)[0], total_length=9)
+        torch.testing.assert_close(res.output[:, [0, 1, 3]], out_nn, rtol=0, atol=1e-6)
+        assert res.output[:, 2].abs().max() == 0  # the empty row: zeros, h_n = h_0
+        loss_q = (res.output - layer(x, lengths=lengths).output).abs().max()
+        out_float, _ = torch.nn.utils.rnn.pad_packed_sequence(plain(packed)[0], total_length=9)
+        loss_nn = (out_nn - out_float).abs().max()
+    assert 0 < loss_q <= loss_nn + 1e-6  # int8 costs something, and no more than torch.nn's
+
+
+def test_quantize_dynamic_leaves_what_it_cannot_run_in_float_and_says_so():
+    from birnn.quantized import quantize_dynamic, quantize_layer
+
+    model = torch.nn.Sequential(birnn.RNN(5, 6), birnn.LSTM(6, 6, layer_norm=True), torch.nn.Linear(6, 2))
+    with pytest.warns(UserWarning) as record:
+        q = quantize_dynamic(model)
+    messages = " ".join(str(w.message) for w in record)
+    assert "0 (birnn.RNN) stays in float: PyTorch has no dynamic quantized RNN_TANH module" in messages
+    assert "1 (birnn.LSTM) stays in float: the quantized module does not run layer_norm" in messages
+    assert q[0].quantized is None and q[1].quantized is None
+    assert type(q[2]).__module__.startswith("torch.ao.nn.quantized.dynamic")  # torch's own mapping still applies
+    with pytest.raises(ValueError, match="dtype must be torch.qint8 or torch.float16"):
+        quantize_layer(birnn.GRU(3, 4), dtype=torch.int8)

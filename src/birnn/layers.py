@@ -49,6 +49,7 @@ from .cells import cell_spec
 from .dispatch import Decision, check_path, choose, measured_evidence
 from .errors import ArgumentTypeError
 from .graph_op import graph_op_blocker, run_graph_op
+from .quantized import run_quantized
 from .init import initialise
 from .kernels import describe_kernel, offsets_fit, plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
@@ -90,6 +91,7 @@ class RecurrentLayer(nn.RNNBase):
         for name in LayerOptions.names():
             setattr(self, name, getattr(options, name))
         self.last_decision: Optional[Decision] = None
+        self.quantized: Optional[nn.Module] = None  # torch.nn's dynamic quantized module (birnn.quantized)
         self._create_extra_parameters(device, dtype)
         self._extras_ready = True
         # torch.nn has drawn its weights; keep those draws for init="torch" (same seed, same weights)
@@ -327,6 +329,8 @@ class RecurrentLayer(nn.RNNBase):
                 layers_out.append(out)
                 return out if between is None else between(l, inp, out)
 
+        if path == "quantized":
+            return run_quantized(self.quantized, self.mode, x, lengths, h0, c0)
         if path == "graph-op":
             return run_graph_op(self.mode, x, lengths, h0, c0, weights, bias=self.bias, after=after)
         if path in ("reference", "fused"):
@@ -440,6 +444,11 @@ class RecurrentLayer(nn.RNNBase):
     def _decide(self, call: Call, B: int, extra: Sequence[str] = ()) -> Decision:
         """Which implementation runs this call, and why (birnn.dispatch)."""
         features = self._reference_features() + list(extra)
+        if self.quantized is not None:
+            if extra:
+                raise ValueError(f"a quantized birnn.{type(self).__name__} does not run {', '.join(extra)}")
+            return Decision("quantized", f"dynamic quantized ({self.quantized._get_name()}, torch.nn's module "
+                                         "built by birnn.quantized)")
         exporting = torch.compiler.is_exporting()
         if (exporting or torch.compiler.is_compiling()) and self.path not in ("reference", "fused"):
             blocker = graph_op_blocker(features, proj_size=self.proj_size)

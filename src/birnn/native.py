@@ -28,7 +28,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .batch import mask_from_lengths, reverse_index
 
-__all__ = ["plan_chunks", "run_chunked", "run_packed", "run_whole"]
+__all__ = ["packed_call", "plan_chunks", "run_chunked", "run_packed", "run_whole"]
 
 _OPS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
 
@@ -64,6 +64,16 @@ def run_whole(mode: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], weights: S
 def run_packed(mode: str, x: Tensor, lengths: Tensor, h0: Tensor, c0: Optional[Tensor], weights: Sequence[Tensor], *,
                bias: bool, num_layers: int, dropout: float, training: bool, bidirectional: bool) -> Result:
     """Variable lengths by packing. ``x`` (T, B, F), ``lengths`` (B,) may hold zeros."""
+    def op(data, batch_sizes, h, c):
+        return _op_packed(mode, data, batch_sizes, h, c, weights, bias, num_layers, dropout, training, bidirectional)
+
+    return packed_call(op, x, lengths, h0, c0, h0.shape[-1] * (2 if bidirectional else 1))
+
+
+def packed_call(op, x: Tensor, lengths: Tensor, h0: Tensor, c0: Optional[Tensor], out_size: int) -> Result:
+    """``op(data, batch_sizes, h, c) -> (data, h, c)`` on the packed form of the padded ``x``
+    (T, B, F), rows sorted by length for it and put back after; zero-length rows (which packing
+    refuses) are taken out first: their outputs are zero and their states stay h_0 (c_0)."""
     T, B = x.shape[:2]
     keep = None
     if bool((lengths == 0).any()):
@@ -74,12 +84,11 @@ def run_packed(mode: str, x: Tensor, lengths: Tensor, h0: Tensor, c0: Optional[T
     else:
         h_in, c_in = h0, c0
     if x.shape[1] == 0:
-        return x.new_zeros(T, B, h0.shape[-1] * (2 if bidirectional else 1)), h0, c0
+        return x.new_zeros(T, B, out_size), h0, c0
     packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
     order = packed.sorted_indices
-    data, h, c = _op_packed(mode, packed.data, packed.batch_sizes, h_in.index_select(1, order),
-                            None if c_in is None else c_in.index_select(1, order), weights, bias,
-                            num_layers, dropout, training, bidirectional)
+    data, h, c = op(packed.data, packed.batch_sizes, h_in.index_select(1, order),
+                    None if c_in is None else c_in.index_select(1, order))
     out, _ = pad_packed_sequence(PackedSequence(data, packed.batch_sizes, order, packed.unsorted_indices),
                                  total_length=T)
     h = h.index_select(1, packed.unsorted_indices)

@@ -35,17 +35,17 @@ def onnx_translations() -> dict:
     """``{op overload: onnxscript function}`` for ``torch.onnx.export``'s ``custom_translation_table``."""
     from onnxscript import opset18 as op
 
-    def reorder(w, mode: str):
+    def reorder(w, mode: str, H: int):
         blocks = _ONNX_GATES[mode]
         if len(blocks) == 1:
             return w
-        parts = op.Split(w, axis=1, num_outputs=len(blocks))
-        return op.Concat(*[parts[k] for k in blocks], axis=1)
+        rows = [k * H + j for k in blocks for j in range(H)]  # a Gather of constant rows: folded on weights
+        return op.Gather(w, op.Constant(value_ints=rows), axis=1)
 
     def recurrent_layer(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode: str):
         D, H = w_hh.shape[0], w_hh.shape[2]
-        W, R = reorder(w_ih, mode), reorder(w_hh, mode)
-        B = None if b_ih is None else op.Concat(reorder(b_ih, mode), reorder(b_hh, mode), axis=1)
+        W, R = reorder(w_ih, mode, H), reorder(w_hh, mode, H)
+        B = None if b_ih is None else op.Concat(reorder(b_ih, mode, H), reorder(b_hh, mode, H), axis=1)
         seq = None if lengths is None else op.Cast(lengths, to=6)  # INT32
         direction = "bidirectional" if D == 2 else "forward"
         if mode == "LSTM":
