@@ -182,10 +182,15 @@ def test_the_issue_lstm_training_step_under_inductor():
     lstm = birnn.LSTM(5, 6)
     counter = CompileCounterWithBackend("inductor")
     compiled = torch.compile(lstm, backend=counter, fullgraph=True, dynamic=True)
+    from birnn import graph_op
+
     frames = None
     for T in (4, 9):
         x = torch.randn(T, 2, 5)
-        compiled(x).output.sum().backward()
+        res = compiled(x)
+        assert len(graph_op._KEPT) == 1  # the forward kept its graph: the backward runs no second forward
+        res.output.sum().backward()
+        assert not graph_op._KEPT
         frames = frames or counter.frame_count
         got = [p.grad.clone() for p in lstm.parameters()]
         lstm.zero_grad()
@@ -196,9 +201,11 @@ def test_the_issue_lstm_training_step_under_inductor():
     assert counter.frame_count == frames
 
 
-def test_graph_op_gradients_pass_gradcheck():
-    """The node's backward (a recompute through PyTorch's op) against float64 finite differences,
-    with lengths, a zero-length row and both directions."""
+@pytest.mark.parametrize("keep_graph", [True, False])
+def test_graph_op_gradients_pass_gradcheck(keep_graph):
+    """The node's backward — through the graph its forward kept (a training step), or through a
+    recompute of the forward — against float64 finite differences, with lengths, a zero-length
+    row and both directions."""
     torch.manual_seed(0)
     for mode, G in (("LSTM", 4), ("GRU", 3), ("RNN_TANH", 1)):
         D, H, I, T, B = 2, 3, 2, 5, 3
@@ -206,8 +213,8 @@ def test_graph_op_gradients_pass_gradcheck():
         valid = (torch.arange(T)[:, None] < lengths[None]).unsqueeze(-1)
 
         def f(x, h0, c0, *w):
-            out, h, c = torch.ops.birnn.recurrent_layer(x * valid, lengths, h0, c0 if mode == "LSTM" else None, *w,
-                                                        mode)
+            out, h, c, _ = torch.ops.birnn.recurrent_layer(x * valid, lengths, h0, c0 if mode == "LSTM" else None, *w,
+                                                           mode, keep_graph)
             return out, h, c
 
         def t(*shape):

@@ -21,52 +21,58 @@ Arguments of the op (per layer, directions stacked):
   torch.nn's gate order;
 - ``mode``: "LSTM", "GRU", "RNN_TANH" or "RNN_RELU".
 
-Returns ``(output (T, B, D*H), h_n (D, B, H), c_n (D, B, H))`` (``c_n`` zeros for GRU/RNN).
+- ``keep_graph``: a training step: the node keeps its forward's autograd graph (PyTorch's op
+  with autograd on, inside the node) for the backward node, keyed by the 4th output.
+
+Returns ``(output (T, B, D*H), h_n (D, B, H), c_n (D, B, H), key)`` (``c_n`` zeros for
+GRU/RNN; ``key`` empty without ``keep_graph``). The backward node reads the kept graph, or
+recomputes the forward where none was kept.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import List, Optional, Sequence, Tuple
+import itertools
+import weakref
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from .native import run_packed, run_whole
+from .cells import cell_spec
+from .dispatch import CPU_LENGTHS
+from .native import run_chunked, run_packed, run_whole
 
 __all__ = ["graph_op_blocker", "run_graph_op"]
 
 
 def _run(x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor], w_ih: Tensor, w_hh: Tensor,
-         b_ih: Optional[Tensor], b_hh: Optional[Tensor], mode: str) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+         b_ih: Optional[Tensor], b_hh: Optional[Tensor], mode: str, needs_grad: bool = False
+         ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """The layer on PyTorch's fused op, with lengths the way eager birnn runs them on this
+    device (on CPU: chunked or packed, by :data:`birnn.dispatch.CPU_LENGTHS`)."""
     D = w_ih.shape[0]
-    flat: List[Tensor] = []
-    for d in range(D):
-        flat += [w_ih[d], w_hh[d]] + ([b_ih[d], b_hh[d]] if b_ih is not None else [])
-    common = dict(bias=b_ih is not None, num_layers=1, dropout=0.0, training=False, bidirectional=D == 2)
+    per_direction = [[w_ih[d], w_hh[d]] + ([b_ih[d], b_hh[d]] if b_ih is not None else []) for d in range(D)]
+    common = dict(bias=b_ih is not None, dropout=0.0, training=False)
     if lengths is None:
-        return run_whole(mode, x, h0, c0, flat, **common)
-    return run_packed(mode, x, lengths, h0, c0, flat, **common)
+        return run_whole(mode, x, h0, c0, [w for ws in per_direction for w in ws], num_layers=1, bidirectional=D == 2,
+                         **common)
+    if x.device.type == "cpu" and CPU_LENGTHS[(mode, needs_grad)] == "torch-chunked":
+        return run_chunked(mode, cell_spec(mode).gates, x, lengths, h0, c0, [per_direction], **common)
+    return run_packed(mode, x, lengths, h0, c0, [w for ws in per_direction for w in ws], num_layers=1,
+                      bidirectional=D == 2, **common)
 
 
-@torch.library.custom_op("birnn::recurrent_layer", mutates_args=())
-def recurrent_layer(x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor], w_ih: Tensor,
-                    w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], mode: str
-                    ) -> Tuple[Tensor, Tensor, Tensor]:
-    out, h, c = _run(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode)
-    return out.clone(), h.clone(), (c.clone() if c is not None else torch.zeros_like(h))  # never an alias of an input
-
-
-@recurrent_layer.register_fake
-def _(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode):
-    D, H = w_hh.shape[0], w_hh.shape[2]
-    return x.new_empty(x.shape[0], x.shape[1], D * H), h0.new_empty(h0.shape), h0.new_empty(h0.shape)
+# Forward graphs kept for the backward: key -> (leaves, outputs). An entry lives as long as the
+# key tensor the node returned (which autograd saves for the backward), and no longer.
+_KEPT: Dict[int, tuple] = {}
+_NEXT_KEY = itertools.count()
 
 
 @contextlib.contextmanager
 def _autograd_inside_op():
-    """An op's kernel runs below autograd (the dispatcher excludes its keys); the recompute in
-    the backward needs it back for the duration."""
+    """An op's kernel runs below autograd (the dispatcher excludes its keys); a forward that
+    keeps its graph, and the recompute in the backward, need it back for the duration."""
     key = torch._C.DispatchKey.AutogradFunctionality
     was = torch._C._dispatch_tls_is_dispatch_key_excluded(key)
     torch._C._dispatch_tls_set_dispatch_key_excluded(key, False)
@@ -76,17 +82,50 @@ def _autograd_inside_op():
         torch._C._dispatch_tls_set_dispatch_key_excluded(key, was)
 
 
-@torch.library.custom_op("birnn::recurrent_layer_backward", mutates_args=())
-def recurrent_layer_backward(grad_out: Tensor, grad_h: Tensor, grad_c: Tensor, x: Tensor, lengths: Optional[Tensor],
-                             h0: Tensor, c0: Optional[Tensor], w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
-                             b_hh: Optional[Tensor], mode: str) -> List[Tensor]:
-    """Gradients of (x, h0, c0, w_ih, w_hh, b_ih, b_hh) — an empty tensor for an absent one.
-    The layer's forward runs again here with autograd on (PyTorch's fused op keeps its
-    workspace to itself), so a compiled training step pays one extra forward per layer."""
-    given = [x, h0, c0, w_ih, w_hh, b_ih, b_hh]
+def _forward_with_graph(given: List[Optional[Tensor]], lengths: Optional[Tensor], mode: str):
+    """The layer run with autograd on, on detached leaves: (leaves, (out, h, c))."""
     with _autograd_inside_op(), torch.enable_grad():
         leaves = [None if t is None else t.detach().requires_grad_() for t in given]
-        out, h, c = _run(leaves[0], lengths, *leaves[1:], mode)
+        return leaves, _run(leaves[0], lengths, *leaves[1:], mode, needs_grad=True)
+
+
+@torch.library.custom_op("birnn::recurrent_layer", mutates_args=())
+def recurrent_layer(x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor], w_ih: Tensor,
+                    w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], mode: str, keep_graph: bool = False
+                    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``keep_graph`` (a training step): the forward keeps its autograd graph for the
+    backward, which then needs no second forward; the 4th output is the graph's key (an
+    empty tensor otherwise)."""
+    if not keep_graph:
+        out, h, c = _run(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode)
+        key = torch.empty(0, dtype=torch.int64)
+        return out.clone(), h.clone(), (c.clone() if c is not None else torch.zeros_like(h)), key
+    leaves, (out, h, c) = _forward_with_graph([x, h0, c0, w_ih, w_hh, b_ih, b_hh], lengths, mode)
+    k = next(_NEXT_KEY)
+    key = torch.tensor([k], dtype=torch.int64)
+    _KEPT[k] = (leaves, (out, h, c))
+    weakref.finalize(key, _KEPT.pop, k, None)
+    return out.detach().clone(), h.detach().clone(), (c.detach().clone() if c is not None else torch.zeros_like(h)), key
+
+
+@recurrent_layer.register_fake
+def _(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode, keep_graph=False):
+    D, H = w_hh.shape[0], w_hh.shape[2]
+    key = torch.empty(1 if keep_graph else 0, dtype=torch.int64)
+    return x.new_empty(x.shape[0], x.shape[1], D * H), h0.new_empty(h0.shape), h0.new_empty(h0.shape), key
+
+
+@torch.library.custom_op("birnn::recurrent_layer_backward", mutates_args=())
+def recurrent_layer_backward(grad_out: Tensor, grad_h: Tensor, grad_c: Tensor, key: Tensor, x: Tensor,
+                             lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor], w_ih: Tensor, w_hh: Tensor,
+                             b_ih: Optional[Tensor], b_hh: Optional[Tensor], mode: str) -> List[Tensor]:
+    """Gradients of (x, h0, c0, w_ih, w_hh, b_ih, b_hh) — an empty tensor for an absent one —
+    through the graph the forward kept, or (none kept: an inference-mode forward, a second
+    backward) through a recompute of the forward."""
+    given = [x, h0, c0, w_ih, w_hh, b_ih, b_hh]
+    kept = _KEPT.pop(int(key[0]), None) if key.numel() else None
+    leaves, (out, h, c) = kept if kept is not None else _forward_with_graph(given, lengths, mode)
+    with _autograd_inside_op(), torch.enable_grad():
         outs, grads_in = [out, h], [grad_out, grad_h]
         if c is not None:
             outs.append(c)
@@ -101,21 +140,21 @@ def recurrent_layer_backward(grad_out: Tensor, grad_h: Tensor, grad_c: Tensor, x
 
 
 @recurrent_layer_backward.register_fake
-def _(grad_out, grad_h, grad_c, x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode):
+def _(grad_out, grad_h, grad_c, key, x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode):
     return [x.new_empty(0) if t is None else torch.empty_like(t) for t in (x, h0, c0, w_ih, w_hh, b_ih, b_hh)]
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode = inputs
+    x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode, _ = inputs
     ctx.mode = mode
     ctx.present = [t is not None for t in (lengths, c0, b_ih, b_hh)]
-    ctx.save_for_backward(*[t for t in (x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh) if t is not None])
+    ctx.save_for_backward(output[3], *[t for t in (x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh) if t is not None])
 
 
-def _backward(ctx, grad_out, grad_h, grad_c):
+def _backward(ctx, grad_out, grad_h, grad_c, grad_key):
     saved = iter(ctx.saved_tensors)
     has_lengths, has_c0, has_b_ih, has_b_hh = ctx.present
-    x = next(saved)
+    key, x = next(saved), next(saved)
     lengths = next(saved) if has_lengths else None
     h0 = next(saved)
     c0 = next(saved) if has_c0 else None
@@ -126,11 +165,11 @@ def _backward(ctx, grad_out, grad_h, grad_c):
     grad_out = grad_out if grad_out is not None else x.new_zeros(x.shape[0], x.shape[1], D * H)
     grad_h = grad_h if grad_h is not None else torch.zeros_like(h0)
     grad_c = grad_c if grad_c is not None else torch.zeros_like(h0)
-    g = torch.ops.birnn.recurrent_layer_backward(grad_out, grad_h, grad_c, x, lengths, h0, c0, w_ih, w_hh, b_ih,
+    g = torch.ops.birnn.recurrent_layer_backward(grad_out, grad_h, grad_c, key, x, lengths, h0, c0, w_ih, w_hh, b_ih,
                                                  b_hh, ctx.mode)
     gx, gh0, gc0, gw_ih, gw_hh, gb_ih, gb_hh = g
     return (gx, None, gh0, gc0 if has_c0 else None, gw_ih, gw_hh, gb_ih if has_b_ih else None,
-            gb_hh if has_b_hh else None, None)
+            gb_hh if has_b_hh else None, None, None)
 
 
 recurrent_layer.register_autograd(_backward, setup_context=_setup_context)
@@ -146,18 +185,19 @@ def graph_op_blocker(features: Sequence[str], *, proj_size: int) -> Optional[str
 
 
 def run_graph_op(mode: str, x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
-                 weights: Sequence[Sequence[Sequence[Tensor]]], *, bias: bool, after=None):
+                 weights: Sequence[Sequence[Sequence[Tensor]]], *, bias: bool, after=None, keep_graph: bool = False):
     """Every layer as one node; ``weights[l][d]`` = torch.nn's ``[w_ih, w_hh, (b_ih, b_hh)]``;
-    ``after(l, inp, out)`` runs between layers (dropout, residual). Returns
+    ``after(l, inp, out)`` runs between layers (dropout, residual); ``keep_graph``: a training
+    step (each node keeps its forward's graph for the backward). Returns
     ``(output (T, B, D*H), h_n (L*D, B, H), c_n or None)``."""
     D = len(weights[0])
     inp, h_n, c_n = x, [], []
     for l, layer in enumerate(weights):
         stacked = [torch.stack([w[k] for w in layer]) for k in range(4 if bias else 2)]
         rows = slice(l * D, (l + 1) * D)
-        out, h, c = torch.ops.birnn.recurrent_layer(inp, lengths, h0[rows], None if c0 is None else c0[rows],
-                                                    stacked[0], stacked[1], *(stacked[2:] if bias else (None, None)),
-                                                    mode)
+        out, h, c, _ = torch.ops.birnn.recurrent_layer(inp, lengths, h0[rows], None if c0 is None else c0[rows],
+                                                       stacked[0], stacked[1],
+                                                       *(stacked[2:] if bias else (None, None)), mode, keep_graph)
         inp = out if after is None else after(l, inp, out)
         h_n.append(h)
         c_n.append(c)

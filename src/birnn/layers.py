@@ -332,7 +332,8 @@ class RecurrentLayer(nn.RNNBase):
         if path == "quantized":
             return run_quantized(self.quantized, self.mode, x, lengths, h0, c0)
         if path == "graph-op":
-            return run_graph_op(self.mode, x, lengths, h0, c0, weights, bias=self.bias, after=after)
+            keep = torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in self.parameters()))
+            return run_graph_op(self.mode, x, lengths, h0, c0, weights, bias=self.bias, after=after, keep_graph=keep)
         if path in ("reference", "fused"):
             layers = self._reference_layers(weights, B, T, x)
             if path == "fused":

@@ -42,7 +42,7 @@ def onnx_translations() -> dict:
         rows = [k * H + j for k in blocks for j in range(H)]  # a Gather of constant rows: folded on weights
         return op.Gather(w, op.Constant(value_ints=rows), axis=1)
 
-    def recurrent_layer(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode: str):
+    def recurrent_layer(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode: str, keep_graph: bool = False):
         D, H = w_hh.shape[0], w_hh.shape[2]
         W, R = reorder(w_ih, mode, H), reorder(w_hh, mode, H)
         B = None if b_ih is None else op.Concat(reorder(b_ih, mode, H), reorder(b_hh, mode, H), axis=1)
@@ -58,7 +58,8 @@ def onnx_translations() -> dict:
         if mode != "LSTM":
             Y_c = op.ConstantOfShape(op.Shape(Y_h))  # zeros, as the node's c_n for GRU/RNN
         out = op.Reshape(op.Transpose(Y, perm=[0, 2, 1, 3]), op.Constant(value_ints=[0, 0, -1]))  # (T, B, D*H)
-        return out, Y_h, Y_c
+        no_key = op.Cast(op.ConstantOfShape(op.Constant(value_ints=[0])), to=7)  # empty INT64: no graph to keep
+        return out, Y_h, Y_c, no_key
 
     return {torch.ops.birnn.recurrent_layer.default: recurrent_layer}
 
