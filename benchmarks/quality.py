@@ -30,6 +30,8 @@ except ValueError:
 
 
 def birnn_train(*args: str) -> tuple:
+    if "--out" in args:  # a fresh run each time (birnn refuses to train over a finished run)
+        shutil.rmtree(args[args.index("--out") + 1], ignore_errors=True)
     cmd = ["birnn", "train", *args, "--json"]
     t = time.time()
     proc = subprocess.run([sys.executable, "-m", "birnn", *cmd[1:]], capture_output=True, text=True)

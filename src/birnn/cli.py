@@ -24,7 +24,7 @@ _TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "clip_norm", "sch
                  "save_every", "max_minutes", "select", "device", "accumulate", "warmup_steps", "monitor")
 _MODEL_FIELDS = ("layers", "pooling", "dropout", "embedding_dim", "embedding_dropout", "word_dim", "char_dim",
                  "char_hidden", "chars", "input", "word_dropout", "crf", "window", "horizon", "min_freq", "head",
-                 "input_noise")
+                 "input_noise", "patch")
 _LAYER_FIELDS = ("recurrent_dropout", "zoneout", "layer_norm", "weight_dropout")
 _SOURCE_FIELDS = ("dataset", "train", "dev", "test", "format", "text_column", "label_column", "tag_column",
                   "columns", "split_seed")
@@ -39,7 +39,8 @@ class UsageError(Exception):
 # The same rules check flags (argparse types) and values from a --config file.
 _RULES = {
     **{k: (int, 1, True, None, False) for k in ("epochs", "batch_size", "patience", "window", "horizon",
-                                                 "embedding_dim", "word_dim", "char_dim", "char_hidden", "min_freq")},
+                                                 "embedding_dim", "word_dim", "char_dim", "char_hidden", "min_freq",
+                                                 "patch")},
     **{k: (int, 0, True, None, False) for k in ("save_every", "seed", "split_seed", "warmup_steps")},
     "accumulate": (int, 1, True, None, False),
     "count": (int, 1, True, None, False),  # explain's sizes
@@ -408,7 +409,8 @@ def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
     except TypeError as e:
         raise UsageError(f"bad model option: {e}") from None
     tags = run.encoder.tags.itos if run.kind == "tagging" else ()
-    updates, selection = selection_defaults(run.kind, records, tags, conf["train"], train.epochs)
+    per_epoch = -(-(-(-len(records["train"]) // train.batch_size)) // train.accumulate)
+    updates, selection = selection_defaults(run.kind, records, tags, conf["train"], train.epochs, per_epoch)
     train = replace(train, **updates)
     if train.monitor not in monitorable(run.kind, tags):
         raise UsageError(f"--monitor {train.monitor}: a {run.kind} run reports {', '.join(monitorable(run.kind, tags))}")
@@ -417,6 +419,8 @@ def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
     model_resolved = resolved_model_options(run.kind, conf["model"])
     if run.kind == "text":
         model_resolved["input"] = run.encoder.input  # what "auto" chose, so a rerun reads the same
+    if run.kind == "series":
+        model_resolved["patch"] = run.model.patch
     resolved = {"task": conf["task"], "source": conf["source"], "model": model_resolved, "layer": conf["layer"],
                 "train": {k: v for k, v in asdict(train).items() if k != "progress"}}
     if not resume:
@@ -735,6 +739,9 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--min-freq", type=_typed("min_freq"),
                    help="[classify text, tag] words seen fewer times in training become <unk> (default: classify 2, "
                         "tag 1)")
+    m.add_argument("--patch", type=_typed("patch"),
+                   help="[classify series] time steps the RNN reads at once (a long series becomes a short "
+                        "sequence; default 1)")
     m.add_argument("--input-noise", type=_typed("input_noise"),
                    help="[classify series] sd of Gaussian noise added to the inputs in training (default 0)")
     m.add_argument("--recurrent-dropout", type=_typed("recurrent_dropout"),

@@ -70,7 +70,7 @@ def _kind(task: str, train: list) -> str:
 _MODEL_KEYS = {
     "text": ("layers", "embedding_dim", "dropout", "embedding_dropout", "pooling", "head", "layer_options",
              "char_dim", "char_hidden"),
-    "series": ("layers", "dropout", "pooling", "head", "input_noise", "layer_options"),
+    "series": ("layers", "dropout", "pooling", "head", "input_noise", "layer_options", "patch"),
     "tagging": ("layers", "word_dim", "char_dim", "char_hidden", "dropout", "word_dropout", "crf", "layer_options",
                 "chars"),
     "forecast": ("layers", "dropout", "pooling", "head", "layer_options"),
@@ -112,9 +112,11 @@ def monitorable(kind: str, tags=()) -> tuple:
 
 
 SMALL_DEV = 100  # dev units (examples; tokens for tagging) below which epochs cannot be told apart
+MIN_STEPS = 600  # optimizer steps a fixed budget gives at least (a few dozen examples make few steps per epoch)
 
 
-def selection_defaults(kind: str, records: dict, tags, given: dict, epochs: int) -> Tuple[dict, List[str]]:
+def selection_defaults(kind: str, records: dict, tags, given: dict, epochs: int,
+                       steps_per_epoch: int = 1) -> Tuple[dict, List[str]]:
     """What a run monitors and which weights it ends on, where the user (or a preset) did not say:
     ``(TrainConfig updates, header lines saying why)``.
 
@@ -122,8 +124,10 @@ def selection_defaults(kind: str, records: dict, tags, given: dict, epochs: int)
       most tokens are O, accuracy can rise while entities are lost).
     - A dev split too small to select on (fewer than :data:`SMALL_DEV` examples, or tokens for
       tagging: the accuracy's standard error is then over 0.05, wider than the differences
-      between epochs): a fixed budget of the configured epochs, no early stopping, ending on
-      the last weights.
+      between epochs): a fixed budget, no early stopping, ending on the last weights. The
+      budget is the configured epochs, raised (unless epochs were given) to at least
+      :data:`MIN_STEPS` optimizer steps; the learning rate follows a cosine schedule (unless
+      one was given): the plateau schedule, like early stopping, would read the dev split.
     """
     updates, notes = {}, []
     if kind == "tagging" and "monitor" not in given and bio_tags(tags):
@@ -133,9 +137,16 @@ def selection_defaults(kind: str, records: dict, tags, given: dict, epochs: int)
     size = sum(len(words) for words, _ in dev) if kind == "tagging" else len(dev)
     unit = "tokens" if kind == "tagging" else "examples"
     if dev and size < SMALL_DEV and "select" not in given and "patience" not in given:
-        updates.update(select="last", patience=epochs)
+        if "epochs" not in given:
+            epochs = max(epochs, -(-MIN_STEPS // max(steps_per_epoch, 1)))
+        updates.update(select="last", patience=epochs, epochs=epochs)
+        schedule = ""
+        if "schedule" not in given:
+            updates["schedule"] = "cosine"
+            schedule = ", a cosine learning-rate schedule"
         notes.append(f"selection: the dev split has {size} {unit}, too few to select on: a fixed budget of {epochs} "
-                     f"epochs ending on the last weights (--select best or --patience to change)")
+                     f"epochs ({epochs * steps_per_epoch} steps){schedule}, ending on the last weights (--select best "
+                     f"or --patience to change)")
     return updates, notes
 
 
@@ -167,6 +178,27 @@ def text_input(records: dict, min_freq: int = 2) -> Tuple[str, str]:
     if per_text <= SHORT_TEXT_TOKENS or unseen >= UNSEEN_SHARE:
         return "chars", f"input: characters ({stats}; --input words to change)"
     return "words", f"input: words ({stats}; --input chars or both to change)"
+
+
+PATCHED_STEPS = 32  # a series is read in patches so that the RNN takes about this many steps
+
+
+def series_patch(records: dict) -> Tuple[int, str]:
+    """How many consecutive steps the RNN reads at once when ``patch="auto"``: ``(k, reason)``
+    with ``k = ceil(median training length / PATCHED_STEPS)``. Long series make long
+    recurrences that a few dozen examples cannot train (gradients fade over hundreds of steps);
+    read in patches, a series of 250 steps is a sequence of 32.
+
+    >>> series_patch({"train": [(np.zeros((251, 1)), "a"), (np.zeros((240, 1)), "b")]})[0]
+    8
+    """
+    lengths = sorted(len(x) for x, _ in records["train"])
+    median = lengths[len(lengths) // 2]
+    k = max(1, -(-median // PATCHED_STEPS))
+    if k == 1:
+        return 1, f"input: series of median length {median}, read step by step (--patch to change)"
+    return k, (f"input: series of median length {median}, read in patches of {k} steps ({-(-median // k)} RNN steps; "
+               f"--patch to change)")
 
 
 def _fit_encoder(kind: str, data, options: dict):
@@ -309,6 +341,9 @@ def build_run(task: str, data, model_options: Optional[dict] = None, seed: int =
     notes = []
     if kind == "text" and options.get("input", "auto") == "auto":
         options["input"], note = text_input(records, options.get("min_freq", 2))
+        notes.append(note)
+    if kind == "series" and options.get("patch", "auto") == "auto":
+        options["patch"], note = series_patch(records)
         notes.append(note)
     encoder = _fit_encoder(kind, data, options)
     torch.manual_seed(seed)

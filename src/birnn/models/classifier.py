@@ -51,6 +51,8 @@ class SequenceClassifier(nn.Module):
         dropout: on embeddings/features, between stacked layers (variational) and in the head.
         embedding_dropout: whole-word dropout on the embedding matrix (AWD-LSTM).
         input_noise: σ of Gaussian noise added to feature inputs in training (augmentation).
+        patch: feature inputs: the RNN reads ``patch`` consecutive steps at once, (B, T, C) ->
+            (B, ceil(T/patch), patch*C), so a long series becomes a short sequence.
         layer_options: birnn layer extras for every layer (e.g. ``{"recurrent_dropout": 0.2}``).
         char_vocab_size: with token ids, adds each word's character BiLSTM features
             (``char_dim`` embedding, ``char_hidden`` per direction) to its embedding; the batch
@@ -61,7 +63,8 @@ class SequenceClassifier(nn.Module):
                  input_size: Optional[int] = None, padding_idx: int = 0, layers: Sequence[str] = ("bilstm:128",),
                  pooling: str = "final", head: Sequence[int] = (), dropout: float = 0.3,
                  embedding_dropout: float = 0.0, input_noise: float = 0.0, layer_options: Optional[dict] = None,
-                 char_vocab_size: Optional[int] = None, char_dim: int = 32, char_hidden: int = 32) -> None:
+                 char_vocab_size: Optional[int] = None, char_dim: int = 32, char_hidden: int = 32,
+                 patch: int = 1) -> None:
         super().__init__()
         if (vocab_size is None) == (input_size is None):
             raise ValueError("give exactly one of vocab_size (token input) or input_size (feature input)")
@@ -71,7 +74,12 @@ class SequenceClassifier(nn.Module):
                            input_size=input_size, padding_idx=padding_idx, layers=list(layers), pooling=pooling,
                            head=list(head), dropout=dropout, embedding_dropout=embedding_dropout,
                            input_noise=input_noise, layer_options=dict(layer_options or {}),
-                           char_vocab_size=char_vocab_size, char_dim=char_dim, char_hidden=char_hidden)
+                           char_vocab_size=char_vocab_size, char_dim=char_dim, char_hidden=char_hidden, patch=patch)
+        if not isinstance(patch, int) or isinstance(patch, bool) or patch < 1:
+            raise ValueError(f"patch must be an int >= 1 (time steps per RNN step), got {patch!r}")
+        if patch > 1 and vocab_size is not None:
+            raise ValueError("patch applies to feature inputs (input_size), not token ids")
+        self.patch = patch
         if input_noise and vocab_size is not None:
             raise ValueError("input_noise applies to feature inputs (input_size), not token ids")
         if char_vocab_size is not None and vocab_size is None:
@@ -86,7 +94,7 @@ class SequenceClassifier(nn.Module):
         else:
             self.chars = None
             self.embed = None
-            size = input_size
+            size = input_size * patch
         self.input_dropout = nn.Dropout(dropout)
         self.stack = RecurrentStack(size, list(layers), dropout=dropout, **(layer_options or {}))
         self.attention = AttentionPooling(self.stack.output_size) if pooling == "attention" else None
@@ -97,17 +105,23 @@ class SequenceClassifier(nn.Module):
     def features(self, batch) -> Tensor:
         """The pooled sequence summary (B, F)."""
         x = self.embed(batch.inputs) if self.embed is not None else batch.inputs
+        lengths = batch.lengths
+        if self.patch > 1:  # (B, T, C) -> (B, ceil(T/k), k*C): k consecutive steps read as one
+            B, T, C = x.shape
+            k = self.patch
+            x = F.pad(x, (0, 0, 0, (-T) % k)).reshape(B, -1, k * C)
+            lengths = torch.div(lengths + k - 1, k, rounding_mode="floor")
         if self.chars is not None:
             if batch.chars is None:
                 raise ValueError("this classifier reads each word's characters: the batch has no chars (B, T, W); "
                                  "encode with TextEncoder(input='both')")
             x = torch.cat([x, self.chars(batch.chars)], -1)
         if self.training and self.input_noise > 0:
-            valid = (torch.arange(x.shape[1], device=x.device)[None] < batch.lengths.to(x.device)[:, None])
+            valid = (torch.arange(x.shape[1], device=x.device)[None] < lengths.to(x.device)[:, None])
             x = x + self.input_noise * torch.randn_like(x) * valid.unsqueeze(-1)
-        res = self.stack(self.input_dropout(x), lengths=batch.lengths)
+        res = self.stack(self.input_dropout(x), lengths=lengths)
         if self.pooling == "attention":
-            return self.attention(res.output, batch.lengths)
+            return self.attention(res.output, lengths)
         return res.pool(self.pooling)
 
     def forward(self, batch) -> Tensor:
