@@ -258,3 +258,24 @@ def test_gradient_accumulation_and_callbacks(tmp_path, capsys):
                     log=lambda s: None, callbacks=[StopAfterOne()])
     assert StopAfterOne.ended == "stopped by a callback"
     assert len((tmp_path / "cb" / "log.jsonl").read_text().splitlines()) == 1
+
+
+def test_threads_are_set_printed_and_never_more_than_the_machine_has(tmp_path, monkeypatch):
+    import os
+
+    from birnn import cli
+
+    train, dev = write_text_data(tmp_path)
+    proc = run_birnn(*train_args(train, dev, tmp_path / "one"), "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "device: cpu, 1 threads" in proc.stdout
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+        assert cli.apply_threads(64) == "--threads 64: this process may run on 2 core(s); using 2"
+        assert torch.get_num_threads() == 2
+        assert cli.apply_threads(1) is None and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    proc = run_birnn("train", "--threads", "0")
+    assert proc.returncode == 2 and "argument --threads: must be in [1, inf), got 0" in proc.stderr

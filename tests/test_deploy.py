@@ -1,6 +1,7 @@
 """Leaving eager mode: torch.export and ONNX (onnxruntime) take any T, B and lengths, and
 equal eager birnn; what cannot be recorded as one node per layer says so."""
 
+import json
 import warnings
 
 import pytest
@@ -271,3 +272,70 @@ def test_quantize_dynamic_leaves_what_it_cannot_run_in_float_and_says_so():
     assert type(q[2]).__module__.startswith("torch.ao.nn.quantized.dynamic")  # torch's own mapping still applies
     with pytest.raises(ValueError, match="dtype must be torch.qint8 or torch.float16"):
         quantize_layer(birnn.GRU(3, 4), dtype=torch.int8)
+
+
+def _export_case(kind):
+    import numpy as np
+
+    from birnn import tasks
+    from birnn.data import SeriesSplits, Splits
+
+    g = torch.Generator().manual_seed(0)
+    if kind == "series":  # long enough to be read in patches
+        recs = [(torch.randn(int(torch.randint(60, 90, (1,), generator=g)), 2, generator=g).numpy(), str(i % 3))
+                for i in range(12)]
+        return tasks.build_run("classify", Splits(recs, recs, recs), {"layers": ["bigru:6"]})
+    if kind == "forecast":
+        series = np.sin(np.arange(300) * 0.1).astype(np.float32)[:, None]
+        return tasks.build_run("forecast", SeriesSplits(series, 240, 270), {"layers": ["bilstm:6"], "window": 20,
+                                                                            "horizon": 3})
+    if kind == "tagging":
+        recs = [(["the", "cat", "sat"], ["O", "B-A", "O"]), (["a", "dog"], ["O", "B-A"])]
+        return tasks.build_run("tag", Splits(recs, recs, recs), {"layers": ["bilstm:6"], "word_dim": 4,
+                                                                 "char_dim": 3, "char_hidden": 3})
+    texts = [("a good film", "pos"), ("a bad film", "neg"), ("good", "pos"), ("dull and bad", "neg")]
+    return tasks.build_run("classify", Splits(texts, texts, texts), {"layers": ["bilstm:6"], "embedding_dim": 4,
+                                                                     "min_freq": 1, "input": kind})
+
+
+@pytest.mark.parametrize("kind", ["words", "chars", "both", "series", "tagging", "forecast"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+def test_exported_runs_score_as_the_run_does(kind, fmt, tmp_path):
+    if fmt == "onnx":
+        ort = pytest.importorskip("onnxruntime")
+    from birnn import tasks
+    from birnn.export import export_run
+
+    run, records = _export_case(kind)
+    path = export_run(run, tmp_path / f"model.{fmt}", fmt)
+    meta = json.loads((tmp_path / "preprocessing.json").read_text())
+    batch = next(tasks.batches_of(run.encoder, tasks.encode_all(run.encoder, records["test"])))
+    x, lengths = (run.model.patched(batch.inputs, batch.lengths) if run.kind == "series"
+                  else (batch.inputs, batch.lengths))
+    assert meta["patch"] == (run.model.patch if run.kind == "series" else 1) and (kind != "series" or meta["patch"] > 1)
+    feeds = {"ids": x, "x": x, "lengths": lengths, "chars": batch.chars}
+    inputs = [feeds[name] for name in meta["inputs"]]
+    with torch.no_grad():
+        out = run.model(batch)
+        want = torch.softmax(out, -1) if run.kind in ("text", "series") else out
+    if fmt == "onnx":
+        got = ort.InferenceSession(str(path)).run(None, {n: t.numpy() for n, t in zip(meta["inputs"], inputs)})[0]
+        got = torch.from_numpy(got)
+    else:
+        got = torch.export.load(str(path)).module()(*inputs)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert meta["preprocessing"]["class"] == type(run.encoder).__name__
+
+
+def test_birnn_export_from_the_cli(tmp_path, capsys):
+    from birnn import cli
+
+    texts = "text,label\n" + "".join(f"{w} film,{lab}\n" for w, lab in [("good", "pos"), ("bad", "neg")] * 10)
+    (tmp_path / "t.csv").write_text(texts)
+    assert cli.main(["train", "classify", "--train", str(tmp_path / "t.csv"), "--layers", "bigru:4",
+                     "--embedding-dim", "4", "--epochs", "1", "--min-freq", "1", "--input", "words",
+                     "--out", str(tmp_path / "run")]) == 0
+    assert cli.main(["export", str(tmp_path / "run"), "--format", "pt2"]) == 0
+    out = capsys.readouterr().out
+    assert f"exported {tmp_path / 'run' / 'model.pt2'}" in out and "(inputs: ids, lengths)" in out
+    assert (tmp_path / "run" / "preprocessing.json").exists()

@@ -44,6 +44,7 @@ _RULES = {
     **{k: (int, 0, True, None, False) for k in ("save_every", "seed", "split_seed", "warmup_steps")},
     "accumulate": (int, 1, True, None, False),
     "count": (int, 1, True, None, False),  # explain's sizes
+    "threads": (int, 1, True, None, False),
     **{k: (float, 0, False, None, False) for k in ("lr", "max_minutes")},
     **{k: (float, 0, True, None, False) for k in ("weight_decay", "clip_norm", "input_noise")},
     **{k: (float, 0, True, 1, False) for k in ("dropout", "embedding_dropout", "word_dropout", "recurrent_dropout",
@@ -570,6 +571,23 @@ def _read_predict_input(run, path: str, fmt: Optional[str]):
     return [([t.rpartition("/")[0] or t if fmt == "wordtag" else t for t in line.split()], None) for line in lines]
 
 
+def cmd_export(args) -> int:
+    from .export import export_run
+    from .tasks import load_run
+
+    run = load_run(args.run_dir, weights=args.weights)
+    path = Path(args.out) if args.out else Path(args.run_dir) / f"model.{args.format}"
+    try:
+        written = export_run(run, path, args.format)
+    except ImportError as e:
+        raise UsageError(f"--format onnx needs onnx and onnxscript: pip install \"birnn[onnx]\" ({e})") from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(f"exported {written} and {written.parent / 'preprocessing.json'} (inputs: "
+          f"{', '.join(json.loads((written.parent / 'preprocessing.json').read_text())['inputs'])})")
+    return 0
+
+
 def cmd_predict(args) -> int:
     from .tasks import class_scores, load_run, predict_records
 
@@ -782,6 +800,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "reruns it); relative paths in it are relative to the file")
     t.add_argument("--out", help="run directory (default runs/TASK-DATA-TIME)")
     t.add_argument("--json", action="store_true", help="print the final metrics as JSON on the last line")
+    t.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
     t.add_argument("--plot", action="store_true", help="write PNG learning curves (and the forecast)")
     t.set_defaults(func=cmd_train)
 
@@ -793,6 +812,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
     e.add_argument("--weights", choices=("final", "best", "latest"), default="final",
                    help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
+    e.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
     e.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="predict with a trained run")
@@ -807,13 +827,24 @@ def _parser() -> argparse.ArgumentParser:
                     help="[classify] also print each class's probability (tsv: after the label, in label order)")
     pr.add_argument("--weights", choices=("final", "best", "latest"), default="final",
                     help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
+    pr.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
     pr.set_defaults(func=cmd_predict)
+
+    ex = sub.add_parser("export", help="write a trained run's model as ONNX or a torch.export program")
+    ex.add_argument("run_dir", help="a run directory written by birnn train")
+    ex.add_argument("--format", choices=("onnx", "pt2"), default="onnx",
+                    help="onnx (runs in onnxruntime, without birnn) or pt2 (torch.export.load; default onnx)")
+    ex.add_argument("--out", help="the model file (default RUN/model.FORMAT); preprocessing.json goes beside it")
+    ex.add_argument("--weights", choices=("final", "best", "latest"), default="final",
+                    help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
+    ex.set_defaults(func=cmd_export)
 
     rs = sub.add_parser("resume", help="continue a run that was stopped or killed")
     rs.add_argument("run_dir", help="the run directory of a stopped, killed or time-limited run")
     rs.add_argument("--max-minutes", type=_typed("max_minutes"), help="a new time limit for this session")
     rs.add_argument("--json", action="store_true", help="print the final metrics as JSON on the last line")
     rs.add_argument("--plot", action="store_true", help="write PNG learning curves (and the forecast)")
+    rs.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
     rs.set_defaults(func=cmd_resume)
 
     x = sub.add_parser("explain", help="what every tensor of a layer means, checked by running it")
@@ -841,6 +872,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_THREADS_HELP = ("CPU threads for PyTorch (default: what this process may use, as PyTorch counts them, never more "
+                 "than the cores it is allowed to run on); printed in the run header")
+
+
+def apply_threads(requested: Optional[int]) -> Optional[str]:
+    """Set PyTorch's CPU thread count: ``requested``, or its default, never more than the cores
+    this process may run on. Returns a note when the request was lowered."""
+    import os
+
+    import torch
+
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        available = os.cpu_count() or 1
+    wanted = requested if requested is not None else torch.get_num_threads()
+    n = min(wanted, available)
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    if requested is not None and requested > available:
+        return f"--threads {requested}: this process may run on {available} core(s); using {available}"
+    return None
+
+
 def _split_bench(argv: List[str]) -> Tuple[List[str], Optional[List[str]]]:
     """``birnn [global options] bench OPTIONS...``: everything after ``bench`` belongs to the
     suite's own parser (argparse would take ``--batch`` for an option of ``birnn`` itself)."""
@@ -862,6 +917,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if hasattr(args, "threads"):
+        note = apply_threads(args.threads)
+        if note:
+            print(f"birnn: {note}", file=sys.stderr)
     try:
         return args.func(args)
     except KeyboardInterrupt:

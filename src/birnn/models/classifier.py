@@ -105,12 +105,7 @@ class SequenceClassifier(nn.Module):
     def features(self, batch) -> Tensor:
         """The pooled sequence summary (B, F)."""
         x = self.embed(batch.inputs) if self.embed is not None else batch.inputs
-        lengths = batch.lengths
-        if self.patch > 1:  # (B, T, C) -> (B, ceil(T/k), k*C): k consecutive steps read as one
-            B, T, C = x.shape
-            k = self.patch
-            x = F.pad(x, (0, 0, 0, (-T) % k)).reshape(B, -1, k * C)
-            lengths = torch.div(lengths + k - 1, k, rounding_mode="floor")
+        x, lengths = self.patched(x, batch.lengths)
         if self.chars is not None:
             if batch.chars is None:
                 raise ValueError("this classifier reads each word's characters: the batch has no chars (B, T, W); "
@@ -123,6 +118,15 @@ class SequenceClassifier(nn.Module):
         if self.pooling == "attention":
             return self.attention(res.output, lengths)
         return res.pool(self.pooling)
+
+    def patched(self, x: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """(B, T, C) -> (B, ceil(T/k), k*C): k = ``patch`` consecutive steps side by side (zeros
+        after the end), and lengths ceil(length/k); unchanged for ``patch=1``."""
+        if self.patch == 1:
+            return x, lengths
+        k = self.patch
+        x = F.pad(x, (0, 0, 0, k - 1)).unfold(1, k, k).transpose(2, 3).flatten(2)  # windows of k steps
+        return x, torch.div(lengths + k - 1, k, rounding_mode="floor")
 
     def forward(self, batch) -> Tensor:
         return self.head(self.head_dropout(self.features(batch)))  # (B, K)

@@ -1,0 +1,102 @@
+"""A trained run as a file that runs without birnn: ONNX (onnxruntime) or a torch.export
+program (``.pt2``), with the preprocessing written beside it as JSON (``birnn export``).
+
+The exported model takes the encoded batch — what the run's encoder makes of raw records —
+with dynamic B and T, and returns scores:
+
+==========  ====================================================  ============================
+kind        inputs                                                output
+==========  ====================================================  ============================
+text        ``ids`` (B, T) int64, ``lengths`` (B,) int64          class probabilities (B, K)
+            (+ ``chars`` (B, T, W) int64 for ``input="both"``)
+series      ``x`` (B, T, C) float32, ``lengths`` (B,) int64        class probabilities (B, K)
+tagging     ``ids`` (B, T), ``lengths`` (B,) (+ ``chars`` (B,     tag scores (B, T, N)
+            T, W))                                                (argmax per step; no CRF)
+forecast    ``x`` (B, W, C) float32 (standardised)                next values (B, K, C),
+                                                                  standardised
+==========  ====================================================  ============================
+
+``preprocessing.json`` holds the encoder (vocabularies, labels, scaler), these input names and
+``patch``: a series model that reads k steps at once (``patch`` k > 1) takes ``x`` as
+(B, ceil(T/k), k*C) — k consecutive standardised steps side by side, zeros after the end — and
+``lengths`` as ceil(length/k) (:meth:`birnn.models.SequenceClassifier.patched`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import List, Tuple
+
+import torch
+from torch import nn
+from torch.export import Dim
+
+from .data import Batch
+
+__all__ = ["FORMATS", "export_run"]
+
+FORMATS = ("onnx", "pt2")
+
+
+class _Scores(nn.Module):
+    """The run's model on plain tensors (export takes no dataclasses as inputs)."""
+
+    def __init__(self, model: nn.Module, kind: str, chars: bool) -> None:
+        super().__init__()
+        self.model, self.kind, self.chars = model, kind, chars
+
+    def forward(self, x, lengths=None, chars=None):
+        if self.kind == "forecast":
+            return self.model(Batch(x, torch.full((x.shape[0],), x.shape[1], dtype=torch.int64)))
+        out = self.model(Batch(x, lengths, None, chars))
+        return torch.softmax(out, -1) if self.kind in ("text", "series") else out
+
+
+def _example(run) -> Tuple[List[str], tuple, tuple]:
+    """Input names, an example batch and its dynamic shapes."""
+    B, T = Dim("B", min=1), Dim("T", min=2)
+    lengths = torch.tensor([5, 3])
+    if run.kind == "forecast":
+        return ["x"], (torch.zeros(2, run.encoder.window, run.encoder.channels),), ({0: B},)
+    if run.kind == "series":  # (a model that reads patches of k steps takes them ready: (B, ceil(T/k), k*C))
+        return (["x", "lengths"], (torch.zeros(2, 5, run.encoder.channels * run.model.patch), lengths),
+                ({0: B, 1: T}, {0: B}))
+    ids = torch.full((2, 5), 2, dtype=torch.int64)
+    chars = run.kind == "tagging" and run.model.chars is not None or \
+        run.kind == "text" and run.encoder.input == "both"
+    if not chars:
+        return ["ids", "lengths"], (ids, lengths), ({0: B, 1: T}, {0: B})
+    return (["ids", "lengths", "chars"], (ids, lengths, torch.full((2, 5, 4), 2, dtype=torch.int64)),
+            ({0: B, 1: T}, {0: B}, {0: B, 1: T, 2: Dim("W", min=2)}))
+
+
+def export_run(run, path, fmt: str) -> Path:
+    """Write ``run``'s model to ``path`` as ``fmt`` ("onnx" or "pt2") and
+    ``preprocessing.json`` beside it; returns the model file's path."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if run.kind == "tagging" and getattr(run.model, "crf", None) is not None:
+        raise ValueError("this tagger decodes with a CRF (Viterbi over the sentence), which has no export here: "
+                         "export a tagger trained without --crf")
+    names, args, dynamic = _example(run)
+    model, patch = run.model.eval(), getattr(run.model, "patch", 1)
+    if patch > 1:  # the windowing's size arithmetic would pin T: the exported model takes the patches
+        model = copy.deepcopy(model)
+        model.patch = 1
+    module = _Scores(model, run.kind, len(names) == 3).eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "pt2":
+        program = torch.export.export(module, args, dynamic_shapes=dynamic)
+        torch.export.save(program, str(path))
+    else:
+        from .onnx_export import export_onnx
+
+        export_onnx(module, args, dynamic_shapes=dynamic, input_names=names, output_names=["scores"],
+                    verbose=False).save(str(path))
+    (path.parent / "preprocessing.json").write_text(json.dumps({
+        "kind": run.kind, "format": fmt, "inputs": names, "output": "scores", "patch": patch,
+        "preprocessing": {"class": type(run.encoder).__name__, **run.encoder.to_dict()}}, indent=1))
+    return path
