@@ -93,6 +93,7 @@ def test_tag_conllu_train_evaluate_predict_resume(files, tmp_path):
     assert "test_f1" in metrics and "dev_accuracy" in metrics
     assert "model saved in" in out.stdout and (run / "model.safetensors").exists() and (run / "run.toml").exists()
     ev = last_json(birnn("evaluate", run, "--data", files / "test.conllu", "--json"))
+    assert sum(map(sum, ev["report"]["confusion"])) == sum(r["support"] for r in ev["report"]["per_class"].values())
     assert ev["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     pred = birnn("predict", run, files / "test.conllu").stdout
     first = pred.strip().split("\n\n")[0].splitlines()
@@ -124,6 +125,14 @@ def test_classify_text_and_predict_lines(files, tmp_path):
     assert (run / "learning_curves.png").stat().st_size > 1000
     ev = last_json(birnn("evaluate", run, "--data", files / "reviews.csv", "--json"))
     assert ev["test_accuracy"] == pytest.approx(m["test_accuracy"])
+    report = ev["report"]  # per class and the confusion matrix, consistent with the accuracy
+    matrix = report["confusion"]
+    n = sum(map(sum, matrix))
+    assert report["labels"] == ["neg", "pos"] and n == sum(r["support"] for r in report["per_class"].values())
+    assert sum(matrix[i][i] for i in range(2)) / n == pytest.approx(ev["test_accuracy"])
+    pos = report["per_class"]["pos"]
+    assert pos["recall"] == pytest.approx(matrix[1][1] / sum(matrix[1]))
+    assert pos["precision"] == pytest.approx(matrix[1][1] / (matrix[0][1] + matrix[1][1]))
     assert "finished already" in birnn("resume", run).stdout
     lines = birnn("predict", run, files / "texts.txt").stdout.strip().splitlines()
     assert [l.split("\t")[1] for l in lines] == ["a superb film", "awful and dull"]

@@ -491,9 +491,7 @@ def cmd_resume(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .tasks import evaluate_run, load_run
-
-    from .tasks import check_known_labels
+    from .tasks import check_known_labels, class_breakdown, evaluate_run, load_run
 
     run = load_run(args.run_dir, weights=args.weights)
     source = dict(run.config.get("source", {}), format=args.format)
@@ -514,8 +512,12 @@ def cmd_evaluate(args) -> int:
     metrics = {f"test_{k}": v for k, v in evaluate_run(run, records).items()}
     lead = run.config.get("train", {}).get("monitor")
     print(_summary(metrics, lead=lead))
+    breakdown = class_breakdown(run, records)
+    if breakdown is not None:
+        print()
+        print(_class_table(breakdown))
     if args.json:
-        print(json.dumps(_json_metrics(metrics, lead=lead)))
+        print(json.dumps({**_json_metrics(metrics, lead=lead), **({"report": breakdown} if breakdown else {})}))
     return 0
 
 
@@ -569,6 +571,20 @@ def _read_predict_input(run, path: str, fmt: Optional[str]):
         return [(line, None) for line in lines]
     # one sentence per line: tokens, or word/TAG tokens
     return [([t.rpartition("/")[0] or t if fmt == "wordtag" else t for t in line.split()], None) for line in lines]
+
+
+def _class_table(breakdown: dict) -> str:
+    """Per-class precision / recall / F1 / support, then the confusion matrix (gold rows)."""
+    labels = breakdown["labels"]
+    width = max(8, *(len(lab) for lab in labels))
+    lines = [f"{'class':<{width}}  precision  recall  f1      support"]
+    for lab in labels:
+        r = breakdown["per_class"][lab]
+        lines.append(f"{lab:<{width}}  {r['precision']:.4f}     {r['recall']:.4f}  {r['f1']:.4f}  {r['support']}")
+    lines += ["", "confusion (rows: gold, columns: predicted)", " " * width + "  " + "  ".join(labels)]
+    for lab, row in zip(labels, breakdown["confusion"]):
+        lines.append(f"{lab:<{width}}  " + "  ".join(f"{n:>{len(other)}}" for n, other in zip(row, labels)))
+    return "\n".join(lines)
 
 
 def cmd_export(args) -> int:

@@ -18,7 +18,8 @@ from . import __version__
 from .data import (ForecastEncoder, SeriesEncoder, SeriesSplits, TaggingEncoder, TextEncoder, bio_tags, bucket_batches,
                    make_windows)
 from .models import MODELS, Forecaster, SequenceClassifier, SequenceTagger
-from .train import TrainConfig, Trainer, accuracy, load_config, load_weights, macro_f1, span_f1
+from .train import (TrainConfig, Trainer, accuracy, class_report, confusion_matrix, load_config, load_weights, macro_f1,
+                    span_f1)
 from .train.checkpoint import CheckpointError
 
 __all__ = ["PRESETS", "TASKS", "Run", "build_run", "evaluate_run", "load_run", "predict_records"]
@@ -447,6 +448,26 @@ def class_scores(run: Run, records: list, device="cpu") -> List[Dict[str, float]
 
 def evaluate_run(run: Run, records: list, device="cpu") -> Dict[str, float]:
     return score(run, records, device)
+
+
+def class_breakdown(run: Run, records: list, device="cpu") -> Optional[dict]:
+    """Classification and tagging: ``{"labels", "per_class": {label: precision, recall, f1,
+    support}, "confusion": rows gold, columns predicted}`` over labelled ``records`` (tokens
+    for tagging); None for forecasting."""
+    if run.kind == "forecast":
+        return None
+    examples = encode_all(run.encoder, records)
+    preds = _predict_all(run, examples, device)
+    if run.kind == "tagging":
+        vocab = run.encoder.tags
+        preds = [t for p in preds for t in p]
+        gold = [t for ex in examples for t in ex["tags"]]
+    else:
+        vocab = run.encoder.labels
+        gold = [ex["label"] for ex in examples]
+    labels = list(range(len(vocab)))
+    return {"labels": list(vocab.itos), "per_class": dict(zip(vocab.itos, class_report(preds, gold, labels).values())),
+            "confusion": confusion_matrix(preds, gold, labels)}
 
 
 def predict_records(run: Run, records: list, device="cpu") -> List:

@@ -1,4 +1,5 @@
-"""Metrics: accuracy, macro-F1, span-F1 for BIO tags, MAE and RMSE.
+"""Metrics: accuracy, macro-F1, a per-class report and confusion matrix, span-F1 for BIO tags,
+MAE and RMSE.
 
 >>> accuracy([1, 2, 3], [1, 2, 0]), round(macro_f1([0, 0, 1], [0, 1, 1]), 3)
 (0.6666666666666666, 0.667)
@@ -6,14 +7,18 @@
 [('LOC', 3, 4), ('ORG', 4, 5), ('PER', 0, 2)]
 >>> span_f1([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]])
 0.0
+>>> class_report(["a", "a", "b"], ["a", "b", "b"], ["a", "b"])["b"]
+{'precision': 1.0, 'recall': 0.5, 'f1': 0.6666666666666666, 'support': 2}
+>>> confusion_matrix(["a", "a", "b"], ["a", "b", "b"], ["a", "b"])   # rows: gold, columns: predicted
+[[1, 0], [1, 1]]
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
-__all__ = ["accuracy", "bio_spans", "macro_f1", "mae", "rmse", "span_f1"]
+__all__ = ["accuracy", "bio_spans", "class_report", "confusion_matrix", "macro_f1", "mae", "rmse", "span_f1"]
 
 
 def accuracy(pred: Sequence, gold: Sequence) -> float:
@@ -31,6 +36,29 @@ def macro_f1(pred: Sequence, gold: Sequence) -> float:
         fn = sum(p != c and g == c for p, g in zip(pred, gold))
         scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
     return sum(scores) / max(len(scores), 1)
+
+
+def class_report(pred: Sequence, gold: Sequence, labels: Sequence) -> Dict[str, Dict[str, float]]:
+    """Per class of ``labels``: precision, recall, F1 (0 where undefined) and support (gold count)."""
+    if len(pred) != len(gold):
+        raise ValueError(f"pred and gold must have the same length, got {len(pred)} and {len(gold)}")
+    out = {}
+    for c in labels:
+        tp = sum(p == c and g == c for p, g in zip(pred, gold))
+        n_pred, n_gold = sum(p == c for p in pred), sum(g == c for g in gold)
+        precision, recall = (tp / n_pred if n_pred else 0.0), (tp / n_gold if n_gold else 0.0)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[str(c)] = {"precision": precision, "recall": recall, "f1": f1, "support": n_gold}
+    return out
+
+
+def confusion_matrix(pred: Sequence, gold: Sequence, labels: Sequence) -> List[List[int]]:
+    """``matrix[i][j]``: how many of gold class ``labels[i]`` were predicted ``labels[j]``."""
+    index = {c: i for i, c in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for p, g in zip(pred, gold):
+        matrix[index[g]][index[p]] += 1
+    return matrix
 
 
 def bio_spans(tags: Sequence[str]) -> Set[Tuple[str, int, int]]:
