@@ -339,3 +339,14 @@ def test_birnn_export_from_the_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"exported {tmp_path / 'run' / 'model.pt2'}" in out and "(inputs: ids, lengths)" in out
     assert (tmp_path / "run" / "preprocessing.json").exists()
+
+
+def test_a_quantized_layer_refuses_what_it_cannot_run():
+    from birnn.quantized import quantize_layer
+
+    q = quantize_layer(birnn.LSTM(5, 6, num_layers=2, bidirectional=True, dropout=0.3))
+    x = torch.randn(4, 2, 5)
+    with pytest.raises(ValueError, match=r"returns no per-layer outputs \(return_all='layers'\)"):
+        q(x, return_all="layers")
+    with pytest.raises(RuntimeError, match=r"runs in eval mode only: call \.eval\(\)"):
+        q.train()(x)

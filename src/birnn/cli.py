@@ -56,21 +56,27 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-# What each named-choice option accepts (flags get them as argparse choices; configs are checked here).
-_CHOICES = {"input": ("auto", "words", "chars", "both"), "pooling": ("final", "mean", "max", "last", "attention"),
-            "schedule": ("plateau", "cosine", "constant"), "select": ("best", "last")}
+def _choices() -> dict:
+    """What each named-choice option accepts, from the module that owns it (flags get them as
+    argparse choices; configs are checked here)."""
+    from .data.encoding import TEXT_INPUTS
+    from .models import POOLINGS
+    from .train.loop import SCHEDULES, SELECTS
+
+    return {"input": ("auto",) + TEXT_INPUTS, "pooling": POOLINGS, "schedule": SCHEDULES, "select": SELECTS}
 
 
 def check_value(name: str, value, where: Optional[str] = None):
-    """``value`` of option ``name`` against :data:`_RULES` and :data:`_CHOICES` (and ``device``);
+    """``value`` of option ``name`` against :data:`_RULES` and :func:`_choices` (and ``device``);
     returns it, or raises UsageError naming the option (``where``: how the user wrote it, e.g.
     ``train.lr in run.toml``)."""
     where = where or _flag(name)
     if name == "device":
         return value if value == "auto" else _check_device(value, where)
-    if name in _CHOICES:
-        if value not in _CHOICES[name]:
-            raise UsageError(f"{where} must be one of {', '.join(_CHOICES[name])}; got {value!r}")
+    choices = _choices().get(name)
+    if choices is not None:
+        if value not in choices:
+            raise UsageError(f"{where} must be one of {', '.join(choices)}; got {value!r}")
         return value
     rule = _RULES.get(name)
     if rule is None:
@@ -410,8 +416,8 @@ def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
     except TypeError as e:
         raise UsageError(f"bad model option: {e}") from None
     tags = run.encoder.tags.itos if run.kind == "tagging" else ()
-    per_epoch = -(-(-(-len(records["train"]) // train.batch_size)) // train.accumulate)
-    updates, selection = selection_defaults(run.kind, records, tags, conf["train"], train.epochs, per_epoch)
+    updates, selection = selection_defaults(run.kind, records, tags, conf["train"], train.epochs,
+                                            _batches_per_epoch(records, train)[1])
     train = replace(train, **updates)
     if train.monitor not in monitorable(run.kind, tags):
         raise UsageError(f"--monitor {train.monitor}: a {run.kind} run reports {', '.join(monitorable(run.kind, tags))}")
@@ -442,6 +448,12 @@ def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
     return _finish(run, records, best, run_dir, conf, args, history, train, getattr(data, "test_start", None))
 
 
+def _batches_per_epoch(records, train) -> Tuple[int, int]:
+    """(batches, optimizer steps) in one epoch of the training split."""
+    batches = -(-len(records["train"]) // train.batch_size)
+    return batches, -(-batches // train.accumulate)
+
+
 def _header(run, records, resolved: dict, train, run_dir: Path) -> str:
     """The run header: what trains on what, and every setting that decides the result."""
     import torch
@@ -453,8 +465,8 @@ def _header(run, records, resolved: dict, train, run_dir: Path) -> str:
     layer = ", ".join(f"{k} {v}" for k, v in resolved["layer"].items())
     shown = ", ".join(f"{k} {(' '.join(map(str, v)) or 'none') if isinstance(v, list) else v}"
                       for k, v in model.items())
-    per_epoch = -(-len(records["train"]) // train.batch_size)
-    steps = -(-per_epoch // train.accumulate) * train.epochs
+    per_epoch, steps_per_epoch = _batches_per_epoch(records, train)
+    steps = steps_per_epoch * train.epochs
     t = train
     return "\n".join([
         f"{resolved['task']}: {type(run.model).__name__} ({n_params:,} parameters); {shown}" + (f"; {layer}" if layer
@@ -491,7 +503,7 @@ def cmd_resume(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .tasks import check_known_labels, class_breakdown, evaluate_run, load_run
+    from .tasks import check_known_labels, class_breakdown, evaluate_run, load_run, predictions
 
     run = load_run(args.run_dir, weights=args.weights)
     source = dict(run.config.get("source", {}), format=args.format)
@@ -509,10 +521,11 @@ def cmd_evaluate(args) -> int:
         opts = run.encoder
         records = split_records("forecast", SeriesSplits(records, 0, 0), {"window": opts.window,
                                                                            "horizon": opts.horizon})["test"]
-    metrics = {f"test_{k}": v for k, v in evaluate_run(run, records).items()}
+    predicted = predictions(run, records)  # once, for the metrics and the per-class report
+    metrics = {f"test_{k}": v for k, v in evaluate_run(run, records, predicted=predicted).items()}
     lead = run.config.get("train", {}).get("monitor")
     print(_summary(metrics, lead=lead))
-    breakdown = class_breakdown(run, records)
+    breakdown = class_breakdown(run, records, predicted=predicted)
     if breakdown is not None:
         print()
         print(_class_table(breakdown))
@@ -707,6 +720,7 @@ def _parser() -> argparse.ArgumentParser:
 
     from .train import TrainConfig as _TC
 
+    choices = _choices()
     p = _Parser(prog="birnn", description="Bidirectional RNNs that handle padding for you.")
     p.add_argument("--version", action="version", version=f"birnn {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -742,11 +756,11 @@ def _parser() -> argparse.ArgumentParser:
     m = t.add_argument_group("model")
     m.add_argument("--layers", nargs="+", help="layer specs [bi]CELL:HIDDEN[:MERGE][*LAYERS], e.g. bilstm:128*2 "
                                                "gru:64 bigru:32:sum (default: " + _model_default("layers") + ")")
-    m.add_argument("--input", choices=_CHOICES["input"],
+    m.add_argument("--input", choices=choices["input"],
                    help="[classify text] what the model reads: words, chars (each text's characters) or both "
                         "(words + each word's characters); auto (the default) picks chars for texts of a few words "
                         "or mostly unseen words, else words, and says why in the run header")
-    m.add_argument("--pooling", choices=_CHOICES["pooling"],
+    m.add_argument("--pooling", choices=choices["pooling"],
                    help="[classify, forecast] how a sequence becomes one vector: final = forward state at the last "
                         "real step + backward state at the first (default " + _model_default("pooling") + ")")
     m.add_argument("--dropout", type=_typed("dropout"), help="dropout on inputs, between layers and in the head, in "
@@ -794,14 +808,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--weight-decay", type=_typed("weight_decay"), help=f"AdamW weight decay (default {_TC.weight_decay})")
     r.add_argument("--clip-norm", type=_typed("clip_norm"),
                    help=f"clip the gradients' global norm to this, 0 for no clipping (default {_TC.clip_norm})")
-    r.add_argument("--schedule", choices=_CHOICES["schedule"],
+    r.add_argument("--schedule", choices=choices["schedule"],
                    help="learning rate: plateau halves it after 2 epochs without dev improvement; cosine decays it "
                         f"to 0 over the run (default {_TC.schedule})")
     r.add_argument("--monitor", help="the dev metric for early stopping and selection, e.g. accuracy, macro_f1, "
                                      "span_f1, mae (default: accuracy; mae for forecast)")
     r.add_argument("--patience", type=_typed("patience"),
                    help=f"stop after this many epochs without dev improvement (default {_TC.patience})")
-    r.add_argument("--select", choices=_CHOICES["select"],
+    r.add_argument("--select", choices=choices["select"],
                    help="the weights the run ends on: the best dev epoch, or the last (for fixed budgets) "
                         f"(default {_TC.select})")
     r.add_argument("--save-every", type=_typed("save_every"),

@@ -43,9 +43,9 @@ FORMATS = ("onnx", "pt2")
 class _Scores(nn.Module):
     """The run's model on plain tensors (export takes no dataclasses as inputs)."""
 
-    def __init__(self, model: nn.Module, kind: str, chars: bool) -> None:
+    def __init__(self, model: nn.Module, kind: str) -> None:
         super().__init__()
-        self.model, self.kind, self.chars = model, kind, chars
+        self.model, self.kind = model, kind
 
     def forward(self, x, lengths=None, chars=None):
         if self.kind == "forecast":
@@ -85,7 +85,7 @@ def export_run(run, path, fmt: str) -> Path:
     if patch > 1:  # the windowing's size arithmetic would pin T: the exported model takes the patches
         model = copy.deepcopy(model)
         model.patch = 1
-    module = _Scores(model, run.kind, len(names) == 3).eval()
+    module = _Scores(model, run.kind).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "pt2":

@@ -54,13 +54,12 @@ def _run(x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
     D = w_ih.shape[0]
     per_direction = [[w_ih[d], w_hh[d]] + ([b_ih[d], b_hh[d]] if b_ih is not None else []) for d in range(D)]
     common = dict(bias=b_ih is not None, dropout=0.0, training=False)
-    if lengths is None:
-        return run_whole(mode, x, h0, c0, [w for ws in per_direction for w in ws], num_layers=1, bidirectional=D == 2,
-                         **common)
-    if x.device.type == "cpu" and CPU_LENGTHS[(mode, needs_grad)] == "torch-chunked":
+    if lengths is not None and x.device.type == "cpu" and CPU_LENGTHS[(mode, needs_grad)] == "torch-chunked":
         return run_chunked(mode, cell_spec(mode).gates, x, lengths, h0, c0, [per_direction], **common)
-    return run_packed(mode, x, lengths, h0, c0, [w for ws in per_direction for w in ws], num_layers=1,
-                      bidirectional=D == 2, **common)
+    flat = [w for ws in per_direction for w in ws]
+    if lengths is None:
+        return run_whole(mode, x, h0, c0, flat, num_layers=1, bidirectional=D == 2, **common)
+    return run_packed(mode, x, lengths, h0, c0, flat, num_layers=1, bidirectional=D == 2, **common)
 
 
 # Forward graphs kept for the backward: key -> (leaves, outputs). An entry lives as long as the
@@ -99,12 +98,13 @@ def recurrent_layer(x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Option
     if not keep_graph:
         out, h, c = _run(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, mode)
         key = torch.empty(0, dtype=torch.int64)
-        return out.clone(), h.clone(), (c.clone() if c is not None else torch.zeros_like(h)), key
-    leaves, (out, h, c) = _forward_with_graph([x, h0, c0, w_ih, w_hh, b_ih, b_hh], lengths, mode)
-    k = next(_NEXT_KEY)
-    key = torch.tensor([k], dtype=torch.int64)
-    _KEPT[k] = (leaves, (out, h, c))
-    weakref.finalize(key, _KEPT.pop, k, None)
+    else:
+        leaves, (out, h, c) = _forward_with_graph([x, h0, c0, w_ih, w_hh, b_ih, b_hh], lengths, mode)
+        k = next(_NEXT_KEY)
+        key = torch.tensor([k], dtype=torch.int64)
+        _KEPT[k] = (leaves, (out, h, c))
+        weakref.finalize(key, _KEPT.pop, k, None)
+    # fresh tensors, never an alias of an input or of the kept graph's own outputs
     return out.detach().clone(), h.detach().clone(), (c.detach().clone() if c is not None else torch.zeros_like(h)), key
 
 

@@ -330,6 +330,9 @@ class RecurrentLayer(nn.RNNBase):
                 return out if between is None else between(l, inp, out)
 
         if path == "quantized":
+            if layers_out is not None:  # torch.nn's quantized module runs every layer in one call
+                raise ValueError(f"a quantized birnn.{type(self).__name__} returns no per-layer outputs "
+                                 "(return_all='layers'): use the float layer for them")
             return run_quantized(self.quantized, self.mode, x, lengths, h0, c0)
         if path == "graph-op":
             keep = torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in self.parameters()))
@@ -446,6 +449,9 @@ class RecurrentLayer(nn.RNNBase):
         """Which implementation runs this call, and why (birnn.dispatch)."""
         features = self._reference_features() + list(extra)
         if self.quantized is not None:
+            if self.training:  # (its dropout between layers and its noise would be skipped, its int8 weights not train)
+                raise RuntimeError(f"a quantized birnn.{type(self).__name__} runs in eval mode only: call .eval() "
+                                   "(train the float layer, then quantize it)")
             if extra:
                 raise ValueError(f"a quantized birnn.{type(self).__name__} does not run {', '.join(extra)}")
             return Decision("quantized", f"dynamic quantized ({self.quantized._get_name()}, torch.nn's module "

@@ -301,22 +301,31 @@ def _predict_all(run: Run, examples: list, device="cpu"):
     return out
 
 
-def score(run: Run, records: list, device="cpu") -> Dict[str, float]:
-    """Metrics of ``run`` on labelled records (accuracy / macro-F1 / span-F1 / MAE / RMSE)."""
+def predictions(run: Run, records: list, device="cpu") -> Tuple[list, list]:
+    """``(encoded examples, predictions)`` of ``run`` on ``records``: what :func:`score` and
+    :func:`class_breakdown` read (pass it to both to predict once)."""
     examples = encode_all(run.encoder, records)
-    preds = _predict_all(run, examples, device)
+    return examples, _predict_all(run, examples, device)
+
+
+def _class_ids(run: Run, examples: list, preds: list) -> Tuple[list, list]:
+    """Classification and tagging: predicted and gold class (tag) ids, one per example (token)."""
     if run.kind == "tagging":
-        gold = [ex["tags"] for ex in examples]
-        flat_p = [t for p in preds for t in p]
-        flat_g = [t for g in gold for t in g]
+        return [t for p in preds for t in p], [t for ex in examples for t in ex["tags"]]
+    return preds, [ex["label"] for ex in examples]
+
+
+def score(run: Run, records: list, device="cpu", predicted: Optional[Tuple[list, list]] = None) -> Dict[str, float]:
+    """Metrics of ``run`` on labelled records (accuracy / macro-F1 / span-F1 / MAE / RMSE);
+    ``predicted``: :func:`predictions` already made on them."""
+    examples, preds = predicted or predictions(run, records, device)
+    if run.kind in ("text", "series", "tagging"):
+        flat_p, flat_g = _class_ids(run, examples, preds)
         metrics = {"accuracy": accuracy(flat_p, flat_g), "macro_f1": macro_f1(flat_p, flat_g)}
-        tags = run.encoder.tags
-        if bio_tags(tags.itos):
-            metrics["span_f1"] = span_f1([tags.decode(p) for p in preds], [tags.decode(g) for g in gold])
+        tags = run.encoder.tags if run.kind == "tagging" else None
+        if tags is not None and bio_tags(tags.itos):
+            metrics["span_f1"] = span_f1([tags.decode(p) for p in preds], [tags.decode(ex["tags"]) for ex in examples])
         return metrics
-    if run.kind in ("text", "series"):
-        gold = [ex["label"] for ex in examples]
-        return {"accuracy": accuracy(preds, gold), "macro_f1": macro_f1(preds, gold)}
     scaler = run.encoder.scaler
     pred = np.stack([scaler.inverse(p) for p in preds])  # (N, K, C) in original units
     gold = np.stack([y for _, y in records])
@@ -446,25 +455,21 @@ def class_scores(run: Run, records: list, device="cpu") -> List[Dict[str, float]
     return out
 
 
-def evaluate_run(run: Run, records: list, device="cpu") -> Dict[str, float]:
-    return score(run, records, device)
+def evaluate_run(run: Run, records: list, device="cpu", predicted: Optional[Tuple[list, list]] = None
+                 ) -> Dict[str, float]:
+    return score(run, records, device, predicted)
 
 
-def class_breakdown(run: Run, records: list, device="cpu") -> Optional[dict]:
+def class_breakdown(run: Run, records: list, device="cpu", predicted: Optional[Tuple[list, list]] = None
+                    ) -> Optional[dict]:
     """Classification and tagging: ``{"labels", "per_class": {label: precision, recall, f1,
     support}, "confusion": rows gold, columns predicted}`` over labelled ``records`` (tokens
-    for tagging); None for forecasting."""
+    for tagging); None for forecasting. ``predicted``: :func:`predictions` already made."""
     if run.kind == "forecast":
         return None
-    examples = encode_all(run.encoder, records)
-    preds = _predict_all(run, examples, device)
-    if run.kind == "tagging":
-        vocab = run.encoder.tags
-        preds = [t for p in preds for t in p]
-        gold = [t for ex in examples for t in ex["tags"]]
-    else:
-        vocab = run.encoder.labels
-        gold = [ex["label"] for ex in examples]
+    examples, preds = predicted or predictions(run, records, device)
+    preds, gold = _class_ids(run, examples, preds)
+    vocab = run.encoder.tags if run.kind == "tagging" else run.encoder.labels
     labels = list(range(len(vocab)))
     return {"labels": list(vocab.itos), "per_class": dict(zip(vocab.itos, class_report(preds, gold, labels).values())),
             "confusion": confusion_matrix(preds, gold, labels)}

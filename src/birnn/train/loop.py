@@ -27,6 +27,7 @@ from .checkpoint import (CheckpointError, atomic_write_text, check_config, check
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged"]
 
 SCHEDULES = ("plateau", "cosine", "constant")
+SELECTS = ("best", "last")  # the weights a run ends on
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,7 +57,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
-        if self.select not in ("best", "last"):
+        if self.select not in SELECTS:
             raise ValueError(f"select must be 'best' or 'last'; got {self.select!r}")
         for name in ("epochs", "batch_size", "accumulate"):
             if getattr(self, name) < 1:
