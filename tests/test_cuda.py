@@ -50,7 +50,7 @@ def _h100_grid_on_cpu(monkeypatch):
 
     from birnn.kernels import recurrent as R
 
-    monkeypatch.setattr(R, "_sms", lambda dev: SMS)
+    monkeypatch.setattr(R.hardware, "multiprocessors", lambda dev: SMS)
     with threaded_programs():
         yield
 

@@ -620,7 +620,7 @@ def test_multi_program_groups_equal_one_program(mode, kernel, features, T, B, mo
         return fwd, R.layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, kernel=kernel, extras=extras)
 
     one = both()
-    monkeypatch.setattr(R, "_sms", lambda dev: 132)  # an H100's grid plan
+    monkeypatch.setattr(R.hardware, "multiprocessors", lambda dev: 132)  # an H100's grid plan
     resident, (U, BB, nbt, group) = R.kernel_plan(kernel, mode, H, B, 2, False, 132)
     assert group >= 2 and resident == (kernel == "resident") and (nbt == 2) == (kernel == "resident" and B > 32)
     with threaded_programs():
@@ -645,7 +645,7 @@ def test_hidden_size_not_a_power_of_two_on_the_gpu_grid(mode, monkeypatch):
     lengths = torch.tensor([4, 2, 3])
     x = torch.randn(4, 3, 4)
     ref, ref_grads = run(layer, "reference", x, lengths, None, seed=3)
-    monkeypatch.setattr(R, "_sms", lambda dev: 132)
+    monkeypatch.setattr(R.hardware, "multiprocessors", lambda dev: 132)
     assert R.kernel_plan(None, mode, 192, 3, 2, False, 132) == (False, (16, 16, 1, 12))
     with threaded_programs():
         fused, fused_grads = run(layer, "fused", x, lengths, None, seed=3)

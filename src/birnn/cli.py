@@ -222,54 +222,6 @@ def resolve(args) -> dict:
     return conf
 
 
-# -- data --------------------------------------------------------------------------------------
-def _read(task: str, path, source: dict, labelled: bool = True, channels: Optional[int] = None):
-    from .data import infer_format, read_columns, read_conllu, read_series_csv, read_text_csv, read_ts, read_wordtag
-
-    fmt = source.get("format") or infer_format(path, task)
-    allowed = {"tag": ("conllu", "wordtag", "columns"), "classify": ("text", "ts"), "forecast": ("series",)}[task]
-    if fmt not in allowed:
-        raise UsageError(f"format {fmt!r} does not fit the {task} task; use one of {', '.join(allowed)} (--format)")
-    if fmt == "conllu":
-        return read_conllu(path, tag_column=source.get("tag_column") or "upos", require_tags=labelled)
-    if fmt == "wordtag":
-        return read_wordtag(path)
-    if fmt == "columns":
-        scheme = "bio" if str(path).lower().endswith(".bio") else None
-        return read_columns(path, scheme=scheme)
-    if fmt == "text":
-        return read_text_csv(path, text_column=source.get("text_column"), label_column=source.get("label_column"),
-                             require_labels=labelled)
-    if fmt == "ts":
-        return read_ts(path, channels=channels)
-    cols = source.get("columns")
-    return read_series_csv(path, columns=cols.split(",") if isinstance(cols, str) else cols)
-
-
-def load_data(task: str, source: dict):
-    from .data import SeriesSplits, Splits, load_dataset
-    from .data.datasets import _seeded_split
-
-    if source.get("dataset"):
-        return load_dataset(source["dataset"])
-    train = _read(task, source["train"], source)
-    if task == "forecast":
-        T = len(train)
-        if T < 10:
-            raise UsageError(f"{source['train']}: a series of {T} values is too short to split for forecasting")
-        return SeriesSplits(train, int(T * 0.8), int(T * 0.9), {"split": "in time 80/10/10", "file": source["train"]})
-    if not train:
-        raise UsageError(f"{source['train']}: no records")
-    dev = _read(task, source["dev"], source) if source.get("dev") else None
-    test = _read(task, source["test"], source) if source.get("test") else []
-    info = {"train": source["train"]}
-    if dev is None:
-        seed = int(source.get("split_seed", 13))
-        train, dev, _ = _seeded_split(train, (0.9, 0.1), seed=seed)
-        info["split"] = f"dev: a seeded 10% of --train (seed {seed})"
-    return Splits(train, dev, test, info)
-
-
 # -- output ------------------------------------------------------------------------------------
 def _table(rows: List[List[str]]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
@@ -401,11 +353,12 @@ def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
     import os
     from dataclasses import asdict
 
+    from .data import load_source
     from .tasks import build_run, check_labels, monitorable, resolved_model_options, selection_defaults, train_run
     from .train.checkpoint import atomic_write_text, load_checkpoint
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
-    data = load_data(conf["task"], conf["source"])
+    data = load_source(conf["task"], conf["source"])
     check_labels(conf["task"], data)
     model_options = dict(conf["model"])
     if conf["layer"]:
@@ -503,11 +456,12 @@ def cmd_resume(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from .data import read_source_file
     from .tasks import check_known_labels, class_breakdown, evaluate_run, load_run, predictions
 
     run = load_run(args.run_dir, weights=args.weights)
     source = dict(run.config.get("source", {}), format=args.format)
-    records = _read(run.task, args.data, source, channels=run.encoder.channels if run.kind == "series" else None)
+    records = read_source_file(run.task, args.data, source, channels=run.encoder.channels if run.kind == "series" else None)
     if len(records) == 0:
         raise UsageError(f"{args.data}: no records to evaluate")
     if run.kind in ("text", "series"):

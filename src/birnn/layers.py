@@ -51,6 +51,7 @@ from .errors import ArgumentTypeError
 from .graph_op import graph_op_blocker, run_graph_op
 from .quantized import run_quantized
 from .init import initialise
+from .kernels import hardware
 from .kernels import describe_kernel, offsets_fit, plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
@@ -59,12 +60,6 @@ from .recurrence import Highway, LayerWeights, Zoneout, layer_weights, run_refer
 from .regularization import dropout_weights, variational_mask, zoneout_masks
 
 __all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
-
-
-def _multiprocessors(device: torch.device) -> Optional[int]:
-    """The GPU's multiprocessor count, which bounds the fused kernel's grid (None off CUDA:
-    the interpreter plans one program per group)."""
-    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else None
 
 
 class RecurrentLayer(nn.RNNBase):
@@ -215,7 +210,7 @@ class RecurrentLayer(nn.RNNBase):
             return too_big
         if x.device.type == "cuda":  # all programs must be resident at once
             try:
-                plan_grid(self.hidden_size, x.shape[1], self.num_directions, _multiprocessors(x.device))
+                plan_grid(self.hidden_size, x.shape[1], self.num_directions, hardware.multiprocessors(x.device))
             except ValueError as e:
                 return str(e)
         return None
@@ -483,7 +478,7 @@ class RecurrentLayer(nn.RNNBase):
             note = measured + "; " if self.path == "auto" else ""
             decision = Decision("fused", f"{decision.reason}; {note}" + describe_kernel(
                 self.mode, self.hidden_size, B, self.num_directions, call.x.dtype == torch.bfloat16,
-                _multiprocessors(call.x.device)))
+                hardware.multiprocessors(call.x.device)))
         if B == 0:  # run the reference path all the same: outputs stay connected to the parameters (zero gradients)
             decision = Decision("reference", "empty batch (B=0): the reference path, outputs of shape (T, 0, ·) "
                                              "connected to the parameters, as torch.nn's")

