@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import platform
 import statistics
 import time
@@ -30,7 +29,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .kernels import default_kernel
+from .kernels import default_kernel, hardware
 from .layers import GRU, LSTM, RNN
 
 _LAYERS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
@@ -224,7 +223,7 @@ reference path and cuDNN's plain LSTM.
 def smoke_device(parser: argparse.ArgumentParser, smoke: bool) -> str:
     """Where a GPU script runs: ``"cuda"``, or ``"cpu"`` for its ``--smoke`` run, which needs the
     kernels under Triton's interpreter (refused, through ``parser``, without TRITON_INTERPRET=1)."""
-    if smoke and os.environ.get("TRITON_INTERPRET") != "1":
+    if smoke and not hardware.interpreting():
         parser.error("--smoke runs the kernels under Triton's interpreter: set TRITON_INTERPRET=1")
     return "cpu" if smoke else "cuda"
 

@@ -672,6 +672,7 @@ def _model_default(name: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
+    from .data import FORMATS
     from .train import TrainConfig as _TC
 
     choices = _choices()
@@ -700,7 +701,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--test", help="test file, scored once at the end")
     d.add_argument("--dataset", help=f"an offline dataset and its preset instead of files (default "
                                      f"{DEFAULT_DATASET} when no --train; see birnn data list)")
-    d.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts"),
+    d.add_argument("--format", choices=FORMATS,
                    help="the files' format (default: from the extension)")
     d.add_argument("--text-column", help="[classify] CSV column of the texts (default: text, sentence, review, ...)")
     d.add_argument("--label-column", help="[classify] CSV column of the labels (default: label, category, class, ...)")
@@ -791,7 +792,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a trained run on a labelled file")
     e.add_argument("run_dir", help="a run directory written by birnn train")
     e.add_argument("--data", required=True, help="a labelled file in one of the formats the run trained on")
-    e.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts"),
+    e.add_argument("--format", choices=FORMATS,
                    help="the file's format (default: from the extension)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
     e.add_argument("--weights", choices=("final", "best", "latest"), default="final",
@@ -803,7 +804,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("run_dir", help="a run directory written by birnn train")
     pr.add_argument("input", help="classify: text lines or a CSV/TSV, or a .ts file; tag: a .conllu, word/TAG, "
                                   "columns or token file; forecast: a CSV series (its last window)")
-    pr.add_argument("--format", choices=("conllu", "wordtag", "columns", "text", "series", "ts", "tokens", "lines"),
+    pr.add_argument("--format", choices=FORMATS + ("tokens", "lines"),
                     help="the input's format (default: from the extension; lines: one item per line)")
     pr.add_argument("--output", choices=("tsv", "json"), default="tsv",
                     help="tsv: one prediction per line (a blank line between sentences); json: one list")

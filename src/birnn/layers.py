@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import warnings
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -51,8 +50,7 @@ from .errors import ArgumentTypeError
 from .graph_op import graph_op_blocker, run_graph_op
 from .quantized import run_quantized
 from .init import initialise
-from .kernels import hardware
-from .kernels import describe_kernel, offsets_fit, plan_grid, supported_hidden
+from .kernels import describe_kernel, hardware, offsets_fit, plan_grid, supported_hidden
 from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
 from .output import RecurrentOutput, merge
@@ -190,8 +188,7 @@ class RecurrentLayer(nn.RNNBase):
     # -- dispatch ----------------------------------------------------------------------------
     def _fused_blocker(self, x: Tensor) -> Optional[str]:
         """Why the fused Triton kernel cannot run this call on ``x``, or None."""
-        interpreting = os.environ.get("TRITON_INTERPRET", "0") == "1"
-        if x.device.type != "cuda" and not interpreting:
+        if x.device.type != "cuda" and not hardware.interpreting():
             return f"the fused kernel runs on CUDA (or under TRITON_INTERPRET=1), the input is on {x.device.type}"
         import importlib.util
 

@@ -50,8 +50,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from . import hardware
-from . import KERNELS, default_kernel, kernel_plan, offsets_fit, plan_grid, plan_resident, supported_hidden
+from . import KERNELS, default_kernel, hardware, kernel_plan, offsets_fit, plan_grid, plan_resident, supported_hidden
 
 __all__ = ["CELL_CODES", "KERNELS", "Backward", "Forward", "StepExtras", "default_kernel", "layer_backward",
            "layer_forward", "plan_grid", "plan_resident", "supported_hidden"]

@@ -58,7 +58,7 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
         if self.select not in SELECTS:
-            raise ValueError(f"select must be 'best' or 'last'; got {self.select!r}")
+            raise ValueError(f"select must be {' or '.join(map(repr, SELECTS))}; got {self.select!r}")
         for name in ("epochs", "batch_size", "accumulate"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
