@@ -34,6 +34,14 @@ def pair(mode, **kw):
     return layer
 
 
+def fused_supports(layer, x):
+    """Why the fused backend cannot run ``layer`` on ``x`` (T, B, I), or None."""
+    from birnn.arguments import prepare_call
+    from birnn.backends import BACKENDS, plan_call
+
+    return BACKENDS["fused"].supports(plan_call(layer, prepare_call(x, None, None, None, layer._shape())))
+
+
 def run(layer, path, x, lengths, hx, seed=1):
     layer.path = path
     layer.zero_grad()
@@ -83,6 +91,7 @@ def test_fused_path_runs_its_large_matmuls_through_products(layer_norm, monkeypa
     """Every layer's input projection and W_hh gradient go through birnn.kernels.products (TF32
     on a GPU where cuDNN's RNNs use it), at one precision read once per call; the reference
     path keeps its own."""
+    import birnn.backends.fused as backend
     import birnn.kernels.function as function
     import birnn.kernels.products as products
 
@@ -96,7 +105,7 @@ def test_fused_path_runs_its_large_matmuls_through_products(layer_norm, monkeypa
 
     monkeypatch.setattr(function, "project", recorded("project", function.project))
     monkeypatch.setattr(function, "weight_product", recorded("weight", function.weight_product))
-    for module in (function, products):
+    for module in (backend, products):
         monkeypatch.setattr(module, "cudnn_rnn_uses_tf32", recorded("precision", module.cudnn_rnn_uses_tf32))
     layer = pair("GRU", num_layers=2, bidirectional=True, layer_norm=layer_norm)
     x, lengths = torch.randn(5, 3, 4), torch.tensor([5, 2, 4])
@@ -166,8 +175,8 @@ def test_calls_beyond_32_bit_offsets_are_refused_not_miscomputed():
 
     lstm = birnn.LSTM(1, 1024)
     x = torch.zeros(32768, 16, 1)  # T*B*4H = 2**31
-    assert "32-bit offsets" in lstm._fused_blocker(x)
-    assert lstm._fused_blocker(x[:32767]) is None
+    assert "32-bit offsets" in fused_supports(lstm, x)
+    assert fused_supports(lstm, x[:32767]) is None
     lstm.path = "fused"
     with pytest.raises(ValueError, match="32-bit offsets"):
         lstm(x)

@@ -17,6 +17,9 @@ Paths:
   (:func:`fused_measured_faster`, the table :mod:`birnn.speed_table`, plain layers), or when
   asked for with ``path="fused"``.
 
+What each implementation can run is its backend's to say (:mod:`birnn.backends`); this module
+is the policy that picks among them, and the measurements it reads.
+
 A layer's ``path`` argument asks for one (``"auto"`` decides); every result carries the path
 that ran in ``result.path`` and the layer keeps ``layer.last_decision`` (path and reason).
 
@@ -84,11 +87,9 @@ def nearest_measured(rows: Sequence[tuple], mode: str, dtype: str, hidden: int, 
 def fused_measured_faster(mode: str, dtype: torch.dtype, hidden: int, batch: int,
                           training: Optional[bool] = None) -> bool:
     """Whether the nearest measurement in :mod:`birnn.speed_table` (written on the device by
-    ``birnn bench --table``; H100, 2026-11-22) has the fused kernel faster than cuDNN. Where
-    nothing was measured near (Elman RNNs, hidden x batch more than a factor 4 from every row), "auto"
-    keeps cuDNN. On that table: LSTM/GRU at batch 1-64 with hidden 512-1024 (fp32 1.4-3.8x),
-    bf16 from hidden 128 (2.1-6.7x); cuDNN at fp32 hidden 128 (0.67x) and batch 256 (0.61x fp32,
-    0.91x bf16).
+    ``benchmarks/gpu.py --table``; its ``DEVICE`` says where and when) has the fused kernel
+    faster than cuDNN. Where nothing was measured near (Elman RNNs, hidden x batch more than a
+    factor 4 from every row), "auto" keeps cuDNN. The examples below read the recorded table.
 
     >>> fused_measured_faster("LSTM", torch.float32, 512, 64), fused_measured_faster("LSTM", torch.float32, 128, 8)
     (True, False)
@@ -158,8 +159,8 @@ def _lengths_strategy(device: torch.device, mode: str, needs_grad: bool) -> Deci
 
 
 def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool, variable_lengths: bool,
-           features: Sequence[str], fused_blocker: Optional[str] = "not asked for", fused_faster: bool = False
-           ) -> Decision:
+           features: Sequence[str], fused_blocker: Optional[str] = "not asked for", fused_faster: bool = False,
+           native_blocker: Optional[str] = None) -> Decision:
     """Pick the path for one call.
 
     Args:
@@ -170,6 +171,11 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
         fused_faster: the fused kernel was measured faster than cuDNN for this configuration.
         variable_lengths: some sequence is shorter than T.
         features: birnn-only features in use that the fused op cannot express.
+        native_blocker: why PyTorch's fused op cannot be recorded in the graph being traced
+            (:meth:`birnn.backends.native.Native.traced_blocker`), or None.
+
+    The backends (:mod:`birnn.backends`) say what each can run; this function is the policy
+    that picks among them.
     """
     if requested == "reference":
         return Decision("reference", "requested with path='reference'")
@@ -187,19 +193,11 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
         if requested != "auto":
             raise ValueError(f"path={requested!r} cannot run {', '.join(features)}; use path='auto' or 'reference'")
         return Decision("reference", f"{', '.join(features)}: not expressible in the fused op")
-    if (requested == "auto" and mode == "LSTM" and needs_grad and device.type == "cpu"
-            and torch.compiler.is_compiling()):
-        return Decision("reference", "LSTM training under torch.compile on CPU: PyTorch's fused op cannot be "
-                                     "compiled there (aten.mkldnn_rnn_layer, pytorch#158007); the reference loop")
-    if requested == "auto" and torch._C._are_functorch_transforms_active():
-        return Decision("reference", "under a torch.func transform (vmap, grad): the masked loop, which has no "
-                                     "data-dependent control flow and batches per sample")
+    if native_blocker is not None:
+        return Decision("reference", native_blocker)
     if not variable_lengths:
         why = "requested with path='torch'" if requested == "torch" else "every sequence is full"
         return Decision("torch", f"{why}: one call of PyTorch's fused op, as torch.nn")
     if requested in ("torch-chunked", "torch-packed"):
         return Decision(requested, f"requested with path={requested!r}")
-    if torch.compiler.is_compiling():
-        return Decision("reference", "variable lengths under torch.compile: the masked loop has no "
-                                     "data-dependent control flow")
     return _lengths_strategy(device, mode, needs_grad)

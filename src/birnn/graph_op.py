@@ -43,7 +43,7 @@ from .cells import cell_spec
 from .dispatch import CPU_LENGTHS
 from .native import run_chunked, run_packed, run_whole
 
-__all__ = ["graph_op_blocker", "run_graph_op"]
+__all__ = ["graph_layer", "recurrent_layer"]
 
 
 def _run(x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor], w_ih: Tensor, w_hh: Tensor,
@@ -175,30 +175,13 @@ def _backward(ctx, grad_out, grad_h, grad_c, grad_key):
 recurrent_layer.register_autograd(_backward, setup_context=_setup_context)
 
 
-def graph_op_blocker(features: Sequence[str], *, proj_size: int) -> Optional[str]:
-    """Why this call cannot be recorded as ``birnn::recurrent_layer`` nodes, or None
-    (``features``: what PyTorch's fused op does not run, as the layer's dispatch lists them)."""
-    blocked = list(features) + ["proj_size"] * bool(proj_size)
-    if blocked:
-        return f"{', '.join(blocked)} has no single-node form (ONNX has no operator for it)"
-    return None
-
-
-def run_graph_op(mode: str, x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
-                 weights: Sequence[Sequence[Sequence[Tensor]]], *, bias: bool, after=None, keep_graph: bool = False):
-    """Every layer as one node; ``weights[l][d]`` = torch.nn's ``[w_ih, w_hh, (b_ih, b_hh)]``;
-    ``after(l, inp, out)`` runs between layers (dropout, residual); ``keep_graph``: a training
-    step (each node keeps its forward's graph for the backward). Returns
-    ``(output (T, B, D*H), h_n (L*D, B, H), c_n or None)``."""
-    D = len(weights[0])
-    inp, h_n, c_n = x, [], []
-    for l, layer in enumerate(weights):
-        stacked = [torch.stack([w[k] for w in layer]) for k in range(4 if bias else 2)]
-        rows = slice(l * D, (l + 1) * D)
-        out, h, c, _ = torch.ops.birnn.recurrent_layer(inp, lengths, h0[rows], None if c0 is None else c0[rows],
-                                                       stacked[0], stacked[1],
-                                                       *(stacked[2:] if bias else (None, None)), mode, keep_graph)
-        inp = out if after is None else after(l, inp, out)
-        h_n.append(h)
-        c_n.append(c)
-    return inp, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c0 is not None else None)
+def graph_layer(mode: str, inp: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
+                directions: Sequence[Sequence[Tensor]], *, bias: bool, keep_graph: bool = False
+                ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """One layer as one node; ``directions[d]`` = torch.nn's ``[w_ih, w_hh, (b_ih, b_hh)]``;
+    ``keep_graph``: a training step (the node keeps its forward's graph for the backward).
+    Returns ``(output (T, B, D*H), h_n (D, B, H), c_n (D, B, H) or None)``."""
+    stacked = [torch.stack([w[k] for w in directions]) for k in range(4 if bias else 2)]
+    out, h, c, _ = torch.ops.birnn.recurrent_layer(inp, lengths, h0, c0, stacked[0], stacked[1],
+                                                   *(stacked[2:] if bias else (None, None)), mode, keep_graph)
+    return out, h, (c if c0 is not None else None)

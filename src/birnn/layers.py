@@ -35,27 +35,20 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn import init
 
+from . import backends
 from .arguments import Call, LayerShape, prepare_call
 from .cells import cell_spec
-from .dispatch import Decision, check_path, choose, measured_evidence
+from .dispatch import Decision, check_path
 from .errors import ArgumentTypeError
-from .graph_op import graph_op_blocker, run_graph_op
-from .quantized import run_quantized
 from .init import initialise
-from .kernels import describe_kernel, hardware, offsets_fit, plan_grid, supported_hidden
-from .native import run_chunked, run_packed, run_whole
 from .options import LayerOptions
 from .output import RecurrentOutput, merge
-from .recurrence import Highway, LayerWeights, Zoneout, layer_weights, run_reference
-from .regularization import dropout_weights, variational_mask, zoneout_masks
 
 __all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
 
@@ -177,188 +170,10 @@ class RecurrentLayer(nn.RNNBase):
         per = len(flat) // (self.num_layers * self.num_directions)
         return [flat[k * per:(k + 1) * per] for k in range(self.num_layers * self.num_directions)]
 
-    def _weights_by_layer(self) -> List[List[List[Tensor]]]:
-        """``[l][d]`` -> torch.nn's ``[w_ih, w_hh, (b_ih, b_hh), (w_hr)]``, W_hh weight-dropped in training."""
-        D = self.num_directions
-        flat = self._weights_by_layer_flat()
-        if self.training and self.weight_dropout > 0:
-            flat = [[w[0], dropout_weights(w[1], self.weight_dropout, True), *w[2:]] for w in flat]
-        return [[list(flat[l * D + d]) for d in range(D)] for l in range(self.num_layers)]
-
-    # -- dispatch ----------------------------------------------------------------------------
-    def _fused_blocker(self, x: Tensor) -> Optional[str]:
-        """Why the fused Triton kernel cannot run this call on ``x``, or None."""
-        if x.device.type != "cuda" and not hardware.interpreting():
-            return f"the fused kernel runs on CUDA (or under TRITON_INTERPRET=1), the input is on {x.device.type}"
-        import importlib.util
-
-        if importlib.util.find_spec("triton") is None:
-            return "Triton is not installed"
-        if x.dtype not in (torch.float32, torch.bfloat16):
-            return f"the fused kernel runs float32 and bfloat16, not {x.dtype}"
-        if not supported_hidden(self.hidden_size):
-            return f"the fused kernel needs hidden_size a power of two >= 16 or a multiple of 64, got {self.hidden_size}"
-        unsupported = [name for name, on in (("proj_size", self.proj_size), ("highway", self.residual == "highway"))
-                       if on]
-        if unsupported:
-            return f"the fused kernel does not run {', '.join(unsupported)}"
-        too_big = offsets_fit(self.mode, x.shape[0], x.shape[1], self.num_directions, self.hidden_size)
-        if too_big is not None:
-            return too_big
-        if x.device.type == "cuda":  # all programs must be resident at once
-            try:
-                plan_grid(self.hidden_size, x.shape[1], self.num_directions, hardware.multiprocessors(x.device))
-            except ValueError as e:
-                return str(e)
-        return None
-
-    def _reference_features(self) -> List[str]:
-        """Features in use that PyTorch's fused op cannot run."""
-        features = []
-        if self.training and self.recurrent_dropout > 0:
-            features.append("recurrent_dropout")
-        if self.zoneout > 0 or self.cell_zoneout > 0:
-            features.append("zoneout")
-        if self.layer_norm:
-            features.append("layer_norm")
-        if self.residual == "highway":
-            features.append("highway")
-        return features
-
-    def _initial_states(self, call: Call, batch: int):
-        h0, c0 = call.h0, call.c0
-        rows, P = self.num_layers * self.num_directions, self.proj_size or self.hidden_size
-        w = self._flat_weights[0]
-        if h0 is None:
-            if self.initial_state == "learned":
-                h0 = self.initial_h.expand(rows, batch, P).contiguous()
-                c0 = self.initial_c.expand(rows, batch, self.hidden_size).contiguous() if self.mode == "LSTM" else None
-            else:
-                h0 = w.new_zeros(rows, batch, P)
-                c0 = w.new_zeros(rows, batch, self.hidden_size) if self.mode == "LSTM" else None
-        if self.training and self.initial_state_noise > 0:
-            h0 = h0 + self.initial_state_noise * torch.randn_like(h0)
-        return h0, c0
-
-    def _drop(self, p: float, batch: int, width: int, like: Tensor) -> Callable[[Tensor], Tensor]:
-        """Input/inter-layer/output dropout of (T, B, F) tensors: variational or per step."""
-        if not self.training or p == 0:
-            return lambda t: t
-        if not self.variational:
-            return lambda t: F.dropout(t, p, True)
-        mask = variational_mask(batch, width, p, like=like).unsqueeze(0)  # (1, B, F)
-        return lambda t: t * mask
-
     def _stochastic(self) -> bool:
         """Whether a training call samples masks or noise (besides torch.nn's own dropout)."""
         return any((self.input_dropout, self.inter_layer_dropout, self.output_dropout, self.recurrent_dropout,
                     self.weight_dropout, self.zoneout, self.cell_zoneout, self.initial_state_noise))
-
-    def _after(self, x: Tensor, B: int) -> Optional[Callable[[int, Tensor, Tensor], Tensor]]:
-        """What happens between stacked layers, or None when it is only torch.nn's own dropout."""
-        L = self.num_layers
-        if L == 1 or (self.residual is not True and not (self.training and self.inter_layer_dropout > 0)):
-            return None
-        width = (self.proj_size or self.hidden_size) * self.num_directions
-        drops = [self._drop(self.inter_layer_dropout, B, width, x) for _ in range(L - 1)]
-        torch_p = self.dropout if self.training else 0.0
-
-        def after(l: int, inp: Tensor, out: Tensor) -> Tensor:
-            if self.residual is True and l >= 1:
-                out = out + inp
-            if l < L - 1:
-                out = drops[l](F.dropout(out, torch_p, True) if torch_p > 0 else out)
-            return out
-
-        return after
-
-    def _reference_layers(self, weights, B: int, T: int, like: Tensor) -> List[LayerWeights]:
-        spec, D, H = cell_spec(self.mode), self.num_directions, self.hidden_size
-        P = self.proj_size or H
-        order = spec.to_step_order
-        layers = []
-        for l in range(self.num_layers):
-            sfx = self._direction_suffixes()
-            extras = {}
-            step = {}
-            if self.training and self.recurrent_dropout > 0:
-                step["drop_h"] = variational_mask(D * B, P, self.recurrent_dropout, like=like).view(D, B, P)
-            if self.layer_norm:
-                extras["ln_x"] = torch.stack([order(getattr(self, f"ln_ih_l{l}{s}")) for s in sfx]).unsqueeze(1)
-                step["ln_h"] = torch.stack([order(getattr(self, f"ln_hh_l{l}{s}")) for s in sfx]).unsqueeze(1)
-                if self.mode == "LSTM":
-                    step["ln_c"] = tuple(torch.stack([getattr(self, f"ln_cell_{k}_l{l}{s}") for s in sfx]).unsqueeze(1)
-                                         for k in ("weight", "bias"))
-            if self.residual == "highway":
-                extras["highway"] = Highway(
-                    torch.stack([getattr(self, f"weight_hw_ih_l{l}{s}").t() for s in sfx]),
-                    torch.stack([getattr(self, f"weight_hw_hh_l{l}{s}").t() for s in sfx]),
-                    torch.stack([getattr(self, f"bias_hw_l{l}{s}") for s in sfx]).unsqueeze(1))
-            if self.zoneout > 0 or self.cell_zoneout > 0:
-                keep_h = keep_c = None
-                if self.training:
-                    keep_h = zoneout_masks((T, D, B, P), self.zoneout, like=like) if self.zoneout else None
-                    keep_c = zoneout_masks((T, D, B, H), self.cell_zoneout, like=like) if self.cell_zoneout else None
-                extras["zoneout"] = Zoneout(self.zoneout, self.cell_zoneout, keep_h, keep_c)
-            layers.append(layer_weights(spec, weights[l], bias=self.bias, proj=self.proj_size > 0,
-                                        step_extras=step, **extras))
-        return layers
-
-    def _run(self, path: str, x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Optional[Tensor], *,
-             resets: Optional[Tensor] = None, layers_out: Optional[List[Tensor]] = None,
-             cells: Optional[List[Tensor]] = None):
-        T, B = x.shape[:2]
-        weights = self._weights_by_layer()
-        after = self._after(x, B)
-        if after is None and (path in ("reference", "fused", "graph-op") or layers_out is not None) and self.dropout > 0 \
-                and self.training:
-            p, L = self.dropout, self.num_layers
-            after = lambda l, inp, out: F.dropout(out, p, True) if l < L - 1 else out  # noqa: E731
-        if layers_out is not None:  # every layer's output, before what happens between layers
-            between = after
-
-            def after(l: int, inp: Tensor, out: Tensor) -> Tensor:
-                layers_out.append(out)
-                return out if between is None else between(l, inp, out)
-
-        if path == "quantized":
-            if layers_out is not None:  # torch.nn's quantized module runs every layer in one call
-                raise ValueError(f"a quantized birnn.{type(self).__name__} returns no per-layer outputs "
-                                 "(return_all='layers'): use the float layer for them")
-            return run_quantized(self.quantized, self.mode, x, lengths, h0, c0)
-        if path == "graph-op":
-            keep = torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in self.parameters()))
-            return run_graph_op(self.mode, x, lengths, h0, c0, weights, bias=self.bias, after=after, keep_graph=keep)
-        if path in ("reference", "fused"):
-            layers = self._reference_layers(weights, B, T, x)
-            if path == "fused":
-                from .kernels.function import run_fused
-
-                return run_fused(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after)
-            return run_reference(cell_spec(self.mode), layers, x, lengths, h0, c0, after=after, resets=resets,
-                                 cell_states=cells)
-        if after is None:
-            return self._run_fused(path, x, lengths, h0, c0, weights, self.dropout)
-        D = self.num_directions
-        inp, h_n, c_n = x, [], []
-        for l in range(self.num_layers):
-            rows = slice(l * D, (l + 1) * D)
-            out, h, c = self._run_fused(path, inp, lengths, h0[rows], None if c0 is None else c0[rows],
-                                        weights[l:l + 1], 0.0)
-            inp = after(l, inp, out)
-            h_n.append(h)
-            c_n.append(c)
-        return inp, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c0 is not None else None)
-
-    def _run_fused(self, path, x, lengths, h0, c0, weights, dropout):
-        common = dict(bias=self.bias, dropout=dropout, training=self.training)
-        if path == "torch-chunked":
-            return run_chunked(self.mode, cell_spec(self.mode).gates, x, lengths, h0, c0, weights, **common)
-        flat = [w for layer in weights for direction in layer for w in direction]
-        run = run_whole if path == "torch" else run_packed
-        extra = {} if path == "torch" else {"lengths": lengths}
-        return run(self.mode, x, h0=h0, c0=c0, weights=flat, num_layers=len(weights),
-                   bidirectional=self.bidirectional, **extra, **common)
 
     # -- calling -----------------------------------------------------------------------------
     def forward(self, input, hx=None, *, lengths=None, mask=None, padding: str = "right", resets=None,
@@ -393,32 +208,28 @@ class RecurrentLayer(nn.RNNBase):
         wanted = self._check_return_all(return_all)
         call = prepare_call(input, hx, lengths, mask, self._shape(), padding=padding, resets=resets,
                             cu_seqlens=cu_seqlens)
-        T, B = call.x.shape[:2]
-        h0, c0 = self._initial_states(call, B)
-        if T == 0:  # a batch of empty sequences: nothing to run, h_n = h_0
-            self.last_decision = Decision("empty", "T=0: every sequence is empty; outputs (0, B, ·), h_n = h_0")
-            seq = call.x.new_zeros(0, B, self.num_directions * h0.shape[-1])
-            empty = tuple(seq for _ in range(self.num_layers))
-            return self._result(call, seq, h0, c0, "empty", layers=empty if "layers" in wanted else None,
-                                cells=tuple(call.x.new_zeros(0, B, self.num_directions * self.hidden_size)
-                                            for _ in range(self.num_layers)) if "c" in wanted else None)
-        decision = self._decide(call, B, extra=["resets"] * (call.resets is not None) + ["return_all=c"] * ("c" in wanted))
+        plan = backends.plan_call(self, call, wanted)  # shapes, weights, every mask: sampled once
+        if plan.T == 0:
+            return self._empty(call, plan)
+        decision = backends.decide(plan)
         if torch.jit.is_tracing() and (call.user_lengths is not None or decision.path != "torch"):
             raise RuntimeError(
                 "torch.jit.trace cannot record this call: it would bake the lengths and the step loop of the "
                 f"example into the graph ({decision.path} path), silently wrong for other lengths or T. Use "
                 "torch.export.export or torch.onnx.export(..., dynamo=True) instead, or trace a call without "
                 "lengths and birnn extras (PyTorch's fused op, one node for any T)")
-        x = self._drop(self.input_dropout, B, self.input_size, call.x)(call.x)
-        layers_out = [] if "layers" in wanted else None
-        cells = [] if "c" in wanted else None
-        seq, h_n, c_n = self._run(decision.path, x, call.lengths, h0, c0, resets=call.resets, layers_out=layers_out,
-                                  cells=cells)
-        seq = self._drop(self.output_dropout, B, seq.shape[-1], seq)(seq)
+        ran = backends.run(plan, decision)
         self.last_decision = decision
-        return self._result(call, seq, h_n, c_n, decision.path,
-                            layers=None if layers_out is None else tuple(layers_out),
-                            cells=None if cells is None else tuple(cells))
+        return self._result(call, ran, decision.path)
+
+    def _empty(self, call: Call, plan) -> RecurrentOutput:
+        """A batch of empty sequences (T=0): nothing to run, outputs (0, B, ·), h_n = h_0."""
+        self.last_decision = Decision("empty", "T=0: every sequence is empty; outputs (0, B, ·), h_n = h_0")
+        B, L, D = plan.B, self.num_layers, self.num_directions
+        seq = call.x.new_zeros(0, B, D * plan.h0.shape[-1])
+        cells = tuple(call.x.new_zeros(0, B, D * self.hidden_size) for _ in range(L)) if plan.want_cells else None
+        return self._result(call, backends.Ran(seq, plan.h0, plan.c0, (seq,) * L if plan.want_layers else None,
+                                               cells), "empty")
 
     def __prepare_scriptable__(self):
         """torch.jit.script calls this first: refuse with the routes that work."""
@@ -436,50 +247,6 @@ class RecurrentLayer(nn.RNNBase):
         if "c" in names and self.mode != "LSTM":
             raise ValueError(f"return_all='c' needs an LSTM: {self.mode} has no cell state")
         return names
-
-    def _decide(self, call: Call, B: int, extra: Sequence[str] = ()) -> Decision:
-        """Which implementation runs this call, and why (birnn.dispatch)."""
-        features = self._reference_features() + list(extra)
-        if self.quantized is not None:
-            if self.training:  # (its dropout between layers and its noise would be skipped, its int8 weights not train)
-                raise RuntimeError(f"a quantized birnn.{type(self).__name__} runs in eval mode only: call .eval() "
-                                   "(train the float layer, then quantize it)")
-            if extra:
-                raise ValueError(f"a quantized birnn.{type(self).__name__} does not run {', '.join(extra)}")
-            return Decision("quantized", f"dynamic quantized ({self.quantized._get_name()}, torch.nn's module "
-                                         "built by birnn.quantized)")
-        exporting = torch.compiler.is_exporting()
-        if (exporting or torch.compiler.is_compiling()) and self.path not in ("reference", "fused"):
-            blocker = graph_op_blocker(features, proj_size=self.proj_size)
-            if blocker is None:
-                return Decision("graph-op", f"{'torch.export' if exporting else 'torch.compile'}: one "
-                                            "birnn::recurrent_layer node per layer (PyTorch's fused op; ONNX's "
-                                            "LSTM/GRU/RNN operator), for any T, B and lengths")
-            if exporting:
-                warnings.warn(f"torch.export records this {self.mode} call step by step, so the exported program "
-                              f"only takes inputs of T={call.x.shape[0]} steps: {blocker}. Export without it for a "
-                              "program that takes any T", stacklevel=4)
-        needs_grad = torch.is_grad_enabled() and (call.x.requires_grad or any(w.requires_grad for w in self._flat_weights))
-        fused_blocker = self._fused_blocker(call.x) if self.path in ("auto", "fused") else "not asked for"
-        if fused_blocker is None and extra:
-            fused_blocker = f"the fused kernel does not run {', '.join(extra)}"
-        # the speed table is consulted only where "auto" could take the kernel (not on every CPU call),
-        # once: the same row gives the choice and, when it takes the kernel, the reason
-        fused_faster, measured = False, ""
-        if self.path == "auto" and fused_blocker is None:
-            fused_faster, measured = measured_evidence(self.mode, call.x.dtype, self.hidden_size, B, needs_grad)
-        decision = choose(self.path, device=call.x.device, mode=self.mode, needs_grad=needs_grad,
-                          variable_lengths=call.lengths is not None, features=features,
-                          fused_blocker=fused_blocker, fused_faster=fused_faster)
-        if decision.path == "fused":  # which kernel, and its grid, are part of the decision
-            note = measured + "; " if self.path == "auto" else ""
-            decision = Decision("fused", f"{decision.reason}; {note}" + describe_kernel(
-                self.mode, self.hidden_size, B, self.num_directions, call.x.dtype == torch.bfloat16,
-                hardware.multiprocessors(call.x.device)))
-        if B == 0:  # run the reference path all the same: outputs stay connected to the parameters (zero gradients)
-            decision = Decision("reference", "empty batch (B=0): the reference path, outputs of shape (T, 0, ·) "
-                                             "connected to the parameters, as torch.nn's")
-        return decision
 
     def step(self, x_t: Tensor, state=None):
         """One time step for streaming inference (unidirectional layers), equal to the sequence call.
@@ -506,10 +273,9 @@ class RecurrentLayer(nn.RNNBase):
         y = res.output[0] if unbatched else res.output.squeeze(1 if self.batch_first else 0)
         return y, res.hidden
 
-    def _result(self, call: Call, seq: Tensor, h_n: Tensor, c_n: Optional[Tensor], path: str, *,
-                layers: Optional[Tuple[Tensor, ...]] = None, cells: Optional[Tuple[Tensor, ...]] = None
-                ) -> RecurrentOutput:
-        D = self.num_directions
+    def _result(self, call: Call, ran, path: str) -> RecurrentOutput:
+        """The caller's layout (batch-first, left padding, unbatched) and merge mode on ``ran``."""
+        seq, h_n, c_n, D = ran.output, ran.h_n, ran.c_n, self.num_directions
         if D == 1 or self.merge_mode == "concat":
             merged = seq
         else:
@@ -525,8 +291,8 @@ class RecurrentLayer(nn.RNNBase):
         res = RecurrentOutput(output, h_n, c_n, sequence=seq, lengths=call.user_lengths, num_layers=self.num_layers,
                               num_directions=D, merge_mode=self.merge_mode, batch_first=self.batch_first,
                               unbatched=call.unbatched, path=path)
-        res.layer_outputs = None if layers is None else tuple(layout(t) for t in layers)
-        res.cell_states = None if cells is None else tuple(layout(t) for t in cells)
+        res.layer_outputs = None if ran.layers is None else tuple(layout(t) for t in ran.layers)
+        res.cell_states = None if ran.cells is None else tuple(layout(t) for t in ran.cells)
         return res
 
 

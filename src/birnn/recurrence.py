@@ -13,8 +13,8 @@ How it runs, per layer:
    ``(D, T*B, F) @ (D, F, G*H)`` (then layer-normalised, with ``layer_norm``).
 3. At step ``t`` a sequence with ``lengths[b] <= t`` keeps its state (``torch.where``) and
    emits zeros; the loop ends at ``max(lengths)``.
-4. The backward outputs are reversed back, directions are concatenated, and ``after`` maps
-   the layer's output to the next layer's input (dropout, residual connections).
+4. The backward outputs are reversed back and directions are concatenated; what happens
+   between layers (dropout, residual connections) is the stack's (:mod:`birnn.backends.stack`).
 
 Per-step masks (zoneout) are indexed in *processing order*: ``keep_h[t, d]`` applies to the
 t-th step direction ``d`` processes (for the backward direction, real step ``len-1-t``).
@@ -25,7 +25,7 @@ oracle the fused paths are tested against.
 
 from __future__ import annotations
 
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ from torch import Tensor
 from .batch import mask_from_lengths, reverse_valid, traced
 from .cells import Carry, CellSpec, StepWeights, normalise
 
-__all__ = ["Highway", "LayerWeights", "Zoneout", "layer_weights", "run_reference", "scan"]
+__all__ = ["Highway", "LayerWeights", "Walk", "Zoneout", "layer_weights", "reference_layer", "scan", "walk"]
 
 
 class Highway(NamedTuple):
@@ -163,37 +163,20 @@ def project_inputs(flat: Tensor, w_ih: Tensor, bias: Optional[Tensor]) -> Tensor
     return torch.bmm(flat, w_ih) if bias is None else torch.baddbmm(bias, flat, w_ih)
 
 
-def run_reference(
-    spec: CellSpec,
-    layers: Sequence[LayerWeights],
-    x: Tensor,
-    lengths: Optional[Tensor],
-    h0: Tensor,
-    c0: Optional[Tensor],
-    *,
-    after: Optional[Callable[[int, Tensor, Tensor], Tensor]] = None,
-    resets: Optional[Tensor] = None,
-    cell_states: Optional[List[Tensor]] = None,
-) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Run a stack of recurrent layers on a time-major padded batch.
+class Walk(NamedTuple):
+    """What every layer of one call shares: the steps to run and the masks, computed once."""
 
-    Args:
-        x: (T, B, F) input, zero at padded steps.
-        lengths: (B,) int64 on ``x``'s device, or None when every sequence has T steps.
-        h0: (L*D, B, P) initial hidden states, row ``l*D + d`` for layer l, direction d.
-        c0: (L*D, B, H) initial cell states (LSTM) or None.
-        after: ``after(l, layer_input, layer_output) -> next input`` (dropout, residual).
-        resets: (T, B) bool: the state of every layer restarts from h_0 (and c_0) before each
-            marked step; the backward direction restarts after each segment's last step, so
-            each direction reads each segment on its own.
-        cell_states: a list that receives each layer's LSTM cell states (T, B, D*H), laid out
-            as the output (0 at padded steps).
+    steps: int  # T, or max(lengths) (not when traced: that would branch on the lengths' values)
+    valid: Optional[Tensor]  # (T, B) bool, or None when every sequence has T steps
+    resets: Optional[Tensor]  # (T, D, B) bool in each direction's processing order, or None
 
-    Returns:
-        output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H) or None.
-    """
+
+def walk(x: Tensor, lengths: Optional[Tensor], D: int, resets: Optional[Tensor] = None) -> Walk:
+    """The shared part of a call on ``x`` (T, B, F): ``lengths`` (B,) int64 or None, ``resets``
+    (T, B) bool or None (the state restarts from h_0 before each marked step; the backward
+    direction restarts after each segment's last step, so each direction reads each segment on
+    its own)."""
     T, B = x.shape[:2]
-    D = h0.shape[0] // len(layers)
     valid = None if lengths is None else mask_from_lengths(lengths, T)  # (T, B)
     if resets is not None:  # (T, D, B) in each direction's processing order
         # the backward direction starts a segment at its original last step: reversed, a restart
@@ -201,42 +184,52 @@ def run_reference(
         ahead = torch.cat([resets[1:], resets.new_zeros(1, B)], 0)
         per_direction = [resets, reverse_valid(ahead, lengths)] if D == 2 else [resets]
         resets = torch.stack(per_direction, 1)
-    # stop at the longest sequence (but not when traced: that would branch on the lengths' values)
     steps = T if lengths is None or traced() else (int(lengths.max()) if B else 0)
-    h_n: List[Tensor] = []
-    c_n: List[Tensor] = []
-    inp = x
-    for l, w in enumerate(layers):
-        # each direction reads its own time order: reverse the (narrow) input, not the gates
-        seqs = torch.stack([inp, reverse_valid(inp, lengths)], 0) if D == 2 else inp.unsqueeze(0)  # (D, T, B, F)
-        flat = seqs.reshape(D, T * B, inp.shape[-1])  # (explicit sizes: B may be 0)
-        w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
-        bias = None if w.b_in is None else w.b_in.view(D, 1, -1)
-        if w.ln_x is not None:
-            xg = normalise(project_inputs(flat, w_ih, None), w.ln_x, bias)
-        else:
-            xg = project_inputs(flat, w_ih, bias)
-        xs = xg.view(D, T, B, xg.shape[-1]).transpose(0, 1)  # (T, D, B, G*H), a view
-        highway = None
-        if w.highway is not None:
-            hx_all = torch.bmm(flat, w.highway.w_x)
-            highway = (hx_all.view(D, T, B, hx_all.shape[-1]).transpose(0, 1)[:steps], w.highway)
-        rows = slice(l * D, (l + 1) * D)
-        carry: Carry = (h0[rows],) if c0 is None else (h0[rows], c0[rows])
-        if steps:
-            v = None if valid is None else valid[:steps]
-            run = xs if steps == T else xs[:steps]  # (no slice when whole: its backward would copy the gradient)
-            cs: Optional[List[Tensor]] = [] if cell_states is not None else None
-            ys, carry = scan(spec, run, carry, w.step, v, highway=highway, zoneout=w.zoneout,
-                             resets=None if resets is None else resets[:steps], cells=cs)
-        else:  # every sequence is empty: outputs are zero and the state stays h_0
-            ys = h0.new_zeros(0, D, B, h0.shape[-1])
-            cs = [h0.new_zeros(0, D, B, c0.shape[-1])] if cell_states is not None else None
-        out = _natural(ys, steps, T, lengths)
-        if cell_states is not None:
-            cell_states.append(_natural(cs[0], steps, T, lengths))
-        h_n.append(carry[0])
-        if c0 is not None:
-            c_n.append(carry[1])
-        inp = out if after is None else after(l, inp, out)
-    return inp, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c0 is not None else None)
+    return Walk(steps, valid, resets)
+
+
+def reference_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optional[Tensor], h0: Tensor,
+                    c0: Optional[Tensor], shared: Walk, *, cell_states: bool = False
+                    ) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    """One layer, both directions, on a time-major padded batch.
+
+    Args:
+        inp: (T, B, F) layer input, zero at padded steps.
+        lengths: (B,) int64 on ``inp``'s device, or None when every sequence has T steps.
+        h0: (D, B, P) initial hidden states; c0: (D, B, H) initial cell states (LSTM) or None.
+        shared: :func:`walk` of the call.
+        cell_states: also return the LSTM cell state at every step, laid out as the output.
+
+    Returns:
+        output (T, B, D*P) (0 at padded steps), h_n (D, B, P), c_n (D, B, H) or None, and the
+        cell states (T, B, D*H) or None.
+    """
+    T, B = inp.shape[:2]
+    D, steps = h0.shape[0], shared.steps
+    # each direction reads its own time order: reverse the (narrow) input, not the gates
+    seqs = torch.stack([inp, reverse_valid(inp, lengths)], 0) if D == 2 else inp.unsqueeze(0)  # (D, T, B, F)
+    flat = seqs.reshape(D, T * B, inp.shape[-1])  # (explicit sizes: B may be 0)
+    w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
+    bias = None if w.b_in is None else w.b_in.view(D, 1, -1)
+    if w.ln_x is not None:
+        xg = normalise(project_inputs(flat, w_ih, None), w.ln_x, bias)
+    else:
+        xg = project_inputs(flat, w_ih, bias)
+    xs = xg.view(D, T, B, xg.shape[-1]).transpose(0, 1)  # (T, D, B, G*H), a view
+    highway = None
+    if w.highway is not None:
+        hx_all = torch.bmm(flat, w.highway.w_x)
+        highway = (hx_all.view(D, T, B, hx_all.shape[-1]).transpose(0, 1)[:steps], w.highway)
+    carry: Carry = (h0,) if c0 is None else (h0, c0)
+    if steps:
+        v = None if shared.valid is None else shared.valid[:steps]
+        run = xs if steps == T else xs[:steps]  # (no slice when whole: its backward would copy the gradient)
+        cs: Optional[List[Tensor]] = [] if cell_states else None
+        ys, carry = scan(spec, run, carry, w.step, v, highway=highway, zoneout=w.zoneout,
+                         resets=None if shared.resets is None else shared.resets[:steps], cells=cs)
+    else:  # every sequence is empty: outputs are zero and the state stays h_0
+        ys = h0.new_zeros(0, D, B, h0.shape[-1])
+        cs = [h0.new_zeros(0, D, B, c0.shape[-1])] if cell_states else None
+    out = _natural(ys, steps, T, lengths)
+    cells = _natural(cs[0], steps, T, lengths) if cell_states else None
+    return out, carry[0], (carry[1] if c0 is not None else None), cells

@@ -27,7 +27,6 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
-import io
 import math
 import os
 import re

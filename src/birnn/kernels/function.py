@@ -1,5 +1,6 @@
-"""The fused recurrence as an autograd Function, and the driver that runs a stack of layers on it
-(:func:`run_fused`, the fused counterpart of :func:`birnn.recurrence.run_reference`).
+"""The fused recurrence as an autograd Function, and one layer on it (:func:`fused_layer`, the
+fused counterpart of :func:`birnn.recurrence.reference_layer`; :mod:`birnn.backends.fused`
+stacks the layers).
 
 Each layer is three steps, as cuDNN runs it:
 
@@ -19,17 +20,17 @@ The large matmuls run at cuDNN's RNN precision (:mod:`birnn.kernels.products`).
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from ..cells import CellSpec, StepWeights, normalise
 from ..recurrence import LayerWeights
-from .products import cudnn_rnn_uses_tf32, project, weight_product
+from .products import project, weight_product
 from .recurrent import StepExtras, layer_backward, layer_forward
 
-__all__ = ["FusedRecurrence", "project", "run_fused", "unsupported"]
+__all__ = ["FusedRecurrence", "fused_layer", "project"]
 
 
 def _states_before(y: Tensor, h0: Tensor, lengths: Tensor) -> Tensor:
@@ -102,17 +103,14 @@ class FusedRecurrence(torch.autograd.Function):
                 None, None, None, None, None, d_lnh, d_lncw, d_lncb)
 
 
-def unsupported(w: StepWeights, highway=None) -> Optional[str]:
-    """Why the fused kernel cannot run this layer, or None."""
-    for name, value in (("proj_size", w.hr_t), ("highway", highway)):
-        if value is not None:
-            return name
-    return None
-
-
-def _fused_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Tensor, steps: int, h0: Tensor,
-                 c0: Optional[Tensor], tf32: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """One layer: (T, B, F) -> output (T, B, D*H), h_n, c_n (D, B, H)."""
+def fused_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Tensor, steps: int, h0: Tensor,
+                c0: Optional[Tensor], tf32: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """:func:`birnn.recurrence.reference_layer` on the fused kernel: one layer, (T, B, F) ->
+    output (T, B, D*H), h_n, c_n (D, B, H), recurrent dropout, zoneout and layer norm included
+    (``w`` as the reference reads it; what the kernel cannot run is refused before, by
+    :mod:`birnn.backends.fused`). ``lengths`` (B,) int64 on the input's device (T for full
+    rows), ``steps`` = max(lengths) > 0; ``tf32``: float32 products use TF32 where cuDNN's
+    RNNs would (:func:`birnn.kernels.products.cudnn_rnn_uses_tf32`), read once per call."""
     T, B, F_in = inp.shape
     D = h0.shape[0]
     norm = w.ln_x is not None
@@ -133,40 +131,3 @@ def _fused_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Tensor, 
         None if zo is None else zo.keep_c, zo.rate_h if zo is not None else 0.0, zo.rate_c if zo is not None else 0.0,
         None if step.ln_h is None else step.ln_h[:, 0], ln_cw, ln_cb)
     return y, hn, (cn if spec.has_cell_state else None)
-
-
-def run_fused(spec: CellSpec, layers: Sequence[LayerWeights], x: Tensor, lengths: Optional[Tensor], h0: Tensor,
-              c0: Optional[Tensor], *, after: Optional[Callable[[int, Tensor, Tensor], Tensor]] = None
-              ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """:func:`birnn.recurrence.run_reference` on the fused kernel: same arguments (``x`` (T, B, F),
-    ``lengths`` (B,) or None, ``h0`` (L*D, B, P), ``c0``, ``after``), same results (output
-    (T, B, D*H), h_n, c_n), recurrent dropout, zoneout and layer norm included; highway and
-    ``proj_size`` are not run here (:func:`unsupported`).
-
-    float32 products use TF32 where cuDNN's RNNs would (PyTorch's default; see
-    :func:`birnn.kernels.products.cudnn_rnn_uses_tf32`), read once for the whole call."""
-    for w in layers:
-        why = unsupported(w.step, w.highway)
-        if why is not None:
-            raise ValueError(f"the fused kernel does not run {why}")
-    tf32 = cudnn_rnn_uses_tf32()
-    T, B = x.shape[:2]
-    D = h0.shape[0] // len(layers)
-    if lengths is None:
-        lens, steps = torch.full((B,), T, device=x.device, dtype=torch.int64), T
-    else:
-        lens, steps = lengths.to(x.device), (int(lengths.max()) if B else 0)
-    h_n: List[Tensor] = []
-    c_n: List[Tensor] = []
-    inp = x
-    for l, w in enumerate(layers):
-        rows = slice(l * D, (l + 1) * D)
-        if steps:
-            out, hn, cn = _fused_layer(spec, w, inp, lens, steps, h0[rows], None if c0 is None else c0[rows], tf32)
-        else:  # every sequence is empty: outputs are zero and the state stays h_0
-            out, hn, cn = inp.new_zeros(T, B, D * h0.shape[-1]), h0[rows], (None if c0 is None else c0[rows])
-        h_n.append(hn)
-        if c0 is not None:
-            c_n.append(cn)
-        inp = out if after is None else after(l, inp, out)
-    return inp, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c0 is not None else None)

@@ -11,7 +11,6 @@ torch.Size([1, 3, 6])
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from ..layers import LSTM

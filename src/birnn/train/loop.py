@@ -365,7 +365,7 @@ class _Progress:
         return _clock(left)
 
     def where(self) -> str:
-        s, c = self.trainer.state, self.trainer.config
+        s = self.trainer.state
         pct = 100 * s.step / max(self.total, 1)
         return f"step {s.step}/{self.total} ({pct:.0f}%), {_clock(time.time() - self.start)} elapsed, {self.eta()} left"
 

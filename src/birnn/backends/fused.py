@@ -1,0 +1,69 @@
+"""birnn's persistent Triton kernel as a backend (:mod:`birnn.kernels`): one launch per layer
+for both directions and all steps, lengths handled natively, recurrent dropout, zoneout and
+layer norm fused into the step. Runs on CUDA, or on CPU under ``TRITON_INTERPRET=1``."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Optional
+
+import torch
+
+from ..kernels import describe_kernel, hardware, offsets_fit, plan_grid, supported_hidden
+from ..kernels.products import cudnn_rnn_uses_tf32
+from .plan import LayerPlan
+from .stack import Ran, stack
+
+__all__ = ["Fused"]
+
+
+class Fused:
+    paths = ("fused",)
+
+    def supports(self, plan: LayerPlan) -> Optional[str]:
+        x = plan.x
+        if x.device.type != "cuda" and not hardware.interpreting():
+            return f"the fused kernel runs on CUDA (or under TRITON_INTERPRET=1), the input is on {x.device.type}"
+        if importlib.util.find_spec("triton") is None:
+            return "Triton is not installed"
+        if x.dtype not in (torch.float32, torch.bfloat16):
+            return f"the fused kernel runs float32 and bfloat16, not {x.dtype}"
+        if not supported_hidden(plan.hidden_size):
+            return ("the fused kernel needs hidden_size a power of two >= 16 or a multiple of 64, "
+                    f"got {plan.hidden_size}")
+        unrun = ["proj_size"] * (plan.proj_size > 0) + ["highway"] * plan.highway + list(plan.call_extras)
+        if unrun:
+            return f"the fused kernel does not run {', '.join(unrun)}"
+        too_big = offsets_fit(plan.mode, plan.T, plan.B, plan.num_directions, plan.hidden_size)
+        if too_big is not None:
+            return too_big
+        if x.device.type == "cuda":  # all programs must be resident at once
+            try:
+                plan_grid(plan.hidden_size, plan.B, plan.num_directions, hardware.multiprocessors(x.device))
+            except ValueError as e:
+                return str(e)
+        return None
+
+    @staticmethod
+    def describe(plan: LayerPlan) -> str:
+        """Which kernel the plan runs and its grid, for the decision's reason."""
+        return describe_kernel(plan.mode, plan.hidden_size, plan.B, plan.num_directions,
+                               plan.x.dtype == torch.bfloat16, hardware.multiprocessors(plan.x.device))
+
+    def run(self, plan: LayerPlan, path: str = "fused") -> Ran:
+        from ..kernels.function import fused_layer  # (imports Triton)
+
+        tf32 = cudnn_rnn_uses_tf32()  # read once for the whole call
+        T, B = plan.T, plan.B
+        if plan.lengths is None:
+            lens, steps = torch.full((B,), T, device=plan.x.device, dtype=torch.int64), T
+        else:
+            lens, steps = plan.lengths.to(plan.x.device), (int(plan.lengths.max()) if B else 0)
+        spec, layers = plan.spec, plan.step_layers()
+
+        def layer(l, inp, h0, c0):
+            if not steps:  # every sequence is empty: outputs are zero and the state stays h_0
+                return inp.new_zeros(T, B, plan.num_directions * h0.shape[-1]), h0, c0, None
+            return (*fused_layer(spec, layers[l], inp, lens, steps, h0, c0, tf32), None)
+
+        return stack(plan, layer)
