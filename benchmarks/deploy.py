@@ -29,7 +29,7 @@ from torch.export import Dim
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import birnn
-from birnn.bench import interleaved, machine, markdown_table
+from harness import interleaved, machine, markdown_table
 
 
 def _lengths(B, T, gen):

@@ -12,7 +12,7 @@
 #   bash benchmarks/device_run.sh resident    # the same with BIRNN_FUSED_KERNEL=resident
 #     (BIRNN_FUSED_BARRIER=ptx in the environment applies to bench/resident too: variant 14)
 # Copy the outputs to benchmarks/device/, the figures to RESULTS.md and GPU_NOTES.md, the
-# `bench` stage's speed_table.py to src/birnn/ (the table path="auto" reads), and set
+# `bench` stage's speed_table.json to src/birnn/ (the table path="auto" reads), and set
 # birnn.kernels.default_kernel from what was measured.
 set -u
 out=${OUT:-device-out}
@@ -43,7 +43,7 @@ case "${1:-checks}" in
     python3 benchmarks/gpu_ablation.py --repeats 5 > "$out/gpu_ablation.txt" 2>&1
     echo "gpu_ablation rc=$?"; tail -20 "$out/gpu_ablation.txt" ;;
   bench)
-    python3 benchmarks/gpu.py --repeats 5 --table "$out/speed_table.py" > "$out/gpu.txt" 2>&1
+    python3 benchmarks/gpu.py --repeats 5 --table "$out/speed_table.json" > "$out/gpu.txt" 2>&1
     echo "gpu.py rc=$?"; tail -30 "$out/gpu.txt" ;;
   resident)
     BIRNN_FUSED_KERNEL=resident python3 benchmarks/gpu.py --repeats 5 > "$out/gpu_resident.txt" 2>&1

@@ -21,7 +21,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-from birnn.bench import cuda_time, smoke_device  # noqa: E402
+from harness import cuda_time, smoke_device  # noqa: E402
 from birnn.kernels.recurrent import StepExtras, layer_backward, layer_forward  # noqa: E402
 
 warnings.filterwarnings("ignore")

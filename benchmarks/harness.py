@@ -1,4 +1,6 @@
-"""Benchmarks that print ratios against the peer measured in the same run: ``birnn bench``.
+"""The benchmark harness (outside the package): suites that print ratios against the peer
+measured in the same run, and the timing helpers the other scripts here share. Run as
+``python benchmarks/cpu.py`` / ``benchmarks/gpu.py``, or ``birnn bench`` from a checkout.
 
 CPU suite (issues #2 and #3): bidirectional 2-layer LSTM/GRU/RNN, B=32, T=128, I=128, H=256
 (override with flags); equal lengths and random lengths (uniform in [T/4, T] and in [1, T]);
@@ -29,8 +31,9 @@ from typing import Callable, Dict, List, Sequence
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .kernels import default_kernel, hardware
-from .layers import GRU, LSTM, RNN
+from birnn import speed_table
+from birnn.kernels import default_kernel, hardware
+from birnn.layers import GRU, LSTM, RNN
 
 _LAYERS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
 def interleaved(fns: Dict[str, Callable[[], None]], repeats: int, warmup: int = 1,
@@ -206,7 +209,7 @@ measured in the same run. Times are per (time step x layer), both directions, in
 
     birnn bench                                   # the issue's cases, fp32 and bf16
     birnn bench --quick                           # the four LSTM cases, fp32
-    birnn bench --table src/birnn/speed_table.py  # also rewrite the table path="auto" reads
+    birnn bench --table src/birnn/speed_table.json  # also rewrite the table path="auto" reads
     TRITON_INTERPRET=1 birnn bench --smoke        # on CPU: every case at toy sizes, to check the
                                                   # suite runs end to end before a GPU session
 
@@ -316,24 +319,13 @@ def _triton_version() -> str:
     return triton.__version__
 
 
-def speed_table_source(rows: Sequence[tuple], device: str, kernel: str) -> str:
-    """The text of :mod:`birnn.speed_table` for measured rows (cell, dtype, B, T, H, step,
-    lengths, cuDNN us, fused us)."""
-    import birnn.speed_table as current
-
-    doc = current.__doc__.strip()
-    lines = [f'"""{doc}\n"""', "", f"DEVICE = {device!r}", f"KERNEL = {kernel!r}", "MEASURED = ("]
-    lines += [f"    {tuple(r)!r}," for r in rows]
-    return "\n".join(lines + [")", ""])
-
-
 def gpu_main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="birnn bench", description=_GPU_DOC,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--table", metavar="PATH", help="also write the measured rows as birnn's dispatch table "
-                                                  "(src/birnn/speed_table.py), read by path='auto'")
+                                                  "(src/birnn/speed_table.json), read by path='auto'")
     p.add_argument("--smoke", action="store_true",
                    help="on CPU under TRITON_INTERPRET=1: each distinct case once at toy sizes (T=6, I=8, H=16, "
                         "B<=3), to check the suite end to end before a GPU session; the times mean nothing")
@@ -378,9 +370,8 @@ def gpu_main(argv=None) -> int:
                           "birnn fused", "speed-up"], rows))
     if args.table:
         measured = [tuple(r[:7]) + (float(r[7]), float(r[8])) for r in rows if r[7] != "-"]
-        with open(args.table, "w") as f:
-            f.write(speed_table_source(measured, f"{gpu}, torch {torch.__version__}, {datetime.date.today()}",
-                                       default_kernel()))
+        speed_table.write(args.table, measured, f"{gpu}, torch {torch.__version__}, {datetime.date.today()}",
+                          default_kernel())
         print(f"wrote {len(measured)} rows to {args.table}")
     reg_rows, bars = [], []
     case5 = dict(B=3, T=6, I=8, H=16, device=device) if args.smoke else dict(B=64, T=512)

@@ -15,7 +15,7 @@ import argparse
 import torch
 
 import birnn
-from birnn.bench import interleaved, machine, markdown_table
+from harness import interleaved, machine, markdown_table
 
 
 def main(argv=None) -> int:

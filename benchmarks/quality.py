@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     if "ucr" in names:  # the six UCR/UEA classification sets aeon ships
         names = [n for n in names if n != "ucr"] + [n.lower() for n in UCR]
     RUNS.mkdir(exist_ok=True)
-    from birnn.bench import machine, markdown_table
+    from harness import machine, markdown_table
 
     print(f"# {machine()}")
     rows = run(names)

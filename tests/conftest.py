@@ -1,9 +1,13 @@
 """Shared helpers: torch.nn twins of birnn layers and comparison of results."""
 
 import os
+import sys
 
 import pytest
 import torch
+
+# the benchmark scripts (loaded by some tests) import their shared harness by name, as they do when run
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
 
 if not torch.cuda.is_available():
     # Triton reads TRITON_INTERPRET when it is first imported, and some test modules import it

@@ -176,15 +176,24 @@ def test_nearest_measured_row_rules():
     assert nearest_measured(rows, "LSTM", "bfloat16", 256, 32, False) == rows[4]  # distance 2: still counts
 
 
-def test_speed_table_round_trips_through_its_writer():
-    """``birnn bench --table`` writes the module that dispatch reads: same rows back."""
-    import birnn.speed_table as table
-    from birnn.bench import speed_table_source
+def test_speed_table_round_trips_through_its_writer(tmp_path):
+    """The device writes the table dispatch reads as JSON (``benchmarks/gpu.py --table``): the same
+    rows back, and a malformed row is refused naming its row and column."""
+    import json
 
-    ns = {}
-    exec(speed_table_source(table.MEASURED, "a GPU", "resident"), ns)
-    assert ns["MEASURED"] == table.MEASURED and ns["KERNEL"] == "resident" and ns["DEVICE"] == "a GPU"
-    assert ns["__doc__"].strip() == table.__doc__.strip()
+    import birnn.speed_table as table
+
+    path = tmp_path / "t.json"
+    table.write(path, table.MEASURED, "a GPU", "resident")
+    assert table.load(path) == table.Table("a GPU", "resident", table.MEASURED)
+    assert table.load() == table.Table(table.DEVICE, table.KERNEL, table.MEASURED)
+    data = json.loads(path.read_text())
+    data["rows"][3][8] = -1.0
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="speed table row 3: fused_us must be a time in microseconds > 0"):
+        table.load(path)
+    with pytest.raises(ValueError, match="speed table row 0: cell must be one of"):
+        table.write(path, [("LSTMX",) + table.MEASURED[0][1:]], "a GPU", "stream")
 
 
 def test_auto_keeps_regularised_calls_off_the_fused_kernel_until_measured():

@@ -6,7 +6,6 @@ reads back."""
 
 import importlib.util
 import os
-import runpy
 
 import pytest
 import torch
@@ -29,11 +28,13 @@ def script(name):
 def test_bench_smoke_runs_every_case_and_writes_a_readable_table(tmp_path, capsys):
     from birnn.cli import main
 
-    table = tmp_path / "speed_table.py"
+    from birnn import speed_table
+
+    table = tmp_path / "speed_table.json"
     assert main(["bench", "--smoke", "--table", str(table)]) == 0  # through the command, as documented
     out = capsys.readouterr().out
     assert "error" not in out, out
-    rows = runpy.run_path(str(table))["MEASURED"]
+    rows = speed_table.load(table).rows
     cases = {(r[0], r[1], r[5], r[6]) for r in rows}  # cell, dtype, step, lengths
     for dtype in ("float32", "bfloat16"):
         assert {("LSTM", dtype, "infer", "equal"), ("LSTM", dtype, "train", "equal"),
@@ -43,7 +44,7 @@ def test_bench_smoke_runs_every_case_and_writes_a_readable_table(tmp_path, capsy
 
 
 def test_bench_smoke_needs_the_interpreter(monkeypatch):
-    from birnn.bench import gpu_main
+    from harness import gpu_main
 
     monkeypatch.delenv("TRITON_INTERPRET")
     with pytest.raises(SystemExit):

@@ -14,7 +14,7 @@ SRC = pathlib.Path(birnn.__file__).parent
 # lowest first
 LAYERS = [
     "errors", "batch", "cells", "output", "bridge", "regularization", "options", "init", "recurrence", "native",
-    "quantized", "kernels", "speed_table", "arguments", "dispatch", "graph_op", "layers", "onnx_export", "driver", "bidirectional", "bench", "explain",
+    "quantized", "kernels", "speed_table", "arguments", "dispatch", "graph_op", "backends", "layers", "onnx_export", "driver", "bidirectional", "explain",
     "data", "models", "train", "tasks", "export", "plots", "cli", "__main__",
 ]
 
