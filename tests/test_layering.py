@@ -15,7 +15,7 @@ SRC = pathlib.Path(birnn.__file__).parent
 LAYERS = [
     "errors", "batch", "cells", "output", "bridge", "regularization", "options", "init", "recurrence", "native",
     "quantized", "kernels", "speed_table", "arguments", "dispatch", "graph_op", "backends", "layers", "onnx_export", "driver", "bidirectional", "explain",
-    "data", "models", "train", "tasks", "export", "plots", "cli", "__main__",
+    "data", "models", "train", "tasks", "export", "plots", "config", "report", "cli", "__main__",
 ]
 
 

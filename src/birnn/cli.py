@@ -1,7 +1,9 @@
 """The ``birnn`` command: train, evaluate, predict, resume, explain, bench, data list.
 
-It only composes: data readers and datasets (:mod:`birnn.data`), task recipes
-(:mod:`birnn.tasks`), the trainer (:mod:`birnn.train`), the explainer and the benchmarks.
+It only parses and prints: data readers and datasets (:mod:`birnn.data`), task recipes
+(:mod:`birnn.tasks`), the trainer (:mod:`birnn.train`), the run configuration
+(:mod:`birnn.config`), what a run reports (:mod:`birnn.report`), the explainer, and the
+benchmarks of a checkout (``birnn bench``).
 Errors are one line (``birnn: error: ...``, exit 2) unless ``--debug``.
 """
 
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import textwrap
 import time
@@ -17,106 +18,25 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from . import report
+from .config import DEFAULT_DATASET, RULES, UsageError, check_device, check_value, dump_toml, resolve
+from .config import choices as option_choices
+
 __all__ = ["main"]
-
-DEFAULT_DATASET = "japanese-vowels"
-_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "clip_norm", "schedule", "patience", "seed",
-                 "save_every", "max_minutes", "select", "device", "accumulate", "warmup_steps", "monitor")
-_MODEL_FIELDS = ("layers", "pooling", "dropout", "embedding_dim", "embedding_dropout", "word_dim", "char_dim",
-                 "char_hidden", "chars", "input", "word_dropout", "crf", "window", "horizon", "min_freq", "head",
-                 "input_noise", "patch")
-_LAYER_FIELDS = ("recurrent_dropout", "zoneout", "layer_norm", "weight_dropout")
-_SOURCE_FIELDS = ("dataset", "train", "dev", "test", "format", "text_column", "label_column", "tag_column",
-                  "columns", "split_seed")
-_PATH_FIELDS = ("train", "dev", "test")  # stored absolute in run.toml, so a run reruns from any folder
-
-
-class UsageError(Exception):
-    """A user error: printed as one line."""
-
-
-# What each numeric option accepts: (type, lowest, lowest allowed?, highest or None, highest allowed?).
-# The same rules check flags (argparse types) and values from a --config file.
-_RULES = {
-    **{k: (int, 1, True, None, False) for k in ("epochs", "batch_size", "patience", "window", "horizon",
-                                                 "embedding_dim", "word_dim", "char_dim", "char_hidden", "min_freq",
-                                                 "patch")},
-    **{k: (int, 0, True, None, False) for k in ("save_every", "seed", "split_seed", "warmup_steps")},
-    "accumulate": (int, 1, True, None, False),
-    "count": (int, 1, True, None, False),  # explain's sizes
-    "threads": (int, 1, True, None, False),
-    **{k: (float, 0, False, None, False) for k in ("lr", "max_minutes")},
-    **{k: (float, 0, True, None, False) for k in ("weight_decay", "clip_norm", "input_noise")},
-    **{k: (float, 0, True, 1, False) for k in ("dropout", "embedding_dropout", "word_dropout", "recurrent_dropout",
-                                               "zoneout", "weight_dropout")},
-}
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _choices() -> dict:
-    """What each named-choice option accepts, from the module that owns it (flags get them as
-    argparse choices; configs are checked here)."""
-    from .data.encoding import TEXT_INPUTS
-    from .models import POOLINGS
-    from .train.loop import SCHEDULES, SELECTS
-
-    return {"input": ("auto",) + TEXT_INPUTS, "pooling": POOLINGS, "schedule": SCHEDULES, "select": SELECTS}
-
-
-def check_value(name: str, value, where: Optional[str] = None):
-    """``value`` of option ``name`` against :data:`_RULES` and :func:`_choices` (and ``device``);
-    returns it, or raises UsageError naming the option (``where``: how the user wrote it, e.g.
-    ``train.lr in run.toml``)."""
-    where = where or _flag(name)
-    if name == "device":
-        return value if value == "auto" else _check_device(value, where)
-    choices = _choices().get(name)
-    if choices is not None:
-        if value not in choices:
-            raise UsageError(f"{where} must be one of {', '.join(choices)}; got {value!r}")
-        return value
-    rule = _RULES.get(name)
-    if rule is None:
-        return value
-    kind, lo, lo_ok, hi, hi_ok = rule
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise UsageError(f"{where} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-    if not math.isfinite(value) or value < lo or (value == lo and not lo_ok) or (
-            hi is not None and (value > hi or (value == hi and not hi_ok))):
-        rng = f"{'[' if lo_ok else '('}{lo}, {hi if hi is not None else 'inf'}{']' if hi_ok else ')'}"
-        raise UsageError(f"{where} must be in {rng}, got {value!r}")
-    return value
-
-
-def _check_device(value, where: str) -> str:
-    import torch
-
-    try:
-        dev = torch.device(value)
-    except (RuntimeError, TypeError):
-        raise UsageError(f"{where} must be a device such as cpu, cuda or cuda:1, got {value!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"{where} {value}: this PyTorch ({torch.__version__}) has no usable CUDA device; use cpu")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"{where} must be cpu, cuda or mps, got {value!r}")
-    return value
 
 
 def _check_flag_device(value: str) -> str:
     if value == "auto":
         return value
     try:
-        return _check_device(value, "--device")
+        return check_device(value, "--device")
     except UsageError as e:
         raise argparse.ArgumentTypeError(str(e).replace("--device ", "", 1)) from None
 
 
 def _typed(name: str):
-    """An argparse type for option ``name``: parse, then check against :data:`_RULES`."""
-    kind = _RULES[name][0]
+    """An argparse type for option ``name``: parse, then check against :data:`RULES`."""
+    kind = RULES[name][0]
 
     def parse(text: str):
         try:
@@ -138,142 +58,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-# -- configuration -----------------------------------------------------------------------------
-def _load_toml(path) -> dict:
-    import tomllib
-
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such config file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{path}: invalid TOML: {e}") from None
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return json.dumps(str(v))
-
-
-def dump_toml(config: dict) -> str:
-    """A flat TOML writer for the resolved run configuration (scalars, lists, one level of tables)."""
-    top = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict) and v is not None]
-    tables = []
-    for k, v in config.items():
-        if isinstance(v, dict):
-            rows = [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items() if vv is not None and not isinstance(vv, dict)]
-            tables.append(f"\n[{k}]\n" + "\n".join(rows))
-    return "\n".join(top) + "\n" + "\n".join(tables) + "\n"
-
-
-def resolve(args) -> dict:
-    """Merge preset (dataset defaults) < config file < flags into {task, source, model, layer, train}."""
-    from .data import DATASETS
-
-    conf = {"source": {}, "model": {}, "layer": {}, "train": {}}
-    if args.config:
-        loaded = _load_toml(args.config)
-        for section in ("source", "model", "layer", "train"):
-            values = loaded.get(section, {})
-            if not isinstance(values, dict):
-                raise UsageError(f"{args.config}: [{section}] must be a table, got {values!r}")
-            for key, value in values.items():
-                check_value(key, value, where=f"{section}.{key} in {args.config}")
-            if section == "source":  # a config's relative paths are relative to the config file
-                base = Path(args.config).resolve().parent
-                values = {k: (str(base / v) if k in _PATH_FIELDS and v else v) for k, v in values.items()}
-            conf[section].update(values)
-        if "task" in loaded:
-            conf["task"] = loaded["task"]
-    flags = vars(args)
-    for section, names in (("source", _SOURCE_FIELDS), ("model", _MODEL_FIELDS), ("layer", _LAYER_FIELDS),
-                           ("train", _TRAIN_FIELDS)):
-        for name in names:
-            if flags.get(name) is not None:
-                conf[section][name] = str(Path(flags[name]).resolve()) if name in _PATH_FIELDS else flags[name]
-    if flags.get("task"):
-        conf["task"] = flags["task"]
-    source = conf["source"]
-    if not source.get("dataset") and not source.get("train"):
-        source["dataset"] = DEFAULT_DATASET
-    if source.get("dataset"):
-        name = source["dataset"]
-        if name not in DATASETS:
-            raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)} (see birnn data list)")
-        spec = DATASETS[name]
-        if conf.get("task", spec.task) != spec.task:
-            raise UsageError(f"dataset {name} is for the {spec.task} task, not {conf['task']}")
-        conf["task"] = spec.task
-        from .tasks import PRESETS
-
-        preset = PRESETS.get(name, {})
-        conf["model"] = {**preset.get("model", {}), **conf["model"]}
-        conf["train"] = {**preset.get("train", {}), **conf["train"]}
-    if not conf.get("task"):
-        raise UsageError("give the task: birnn train classify|tag|forecast --train FILE")
-    return conf
-
-
-# -- output ------------------------------------------------------------------------------------
-def _table(rows: List[List[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows)
-
-
-def _fmt(v) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def _summary(metrics: dict, lead: Optional[str] = None) -> str:
-    names = sorted({k.split("_", 1)[1] for k in metrics if "_" in k and k.split("_", 1)[0] in ("dev", "test")},
-                   key=lambda n: (n != lead, n))  # the monitored metric first
-    rows = [["metric", "dev", "test"]]
-    for n in names:
-        rows.append([n, _fmt(metrics.get(f"dev_{n}", "-")), _fmt(metrics.get(f"test_{n}", "-"))])
-    return _table(rows)
-
-
-def _json_metrics(metrics: dict, lead: Optional[str] = None) -> dict:
-    first = [k for k in (f"dev_{lead}", f"test_{lead}") if k in metrics]
-    out = {**{k: metrics[k] for k in first}, **metrics}  # the monitored metric leads
-    for split in ("dev", "test"):  # short aliases the issue names: test_f1 for macro-F1
-        if f"{split}_macro_f1" in out:
-            out[f"{split}_f1"] = out[f"{split}_macro_f1"]
-    return out
-
-
-def _plot(run_dir: Path, history: list, run, records, train, test_start: Optional[int]) -> List[str]:
-    """The run's PNGs: learning curves, and for a forecaster its test forecasts."""
-    import numpy as np
-
-    from . import plots
-
-    try:
-        written = [run_dir / "learning_curves.png"]
-        plots.learning_curves(history, train.monitor, train.maximize, written[0])
-        if run.kind == "forecast" and records.get("test"):
-            from .tasks import predict_records
-
-            test = records["test"]
-            pred = predict_records(run, [(x, None) for x, _ in test])
-            window = len(test[0][0])
-            first = max(test_start or 0, window)  # where the first test window's targets begin
-            names = run.config.get("source", {}).get("columns")
-            names = names.split(",") if isinstance(names, str) else names
-            written.append(run_dir / "forecast.png")
-            plots.forecasts([x for x, _ in test], [y for _, y in test], [np.asarray(p) for p in pred],
-                            [first + k for k in range(len(test))], written[-1], channel_names=names)
-    except RuntimeError as e:  # no matplotlib
-        raise UsageError(str(e)) from None
-    return [str(p) for p in written]
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -311,14 +95,18 @@ def _finish(run, records, best: dict, run_dir: Path, conf: dict, args, trainer_h
     if records.get("test"):
         metrics.update({f"test_{k}": v for k, v in score(run, records["test"], device=train.device).items()})
     print()
-    print(_summary(metrics, lead=train.monitor))
+    print(report.summary(metrics, lead=train.monitor))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     if args.plot:
-        for path in _plot(run_dir, trainer_history, run, records, train, test_start):
+        try:
+            plotted = report.plot_run(run_dir, trainer_history, run, records, train, test_start)
+        except RuntimeError as e:  # no matplotlib
+            raise UsageError(str(e)) from None
+        for path in plotted:
             print(f"plot: {path}")
     print(f"model saved in {run_dir}  (birnn predict {run_dir} INPUT)")
     if args.json:
-        print(json.dumps(_json_metrics(metrics, lead=train.monitor)))
+        print(json.dumps(report.json_metrics(metrics, lead=train.monitor)))
     return 0
 
 
@@ -435,7 +223,7 @@ def _header(run, records, resolved: dict, train, run_dir: Path) -> str:
 
 
 def cmd_train(args) -> int:
-    conf = resolve(args)
+    conf = resolve(vars(args))
     return _train_or_resume(conf, args, _run_dir(args, conf), resume=False)
 
 
@@ -478,80 +266,14 @@ def cmd_evaluate(args) -> int:
     predicted = predictions(run, records)  # once, for the metrics and the per-class report
     metrics = {f"test_{k}": v for k, v in evaluate_run(run, records, predicted=predicted).items()}
     lead = run.config.get("train", {}).get("monitor")
-    print(_summary(metrics, lead=lead))
+    print(report.summary(metrics, lead=lead))
     breakdown = class_breakdown(run, records, predicted=predicted)
     if breakdown is not None:
         print()
-        print(_class_table(breakdown))
+        print(report.class_table(breakdown))
     if args.json:
-        print(json.dumps({**_json_metrics(metrics, lead=lead), **({"report": breakdown} if breakdown else {})}))
+        print(json.dumps({**report.json_metrics(metrics, lead=lead), **({"report": breakdown} if breakdown else {})}))
     return 0
-
-
-_PREDICT_FORMATS = {  # what each kind of run reads for predict, as a user would name it
-    "text": (("text", "lines"), "a .csv/.tsv with a text column, or one text per line (.txt)"),
-    "series": (("ts",), "a .ts file (UCR/UEA)"),
-    "tagging": (("conllu", "wordtag", "columns", "tokens", "lines"),
-                "a .conllu file, a .txt of word/TAG tokens, .bio/.conll columns, or one tokenised sentence per line"),
-    "forecast": (("series",), "a .csv/.tsv series"),
-}
-
-
-def _predict_format(run, path: str, fmt: Optional[str]) -> str:
-    """The format of ``path`` for this run, or a UsageError saying what the run reads."""
-    from .data import infer_format
-
-    if fmt is None:
-        try:
-            fmt = infer_format(path, "forecast" if run.kind == "forecast" else None)
-        except ValueError:
-            fmt = "lines"  # no known extension: one item per line
-        if fmt == "wordtag" and run.kind == "text":
-            fmt = "lines"  # .txt: one text per line
-    allowed, what = _PREDICT_FORMATS[run.kind]
-    if fmt not in allowed:
-        raise UsageError(f"{path}: a {run.task} run ({run.kind}) reads {what}, not {fmt} input (--format to override)")
-    return fmt
-
-
-def _read_predict_input(run, path: str, fmt: Optional[str]):
-    from .data import read_columns, read_conllu, read_lines, read_series_csv, read_text_csv, read_ts
-
-    fmt = _predict_format(run, path, fmt)
-    source = run.config.get("source", {})
-    if fmt == "text":
-        return [(t, None) for t, _ in read_text_csv(path, text_column=source.get("text_column"), require_labels=False)]
-    if fmt == "ts":
-        return [(x, None) for x, _ in read_ts(path, channels=run.encoder.channels)]
-    if fmt == "conllu":
-        return [(w, None) for w, _ in read_conllu(path, require_tags=False)]
-    if fmt == "columns":
-        return [(w, None) for w, _ in read_columns(path)]
-    if fmt == "series":
-        series = read_series_csv(path, source.get("columns"))
-        W = run.encoder.window
-        if len(series) < W:
-            raise UsageError(f"{path}: {len(series)} values, the model needs a window of {W}")
-        return [(series[-W:], None)]
-    lines = read_lines(path)
-    if run.kind == "text":
-        return [(line, None) for line in lines]
-    # one sentence per line: tokens, or word/TAG tokens
-    return [([t.rpartition("/")[0] or t if fmt == "wordtag" else t for t in line.split()], None) for line in lines]
-
-
-def _class_table(breakdown: dict) -> str:
-    """Per-class precision / recall / F1 / support, then the confusion matrix (gold rows)."""
-    labels = breakdown["labels"]
-    width = max(8, *(len(lab) for lab in labels))
-    lines = [f"{'class':<{width}}  precision  recall  f1      support"]
-    for lab in labels:
-        r = breakdown["per_class"][lab]
-        lines.append(f"{lab:<{width}}  {r['precision']:.4f}     {r['recall']:.4f}  {r['f1']:.4f}  {r['support']}")
-    lines += ["", "confusion (rows: gold, columns: predicted)", " " * width + "  " + "  ".join(labels)]
-    for lab, row in zip(labels, breakdown["confusion"]):
-        lines.append(f"{lab:<{width}}  " + "  ".join(f"{n:>{len(other)}}" for n, other in zip(row, labels)))
-    return "\n".join(lines)
 
 
 def cmd_export(args) -> int:
@@ -572,12 +294,12 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .tasks import class_scores, load_run, predict_records
+    from .tasks import class_scores, load_run, predict_records, read_for_prediction
 
     run = load_run(args.run_dir, weights=args.weights)
     if args.scores and run.kind not in ("text", "series"):
         raise UsageError(f"--scores gives class probabilities: for classify runs, this is a {run.task} run")
-    records = _read_predict_input(run, args.input, args.format)
+    records = read_for_prediction(run, args.input, args.format)
     preds = predict_records(run, records)
     scores = class_scores(run, records) if args.scores else [None] * len(records)
     out = []
@@ -666,7 +388,7 @@ def cmd_data_list(args) -> int:
     rows = [["dataset", "task", "available", "what", "install"]]
     for spec, ok, detail in dataset_status():
         rows.append([spec.name, spec.task, "yes" if ok else "no", spec.description, detail if not ok else spec.install])
-    print(_table(rows))
+    print(report.table(rows))
     print(f"\nbirnn train --dataset NAME trains on one; with no data arguments: {DEFAULT_DATASET}.")
     return 0
 
@@ -695,7 +417,7 @@ def _parser() -> argparse.ArgumentParser:
     from .data import FORMATS
     from .train import TrainConfig as _TC
 
-    choices = _choices()
+    choices = option_choices()
     p = _Parser(prog="birnn", description="Bidirectional RNNs that handle padding for you.")
     p.add_argument("--version", action="version", version=f"birnn {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

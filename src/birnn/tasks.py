@@ -22,7 +22,8 @@ from .train import (TrainConfig, Trainer, accuracy, class_report, confusion_matr
                     span_f1)
 from .train.checkpoint import CheckpointError
 
-__all__ = ["PRESETS", "TASKS", "Run", "build_run", "evaluate_run", "load_run", "predict_records"]
+__all__ = ["PREDICT_FORMATS", "PRESETS", "TASKS", "Run", "build_run", "evaluate_run", "load_run", "predict_format",
+           "predict_records", "read_for_prediction"]
 
 TASKS = ("classify", "tag", "forecast")
 
@@ -484,3 +485,57 @@ def predict_records(run: Run, records: list, device="cpu") -> List:
     if run.kind in ("text", "series"):
         return [run.encoder.labels.itos[p] for p in preds]
     return [run.encoder.scaler.inverse(p) for p in preds]
+
+
+PREDICT_FORMATS = {  # what each kind of run reads for predict, as a user would name it
+    "text": (("text", "lines"), "a .csv/.tsv with a text column, or one text per line (.txt)"),
+    "series": (("ts",), "a .ts file (UCR/UEA)"),
+    "tagging": (("conllu", "wordtag", "columns", "tokens", "lines"),
+                "a .conllu file, a .txt of word/TAG tokens, .bio/.conll columns, or one tokenised sentence per line"),
+    "forecast": (("series",), "a .csv/.tsv series"),
+}
+
+
+def predict_format(run: Run, path: str, fmt: Optional[str]) -> str:
+    """The format of ``path`` for this run, or a ValueError saying what the run reads."""
+    from .data import infer_format
+
+    if fmt is None:
+        try:
+            fmt = infer_format(path, "forecast" if run.kind == "forecast" else None)
+        except ValueError:
+            fmt = "lines"  # no known extension: one item per line
+        if fmt == "wordtag" and run.kind == "text":
+            fmt = "lines"  # .txt: one text per line
+    allowed, what = PREDICT_FORMATS[run.kind]
+    if fmt not in allowed:
+        raise ValueError(f"{path}: a {run.task} run ({run.kind}) reads {what}, not {fmt} input (--format to override)")
+    return fmt
+
+
+def read_for_prediction(run: Run, path: str, fmt: Optional[str] = None) -> list:
+    """The unlabelled records in ``path`` that ``run`` predicts on (``fmt``: one of the run's
+    :data:`PREDICT_FORMATS`, default from the extension), for :func:`predict_records`."""
+    from .data import read_columns, read_conllu, read_lines, read_series_csv, read_text_csv, read_ts
+
+    fmt = predict_format(run, path, fmt)
+    source = run.config.get("source", {})
+    if fmt == "text":
+        return [(t, None) for t, _ in read_text_csv(path, text_column=source.get("text_column"), require_labels=False)]
+    if fmt == "ts":
+        return [(x, None) for x, _ in read_ts(path, channels=run.encoder.channels)]
+    if fmt == "conllu":
+        return [(w, None) for w, _ in read_conllu(path, require_tags=False)]
+    if fmt == "columns":
+        return [(w, None) for w, _ in read_columns(path)]
+    if fmt == "series":
+        series = read_series_csv(path, source.get("columns"))
+        W = run.encoder.window
+        if len(series) < W:
+            raise ValueError(f"{path}: {len(series)} values, the model needs a window of {W}")
+        return [(series[-W:], None)]
+    lines = read_lines(path)
+    if run.kind == "text":
+        return [(line, None) for line in lines]
+    # one sentence per line: tokens, or word/TAG tokens
+    return [([t.rpartition("/")[0] or t if fmt == "wordtag" else t for t in line.split()], None) for line in lines]

@@ -1,0 +1,196 @@
+"""The run configuration: every option's name, section and rule, TOML in and out, and the merge
+of dataset preset < config file < flags that ``birnn train`` runs on (``run.toml`` is its dump).
+
+The sections: ``source`` (where the data comes from), ``model``, ``layer`` (birnn's
+regularisers of every recurrent layer) and ``train``. The command line (:mod:`birnn.cli`)
+parses flags with :func:`check_value`'s rules and hands them to :func:`resolve`.
+
+>>> check_value("lr", 0.01)
+0.01
+>>> check_value("dropout", 1.5)
+Traceback (most recent call last):
+birnn.config.UsageError: --dropout must be in [0, 1), got 1.5
+>>> print(dump_toml({"task": "tag", "train": {"epochs": 3, "lr": 0.01}}).strip())
+task = "tag"
+<BLANKLINE>
+[train]
+epochs = 3
+lr = 0.01
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+__all__ = ["DEFAULT_DATASET", "LAYER_FIELDS", "MODEL_FIELDS", "PATH_FIELDS", "RULES", "SOURCE_FIELDS", "TRAIN_FIELDS",
+           "UsageError", "check_device", "check_value", "choices", "dump_toml", "flag", "load_toml", "resolve"]
+
+DEFAULT_DATASET = "japanese-vowels"
+TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "clip_norm", "schedule", "patience", "seed",
+                 "save_every", "max_minutes", "select", "device", "accumulate", "warmup_steps", "monitor")
+MODEL_FIELDS = ("layers", "pooling", "dropout", "embedding_dim", "embedding_dropout", "word_dim", "char_dim",
+                 "char_hidden", "chars", "input", "word_dropout", "crf", "window", "horizon", "min_freq", "head",
+                 "input_noise", "patch")
+LAYER_FIELDS = ("recurrent_dropout", "zoneout", "layer_norm", "weight_dropout")
+SOURCE_FIELDS = ("dataset", "train", "dev", "test", "format", "text_column", "label_column", "tag_column",
+                  "columns", "split_seed")
+PATH_FIELDS = ("train", "dev", "test")  # stored absolute in run.toml, so a run reruns from any folder
+
+
+class UsageError(Exception):
+    """A user error: printed as one line."""
+
+
+# What each numeric option accepts: (type, lowest, lowest allowed?, highest or None, highest allowed?).
+# The same rules check flags (argparse types) and values from a --config file.
+RULES = {
+    **{k: (int, 1, True, None, False) for k in ("epochs", "batch_size", "patience", "window", "horizon",
+                                                 "embedding_dim", "word_dim", "char_dim", "char_hidden", "min_freq",
+                                                 "patch")},
+    **{k: (int, 0, True, None, False) for k in ("save_every", "seed", "split_seed", "warmup_steps")},
+    "accumulate": (int, 1, True, None, False),
+    "count": (int, 1, True, None, False),  # explain's sizes
+    "threads": (int, 1, True, None, False),
+    **{k: (float, 0, False, None, False) for k in ("lr", "max_minutes")},
+    **{k: (float, 0, True, None, False) for k in ("weight_decay", "clip_norm", "input_noise")},
+    **{k: (float, 0, True, 1, False) for k in ("dropout", "embedding_dropout", "word_dropout", "recurrent_dropout",
+                                               "zoneout", "weight_dropout")},
+}
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def choices() -> dict:
+    """What each named-choice option accepts, from the module that owns it (flags get them as
+    argparse choices; configs are checked here)."""
+    from .data.encoding import TEXT_INPUTS
+    from .models import POOLINGS
+    from .train.loop import SCHEDULES, SELECTS
+
+    return {"input": ("auto",) + TEXT_INPUTS, "pooling": POOLINGS, "schedule": SCHEDULES, "select": SELECTS}
+
+
+def check_value(name: str, value, where: Optional[str] = None):
+    """``value`` of option ``name`` against :data:`RULES` and :func:`_choices` (and ``device``);
+    returns it, or raises UsageError naming the option (``where``: how the user wrote it, e.g.
+    ``train.lr in run.toml``)."""
+    where = where or flag(name)
+    if name == "device":
+        return value if value == "auto" else check_device(value, where)
+    allowed = choices().get(name)
+    if allowed is not None:
+        if value not in allowed:
+            raise UsageError(f"{where} must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+    rule = RULES.get(name)
+    if rule is None:
+        return value
+    kind, lo, lo_ok, hi, hi_ok = rule
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise UsageError(f"{where} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    if not math.isfinite(value) or value < lo or (value == lo and not lo_ok) or (
+            hi is not None and (value > hi or (value == hi and not hi_ok))):
+        rng = f"{'[' if lo_ok else '('}{lo}, {hi if hi is not None else 'inf'}{']' if hi_ok else ')'}"
+        raise UsageError(f"{where} must be in {rng}, got {value!r}")
+    return value
+
+
+def check_device(value, where: str) -> str:
+    import torch
+
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"{where} must be a device such as cpu, cuda or cuda:1, got {value!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"{where} {value}: this PyTorch ({torch.__version__}) has no usable CUDA device; use cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"{where} must be cpu, cuda or mps, got {value!r}")
+    return value
+
+
+def load_toml(path) -> dict:
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path}: invalid TOML: {e}") from None
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def dump_toml(config: dict) -> str:
+    """A flat TOML writer for the resolved run configuration (scalars, lists, one level of tables)."""
+    top = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict) and v is not None]
+    tables = []
+    for k, v in config.items():
+        if isinstance(v, dict):
+            rows = [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items() if vv is not None and not isinstance(vv, dict)]
+            tables.append(f"\n[{k}]\n" + "\n".join(rows))
+    return "\n".join(top) + "\n" + "\n".join(tables) + "\n"
+
+
+def resolve(flags: dict) -> dict:
+    """Merge preset (dataset defaults) < config file (``flags["config"]``, a TOML path) < flags
+    (option name -> value, None where not given) into {task, source, model, layer, train}."""
+    from .data import DATASETS
+
+    conf = {"source": {}, "model": {}, "layer": {}, "train": {}}
+    path = flags.get("config")
+    if path:
+        loaded = load_toml(path)
+        for section in ("source", "model", "layer", "train"):
+            values = loaded.get(section, {})
+            if not isinstance(values, dict):
+                raise UsageError(f"{path}: [{section}] must be a table, got {values!r}")
+            for key, value in values.items():
+                check_value(key, value, where=f"{section}.{key} in {path}")
+            if section == "source":  # a config's relative paths are relative to the config file
+                base = Path(path).resolve().parent
+                values = {k: (str(base / v) if k in PATH_FIELDS and v else v) for k, v in values.items()}
+            conf[section].update(values)
+        if "task" in loaded:
+            conf["task"] = loaded["task"]
+    for section, names in (("source", SOURCE_FIELDS), ("model", MODEL_FIELDS), ("layer", LAYER_FIELDS),
+                           ("train", TRAIN_FIELDS)):
+        for name in names:
+            if flags.get(name) is not None:
+                conf[section][name] = str(Path(flags[name]).resolve()) if name in PATH_FIELDS else flags[name]
+    if flags.get("task"):
+        conf["task"] = flags["task"]
+    source = conf["source"]
+    if not source.get("dataset") and not source.get("train"):
+        source["dataset"] = DEFAULT_DATASET
+    if source.get("dataset"):
+        name = source["dataset"]
+        if name not in DATASETS:
+            raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)} (see birnn data list)")
+        spec = DATASETS[name]
+        if conf.get("task", spec.task) != spec.task:
+            raise UsageError(f"dataset {name} is for the {spec.task} task, not {conf['task']}")
+        conf["task"] = spec.task
+        from .tasks import PRESETS
+
+        preset = PRESETS.get(name, {})
+        conf["model"] = {**preset.get("model", {}), **conf["model"]}
+        conf["train"] = {**preset.get("train", {}), **conf["train"]}
+    if not conf.get("task"):
+        raise UsageError("give the task: birnn train classify|tag|forecast --train FILE")
+    return conf
