@@ -9,8 +9,8 @@
 #   bash benchmarks/device_run.sh variants-more   # the same for GRU and H=1024
 #   bash benchmarks/device_run.sh ablate      # benchmarks/gpu_ablation.py: variants 15, 17, 19, 20 on and off
 #   bash benchmarks/device_run.sh bench       # benchmarks/gpu.py (the table + case 5)
-#   bash benchmarks/device_run.sh resident    # the same with BIRNN_FUSED_KERNEL=resident
-#     (BIRNN_FUSED_BARRIER=ptx in the environment applies to bench/resident too: variant 14)
+#   bash benchmarks/device_run.sh resident    # the same with gpu.py --kernel resident
+#     (gpu.py --barrier ptx times the PTX barrier)
 # Copy the outputs to benchmarks/device/, the figures to RESULTS.md and GPU_NOTES.md, the
 # `bench` stage's speed_table.json to src/birnn/ (the table path="auto" reads), and set
 # birnn.kernels.default_kernel from what was measured.
@@ -46,7 +46,7 @@ case "${1:-checks}" in
     python3 benchmarks/gpu.py --repeats 5 --table "$out/speed_table.json" > "$out/gpu.txt" 2>&1
     echo "gpu.py rc=$?"; tail -30 "$out/gpu.txt" ;;
   resident)
-    BIRNN_FUSED_KERNEL=resident python3 benchmarks/gpu.py --repeats 5 > "$out/gpu_resident.txt" 2>&1
+    python3 benchmarks/gpu.py --repeats 5 --kernel resident > "$out/gpu_resident.txt" 2>&1
     echo "gpu.py (resident) rc=$?"; tail -30 "$out/gpu_resident.txt" ;;
   *) echo "stage must be checks, checks-new, compile, variants, variants-more, ablate, bench or resident, got $1"; exit 2 ;;
 esac

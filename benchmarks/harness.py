@@ -32,7 +32,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from birnn import speed_table
-from birnn.kernels import default_kernel, hardware
+from birnn.kernels import BARRIERS, KERNELS, configured, default_kernel, hardware
 from birnn.layers import GRU, LSTM, RNN
 
 _LAYERS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
@@ -213,7 +213,8 @@ measured in the same run. Times are per (time step x layer), both directions, in
     TRITON_INTERPRET=1 birnn bench --smoke        # on CPU: every case at toy sizes, to check the
                                                   # suite runs end to end before a GPU session
 
-BIRNN_FUSED_KERNEL=resident times the kernels that keep W_hh on chip instead of streaming it.
+--kernel resident times the kernels that keep W_hh on chip instead of streaming it, --barrier ptx
+the PTX barrier (birnn.kernels.KernelConfig: the untimed alternatives).
 
 Cases (bidirectional LSTM, I=256, H=512, L=2 unless stated): inference B=1 and B=64 (T=512);
 a training step B=64 (forward + backward); training with random lengths in [T/4, T] (cuDNN
@@ -329,7 +330,14 @@ def gpu_main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true",
                    help="on CPU under TRITON_INTERPRET=1: each distinct case once at toy sizes (T=6, I=8, H=16, "
                         "B<=3), to check the suite end to end before a GPU session; the times mean nothing")
+    p.add_argument("--kernel", choices=KERNELS, default="stream", help="how the kernels read W_hh (default stream)")
+    p.add_argument("--barrier", choices=BARRIERS, default="atomic", help="how programs meet (default atomic)")
     args = p.parse_args(argv)
+    with configured(kernel=args.kernel, barrier=args.barrier):
+        return _gpu_suite(p, args)
+
+
+def _gpu_suite(p: argparse.ArgumentParser, args) -> int:
     device = smoke_device(p, args.smoke)
     if args.smoke:
         gpu = f"CPU smoke run (interpreter), Triton {_triton_version()}"

@@ -20,7 +20,7 @@ import birnn  # noqa: E402
 # a script run in its own process by test_kernels.py (it needs the real Triton compiler, not the interpreter),
 # and test_kernels.py's helpers that run a grid's programs in threads and round to bfloat16 as the GPU
 # does (they need Triton's interpreter)
-collect_ignore = ["kernel_compile.py", "threaded_grid.py", "interpreter_rounding.py"]
+collect_ignore = ["kernels/kernel_compile.py", "kernels/threaded_grid.py", "kernels/interpreter_rounding.py"]
 
 MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
 PATHS = ["torch", "torch-chunked", "torch-packed", "reference"]
@@ -58,3 +58,22 @@ def random_lengths(B, T, generator=None, low=0):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(1234)
+
+
+def poisoned(fn):
+    """``fn`` (a kernel call, ``birnn.kernels.recurrent.layer_forward`` or ``layer_backward``) with
+    every buffer the kernels write starting as NaN, so that whatever they leave unwritten shows."""
+    import functools
+
+    from birnn.kernels import recurrent
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        real = recurrent._written
+        recurrent._written = lambda shape, zero=False, **kw: torch.full(shape, float("nan"), **kw)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            recurrent._written = real
+
+    return call

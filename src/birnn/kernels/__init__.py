@@ -2,15 +2,63 @@
 on CPU under ``TRITON_INTERPRET=1``. The kernel modules need Triton; this one does not, so the
 layers can ask what the kernels support without importing it."""
 
-import os
-from typing import Optional, Tuple
+import contextlib
+from dataclasses import dataclass, replace
+from typing import Iterator, Optional, Tuple
 
 from ..cells import cell_spec
 
-__all__ = ["KERNELS", "default_kernel", "describe_kernel", "kernel_plan", "offsets_fit", "plan_grid", "plan_resident",
-           "supported_hidden"]
+__all__ = ["BARRIERS", "KERNELS", "KernelConfig", "configured", "current", "default_kernel", "describe_kernel",
+           "kernel_plan", "offsets_fit", "plan_grid", "plan_resident", "supported_hidden"]
 
 KERNELS = ("stream", "resident")
+BARRIERS = ("atomic", "ptx")
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """The fused kernels' tuning knobs. The defaults are the ones the GPU runs timed; the others
+    are alternatives kept for the device scripts (``benchmarks/gpu_variants.py``) to time.
+
+    >>> KernelConfig(barrier="spin")
+    Traceback (most recent call last):
+    ValueError: barrier must be one of ('atomic', 'ptx'), got 'spin'
+    """
+
+    kernel: str = "stream"  # W_hh read from L2 each step; "resident": held on chip (untimed)
+    barrier: str = "atomic"  # how a group's programs meet: Triton's atomics; "ptx": red.release + ld.acquire (untimed)
+    num_warps: Optional[int] = None  # None: 4 (8 for the resident backward from H=128)
+    prefetch: bool = True  # the backward loads each step's saved activations a step early
+
+    def __post_init__(self) -> None:
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
+        if self.barrier not in BARRIERS:
+            raise ValueError(f"barrier must be one of {BARRIERS}, got {self.barrier!r}")
+        if self.num_warps is not None and self.num_warps not in (1, 2, 4, 8, 16):
+            raise ValueError(f"num_warps must be a power of two from 1 to 16 or None, got {self.num_warps!r}")
+        if not isinstance(self.prefetch, bool):
+            raise TypeError(f"prefetch must be a bool, got {type(self.prefetch).__name__}")
+
+
+_CURRENT = [KernelConfig()]
+
+
+def current() -> KernelConfig:
+    """The configuration the layers' fused calls run with (the timed defaults unless
+    :func:`configured` says otherwise)."""
+    return _CURRENT[-1]
+
+
+@contextlib.contextmanager
+def configured(**changes) -> Iterator[KernelConfig]:
+    """Run the fused calls inside the block with some knobs changed (the device scripts time the
+    alternatives this way), e.g. ``with configured(kernel="resident"): layer(x)``."""
+    _CURRENT.append(replace(current(), **changes))
+    try:
+        yield _CURRENT[-1]
+    finally:
+        _CURRENT.pop()
 
 
 def supported_hidden(H: int) -> bool:
@@ -93,14 +141,10 @@ def plan_resident(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional[i
 
 
 def default_kernel() -> str:
-    """The kernels (forward and backward) used unless a call names one: ``BIRNN_FUSED_KERNEL``
-    (``stream`` or ``resident``), else ``stream`` — the one whose GPU timings are recorded.
-    ``resident`` keeps W_hh on chip (variants 11 and 12 in benchmarks/GPU_NOTES.md) and is not
-    yet timed on a GPU."""
-    kind = os.environ.get("BIRNN_FUSED_KERNEL", "stream")
-    if kind not in KERNELS:
-        raise ValueError(f"BIRNN_FUSED_KERNEL must be one of {KERNELS}, got {kind!r}")
-    return kind
+    """The kernels (forward and backward) used unless a call names one: :func:`current`'s
+    ``kernel`` — ``stream``, the one whose GPU timings are recorded, unless :func:`configured`
+    asks for ``resident`` (W_hh on chip, not yet timed on a GPU)."""
+    return current().kernel
 
 
 def kernel_plan(kernel: Optional[str], mode: str, H: int, B: int, D: int, bf16: bool,

@@ -8,8 +8,7 @@ Each layer is three steps, as cuDNN runs it:
    ``(T*B, F) @ (F, D*G*H)`` — no reversed copy of the input for the backward direction;
 2. one persistent kernel runs the recurrence; it reads the backward direction's steps reversed
    within each row (``len-1-t``) and writes the output in the layer's own order and layout,
-   (T, B, D*H), so nothing is reversed or concatenated afterwards (variant 18 in
-   benchmarks/GPU_NOTES.md);
+   (T, B, D*H), so nothing is reversed or concatenated afterwards (benchmarks/GPU_NOTES.md);
 3. the backward kernel writes the gradient of the projections in the same layout, so the input's
    gradient and W_ih's are again one matmul each; W_hh's is one batched matmul,
    ``dW_hh[d] = sum_t dA_t^T (h_{t-1} * drop)``, and the layer norms' gains and biases are

@@ -6,7 +6,7 @@ PyTorch runs float32 matmuls in full float32 unless ``torch.backends.cuda.matmul
 (``torch.backends.cudnn.rnn.fp32_precision``, or the older ``torch.backends.cudnn.allow_tf32``).
 The recurrent products inside the kernel already follow cuDNN's flag; so do these matmuls, else
 the float32 fused path would spend most of a training step in CUDA-core GEMMs that its peer
-runs on tensor cores (benchmarks/GPU_NOTES.md, variant 15). bfloat16 layers multiply bfloat16
+runs on tensor cores (benchmarks/GPU_NOTES.md). bfloat16 layers multiply bfloat16
 operands with float32 accumulation, as the reference path and cuDNN do.
 
 Only CUDA matmuls are affected: on CPU (the interpreter tests) the products are unchanged.

@@ -4,8 +4,8 @@ per-sequence lengths — in a single launch.
 Symbols: ``T`` steps, ``D`` directions, ``B`` batch, ``H`` hidden size, ``G`` gates
 (RNN 1, LSTM 4 in the step order ``[i|f|o|g]``, GRU 3 ``[r|z|n]``). Per-step tensors the kernels
 write or save are stored direction-major, (D, T, ...), and handed out as (T, D, ...) views: each
-direction's (T*B, features) is then one matrix for the weight gradient (variant 16 in
-benchmarks/GPU_NOTES.md); xs and dout are read through their own strides.
+direction's (T*B, features) is then one matrix for the weight gradient (benchmarks/GPU_NOTES.md);
+xs and dout are read through their own strides.
 
 Work split: program ``(d, batch tile, unit block)`` owns ``U`` hidden units of direction ``d``
 for ``BB`` sequences. Each step it reads the whole previous ``h`` of its direction and batch
@@ -42,7 +42,6 @@ CPU with every program in its own thread (tests/threaded_grid.py).
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple, Optional, Tuple
 
 import torch
@@ -50,7 +49,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from . import KERNELS, default_kernel, hardware, kernel_plan, offsets_fit, plan_grid, plan_resident, supported_hidden
+from . import (BARRIERS, KERNELS, current, default_kernel, hardware, kernel_plan, offsets_fit, plan_grid, plan_resident,
+               supported_hidden)
 
 __all__ = ["CELL_CODES", "KERNELS", "Backward", "Forward", "StepExtras", "default_kernel", "layer_backward",
            "layer_forward", "plan_grid", "plan_resident", "supported_hidden"]
@@ -122,7 +122,7 @@ def _load_acquire(counter):
 def _group_barrier(counter, target, SYNC: tl.constexpr):
     """Arrive and wait until ``target`` arrivals. SYNC=0 (Triton's atomics; the interpreter's and
     the timed default): arrive with an atomic add (release), spin on volatile loads, then one
-    acquire read-modify-write. SYNC=1 (PTX, variant 14): arrive with ``red.release`` from one
+    acquire read-modify-write. SYNC=1 (PTX): arrive with ``red.release`` from one
     thread and spin on ``ld.acquire`` — one L2 round trip fewer per barrier."""
     tl.debug_barrier()  # the whole program has stored its slice
     if SYNC == 1:
@@ -167,7 +167,7 @@ def _resident_weights(w_base, first_unit, H: tl.constexpr, U: tl.constexpr, G: t
     """This program's rows of W_hh as one (GP*U, H) tile, gate-major (row ``k*U + j`` is gate k of
     unit ``units[j]``; slots k >= G are zero), loaded once before the time loop. As the first
     operand of the product Triton keeps it on chip for the whole sequence: in registers (bf16) or
-    shared memory (fp32), read by the tensor cores each step (benchmarks/GPU_NOTES.md, variant 11)."""
+    shared memory (fp32), read by the tensor cores each step (benchmarks/GPU_NOTES.md)."""
     r = tl.arange(0, GP * U)
     k = r // U
     rows = k * H + first_unit + r % U
@@ -235,7 +235,7 @@ def _scatter_dh(pt_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, unit
                 U: tl.constexpr, BB: tl.constexpr, GP: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
                 OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, counter, target,
                 SYNC: tl.constexpr):
-    """``dh_{t-1}[:, units]`` (BB, U) with W_hh resident (variant 12 in benchmarks/GPU_NOTES.md):
+    """``dh_{t-1}[:, units]`` (BB, U) with W_hh resident (benchmarks/GPU_NOTES.md):
     this program's gates feed every unit of h_{t-1}, so it multiplies its own dA (BB, GP*U) by its
     own rows of W_hh — ``W_rows^T (H, GP*U) @ dA^T (GP*U, BB)``, no W traffic — and publishes that
     (H, BB) share in the area ``(D, 2, GROUP, B, H)``; after the barrier each program adds the
@@ -261,7 +261,7 @@ def _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, stat
     """What backward step ``t`` reads from the forward's saved tensors, (BB, U) each: ``dout`` and
     LSTM ``i, f, o, g, c_{t-1}, c_t``; GRU ``r, z, n, h W_n^T + b_hn, h_{t-1}``; Elman the
     activation. The kernel loads them one step ahead, before the barrier, so their memory latency
-    hides behind the wait instead of adding to each step (variant 13). ``dout`` has its own
+    hides behind the wait instead of adding to each step. ``dout`` has its own
     strides (``o_st`` per step, ``o_sd`` per direction), the saved tensors the kernels' layout;
     with ``NATURAL`` it is (T, B, D, H), read in each row's own time order."""
     off = ((d * TT + t) * B) * H + rows_b[:, None] * H + units[None, :]
@@ -621,7 +621,7 @@ def _recurrent_layer_backward_kernel(
     while k < steps:
         t = steps - 1 - k
         par = k % 2
-        if not PREFETCH:  # (variant 13 off: loaded here, after the barrier, for timing it)
+        if not PREFETCH:  # (prefetch off: loaded here, after the barrier, for timing it)
             pre = _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2,
                               B, TT, o_st, o_sd, lengths, H, GH, BB, U, D, CELL, ZH, ZC, LN, NATURAL)
         dout_t, p0, p1, p2, p3, p4, p5 = pre
@@ -748,7 +748,7 @@ def _recurrent_layer_backward_kernel(
                               NG, OP_DTYPE, DOT_DTYPE, PRECISION, counter, nb * GROUP, SYNC)
         else:
             e_off = ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :]
-            ex_ty = ex_ptr.dtype.element_ty  # the product's operand type (bf16 layers: bf16, variant 17)
+            ex_ty = ex_ptr.dtype.element_ty  # the product's operand type (bf16 layers: bf16)
             tl.store(ex_ptr + e_off, y0.to(ex_ty), mask=m2)
             if G > 1:
                 tl.store(ex_ptr + e_off + H, y1.to(ex_ty), mask=m2)
@@ -867,7 +867,7 @@ def _exchange_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype of what programs exchange for a product each step (h in the forward, dA in the
     streaming backward): those values only feed the recurrent product, whose operands are rounded
     to the layer's dtype anyway, so a bfloat16 layer exchanges them as bfloat16 — the same numbers
-    in half the bytes (variant 17 in benchmarks/GPU_NOTES.md)."""
+    in half the bytes (benchmarks/GPU_NOTES.md)."""
     return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
 
 
@@ -875,7 +875,7 @@ def _output_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype of the layer's output y and of its gradient at the kernels' natural boundary:
     the layer's own for bfloat16 layers — the kernel rounds y as the layer would (to nearest
     even) instead of writing float32 for PyTorch to convert, and reads the gradient as autograd
-    hands it over (variant 20 in benchmarks/GPU_NOTES.md); float32 otherwise."""
+    hands it over (benchmarks/GPU_NOTES.md); float32 otherwise."""
     return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
 
 
@@ -883,23 +883,27 @@ def _gradient_dtype(dtype: torch.dtype, mode: str, ln: bool) -> torch.dtype:
     """The dtype the backward kernel writes dx in: a bfloat16 layer's dx feeds only bfloat16
     products (the projection's backward; as dW_hh's operand too where dx is draw: the LSTM's and
     the Elman RNN's without layer norm), which would round it to bfloat16 anyway, so it is written
-    as bfloat16 — the same bits in half the bytes, and no conversion after (variant 19 in
-    benchmarks/GPU_NOTES.md). Where dx is also what the norm's gain gradient sums (layer norm,
-    but for the GRU, whose dy is separate), it stays float32."""
+    as bfloat16 — the same bits in half the bytes, and no conversion after (benchmarks/GPU_NOTES.md).
+    Where dx is also what the norm's gain gradient sums (layer norm, but for the GRU, whose dy is
+    separate), it stays float32."""
     return torch.bfloat16 if dtype == torch.bfloat16 and (mode == "GRU" or not ln) else torch.float32
 
 
-BARRIERS = ("atomic", "ptx")
-
-
 def _sync_code(barrier: Optional[str]) -> int:
-    """The kernels' SYNC switch: ``barrier`` or ``BIRNN_FUSED_BARRIER`` (``atomic``, the timed
-    default, or ``ptx``: variant 14, red.release + ld.acquire spin). The interpreter cannot run
-    inline PTX, so it always takes Triton's atomics."""
-    kind = barrier if barrier is not None else os.environ.get("BIRNN_FUSED_BARRIER", "atomic")
+    """The kernels' SYNC switch: ``barrier`` or :func:`birnn.kernels.current`'s (``atomic``, the
+    timed default, or ``ptx``: red.release + ld.acquire spin). The interpreter cannot run inline
+    PTX, so it always takes Triton's atomics."""
+    kind = barrier if barrier is not None else current().barrier
     if kind not in BARRIERS:
-        raise ValueError(f"barrier must be one of {BARRIERS} (BIRNN_FUSED_BARRIER), got {kind!r}")
+        raise ValueError(f"barrier must be one of {BARRIERS}, got {kind!r}")
     return 1 if kind == "ptx" and not hardware.interpreting() else 0
+
+
+def _written(shape: Tuple[int, ...], *, zero: bool = False, **kw) -> Tensor:
+    """A buffer the kernels write, every element the caller reads (``zero``: one that starts at
+    zero, parts of which only some cells write). The one place such buffers are allocated, so the
+    kernel tests can have them start as NaN and see that nothing is left unwritten."""
+    return torch.zeros(shape, **kw) if zero else torch.empty(shape, **kw)
 
 
 def _geometry(plan: Tuple[int, int, int, int]) -> dict:
@@ -910,17 +914,17 @@ def _geometry(plan: Tuple[int, int, int, int]) -> dict:
 def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
                   lengths: Tensor, steps: int, *, save: bool = False, precision: str = "tf32",
                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None, num_warps: Optional[int] = None,
-                  poison: bool = False, barrier: Optional[str] = None, natural: bool = False) -> Forward:
+                  barrier: Optional[str] = None, natural: bool = False) -> Forward:
     """Run one layer. ``xs`` (T, D, B, G*H) in processing order — or, with ``natural``, the
     layer's input projections as they are, (T, B, D, G*H) contiguous in each row's own time
     order, and the kernel reads the backward direction's steps reversed within each row and
-    writes ``y`` (T, B, D*H) likewise (variant 18) —, ``w_hh`` (D, G*H, H) in step order, ``h0``/``c0``
+    writes ``y`` (T, B, D*H) likewise —, ``w_hh`` (D, G*H, H) in step order, ``h0``/``c0``
     (D, B, H), ``lengths`` (B,) (the number of real steps, any device), ``extras`` the fused
     regularisers, ``kernel`` how W_hh is read (``"stream"`` from L2 each step, ``"resident"``
     on chip; None: :func:`default_kernel`), ``barrier`` how programs meet (``"atomic"`` or
-    ``"ptx"``; None: ``BIRNN_FUSED_BARRIER``, see :func:`_sync_code`). Returns ``out``
-    (T, D, B, H), ``h_n``, ``c_n`` (D, B, H), and with ``save`` what the backward pass needs;
-    ``poison`` fills the outputs with NaN first (tests)."""
+    ``"ptx"``; None: :func:`birnn.kernels.current`'s, see :func:`_sync_code`). Returns ``out``
+    (T, D, B, H), ``h_n``, ``c_n`` (D, B, H), and with ``save`` what the backward pass needs
+    (every buffer it writes comes from :func:`_written`)."""
     if natural:
         T, B, D, GH = xs.shape
         xs = xs.contiguous()
@@ -942,29 +946,24 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     codes = extras.codes()
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
-    y = torch.empty(T, B, D, H, device=dev, dtype=_output_dtype(xs.dtype)) if natural else None
+    y = _written((T, B, D, H), device=dev, dtype=_output_dtype(xs.dtype)) if natural else None
     # per-step tensors direction-major (:func:`_direction_major`), in processing order; with ``natural``
     # the outputs in that order only for the GRU's and the Elman RNN's backward (the LSTM's reads c)
-    out = torch.empty(D, T, B, H, **f32) if not natural or (save and mode != "LSTM") else y
+    out = _written((D, T, B, H), **f32) if not natural or (save and mode != "LSTM") else y
     hx = torch.zeros(D, 2, B, H, device=dev, dtype=_exchange_dtype(xs.dtype))
     hx[:, 0] = h0 if extras.drop is None else h0 * extras.drop
-    hn = torch.empty(D, B, H, **f32)
-    cn = torch.empty(D, B, H, **f32) if mode == "LSTM" else hn
+    hn = _written((D, B, H), **f32)
+    cn = _written((D, B, H), **f32) if mode == "LSTM" else hn
     keeps = save and (G > 1 or codes["ZH"] != 0)  # the Elman backward needs only the outputs, unless zoneout
-    cs = torch.empty(D, T, B, H, **f32) if keeps and G > 1 else out  # (the Elman RNN has no second state)
-    gates = torch.empty(D, T, B, GH, **f32) if keeps else out
+    cs = _written((D, T, B, H), **f32) if keeps and G > 1 else out  # (the Elman RNN has no second state)
+    gates = _written((D, T, B, GH), **f32) if keeps else out
     ln = codes["LN"]
     st = torch.zeros(D, B, geo["GROUP"], 4, **f32) if ln else out
-    xhat = (torch.empty(T, B, D, GH, **f32) if natural else torch.empty(D, T, B, GH, **f32)) if ln and save else out
-    chat = torch.empty(D, T, B, H, **f32) if ln and save and mode == "LSTM" else out
-    rstd = torch.zeros(D, T, B, 2, **f32) if ln and save else out  # (slot 1, the cell norm's, stays 0 but for LSTMs)
-    if poison:  # tests: every output element must be written by the kernel
-        for buf in (out, hn, cn, cs, gates, xhat, chat, rstd):
-            buf.fill_(float("nan"))
+    xhat = _written((T, B, D, GH) if natural else (D, T, B, GH), **f32) if ln and save else out
+    chat = _written((D, T, B, H), **f32) if ln and save and mode == "LSTM" else out
+    rstd = _written((D, T, B, 2), zero=True, **f32) if ln and save else out  # (slot 1, the cell norm's, stays 0 but for LSTMs)
     if natural:  # steps >= ``steps`` are every row's padding (the kernel runs the first ``steps``)
         y[steps:] = 0.0
-        if poison:
-            y[:steps] = float("nan")
     bar = torch.zeros(D * geo["NBT"], device=dev, dtype=torch.int32)
     lens = lengths.to(device=dev, dtype=torch.int32)
     grid = (D * geo["NBT"] * geo["GROUP"],)
@@ -974,7 +973,7 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
         *extras.pointers(out, T), st, xhat, chat, rstd, steps, T, B, xs.stride(0), xs.stride(1)), BK,
         H=H, **geo, D=D, CELL=cell, G=G, SAVE=save, FOLD=not (ln or resident) and mode != "GRU", **codes,
         RESIDENT=resident, GP=4 if G > 1 else 1, SYNC=_sync_code(barrier), NATURAL=natural,
-        **_dot_types(xs.dtype, precision), num_warps=num_warps or int(os.environ.get("BIRNN_FUSED_WARPS", 4)))
+        **_dot_types(xs.dtype, precision), num_warps=num_warps or current().num_warps or 4)
     saved = (lambda x: _time_major(x) if save and x is not out else None)
     return Forward(None if out is y else _time_major(out), hn, (cn if mode == "LSTM" else None), saved(cs),
                    saved(gates), (xhat if natural and save and ln else saved(xhat)), saved(chat), saved(rstd),
@@ -996,17 +995,16 @@ class Backward(NamedTuple):
 
 def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Optional[Tensor], lengths: Tensor,
                    steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *, precision: str = "tf32",
-                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None, prefetch: bool = True,
-                   num_warps: Optional[int] = None, barrier: Optional[str] = None, poison: bool = False,
-                   natural: bool = False) -> Backward:
+                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None, prefetch: Optional[bool] = None,
+                   num_warps: Optional[int] = None, barrier: Optional[str] = None, natural: bool = False) -> Backward:
     """Backpropagation through time for :func:`layer_forward` (run with ``save=True`` and the
     same ``extras``). ``kernel`` as there: ``"stream"`` reads W_hh's columns from L2 each step,
     ``"resident"`` keeps this program's rows on chip and sums every program's share of dh.
     ``prefetch`` loads each step's saved activations a step early, before the barrier (variant
     13; off only to time it). ``num_warps``: 4 streaming; 8 resident from H=128, whose (H, BB)
     share then splits over two warpgroups of at least 64 rows each (ptxas: no spills at H=512,
-    where 4 warps spill up to 176 bytes; 64-row halves, as a 64-row product over 8 warps failed in
-    variant 7, are not used). ``barrier``, ``poison`` and ``natural`` as in :func:`layer_forward`:
+    where 4 warps spill up to 176 bytes; 64-row halves, as a 64-row product over 8 warps failed on
+    the GPU, are not used). ``barrier`` and ``natural`` as in :func:`layer_forward`:
     with ``natural``, ``dout`` is the gradient of ``y`` (T, B, D*H) and ``dx``, ``dy``, ``draw``
     come back (T, B, D, G*H)."""
     out = fwd.out if fwd.out is not None else fwd.cs  # (an LSTM's backward reads c, not the outputs)
@@ -1016,6 +1014,7 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     GH = G * H
     dev = out.device
     resident, plan = kernel_plan(kernel, mode, H, B, D, w_hh.dtype == torch.bfloat16, hardware.multiprocessors(dev))
+    prefetch = current().prefetch if prefetch is None else prefetch
     geo = _geometry(plan)
     codes = extras.codes()
     ln = codes["LN"]
@@ -1023,15 +1022,13 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     f32 = dict(device=dev, dtype=torch.float32)
     # direction-major (:func:`_direction_major`) or natural; the kernel writes every step < ``steps``
     grad = dict(device=dev, dtype=_gradient_dtype(w_hh.dtype, mode, ln))
-    dx = torch.empty(T, B, D, GH, **grad) if natural else torch.empty(D, T, B, GH, **grad)
-    dy = torch.empty_like(dx, dtype=torch.float32) if mode == "GRU" else dx
-    draw = torch.empty_like(dx, dtype=torch.float32) if ln else dy
-    dyc = torch.empty(D, T, B, H, **f32) if ln and mode == "LSTM" else None
+    dx = _written((T, B, D, GH) if natural else (D, T, B, GH), **grad)
+    dy = _written(dx.shape, device=dev, dtype=torch.float32) if mode == "GRU" else dx
+    draw = _written(dx.shape, device=dev, dtype=torch.float32) if ln else dy
+    dyc = _written((D, T, B, H), **f32) if ln and mode == "LSTM" else None
     for buf in {id(x): x for x in (dx, dy, draw, dyc) if x is not None}.values():  # (dy, draw may be dx)
         steps_of = buf if natural and buf is not dyc else buf.transpose(0, 1)  # (T, ...) either way
         steps_of[steps:] = 0.0  # steps beyond ``steps``: every row's padding
-        if poison:  # tests: the kernel must write every step it runs
-            steps_of[:steps] = float("nan")
     # exchange area: streaming, dA (D, 2, B, G*H); resident, the shares of dh (D, 2, GROUP, B, H),
     # each written in full by its program before the barrier that precedes any read (no fill)
     ex = (torch.empty(D, 2, geo["GROUP"], B, H, **f32) if resident  # shares are sums: float32
@@ -1054,7 +1051,8 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
         (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
         dh0, dc0, bar, *extras.pointers(out_d, T), st, *saved, steps, T, B, dout.stride(0), dout.stride(1)), BK,
         H=H, **geo, D=D, CELL=cell, G=G, **codes, RESIDENT=resident, GP=4 if G > 1 else 1, PREFETCH=prefetch,
-        SYNC=_sync_code(barrier), NATURAL=natural, **_dot_types(w_hh.dtype, precision), num_warps=num_warps or (8 if resident and H >= 128 else 4))
+        SYNC=_sync_code(barrier), NATURAL=natural, **_dot_types(w_hh.dtype, precision),
+        num_warps=num_warps or current().num_warps or (8 if resident and H >= 128 else 4))
     per_step = (lambda x: x) if natural else _time_major
     return Backward(per_step(dx), per_step(dy), per_step(draw), dh0, (dc0 if mode == "LSTM" else None),
                     None if dyc is None else _time_major(dyc))

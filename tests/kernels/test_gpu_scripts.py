@@ -10,12 +10,13 @@ import os
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # minutes under the interpreter: -m 'not slow' skips them locally
+
 if torch.cuda.is_available():
     pytest.skip("smoke runs are for CPU machines; on a GPU run the scripts themselves", allow_module_level=True)
-os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined
 pytest.importorskip("triton", reason="the fused kernels need Triton (CI installs it)")
 
-BENCHMARKS = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
+BENCHMARKS = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks")
 
 
 def script(name):

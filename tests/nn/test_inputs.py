@@ -229,7 +229,7 @@ def test_the_input_forms_benchmark_runs(capsys):
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("inputs_bench", Path(__file__).parents[1] / "benchmarks" / "inputs.py")
+    spec = importlib.util.spec_from_file_location("inputs_bench", Path(__file__).parents[2] / "benchmarks" / "inputs.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert bench.main(["--batch", "3", "--time", "8", "--input", "4", "--hidden", "8", "--repeats", "1"]) == 0

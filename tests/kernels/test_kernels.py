@@ -13,16 +13,17 @@ import os
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # minutes under the interpreter: -m 'not slow' skips them locally
+
 if torch.cuda.is_available():
     pytest.skip("interpreter tests are for CPU machines; tests/test_cuda.py covers the GPU", allow_module_level=True)
-os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined
 triton = pytest.importorskip("triton", reason="the fused kernels need Triton (CI installs it)")
 from interpreter_rounding import install as round_bfloat16_as_the_gpu  # noqa: E402
 
 round_bfloat16_as_the_gpu()  # Triton's interpreter truncates float32 -> bfloat16; the GPU rounds to nearest even
 
 import birnn  # noqa: E402
-from conftest import MODES, flat_hidden  # noqa: E402
+from conftest import MODES, flat_hidden, poisoned  # noqa: E402
 
 
 def pair(mode, **kw):
@@ -263,8 +264,8 @@ def test_zoneout_masks_of_ones_freeze_the_state_exactly(mode):
 
     xs, w, b, h0, c0, lengths = kernel_inputs(mode)
     ones = torch.ones(xs.shape[:3] + (h0.shape[-1],))
-    fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, xs.shape[0], save=True, poison=True,
-                        extras=StepExtras(keep_h=ones, keep_c=ones if mode == "LSTM" else None))
+    fwd = poisoned(layer_forward)(mode, xs, w, b, h0, c0, lengths, xs.shape[0], save=True,
+                                  extras=StepExtras(keep_h=ones, keep_c=ones if mode == "LSTM" else None))
     valid = (torch.arange(xs.shape[0])[:, None] < lengths[None]).view(-1, 1, 3, 1)
     assert torch.equal(fwd.out, torch.where(valid, h0.expand_as(fwd.out), 0.0))
     assert torch.equal(fwd.hn, h0)
@@ -335,14 +336,16 @@ def test_kernels_compile_for_the_gpu_without_one():
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_resident_forward_kernel_equals_the_reference(mode, monkeypatch):
-    """The kernels that keep W_hh on chip (BIRNN_FUSED_KERNEL=resident: forward and backward) pass
-    the same checks: plain layers with lengths, the regularisers, bfloat16."""
-    monkeypatch.setenv("BIRNN_FUSED_KERNEL", "resident")
-    test_fused_layer_equals_reference(mode, True)
-    test_fused_regularisers_equal_the_reference(mode, "all", True)
-    if mode != "RNN_RELU":
-        test_fused_bfloat16_is_as_close_to_float64_as_the_reference(mode, {}, True)
+def test_resident_forward_kernel_equals_the_reference(mode):
+    """The kernels that keep W_hh on chip (``configured(kernel="resident")``: forward and backward)
+    pass the same checks: plain layers with lengths, the regularisers, bfloat16."""
+    from birnn.kernels import configured
+
+    with configured(kernel="resident"):
+        test_fused_layer_equals_reference(mode, True)
+        test_fused_regularisers_equal_the_reference(mode, "all", True)
+        if mode != "RNN_RELU":
+            test_fused_bfloat16_is_as_close_to_float64_as_the_reference(mode, {}, True)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_RELU"])
@@ -353,7 +356,7 @@ def test_resident_and_streaming_kernels_agree(mode):
 
     xs, w, b, h0, c0, _ = kernel_inputs(mode, T=6, B=18, H=32)
     lengths = torch.randint(0, 7, (18,), generator=torch.Generator().manual_seed(1))
-    got = {k: layer_forward(mode, xs, w, b, h0, c0, lengths, 6, save=True, kernel=k, poison=True)
+    got = {k: poisoned(layer_forward)(mode, xs, w, b, h0, c0, lengths, 6, save=True, kernel=k)
            for k in ("stream", "resident")}
     for a, b_ in zip(got["stream"], got["resident"]):
         if a is not None:
@@ -385,17 +388,18 @@ def test_resident_and_streaming_backward_kernels_agree(mode, features):
         assert a is None or torch.equal(a, b_)
 
 
-def test_resident_kernel_limits(monkeypatch):
+def test_resident_kernel_limits():
     """W_hh stays on chip for H a power of two up to 512 and grids the GPU runs at once: asking for
-    it elsewhere is refused; the default (BIRNN_FUSED_KERNEL=resident) falls back to streaming.
+    it elsewhere is refused; the configured default (``kernel="resident"``) falls back to streaming.
     (Planned for an H100's 132 multiprocessors; the interpreter itself runs power-of-two H only.)"""
-    from birnn.kernels import describe_kernel, kernel_plan
+    from birnn.kernels import KernelConfig, configured, current, describe_kernel, kernel_plan
 
     with pytest.raises(ValueError, match="powers of two from 16 to 512, got 192"):
         kernel_plan("resident", "GRU", 192, 2, 2, False, 132)
     with pytest.raises(ValueError, match="batch 128 needs 256 resident programs"):
         kernel_plan("resident", "LSTM", 512, 128, 2, True, 132)
-    monkeypatch.setenv("BIRNN_FUSED_KERNEL", "resident")
+    resident = configured(kernel="resident")
+    resident.__enter__()
     assert kernel_plan(None, "LSTM", 512, 64, 2, False, 132) == (True, (16, 32, 2, 32))
     assert kernel_plan(None, "GRU", 192, 2, 2, False, 132) == (False, (16, 16, 1, 12))
     assert kernel_plan(None, "LSTM", 1024, 1, 2, False, 132)[0] is False
@@ -407,25 +411,30 @@ def test_resident_kernel_limits(monkeypatch):
     assert layer(torch.randn(3, 2, 4)).path == "fused"
     assert layer.last_decision.reason == ("requested with path='fused'; resident kernel (W_hh held on chip): "
                                           "2 groups of 1 programs, 16 units x 16 rows each")
-    monkeypatch.setenv("BIRNN_FUSED_KERNEL", "fast")
-    with pytest.raises(ValueError, match="BIRNN_FUSED_KERNEL must be one of"):
-        kernel_plan(None, "LSTM", 512, 1, 2, False, 132)
+    resident.__exit__(None, None, None)
+    assert current() == KernelConfig() and current().kernel == "stream"
+    with pytest.raises(ValueError, match=r"kernel must be one of \('stream', 'resident'\), got 'fast'"):
+        configured(kernel="fast").__enter__()
+    assert current() == KernelConfig()
 
 
 def test_barrier_choice(monkeypatch):
-    """BIRNN_FUSED_BARRIER picks how programs meet: Triton's atomics (default) or the PTX barrier
-    (variant 14, compiled in tests/kernel_compile.py, run on the GPU by tests/test_cuda.py); the
-    interpreter cannot run inline PTX and keeps the atomics."""
+    """The configured barrier picks how programs meet: Triton's atomics (default) or the PTX barrier
+    (compiled in tests/kernels/kernel_compile.py, run on the GPU by tests/kernels/test_cuda.py);
+    the interpreter cannot run inline PTX and keeps the atomics."""
+    from birnn.kernels import configured
     from birnn.kernels.recurrent import _sync_code
 
     assert _sync_code(None) == 0 and _sync_code("atomic") == 0
-    monkeypatch.setenv("BIRNN_FUSED_BARRIER", "ptx")
-    assert _sync_code(None) == 0  # interpreting
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
-    assert _sync_code(None) == 1 and _sync_code("atomic") == 0
-    monkeypatch.setenv("BIRNN_FUSED_BARRIER", "spin")
-    with pytest.raises(ValueError, match=r"barrier must be one of \('atomic', 'ptx'\) \(BIRNN_FUSED_BARRIER\), got 'spin'"):
-        _sync_code(None)
+    with configured(barrier="ptx"):
+        assert _sync_code(None) == 0  # interpreting
+        monkeypatch.setenv("TRITON_INTERPRET", "0")
+        assert _sync_code(None) == 1 and _sync_code("atomic") == 0
+    assert _sync_code(None) == 0
+    with pytest.raises(ValueError, match=r"barrier must be one of \('atomic', 'ptx'\), got 'spin'"):
+        _sync_code("spin")
+    with pytest.raises(ValueError, match=r"barrier must be one of \('atomic', 'ptx'\), got 'spin'"):
+        configured(barrier="spin").__enter__()
 
 
 def _kernel_case(mode, T, B, H, features, seed=5):
@@ -469,8 +478,8 @@ def test_per_step_tensors_are_direction_major_and_fully_written(mode):
                 assert a.shape[:2] == (T, 2) and a.transpose(0, 1).is_contiguous(), name
     dout_d = dout.transpose(0, 1).contiguous().transpose(0, 1)
     grads = layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, extras=extras)
-    poisoned = layer_backward(mode, w, fwd_d, h0, c0, lengths, T, dout_d, dhn, dcn, extras=extras, poison=True)
-    for name, a, b_ in zip(grads._fields, grads, poisoned):
+    written = poisoned(layer_backward)(mode, w, fwd_d, h0, c0, lengths, T, dout_d, dhn, dcn, extras=extras)
+    for name, a, b_ in zip(grads._fields, grads, written):
         if a is not None:
             assert torch.equal(a, b_), name
             assert torch.isfinite(b_).all(), name
@@ -502,8 +511,7 @@ def test_natural_boundary_is_the_processing_order_rearranged(mode, kernel, featu
     xs = torch.where((torch.arange(T)[:, None] < lengths[None, :])[:, None, :, None], xs, 0.0)
     kw = dict(save=True, extras=extras, kernel=kernel)
     fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, steps, **kw)
-    fwd_n = layer_forward(mode, natural(xs).contiguous(), w, b, h0, c0, lengths, steps, natural=True, poison=True,
-                          **kw)
+    fwd_n = poisoned(layer_forward)(mode, natural(xs).contiguous(), w, b, h0, c0, lengths, steps, natural=True, **kw)
     assert torch.equal(fwd_n.y.view(T, B, 2, H)[:steps], natural(fwd.out)[:steps])  # (beyond: not written)
     assert torch.equal(fwd_n.y[steps:], torch.zeros_like(fwd_n.y[steps:]))
     assert (fwd_n.out is None) == (mode == "LSTM")  # its backward reads c, not the outputs
@@ -520,8 +528,8 @@ def test_natural_boundary_is_the_processing_order_rearranged(mode, kernel, featu
     dy = natural(dout).contiguous()
     grads = layer_backward(mode, w, fwd, h0, c0, lengths, steps, torch.stack([dy[:, :, 0], reverse_valid(
         dy[:, :, 1], lengths)], 1), dhn, dcn, extras=extras, kernel=kernel)
-    grads_n = layer_backward(mode, w, fwd_n, h0, c0, lengths, steps, dy.view(T, B, 2 * H), dhn, dcn, extras=extras,
-                             kernel=kernel, natural=True, poison=True)
+    grads_n = poisoned(layer_backward)(mode, w, fwd_n, h0, c0, lengths, steps, dy.view(T, B, 2 * H), dhn, dcn,
+                                       extras=extras, kernel=kernel, natural=True)
     for name in ("dx", "dy", "draw"):
         assert torch.equal(getattr(grads_n, name), natural(getattr(grads, name))), name
     for name in ("dh0", "dc0", "dyc"):
@@ -570,7 +578,7 @@ def test_bfloat16_layers_write_dx_as_bfloat16_with_the_same_bits(mode, kernel, k
     (rounding to nearest even in both places: tests/interpreter_rounding.py)."""
     from birnn.kernels import recurrent as R
 
-    monkeypatch.setenv("BIRNN_FUSED_KERNEL", kernel)
+    monkeypatch.setattr(birnn.kernels, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
     layer = pair(mode, num_layers=2, bidirectional=True, **kw).bfloat16()
     x, lengths = torch.randn(5, 3, 4).bfloat16(), torch.tensor([5, 2, 4])
     half, half_grads = run(layer, "fused", x, lengths, None, seed=3)
@@ -594,7 +602,7 @@ def test_bfloat16_layers_output_bfloat16_with_the_same_bits(mode, kernel, kw, mo
     scaled after that rounding instead of before, so dW_hh may differ in its last bit."""
     from birnn.kernels import recurrent as R
 
-    monkeypatch.setenv("BIRNN_FUSED_KERNEL", kernel)
+    monkeypatch.setattr(birnn.kernels, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
     layer = pair(mode, num_layers=2, bidirectional=True, **kw).bfloat16()
     x, lengths = torch.randn(5, 3, 4).bfloat16(), torch.tensor([5, 2, 4])
     half, half_grads = run(layer, "fused", x, lengths, None, seed=3)
@@ -624,8 +632,7 @@ def test_multi_program_groups_equal_one_program(mode, kernel, features, T, B, mo
     (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
 
     def both():
-        fwd = R.layer_forward(mode, xs, w, b, h0, c0, lengths, T, save=True, kernel=kernel, extras=extras,
-                              poison=True)
+        fwd = poisoned(R.layer_forward)(mode, xs, w, b, h0, c0, lengths, T, save=True, kernel=kernel, extras=extras)
         return fwd, R.layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, kernel=kernel, extras=extras)
 
     one = both()

@@ -12,14 +12,13 @@ finds these tests broken; what only a GPU can show (TF32 products, the speed tab
 the resident-grid limit) is skipped there.
 """
 
-import os
-
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # minutes under the interpreter: -m 'not slow' skips them locally
+
 GPU = torch.cuda.is_available()
 if not GPU:
-    os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined
     pytest.importorskip("triton", reason="the fused kernels need Triton (CI installs it)")
     from interpreter_rounding import install as round_bfloat16_as_the_gpu
 
@@ -27,7 +26,7 @@ if not GPU:
 
 import birnn  # noqa: E402
 from birnn.kernels.recurrent import layer_backward, layer_forward, plan_grid, plan_resident  # noqa: E402
-from conftest import MODES  # noqa: E402
+from conftest import MODES, poisoned  # noqa: E402
 
 DEV = torch.device("cuda" if GPU else "cpu")
 SMS = torch.cuda.get_device_properties(DEV).multi_processor_count if GPU else 132  # CPU: an H100's plan
@@ -112,8 +111,8 @@ def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel, bar
     g, (xs, w, b, h0, c0, lengths) = real_inputs(mode, T, D, B, H, seed=0)
     plan = plan_grid(H, B, D, SMS) if kernel == "stream" else plan_resident(mode, H, B, D, False, SMS)
     assert plan[3] > 1, "the test must exercise the multi-program barrier"
-    runs = [layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="ieee", poison=True, save=True,
-                          kernel=kernel, barrier=barrier) for _ in range(3)]
+    runs = [poisoned(layer_forward)(mode, xs, w, b, h0, c0, lengths, T, precision="ieee", save=True,
+                                    kernel=kernel, barrier=barrier) for _ in range(3)]
     for other in runs[1:]:
         for a, b_ in zip(runs[0], other):
             if a is not None:
@@ -208,15 +207,15 @@ def test_natural_boundary_at_real_sizes(mode, B, kernel):
 
     kw = dict(precision="tf32", save=True, kernel=kernel)
     fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, T, **kw)
-    fwd_n = layer_forward(mode, natural(xs).contiguous(), w, b, h0, c0, lengths, T, natural=True, poison=True, **kw)
+    fwd_n = poisoned(layer_forward)(mode, natural(xs).contiguous(), w, b, h0, c0, lengths, T, natural=True, **kw)
     assert torch.equal(fwd_n.y.view(T, B, D, H), natural(fwd.out)) and torch.equal(fwd_n.hn, fwd.hn)
     dy = torch.randn(T, B, D, H, device=DEV, generator=g)
     dhn = torch.randn(D, B, H, device=DEV, generator=g)
     dcn = torch.randn(D, B, H, device=DEV, generator=g) if mode == "LSTM" else None
     dout = torch.stack([dy[:, :, 0], reverse_valid(dy[:, :, 1], lengths)], 1)
     grads = layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, precision="tf32", kernel=kernel)
-    grads_n = layer_backward(mode, w, fwd_n, h0, c0, lengths, T, dy.view(T, B, D * H), dhn, dcn, precision="tf32",
-                             kernel=kernel, natural=True, poison=True)
+    grads_n = poisoned(layer_backward)(mode, w, fwd_n, h0, c0, lengths, T, dy.view(T, B, D * H), dhn, dcn,
+                                       precision="tf32", kernel=kernel, natural=True)
     assert torch.equal(grads_n.dx, natural(grads.dx)) and torch.equal(grads_n.dh0, grads.dh0)
 
 
@@ -271,7 +270,7 @@ def test_bf16_dx_written_as_bf16_gives_the_same_bits(mode, kernel, monkeypatch):
     even on the GPU), with lengths."""
     from birnn.kernels import recurrent as R
 
-    monkeypatch.setenv("BIRNN_FUSED_KERNEL", kernel)
+    monkeypatch.setattr(birnn.kernels, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
     torch.manual_seed(0)
     I, H, T, B = sized(128, 16), sized(256, 32), sized(40, 6), sized(16, 3)
     layer = getattr(birnn, mode)(I, H, num_layers=2, bidirectional=True, path="fused").to(DEV).bfloat16()
@@ -327,8 +326,7 @@ def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, 
     both passes) with multi-program groups (the norms' row sums cross the barrier): outputs, states
     and every gradient against the reference loop with the same masks (float32 without TF32), and
     three runs give the same bits."""
-    monkeypatch.setenv("BIRNN_FUSED_KERNEL", kernel)
-    monkeypatch.setenv("BIRNN_FUSED_BARRIER", barrier)
+    monkeypatch.setattr(birnn.kernels, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel, barrier=barrier)])
     kw = dict(num_layers=2, bidirectional=True, recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
     if mode == "LSTM":
         kw["cell_zoneout"] = 0.15
@@ -372,7 +370,7 @@ def test_fused_regularised_buffers_are_fully_written():
                         keep_c=keep.flip(0), ln_h=torch.rand(D, 4 * H, device=DEV, generator=g) + 0.5,
                         ln_c=(torch.rand(D, H, device=DEV, generator=g) + 0.5, torch.randn(D, H, device=DEV, generator=g)))
     lengths = torch.randint(1, T + 1, (B,), device=DEV)
-    fwd = layer_forward("LSTM", xs, w, None, h0, c0, lengths, T, save=True, poison=True, extras=extras)
+    fwd = poisoned(layer_forward)("LSTM", xs, w, None, h0, c0, lengths, T, save=True, extras=extras)
     saved = fwd._asdict()
     assert saved.pop("y") is None  # in processing order the output is ``out`` (``y``: the natural boundary's)
     for name, t in saved.items():

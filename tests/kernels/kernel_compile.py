@@ -27,7 +27,7 @@ def kernels():
     pytest's doctest collection imports it in the process that runs the interpreter tests)."""
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise RuntimeError("run this script without TRITON_INTERPRET=1")
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src"))
     from birnn.kernels import recurrent
 
     return recurrent

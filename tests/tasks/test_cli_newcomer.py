@@ -18,7 +18,7 @@ import torch
 from birnn import cli, plots
 from test_reliability import train_args, write_text_data
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 

@@ -1,0 +1,102 @@
+"""The backend interface (birnn.backends): one frozen plan per call, masks drawn once in it, every
+backend's ``supports`` naming what is in the way, and every backend equal to the reference on the
+same plan."""
+
+import dataclasses
+
+import pytest
+import torch
+
+import birnn
+from birnn.arguments import prepare_call
+from birnn.backends import BACKENDS, decide, plan_call, run
+from birnn.dispatch import PATHS
+
+
+def plan_of(layer, x, lengths=None, **kw):
+    return plan_call(layer, prepare_call(x, None, lengths, None, layer._shape(), **kw))
+
+
+def test_every_path_has_one_backend():
+    assert set(BACKENDS) == (set(PATHS) - {"auto"}) | {"graph-op", "quantized"}
+    for path, backend in BACKENDS.items():
+        assert path in backend.paths and callable(backend.supports) and callable(backend.run)
+
+
+def test_a_plan_is_frozen_and_holds_its_masks():
+    torch.manual_seed(0)
+    gru = birnn.GRU(3, 4, num_layers=2, bidirectional=True, recurrent_dropout=0.5, zoneout=0.3).train()
+    plan = plan_of(gru, torch.randn(5, 2, 3), torch.tensor([5, 3]))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.x = None
+    assert len(plan.masks) == 2
+    for m in plan.masks:
+        assert m.drop_h.shape == (2, 2, 4) and m.keep_h.shape == (5, 2, 2, 4) and m.keep_c is None
+    # the masks are the plan's: running it twice draws nothing new
+    a, b = BACKENDS["reference"].run(plan), BACKENDS["reference"].run(plan)
+    assert torch.equal(a.output, b.output) and torch.equal(a.h_n, b.h_n)
+    assert plan.features == ("recurrent_dropout", "zoneout")
+    assert plan_of(gru.eval(), torch.randn(5, 2, 3)).masks[0] == birnn.backends.plan.Masks()
+
+
+def test_supports_names_what_is_in_the_way(monkeypatch):
+    x = torch.randn(4, 2, 3)
+    ln = plan_of(birnn.LSTM(3, 16, layer_norm=True), x)
+    assert BACKENDS["reference"].supports(ln) is None
+    assert BACKENDS["torch"].supports(ln) == "layer_norm: not expressible in the fused op"
+    assert BACKENDS["graph-op"].supports(ln) == "layer_norm has no single-node form (ONNX has no operator for it)"
+    proj = plan_of(birnn.LSTM(3, 16, proj_size=8), x)
+    assert BACKENDS["torch"].supports(proj) is None
+    assert "proj_size" in BACKENDS["graph-op"].supports(proj)
+    assert BACKENDS["quantized"].supports(proj).startswith("is not quantized")
+    resets = torch.zeros(4, 2, dtype=torch.bool)
+    with_resets = plan_of(birnn.GRU(3, 16), x, resets=resets)
+    assert BACKENDS["torch"].supports(with_resets) == "resets: not expressible in the fused op"
+    import birnn.backends.fused as fused
+
+    monkeypatch.setattr(fused.hardware, "interpreting", lambda: False)
+    assert BACKENDS["fused"].supports(plan_of(birnn.GRU(3, 16), x)).startswith("the fused kernel runs on CUDA")
+    monkeypatch.setattr(fused.hardware, "interpreting", lambda: True)
+    assert BACKENDS["fused"].supports(plan_of(birnn.GRU(3, 12), x)).endswith("got 12")
+    assert BACKENDS["fused"].supports(proj) == "the fused kernel does not run proj_size"
+
+
+@pytest.mark.parametrize("path", ["torch", "torch-chunked", "torch-packed", "graph-op"])
+def test_every_native_path_equals_the_reference_on_one_plan(path):
+    """Residual connections between layers and per-layer outputs go through the one stack."""
+    torch.manual_seed(0)
+    lstm = birnn.LSTM(3, 4, num_layers=3, bidirectional=True, residual=True, dtype=torch.float64).eval()
+    x, lengths = torch.randn(6, 3, 3, dtype=torch.float64), torch.tensor([6, 2, 4])
+    plan = plan_call(lstm, prepare_call(x, None, None if path == "torch" else lengths, None, lstm._shape()),
+                     ("layers",))
+    ref, got = BACKENDS["reference"].run(plan), BACKENDS[path].run(plan, path)
+    for a, b in [(got.output, ref.output), (got.h_n, ref.h_n), (got.c_n, ref.c_n)] + list(zip(got.layers, ref.layers)):
+        torch.testing.assert_close(a, b)
+    assert len(got.layers) == 3 and not torch.equal(got.layers[-1], got.output)  # before the residual
+
+
+@pytest.mark.slow
+def test_the_fused_kernel_sees_the_plans_masks():
+    """One plan with recurrent dropout and zoneout in training: the kernel (under the interpreter)
+    and the reference give the same outputs, because both read the masks the plan drew."""
+    pytest.importorskip("triton")
+    torch.manual_seed(0)
+    gru = birnn.GRU(3, 16, bidirectional=True, recurrent_dropout=0.3, zoneout=0.2).train()
+    plan = plan_of(gru, torch.randn(4, 2, 3), torch.tensor([4, 2]))
+    assert BACKENDS["fused"].supports(plan) is None
+    ref, got = BACKENDS["reference"].run(plan), BACKENDS["fused"].run(plan)
+    torch.testing.assert_close(got.output, ref.output, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.h_n, ref.h_n, rtol=1e-5, atol=1e-5)
+
+
+def test_decide_and_run_are_what_the_layer_does():
+    torch.manual_seed(0)
+    gru = birnn.GRU(3, 4, bidirectional=True).eval()
+    x, lengths = torch.randn(5, 2, 3), torch.tensor([5, 3])
+    with torch.no_grad():  # GRU inference with lengths on CPU: packed (birnn.dispatch.CPU_LENGTHS)
+        plan = plan_of(gru, x, lengths)
+        decision = decide(plan)
+        assert decision.path == "torch-packed" and "variable lengths on CPU, GRU inference" in decision.reason
+        torch.testing.assert_close(run(plan, decision).output, gru(x, lengths=lengths).output)
+    assert gru.last_decision == decision
+    assert decide(plan_of(gru, x, lengths)).path == "torch-chunked"  # the weights need gradients: a training step
