@@ -17,6 +17,7 @@ from torch import nn
 from . import __version__
 from .data import (ForecastEncoder, SeriesEncoder, SeriesSplits, TaggingEncoder, TextEncoder, bio_tags, bucket_batches,
                    make_windows)
+from .data.encoding import ENCODERS
 from .models import MODELS, Forecaster, SequenceClassifier, SequenceTagger
 from .train import (TrainConfig, Trainer, accuracy, class_report, confusion_matrix, load_config, load_weights, macro_f1,
                     span_f1)
@@ -394,8 +395,6 @@ def train_run(run: Run, records: dict, train: TrainConfig, run_dir, *, resume: b
     return trainer.fit(resume=resume)
 
 
-_ENCODERS = {"TaggingEncoder": TaggingEncoder, "TextEncoder": TextEncoder, "SeriesEncoder": SeriesEncoder,
-             "ForecastEncoder": ForecastEncoder}
 
 
 WEIGHTS = ("final", "best", "latest")
@@ -414,7 +413,7 @@ def load_run(run_dir, *, weights: str = "final") -> Run:
         raise CheckpointError(f"{run_dir} was written by birnn {version}; this is birnn {__version__}")
     try:
         pre = dict(config["preprocessing"])
-        encoder = _ENCODERS[pre.pop("class")].from_dict(pre)
+        encoder = ENCODERS[pre.pop("class")].from_dict(pre)
         spec = config["model"]
         model = MODELS[spec["class"]](**spec["config"])
     except (KeyError, TypeError, ValueError) as e:

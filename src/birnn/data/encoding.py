@@ -302,5 +302,5 @@ class ForecastEncoder:
         return cls(Standardizer.from_dict(d["scaler"]), d["window"], d["horizon"])
 
 
-ENCODERS: Dict[str, type] = {"tag": TaggingEncoder, "classify-text": TextEncoder, "classify-series": SeriesEncoder,
-                             "forecast": ForecastEncoder}
+# every encoder by its class name, as a run's preprocessing.json names it ("class")
+ENCODERS: Dict[str, type] = {cls.__name__: cls for cls in (TaggingEncoder, TextEncoder, SeriesEncoder, ForecastEncoder)}

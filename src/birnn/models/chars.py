@@ -4,6 +4,7 @@ with ``input="both"``.
 
 Symbols: ``B`` batch, ``T`` words, ``W`` characters per word, ``H`` hidden size per direction.
 
+>>> import torch
 >>> enc = CharWordEncoder(vocab_size=10, dim=4, hidden=3)
 >>> enc(torch.tensor([[[2, 3, 0], [4, 0, 0], [0, 0, 0]]])).shape   # (B, T, 2 * H)
 torch.Size([1, 3, 6])
