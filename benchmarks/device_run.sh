@@ -4,10 +4,10 @@
 #   bash benchmarks/device_run.sh checks      # tests/test_cuda.py on the timed defaults (stream, atomics)
 #   bash benchmarks/device_run.sh checks-new  # tests/test_cuda.py on the resident kernels and the PTX barrier
 #   bash benchmarks/device_run.sh compile     # the ptxas report for sm_90 (CI runs it too)
-#   bash benchmarks/device_run.sh variants    # benchmarks/gpu_variants.py, LSTM H=512: stream vs resident,
+#   bash benchmarks/device_run.sh variants    # experiments/gpu_variants.py, LSTM H=512: stream vs resident,
 #                                             # prefetch on/off, atomic vs PTX barrier, fwd and bwd
 #   bash benchmarks/device_run.sh variants-more   # the same for GRU and H=1024
-#   bash benchmarks/device_run.sh ablate      # benchmarks/gpu_ablation.py: variants 15, 17, 19, 20 on and off
+#   bash benchmarks/device_run.sh ablate      # experiments/gpu_ablation.py: variants 15, 17, 19, 20 on and off
 #   bash benchmarks/device_run.sh bench       # benchmarks/gpu.py (the table + case 5)
 #   bash benchmarks/device_run.sh resident    # the same with gpu.py --kernel resident
 #     (gpu.py --barrier ptx times the PTX barrier)
@@ -33,14 +33,14 @@ case "${1:-checks}" in
     python3 tests/kernel_compile.py > "$out/kernel_compile.txt" 2>&1
     echo "kernel_compile rc=$?"; tail -5 "$out/kernel_compile.txt" ;;
   variants)
-    python3 benchmarks/gpu_variants.py --modes LSTM --hidden 512 > "$out/gpu_variants.txt" 2>&1
+    python3 experiments/gpu_variants.py --modes LSTM --hidden 512 > "$out/gpu_variants.txt" 2>&1
     echo "gpu_variants rc=$?"; cat "$out/gpu_variants.txt" ;;
   variants-more)
-    { python3 benchmarks/gpu_variants.py --modes GRU --hidden 512 --batches 1,64
-      python3 benchmarks/gpu_variants.py --modes LSTM --hidden 1024 --batches 1,64; } > "$out/gpu_variants_more.txt" 2>&1
+    { python3 experiments/gpu_variants.py --modes GRU --hidden 512 --batches 1,64
+      python3 experiments/gpu_variants.py --modes LSTM --hidden 1024 --batches 1,64; } > "$out/gpu_variants_more.txt" 2>&1
     echo "gpu_variants rc=$?"; cat "$out/gpu_variants_more.txt" ;;
   ablate)
-    python3 benchmarks/gpu_ablation.py --repeats 5 > "$out/gpu_ablation.txt" 2>&1
+    python3 experiments/gpu_ablation.py --repeats 5 > "$out/gpu_ablation.txt" 2>&1
     echo "gpu_ablation rc=$?"; tail -20 "$out/gpu_ablation.txt" ;;
   bench)
     python3 benchmarks/gpu.py --repeats 5 --table "$out/speed_table.json" > "$out/gpu.txt" 2>&1

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["CELLS", "CellSpec", "StepWeights", "cell_spec", "normalise"]
+__all__ = ["CELLS", "CELL_NAMES", "CellSpec", "StepWeights", "cell_spec", "normalise"]
 
 Carry = Tuple[Tensor, ...]  # (h,) or (h, c), each (D, B, ·)
 
@@ -112,6 +112,14 @@ class CellSpec:
     step: Callable[[Tensor, Carry, StepWeights], Carry]
     gate_names: str  # the order of gate blocks in W_ih / W_hh / biases (torch.nn's)
     step_order: Tuple[int, ...] = ()  # torch.nn's blocks in the order the step reads them (() = same)
+    name: str = ""  # the cell in layer specs and on the command line ("bilstm:128", --mode lstm)
+    code: int = 0  # the kernels' CELL switch
+    onnx_order: Tuple[int, ...] = (0,)  # torch.nn's blocks in the order ONNX's operator reads them
+
+    @property
+    def layout(self) -> str:
+        """torch.nn's gate blocks as documented: ``[i|f|g|o]``, ``[r|z|n]``, or "" for one gate."""
+        return f"[{'|'.join(self.gate_names)}]" if self.gates > 1 else ""
 
     def to_step_order(self, t: Tensor, dim: int = 0) -> Tensor:
         """Reorder the gate blocks of a torch.nn-layout weight or bias along ``dim`` for the step."""
@@ -126,12 +134,16 @@ class CellSpec:
         return slice(k * hidden_size, (k + 1) * hidden_size)
 
 
+# The one cell table: the steps, gate layouts, the kernels' codes, ONNX's gate order and the
+# names layer specs and the command line accept all come from here.
 CELLS = {
-    "RNN_TANH": CellSpec("RNN_TANH", 1, False, False, _rnn_step(torch.tanh), "h"),
-    "RNN_RELU": CellSpec("RNN_RELU", 1, False, False, _rnn_step(torch.relu), "h"),
-    "LSTM": CellSpec("LSTM", 4, True, False, _lstm_step, "ifgo", step_order=(0, 1, 3, 2)),  # [i|f|o|g]
-    "GRU": CellSpec("GRU", 3, False, True, _gru_step, "rzn"),
+    "RNN_TANH": CellSpec("RNN_TANH", 1, False, False, _rnn_step(torch.tanh), "h", name="rnn", code=0),
+    "RNN_RELU": CellSpec("RNN_RELU", 1, False, False, _rnn_step(torch.relu), "h", name="rnn_relu", code=1),
+    "LSTM": CellSpec("LSTM", 4, True, False, _lstm_step, "ifgo", step_order=(0, 1, 3, 2),  # the step reads [i|f|o|g]
+                     name="lstm", code=2, onnx_order=(0, 3, 1, 2)),  # ONNX: [i|o|f|c]
+    "GRU": CellSpec("GRU", 3, False, True, _gru_step, "rzn", name="gru", code=3, onnx_order=(1, 0, 2)),  # ONNX: [z|r|h]
 }
+CELL_NAMES = {spec.name: mode for mode, spec in CELLS.items()}  # "lstm" -> "LSTM", ...
 
 
 def cell_spec(mode: str) -> CellSpec:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from . import report
-from .config import DEFAULT_DATASET, RULES, UsageError, check_device, check_value, dump_toml, resolve
+from .options import LayerOptions
+from .config import DEFAULT_DATASET, RULES, UsageError, check_device, check_value, dump_toml, flag, resolve
 from .config import choices as option_choices
 
 __all__ = ["main"]
@@ -411,10 +412,16 @@ def _model_default(name: str) -> str:
     return ", ".join(f"{task} {v}" for task, v in found.items())
 
 
+def _weights_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", choices=("final", "best", "latest"), default="final",
+                        help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
     from .data import FORMATS
+    from .explain import MODES
     from .train import TrainConfig as _TC
 
     choices = option_choices()
@@ -489,11 +496,11 @@ def _parser() -> argparse.ArgumentParser:
                         "sequence; default 1)")
     m.add_argument("--input-noise", type=_typed("input_noise"),
                    help="[classify series] sd of Gaussian noise added to the inputs in training (default 0)")
-    m.add_argument("--recurrent-dropout", type=_typed("recurrent_dropout"),
-                   help="variational dropout on h inside the recurrence (default 0)")
-    m.add_argument("--zoneout", type=_typed("zoneout"), help="zoneout probability of each unit per step (default 0)")
-    m.add_argument("--layer-norm", action="store_const", const=True, help="layer-normalised cells")
-    m.add_argument("--weight-dropout", type=_typed("weight_dropout"), help="DropConnect on W_hh (default 0)")
+    for name, kind, default, text in LayerOptions.command_line():  # every recurrent layer's options
+        if kind is bool:
+            m.add_argument(flag(name), action="store_const", const=True, help=text)
+        else:
+            m.add_argument(flag(name), type=_typed(name), help=f"{text} (default {default:g})")
     r = t.add_argument_group("training")
     r.add_argument("--epochs", type=_typed("epochs"), help=f"passes over the training data (default {_TC.epochs})")
     r.add_argument("--batch-size", type=_typed("batch_size"), help=f"examples per batch (default {_TC.batch_size})")
@@ -537,8 +544,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=FORMATS,
                    help="the file's format (default: from the extension)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
-    e.add_argument("--weights", choices=("final", "best", "latest"), default="final",
-                   help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
+    _weights_flag(e)
     e.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
     e.set_defaults(func=cmd_evaluate)
 
@@ -552,8 +558,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="tsv: one prediction per line (a blank line between sentences); json: one list")
     pr.add_argument("--scores", action="store_true",
                     help="[classify] also print each class's probability (tsv: after the label, in label order)")
-    pr.add_argument("--weights", choices=("final", "best", "latest"), default="final",
-                    help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
+    _weights_flag(pr)
     pr.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
     pr.set_defaults(func=cmd_predict)
 
@@ -562,8 +567,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=("onnx", "pt2"), default="onnx",
                     help="onnx (runs in onnxruntime, without birnn) or pt2 (torch.export.load; default onnx)")
     ex.add_argument("--out", help="the model file (default RUN/model.FORMAT); preprocessing.json goes beside it")
-    ex.add_argument("--weights", choices=("final", "best", "latest"), default="final",
-                    help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
+    _weights_flag(ex)
     ex.set_defaults(func=cmd_export)
 
     rs = sub.add_parser("resume", help="continue a run that was stopped or killed")
@@ -575,7 +579,7 @@ def _parser() -> argparse.ArgumentParser:
     rs.set_defaults(func=cmd_resume)
 
     x = sub.add_parser("explain", help="what every tensor of a layer means, checked by running it")
-    x.add_argument("--mode", default="lstm", choices=("lstm", "gru", "rnn"), help="the cell (default lstm)")
+    x.add_argument("--mode", default="lstm", choices=MODES, help="the cell (default lstm)")
     x.add_argument("--layers", type=_typed("count"), default=2, help="layers L (default 2)")
     x.add_argument("--bidirectional", action="store_true", help="two directions (D=2)")
     x.add_argument("--batch-first", action="store_true", help="(B, T, I) inputs and outputs")

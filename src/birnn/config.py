@@ -25,6 +25,8 @@ import math
 from pathlib import Path
 from typing import Optional
 
+from .options import PROBABILITIES, LayerOptions
+
 __all__ = ["DEFAULT_DATASET", "LAYER_FIELDS", "MODEL_FIELDS", "PATH_FIELDS", "RULES", "SOURCE_FIELDS", "TRAIN_FIELDS",
            "UsageError", "check_device", "check_value", "choices", "dump_toml", "flag", "load_toml", "resolve"]
 
@@ -34,7 +36,7 @@ TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "clip_norm", "sche
 MODEL_FIELDS = ("layers", "pooling", "dropout", "embedding_dim", "embedding_dropout", "word_dim", "char_dim",
                  "char_hidden", "chars", "input", "word_dropout", "crf", "window", "horizon", "min_freq", "head",
                  "input_noise", "patch")
-LAYER_FIELDS = ("recurrent_dropout", "zoneout", "layer_norm", "weight_dropout")
+LAYER_FIELDS = tuple(name for name, *_ in LayerOptions.command_line())  # (birnn.options: the one option table)
 SOURCE_FIELDS = ("dataset", "train", "dev", "test", "format", "text_column", "label_column", "tag_column",
                   "columns", "split_seed")
 PATH_FIELDS = ("train", "dev", "test")  # stored absolute in run.toml, so a run reruns from any folder
@@ -56,8 +58,8 @@ RULES = {
     "threads": (int, 1, True, None, False),
     **{k: (float, 0, False, None, False) for k in ("lr", "max_minutes")},
     **{k: (float, 0, True, None, False) for k in ("weight_decay", "clip_norm", "input_noise")},
-    **{k: (float, 0, True, 1, False) for k in ("dropout", "embedding_dropout", "word_dropout", "recurrent_dropout",
-                                               "zoneout", "weight_dropout")},
+    **{k: (float, 0, True, 1, False) for k in ("dropout", "embedding_dropout", "word_dropout")
+       + tuple(n for n in LAYER_FIELDS if n in PROBABILITIES)},
 }
 
 

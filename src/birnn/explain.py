@@ -16,12 +16,13 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from .cells import CELL_NAMES, cell_spec
 from .layers import GRU, LSTM, RNN
 
-__all__ = ["Check", "Report", "draw", "explain"]
+__all__ = ["MODES", "Check", "Report", "draw", "explain"]
 
 _LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
-_GATES = {"lstm": ("4H", 4, "[i|f|g|o]"), "gru": ("3H", 3, "[r|z|n]"), "rnn": ("H", 1, "")}
+MODES = tuple(_LAYERS)  # the cells explain draws (the command's --mode choices)
 
 
 @dataclass
@@ -101,7 +102,9 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
         ("per_layer()", _shape(f"L={L}", f"D={D}", f"B={B}", f"H={H}"), "h_n split by layer"),
         ('pool("final")', _shape(f"B={B}", f"D*H={D * H}"), "one vector per sequence for a classifier"),
     ]
-    gates, G, layout = _GATES[mode]
+    spec = cell_spec(CELL_NAMES[mode])  # (birnn.cells: the gate layouts)
+    G, layout = spec.gates, spec.layout
+    gates = f"{G}H" if G > 1 else "H"
     for l in range(L):
         fan_in = f"I={I}" if l == 0 else f"D*H={D * H}"
         for sfx in ("", "_reverse")[:D]:

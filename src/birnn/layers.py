@@ -47,7 +47,7 @@ from .cells import cell_spec
 from .dispatch import Decision, check_path
 from .errors import ArgumentTypeError
 from .init import initialise
-from .options import LayerOptions
+from .options import PROBABILITIES, LayerOptions
 from .output import RecurrentOutput, merge
 
 __all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
@@ -172,8 +172,7 @@ class RecurrentLayer(nn.RNNBase):
 
     def _stochastic(self) -> bool:
         """Whether a training call samples masks or noise (besides torch.nn's own dropout)."""
-        return any((self.input_dropout, self.inter_layer_dropout, self.output_dropout, self.recurrent_dropout,
-                    self.weight_dropout, self.zoneout, self.cell_zoneout, self.initial_state_noise))
+        return any(getattr(self, name) for name in PROBABILITIES + ("initial_state_noise",))
 
     # -- calling -----------------------------------------------------------------------------
     def forward(self, input, hx=None, *, lengths=None, mask=None, padding: str = "right", resets=None,

@@ -24,11 +24,10 @@ from typing import Optional
 import torch
 
 from . import graph_op  # noqa: F401  (registers torch.ops.birnn.recurrent_layer)
+from .cells import cell_spec
 
 __all__ = ["export_onnx", "onnx_translations"]
 
-# torch.nn's gate blocks, listed in ONNX's order
-_ONNX_GATES = {"LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2), "RNN_TANH": (0,), "RNN_RELU": (0,)}
 
 
 def onnx_translations() -> dict:
@@ -36,7 +35,7 @@ def onnx_translations() -> dict:
     from onnxscript import opset18 as op
 
     def reorder(w, mode: str, H: int):
-        blocks = _ONNX_GATES[mode]
+        blocks = cell_spec(mode).onnx_order  # torch.nn's gate blocks, in ONNX's order
         if len(blocks) == 1:
             return w
         rows = [k * H + j for k in blocks for j in range(H)]  # a Gather of constant rows: folded on weights

@@ -32,16 +32,24 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, fields
-from typing import Optional, Union
+from dataclasses import dataclass, field, fields
+from typing import Optional, Tuple, Union
 
 from .output import check_merge_mode
 from .regularization import check_probability
 
-__all__ = ["INITS", "LayerOptions"]
+__all__ = ["INITS", "PROBABILITIES", "LayerOptions"]
 
 INITS = ("torch", "orthogonal", "xavier")
 _INITIAL_STATES = ("zeros", "learned")
+PROBABILITIES = ("input_dropout", "inter_layer_dropout", "output_dropout", "recurrent_dropout", "weight_dropout",
+                 "zoneout", "cell_zoneout")  # each in [0, 1)
+
+
+def _cli(default, help: str):
+    """An option the command line also sets, for every recurrent layer of a task model
+    (``--recurrent-dropout``...): its flag, rule and help derive from this entry."""
+    return field(default=default, metadata={"cli": True, "help": help})
 
 
 @dataclass(frozen=True)
@@ -59,11 +67,11 @@ class LayerOptions:
     inter_layer_dropout: float = 0.0
     output_dropout: float = 0.0
     variational: bool = True
-    recurrent_dropout: float = 0.0
-    weight_dropout: float = 0.0
-    zoneout: float = 0.0
+    recurrent_dropout: float = _cli(0.0, "variational dropout on h inside the recurrence")
+    weight_dropout: float = _cli(0.0, "DropConnect on W_hh")
+    zoneout: float = _cli(0.0, "zoneout probability of each unit per step")
     cell_zoneout: float = 0.0
-    layer_norm: bool = False
+    layer_norm: bool = _cli(False, "layer-normalised cells")
     residual: Union[bool, str] = False
     init: str = "torch"
 
@@ -74,8 +82,7 @@ class LayerOptions:
         noise = self.initial_state_noise
         if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0 <= noise < math.inf:
             raise ValueError(f"initial_state_noise must be a finite number >= 0, got {noise!r}")
-        for name in ("input_dropout", "inter_layer_dropout", "output_dropout", "recurrent_dropout",
-                     "weight_dropout", "zoneout", "cell_zoneout"):
+        for name in PROBABILITIES:
             check_probability(name, getattr(self, name))
         if self.forget_bias is not None:
             fb = self.forget_bias
@@ -106,3 +113,15 @@ class LayerOptions:
     @classmethod
     def names(cls):
         return [f.name for f in fields(cls)][4:]
+
+    @classmethod
+    def command_line(cls) -> Tuple[Tuple[str, type, object, str], ...]:
+        """``(name, type, default, help)`` of the options the command line sets (config's
+        ``[layer]`` section and its flags derive from these).
+
+        >>> [name for name, *_ in LayerOptions.command_line()]
+        ['recurrent_dropout', 'weight_dropout', 'zoneout', 'layer_norm']
+        """
+        types = {"float": float, "bool": bool}
+        return tuple((f.name, types[str(f.type)], f.default, f.metadata["help"]) for f in fields(cls)
+                     if f.metadata.get("cli"))

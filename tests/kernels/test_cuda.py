@@ -270,7 +270,7 @@ def test_bf16_dx_written_as_bf16_gives_the_same_bits(mode, kernel, monkeypatch):
     even on the GPU), with lengths."""
     from birnn.kernels import recurrent as R
 
-    monkeypatch.setattr(birnn.kernels, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
     torch.manual_seed(0)
     I, H, T, B = sized(128, 16), sized(256, 32), sized(40, 6), sized(16, 3)
     layer = getattr(birnn, mode)(I, H, num_layers=2, bidirectional=True, path="fused").to(DEV).bfloat16()
@@ -326,7 +326,7 @@ def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, 
     both passes) with multi-program groups (the norms' row sums cross the barrier): outputs, states
     and every gradient against the reference loop with the same masks (float32 without TF32), and
     three runs give the same bits."""
-    monkeypatch.setattr(birnn.kernels, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel, barrier=barrier)])
+    monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel, barrier=barrier)])
     kw = dict(num_layers=2, bidirectional=True, recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
     if mode == "LSTM":
         kw["cell_zoneout"] = 0.15

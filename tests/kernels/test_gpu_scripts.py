@@ -16,11 +16,12 @@ if torch.cuda.is_available():
     pytest.skip("smoke runs are for CPU machines; on a GPU run the scripts themselves", allow_module_level=True)
 pytest.importorskip("triton", reason="the fused kernels need Triton (CI installs it)")
 
-BENCHMARKS = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
 def script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS, f"{name}.py"))
+    """A script of the repository's experiments/ folder, as a module."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "experiments", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -68,7 +69,7 @@ def test_ablation_smoke_runs_every_switch(capsys):
 
 
 def test_host_traffic_counts_the_ops_around_the_kernels(capsys):
-    """benchmarks/host_traffic.py (variant 18's byte counts): four rows; the projections alone are
+    """experiments/host_traffic.py (variant 18's byte counts): four rows; the projections alone are
     8x the output's size (4 gates x 2 directions, two layers, per output's 2H), a training step
     writes more than inference."""
     assert script("host_traffic").main(["--shape", "4,128,8,16"]) == 0  # (T*B*H above every weight's size)

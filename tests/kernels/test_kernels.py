@@ -578,7 +578,7 @@ def test_bfloat16_layers_write_dx_as_bfloat16_with_the_same_bits(mode, kernel, k
     (rounding to nearest even in both places: tests/interpreter_rounding.py)."""
     from birnn.kernels import recurrent as R
 
-    monkeypatch.setattr(birnn.kernels, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
     layer = pair(mode, num_layers=2, bidirectional=True, **kw).bfloat16()
     x, lengths = torch.randn(5, 3, 4).bfloat16(), torch.tensor([5, 2, 4])
     half, half_grads = run(layer, "fused", x, lengths, None, seed=3)
@@ -602,7 +602,7 @@ def test_bfloat16_layers_output_bfloat16_with_the_same_bits(mode, kernel, kw, mo
     scaled after that rounding instead of before, so dW_hh may differ in its last bit."""
     from birnn.kernels import recurrent as R
 
-    monkeypatch.setattr(birnn.kernels, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
     layer = pair(mode, num_layers=2, bidirectional=True, **kw).bfloat16()
     x, lengths = torch.randn(5, 3, 4).bfloat16(), torch.tensor([5, 2, 4])
     half, half_grads = run(layer, "fused", x, lengths, None, seed=3)

@@ -19,7 +19,7 @@ The large matmuls run at cuDNN's RNN precision (:mod:`birnn.kernels.products`).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -29,7 +29,7 @@ from ..recurrence import LayerWeights
 from .products import project, weight_product
 from .recurrent import StepExtras, layer_backward, layer_forward
 
-__all__ = ["FusedRecurrence", "fused_layer", "project"]
+__all__ = ["FusedRecurrence", "LayerSettings", "LayerTensors", "fused_layer", "project"]
 
 
 def _states_before(y: Tensor, h0: Tensor, lengths: Tensor) -> Tensor:
@@ -49,57 +49,85 @@ def _states_before(y: Tensor, h0: Tensor, lengths: Tensor) -> Tensor:
     return h
 
 
+class LayerTensors(NamedTuple):
+    """The tensors one fused layer reads: what crosses the autograd boundary, each field with its
+    gradient in the same place of :meth:`FusedRecurrence.backward`'s result."""
+
+    xs: Tensor  # (T, B, D, G*H) input projections, each row in its own time order
+    w: Tensor  # (D, G*H, H) W_hh in step order
+    h0: Tensor  # (D, B, H)
+    lengths: Tensor  # (B,) int64
+    b_hh: Optional[Tensor] = None  # (D, G*H), GRU
+    c0: Optional[Tensor] = None  # (D, B, H), LSTM
+    drop: Optional[Tensor] = None  # (D, B, H) recurrent dropout mask
+    keep_h: Optional[Tensor] = None  # (T, D, B, H) zoneout masks
+    keep_c: Optional[Tensor] = None
+    ln_h: Optional[Tensor] = None  # (D, G*H) the recurrent pre-activation's norm gain
+    ln_cw: Optional[Tensor] = None  # (D, H) the LSTM cell norm's gain and bias
+    ln_cb: Optional[Tensor] = None
+
+
+class LayerSettings(NamedTuple):
+    """What one fused layer is told besides tensors (no gradients)."""
+
+    mode: str
+    steps: int  # max(lengths) > 0: the kernels run this many steps
+    precision: str  # "tf32" or "ieee" (float32 products)
+    rate_h: float = 0.0  # zoneout rates (the eval-mode expectation)
+    rate_c: float = 0.0
+
+
 class FusedRecurrence(torch.autograd.Function):
-    """One layer, both directions: ``xs`` (T, B, D, G*H) input projections -> output (T, B, D*H)
-    in each row's own time order (padded steps 0), h_n and c_n (D, B, H)."""
+    """One layer, both directions: ``FusedRecurrence.apply(settings, *tensors)`` with
+    :class:`LayerSettings` and :class:`LayerTensors` -> output (T, B, D*H) in each row's own time
+    order (padded steps 0), h_n and c_n (D, B, H)."""
 
     @staticmethod
-    def forward(ctx, mode: str, xs: Tensor, w: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
-                lengths: Tensor, steps: int, precision: str, drop: Optional[Tensor], keep_h: Optional[Tensor],
-                keep_c: Optional[Tensor], rate_h: float, rate_c: float, ln_h: Optional[Tensor],
-                ln_cw: Optional[Tensor], ln_cb: Optional[Tensor]):
+    def forward(ctx, settings: LayerSettings, *tensors):
+        t = LayerTensors(*tensors)
         save = any(ctx.needs_input_grad)  # inference: no gate activations written
-        extras = StepExtras(drop, keep_h, keep_c, rate_h, rate_c, ln_h, None if ln_cw is None else (ln_cw, ln_cb))
-        fwd = layer_forward(mode, xs, w, b_hh, h0, c0, lengths, steps, save=save, precision=precision, extras=extras,
-                            natural=True)
-        ctx.mode, ctx.precision, ctx.dtype, ctx.steps, ctx.extras = mode, precision, xs.dtype, steps, extras._replace(
-            drop=None, keep_h=None, keep_c=None, ln_h=None, ln_c=None)
+        extras = StepExtras(t.drop, t.keep_h, t.keep_c, settings.rate_h, settings.rate_c, t.ln_h,
+                            None if t.ln_cw is None else (t.ln_cw, t.ln_cb))
+        fwd = layer_forward(settings.mode, t.xs, t.w, t.b_hh, t.h0, t.c0, t.lengths, settings.steps, save=save,
+                            precision=settings.precision, extras=extras, natural=True)
+        ctx.settings, ctx.dtype = settings, t.xs.dtype
         if save:  # what backward reads; tensors go through save_for_backward, the rest on ctx
             ctx.fwd = fwd._replace(out=None, hn=None, cn=None, y=None)
-            ctx.save_for_backward(w, fwd.out, fwd.y, h0, c0, lengths, drop, keep_h, keep_c, ln_h, ln_cw, ln_cb)
-        return (fwd.y.to(xs.dtype), fwd.hn.to(h0.dtype),
-                (fwd.cn.to(h0.dtype) if fwd.cn is not None else fwd.hn.new_zeros(0)))
+            ctx.save_for_backward(fwd.out, fwd.y, *t._replace(xs=None, b_hh=None))
+        return (fwd.y.to(t.xs.dtype), fwd.hn.to(t.h0.dtype),
+                (fwd.cn.to(t.h0.dtype) if fwd.cn is not None else fwd.hn.new_zeros(0)))
 
     @staticmethod
     def backward(ctx, dout, dhn, dcn):
-        w, out, y, h0, c0, lengths, drop, keep_h, keep_c, ln_h, ln_cw, ln_cb = ctx.saved_tensors
-        mode = ctx.mode
+        out, y, *saved = ctx.saved_tensors
+        t = LayerTensors(*saved)
+        settings, mode, w, h0, c0 = ctx.settings, ctx.settings.mode, t.w, t.h0, t.c0
         T, B = y.shape[:2]
         D, _, H = h0.shape
-        extras = ctx.extras._replace(drop=drop, keep_h=keep_h, keep_c=keep_c, ln_h=ln_h,
-                                     ln_c=None if ln_cw is None else (ln_cw, ln_cb))
+        extras = StepExtras(t.drop, t.keep_h, t.keep_c, settings.rate_h, settings.rate_c, t.ln_h,
+                            None if t.ln_cw is None else (t.ln_cw, t.ln_cb))
         fwd = ctx.fwd._replace(out=out)
         zeros = y.new_zeros(D, B, H)
         grads = layer_backward(
-            mode, w, fwd, h0.float(), c0.float() if mode == "LSTM" else None, lengths, ctx.steps,
+            mode, w, fwd, h0.float(), c0.float() if mode == "LSTM" else None, t.lengths, settings.steps,
             dout if dout is not None else y.new_zeros(y.shape), dhn if dhn is not None else zeros,
             (dcn if dcn is not None and dcn.numel() else zeros) if mode == "LSTM" else None,
-            precision=ctx.precision, extras=extras, natural=True)
+            precision=settings.precision, extras=extras, natural=True)
         # dW_hh[d] = draw_d^T (T*B, G*H) @ (h_{t-1} * drop)_d (T*B, H), both in each row's own time order
-        h_prev = _states_before(y.view(T, B, D, H), h0.float(), lengths.to(y.device))
-        if drop is not None:
-            h_prev = h_prev * drop.float().unsqueeze(1)
+        h_prev = _states_before(y.view(T, B, D, H), h0.float(), t.lengths.to(y.device))
+        if t.drop is not None:
+            h_prev = h_prev * t.drop.float().unsqueeze(1)
         draw = grads.draw.view(T * B, D, -1).permute(1, 2, 0)  # (D, G*H, T*B), a view
-        dw = weight_product(draw, h_prev.reshape(D, T * B, H), w.dtype, ctx.precision)
-        db = grads.dy.sum((0, 1)) if mode == "GRU" else None
-        d_lnh = (grads.dy * fwd.xhat).sum((0, 1)).to(ln_h.dtype) if ln_h is not None else None
-        d_lncw = d_lncb = None
-        if ln_cw is not None:
-            d_lncw = (grads.dyc * fwd.chat).sum((0, 2)).to(ln_cw.dtype)
-            d_lncb = grads.dyc.sum((0, 2)).to(ln_cb.dtype)
-        return (None, grads.dx.to(ctx.dtype), dw.to(w.dtype), db, grads.dh0.to(h0.dtype),
-                (grads.dc0.to(c0.dtype) if mode == "LSTM" else None), None, None, None,
-                None, None, None, None, None, d_lnh, d_lncw, d_lncb)
+        dw = weight_product(draw, h_prev.reshape(D, T * B, H), w.dtype, settings.precision)
+        d = LayerTensors(xs=grads.dx.to(ctx.dtype), w=dw.to(w.dtype), h0=grads.dh0.to(h0.dtype), lengths=None,
+                         b_hh=grads.dy.sum((0, 1)) if mode == "GRU" else None,
+                         c0=grads.dc0.to(c0.dtype) if mode == "LSTM" else None)
+        if t.ln_h is not None:
+            d = d._replace(ln_h=(grads.dy * fwd.xhat).sum((0, 1)).to(t.ln_h.dtype))
+        if t.ln_cw is not None:
+            d = d._replace(ln_cw=(grads.dyc * fwd.chat).sum((0, 2)).to(t.ln_cw.dtype),
+                           ln_cb=grads.dyc.sum((0, 2)).to(t.ln_cb.dtype))
+        return (None, *d)  # (settings: none)
 
 
 def fused_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Tensor, steps: int, h0: Tensor,
@@ -124,9 +152,11 @@ def fused_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Tensor, s
     if spec.mode == "GRU" and b_hh is None:
         b_hh = xs.new_zeros(D, xs.shape[-1])
     ln_cw, ln_cb = (step.ln_c[0][:, 0], step.ln_c[1][:, 0]) if step.ln_c is not None else (None, None)
-    y, hn, cn = FusedRecurrence.apply(
-        spec.mode, xs, step.hh_t.transpose(1, 2), b_hh, h0, c0 if spec.has_cell_state else None, lengths, steps,
-        "tf32" if tf32 else "ieee", step.drop_h, None if zo is None else zo.keep_h,
-        None if zo is None else zo.keep_c, zo.rate_h if zo is not None else 0.0, zo.rate_c if zo is not None else 0.0,
-        None if step.ln_h is None else step.ln_h[:, 0], ln_cw, ln_cb)
+    settings = LayerSettings(spec.mode, steps, "tf32" if tf32 else "ieee",
+                             *((zo.rate_h, zo.rate_c) if zo is not None else ()))
+    tensors = LayerTensors(xs, step.hh_t.transpose(1, 2), h0, lengths, b_hh=b_hh,
+                           c0=c0 if spec.has_cell_state else None, drop=step.drop_h,
+                           keep_h=None if zo is None else zo.keep_h, keep_c=None if zo is None else zo.keep_c,
+                           ln_h=None if step.ln_h is None else step.ln_h[:, 0], ln_cw=ln_cw, ln_cb=ln_cb)
+    y, hn, cn = FusedRecurrence.apply(settings, *tensors)
     return y, hn, (cn if spec.has_cell_state else None)

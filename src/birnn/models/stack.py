@@ -23,13 +23,15 @@ from typing import Optional, Sequence, Union
 
 from torch import Tensor, nn
 
+from ..cells import CELL_NAMES
 from ..layers import GRU, LSTM, RNN
 from ..output import RecurrentOutput
 from ..regularization import VariationalDropout
 
 __all__ = ["LayerSpec", "RecurrentStack"]
 
-_SPEC = re.compile(r"^(bi)?(lstm|gru|rnn|rnn_relu):(\d+)(?::(concat|sum|mul|ave))?(?:\*(\d+))?$")
+_CELLS = sorted(CELL_NAMES, key=len, reverse=True)  # (longest first: rnn_relu before rnn)
+_SPEC = re.compile(rf"^(bi)?({'|'.join(_CELLS)}):(\d+)(?::(concat|sum|mul|ave))?(?:\*(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,9 @@ class LayerSpec:
             return spec
         m = _SPEC.match(spec.strip().lower())
         if not m:
-            raise ValueError(f"layer spec must look like [bi]CELL:HIDDEN[:MERGE][*LAYERS] with CELL in lstm, gru, rnn, "
-                             f"rnn_relu and MERGE in concat, sum, mul, ave (e.g. 'bilstm:128*2'); got {spec!r}")
+            raise ValueError(f"layer spec must look like [bi]CELL:HIDDEN[:MERGE][*LAYERS] with CELL in "
+                             f"{', '.join(CELL_NAMES)} and MERGE in concat, sum, mul, ave (e.g. 'bilstm:128*2'); "
+                             f"got {spec!r}")
         bi, cell, hidden, merge, layers = m.groups()
         return cls(cell, int(hidden), bool(bi), merge or "concat", int(layers or 1))
 

@@ -8,9 +8,9 @@ without prefetching the saved activations (variant 13 off) and both passes with 
 layers run: xs and y (T, B, D, ·), the backward direction read and written reversed within each
 row); for regularised layers (recurrent dropout + zoneout + layer norm) the defaults.
 
-    PYTHONPATH=src python3 benchmarks/gpu_variants.py [--modes LSTM,GRU] [--hidden 512,1024]
+    PYTHONPATH=src python3 experiments/gpu_variants.py [--modes LSTM,GRU] [--hidden 512,1024]
                                                       [--batches 1,16,64] [--dtypes float32,bfloat16]
-    TRITON_INTERPRET=1 PYTHONPATH=src python3 benchmarks/gpu_variants.py --smoke   # CPU, toy sizes
+    TRITON_INTERPRET=1 PYTHONPATH=src python3 experiments/gpu_variants.py --smoke   # CPU, toy sizes
 """
 
 import argparse
@@ -21,6 +21,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))  # the timing harness
 from harness import cuda_time, smoke_device  # noqa: E402
 from birnn.kernels.recurrent import StepExtras, layer_backward, layer_forward  # noqa: E402
 

@@ -14,8 +14,8 @@ and cuDNN (torch.nn) for the ratio. Microseconds per (step x layer), medians of 
 benchmarks/RESULTS.md; ``gpu_variants.py`` times variant 18's kernels against the
 processing-order ones.)
 
-    PYTHONPATH=src python3 benchmarks/gpu_ablation.py [--repeats 5]
-    TRITON_INTERPRET=1 PYTHONPATH=src python3 benchmarks/gpu_ablation.py --smoke   # CPU, toy sizes
+    PYTHONPATH=src python3 experiments/gpu_ablation.py [--repeats 5]
+    TRITON_INTERPRET=1 PYTHONPATH=src python3 experiments/gpu_ablation.py --smoke   # CPU, toy sizes
 """
 
 import argparse
@@ -26,6 +26,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))  # the timing harness
 import birnn.kernels.function as function  # noqa: E402
 import birnn.kernels.recurrent as recurrent  # noqa: E402
 from harness import cuda_time, layers_for, markdown_table, smoke_device  # noqa: E402

@@ -7,7 +7,7 @@ Printed in units of the layer output's size (T*B*2H floats): what the kernels' s
 on a GPU scales with it (benchmarks/GPU_NOTES.md, variant 18: this script run on the commit
 before it and after it).
 
-    TRITON_INTERPRET=1 PYTHONPATH=src python3 benchmarks/host_traffic.py [--shape 64,32,64,128]
+    TRITON_INTERPRET=1 PYTHONPATH=src python3 experiments/host_traffic.py [--shape 64,32,64,128]
 """
 
 import argparse
@@ -19,6 +19,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))  # the timing harness
 import birnn  # noqa: E402
 
 VIEWS = {torch.ops.aten.view, torch.ops.aten._unsafe_view, torch.ops.aten.transpose, torch.ops.aten.permute,
