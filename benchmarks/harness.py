@@ -32,7 +32,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from birnn import speed_table
-from birnn.kernels import BARRIERS, KERNELS, configured, default_kernel, hardware
+from birnn.kernels import KERNELS, KernelConfig, configured, default_kernel, hardware
 from birnn.layers import GRU, LSTM, RNN
 
 _LAYERS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
@@ -213,8 +213,8 @@ measured in the same run. Times are per (time step x layer), both directions, in
     TRITON_INTERPRET=1 birnn bench --smoke        # on CPU: every case at toy sizes, to check the
                                                   # suite runs end to end before a GPU session
 
---kernel resident times the kernels that keep W_hh on chip instead of streaming it, --barrier ptx
-the PTX barrier (birnn.kernels.KernelConfig: the untimed alternatives).
+--kernel stream times the kernels that stream W_hh from L2 each step instead of keeping it on chip
+where it fits (birnn.kernels.KernelConfig).
 
 Cases (bidirectional LSTM, I=256, H=512, L=2 unless stated): inference B=1 and B=64 (T=512);
 a training step B=64 (forward + backward); training with random lengths in [T/4, T] (cuDNN
@@ -330,10 +330,10 @@ def gpu_main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true",
                    help="on CPU under TRITON_INTERPRET=1: each distinct case once at toy sizes (T=6, I=8, H=16, "
                         "B<=3), to check the suite end to end before a GPU session; the times mean nothing")
-    p.add_argument("--kernel", choices=KERNELS, default="stream", help="how the kernels read W_hh (default stream)")
-    p.add_argument("--barrier", choices=BARRIERS, default="atomic", help="how programs meet (default atomic)")
+    p.add_argument("--kernel", choices=KERNELS, default=KernelConfig().kernel,
+                   help=f"how the kernels read W_hh (default {KernelConfig().kernel})")
     args = p.parse_args(argv)
-    with configured(kernel=args.kernel, barrier=args.barrier):
+    with configured(kernel=args.kernel):
         return _gpu_suite(p, args)
 
 

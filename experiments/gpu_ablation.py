@@ -10,9 +10,8 @@ and B=1 (inference), float32 and bfloat16, timed in one run with
 - ``no v20``: bfloat16 layers' output y and its gradient in float32 at the kernels' boundary;
 
 and cuDNN (torch.nn) for the ratio. Microseconds per (step x layer), medians of CUDA events.
-(Variants 16 and 18, the layouts, have no switch: compare ``default`` with the recorded table of
-benchmarks/RESULTS.md; ``gpu_variants.py`` times variant 18's kernels against the
-processing-order ones.)
+(Variants 16 and 18, the layouts, have no switch: the processing-order kernels were removed
+after the 2026-12-04 run timed them within noise of variant 18's, benchmarks/RESULTS.md.)
 
     PYTHONPATH=src python3 experiments/gpu_ablation.py [--repeats 5]
     TRITON_INTERPRET=1 PYTHONPATH=src python3 experiments/gpu_ablation.py --smoke   # CPU, toy sizes

@@ -1,12 +1,10 @@
-"""Kernel variants, timed alone on a CUDA machine (notes in benchmarks/GPU_NOTES.md): one layer,
-T=512, both directions, microseconds per step. For each kernel — W_hh streamed from L2 each step
-("stream", the recorded default) or kept on chip ("resident": variant 11 forward, 12 backward;
-H a power of two up to 512) — the forward (inference) and the backward kernel alone (BPTT after
-a saving forward, the weight-gradient matmul not included); for plain layers also the backward
-without prefetching the saved activations (variant 13 off) and both passes with the PTX barrier
-(variant 14), and both passes with the layer's own layout at the boundary (variant 18, what the
-layers run: xs and y (T, B, D, ·), the backward direction read and written reversed within each
-row); for regularised layers (recurrent dropout + zoneout + layer norm) the defaults.
+"""The fused kernels alone on a CUDA machine (notes in benchmarks/GPU_NOTES.md): one layer, T=512,
+both directions, microseconds per step, W_hh kept on chip ("resident", the default where it
+fits) against streamed from L2 each step ("stream"), forward (inference) and backward (BPTT after
+a saving forward, the weight-gradient matmul not included), plain and regularised (recurrent
+dropout + zoneout + layer norm). The alternatives this script timed before and that lost or tied
+on an H200 (the PTX barrier, the backward without prefetch, processing-order inputs) were
+removed from the kernels; git keeps them.
 
     PYTHONPATH=src python3 experiments/gpu_variants.py [--modes LSTM,GRU] [--hidden 512,1024]
                                                       [--batches 1,16,64] [--dtypes float32,bfloat16]
@@ -29,37 +27,19 @@ warnings.filterwarnings("ignore")
 D = 2
 
 
-def timings(mode, xs, w, b, h0, c0, L, extras, kernel, plain):
+def timings(mode, xs, w, b, h0, c0, L, extras, kernel):
     """'name us/step' entries of one kernel, or why it cannot run."""
     T = xs.shape[0]
-
-    def fwd(**kw):
-        return cuda_time(lambda: layer_forward(mode, xs, w, b, h0, c0, L, T, extras=extras, kernel=kernel, **kw), 5)
-
     try:
         saved = layer_forward(mode, xs, w, b, h0, c0, L, T, extras=extras, kernel=kernel, save=True)
     except ValueError as e:  # resident beyond its limits
         return [f"n/a ({str(e)[:40]})"]
-    dout = torch.randn(saved.out.shape, device=xs.device)
+    dout = torch.randn(saved.y.shape, device=xs.device)
     dhn = torch.randn(h0.shape, device=xs.device)
     dcn = dhn if c0 is not None else None
-
-    def bwd(**kw):
-        return cuda_time(lambda: layer_backward(mode, w, saved, h0, c0, L, T, dout, dhn, dcn, extras=extras,
-                                                kernel=kernel, **kw), 5)
-
-    got = {"fwd": fwd(), "bwd": bwd()}
-    if plain:
-        got.update({"bwd no-prefetch": bwd(prefetch=False), "fwd ptx": fwd(barrier="ptx"),
-                    "bwd ptx": bwd(barrier="ptx")})
-        # variant 18: the layer's own (T, B, D, ·) layout and order at the kernels' boundary
-        xs_n = xs.transpose(1, 2).contiguous()
-        got["fwd natural"] = cuda_time(lambda: layer_forward(mode, xs_n, w, b, h0, c0, L, T, extras=extras,
-                                                             kernel=kernel, natural=True), 5)
-        saved_n = layer_forward(mode, xs_n, w, b, h0, c0, L, T, extras=extras, kernel=kernel, save=True, natural=True)
-        dy = torch.randn(saved_n.y.shape, device=xs.device)
-        got["bwd natural"] = cuda_time(lambda: layer_backward(mode, w, saved_n, h0, c0, L, T, dy, dhn, dcn,
-                                                              extras=extras, kernel=kernel, natural=True), 5)
+    got = {"fwd": cuda_time(lambda: layer_forward(mode, xs, w, b, h0, c0, L, T, extras=extras, kernel=kernel), 5),
+           "bwd": cuda_time(lambda: layer_backward(mode, w, saved, h0, c0, L, T, dout, dhn, dcn, extras=extras,
+                                                   kernel=kernel), 5)}
     return [f"{k} {v * 1000 / T:.2f}" for k, v in got.items()]
 
 
@@ -81,7 +61,7 @@ def main(argv=None):
         for H in map(int, a.hidden.split(",")):
             for dtype in (getattr(torch, n) for n in a.dtypes.split(",")):
                 for B in map(int, a.batches.split(",")):
-                    xs = torch.randn(T, D, B, G * H, device=dev, dtype=dtype)
+                    xs = torch.randn(T, B, D, G * H, device=dev, dtype=dtype)  # the layer's projection
                     w = (torch.randn(D, G * H, H, device=dev) / H ** 0.5).to(dtype)
                     b = torch.zeros(D, G * H, device=dev) if mode == "GRU" else None
                     h0 = torch.zeros(D, B, H, device=dev)
@@ -93,8 +73,8 @@ def main(argv=None):
                                      ln_c=(torch.ones(D, H, device=dev), torch.zeros(D, H, device=dev))
                                      if mode == "LSTM" else None)
                     for name, extras in (("plain", StepExtras()), ("regularised", reg)):
-                        for kernel in ("stream", "resident"):
-                            row = timings(mode, xs, w, b, h0, c0, L, extras, kernel, name == "plain")
+                        for kernel in ("resident", "stream"):
+                            row = timings(mode, xs, w, b, h0, c0, L, extras, kernel)
                             print(f"{mode} H={H} {str(dtype)[6:]:8s} B={B:2d} {name:11s} {kernel:8s} us/step: "
                                   + " | ".join(row), flush=True)
 

@@ -19,8 +19,9 @@ import birnn  # noqa: E402
 
 # a script run in its own process by test_kernels.py (it needs the real Triton compiler, not the interpreter),
 # and test_kernels.py's helpers that run a grid's programs in threads and round to bfloat16 as the GPU
-# does (they need Triton's interpreter)
-collect_ignore = ["kernels/kernel_compile.py", "kernels/threaded_grid.py", "kernels/interpreter_rounding.py"]
+# does (they need Triton's interpreter), and the layouts the kernel tests convert between
+collect_ignore = ["kernels/kernel_compile.py", "kernels/threaded_grid.py", "kernels/interpreter_rounding.py",
+                  "kernels/orders.py"]
 
 MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
 PATHS = ["torch", "torch-chunked", "torch-packed", "reference"]

@@ -7,7 +7,7 @@ Rows: (cell, dtype, B, T, H, step, lengths, cuDNN us/(step*layer), fused us/(ste
 bidirectional, 2 layers, I=256.
 
 >>> DEVICE.split(",")[0], KERNEL, MEASURED[0][:6]
-('NVIDIA H100 80GB HBM3', 'stream', ('LSTM', 'float32', 1, 512, 512, 'infer'))
+('NVIDIA H200', 'resident', ('LSTM', 'float32', 1, 512, 512, 'infer'))
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _KERNELS = ("stream", "resident")
 
 class Table(NamedTuple):
     device: str  # the GPU, software versions, date, and the log the rows come from
-    kernel: str  # the fused kernel measured ("stream": W_hh read from L2 each step)
+    kernel: str  # the fused kernel measured ("resident": W_hh on chip where it fits; "stream": from L2)
     rows: Tuple[tuple, ...]
 
 

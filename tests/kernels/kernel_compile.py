@@ -42,7 +42,7 @@ def compile_kernel(fn, consts: dict, bf16: bool, num_warps: int = 4):
             sig[name] = "*i32"
         elif bf16 and (name in ("xg_ptr", "w_ptr", "hx_ptr") or (name == "ex_ptr" and not consts.get("RESIDENT"))
                        or (name == "dx_ptr" and (consts["CELL"] == 3 or not consts["LN"]))  # _gradient_dtype
-                       or (name in ("y_ptr", "dout_ptr") and consts["NATURAL"])):  # _output_dtype
+                       or name in ("y_ptr", "dout_ptr")):  # _output_dtype
             sig[name] = "*bf16"
         elif name.endswith("_ptr"):
             sig[name] = "*fp32"
@@ -67,28 +67,20 @@ def registers(kernel) -> str:
 
 
 def variants(quick: bool):
-    """(label, cell, G, features, bf16, resident, batch tile); features include NATURAL (variant
-    18, the layers' boundary layout: what the layers run, so every feature set has it)."""
+    """(label, cell, G, features, bf16, resident, batch tile)."""
     cells = ((2, 4, "LSTM"), (3, 3, "GRU"), (0, 1, "RNN_TANH"))
-    features = [("plain", dict(DROP=False, ZH=0, ZC=0, LN=False, SYNC=0, NATURAL=True)),
-                ("dropout+zoneout+layer_norm", dict(DROP=True, ZH=1, ZC=1, LN=True, SYNC=0, NATURAL=True)),
-                ("zoneout eval", dict(DROP=False, ZH=2, ZC=2, LN=False, SYNC=0, NATURAL=True)),
-                ("plain processing-order", dict(DROP=False, ZH=0, ZC=0, LN=False, SYNC=0, NATURAL=False))]
-    ptx = [("plain ptx-barrier", dict(features[0][1], SYNC=1)),
-           ("dropout+zoneout+layer_norm ptx-barrier", dict(features[1][1], SYNC=1))]
+    features = [("plain", dict(DROP=False, ZH=0, ZC=0, LN=False)),
+                ("dropout+zoneout+layer_norm", dict(DROP=True, ZH=1, ZC=1, LN=True)),
+                ("zoneout eval", dict(DROP=False, ZH=2, ZC=2, LN=False))]
     for cell, G, name in cells:
         for fname, feats in (features[:2] if quick else features):
             feats = dict(feats, ZC=feats["ZC"] if cell == 2 else 0)
             for bf16 in ((False,) if quick else (False, True)):
                 yield f"{name} {fname} {'bf16' if bf16 else 'fp32'}", cell, G, feats, bf16, False, 16
-                if fname not in ("zoneout eval", "plain processing-order"):
+                if fname != "zoneout eval":
                     for BB in (16, 32):
                         yield (f"{name} {fname} {'bf16' if bf16 else 'fp32'} resident BB={BB}", cell, G, feats, bf16,
                                True, BB)
-        for fname, feats in ptx:  # the PTX barrier (variant 14): fp32, both kernels
-            feats = dict(feats, ZC=feats["ZC"] if cell == 2 else 0)
-            yield f"{name} {fname} fp32", cell, G, feats, False, False, 16
-            yield f"{name} {fname} fp32 resident BB=16", cell, G, feats, False, True, 16
 
 
 def main(argv) -> int:
@@ -105,8 +97,8 @@ def main(argv) -> int:
         fold = not (feats["LN"] or resident) and cell != 3
         gp = dict(RESIDENT=resident, GP=4 if G > 1 else 1)
         parts = [("forward", R._recurrent_layer_kernel, dict(common, SAVE=True, FOLD=fold, **gp), 4),
-                 ("backward", R._recurrent_layer_backward_kernel, dict(common, PREFETCH=True, **gp),
-                  8 if resident else 4)]  # layer_backward's warps
+                 ("backward", R._recurrent_layer_backward_kernel, dict(common, **gp),
+                  8 if resident and H >= 128 else 4)]  # layer_backward's warps
         for part, fn, consts, warps in parts:
             try:
                 k = compile_kernel(fn, consts, bf16, warps)

@@ -3,7 +3,10 @@ the kernels against the reference path, with outputs poisoned before each run an
 compared bit for bit (no race at the barrier).
 
 Tolerances: float32 paths that do not use TF32 agree to 1e-5 relative; the fused kernel with
-TF32 (as cuDNN uses by default) to 2e-2 after a few hundred steps; bfloat16 to 5e-2.
+TF32 (as cuDNN uses by default) to 2e-2 after a few hundred steps; bfloat16 to 5e-2. Where
+float32 rounding alone moves the numbers more than that (ReLU RNNs, whose derivative flips where
+a pre-activation is near 0, and layer norm over long sequences), the kernels' error against
+float64 must stay within 10x of the float32 reference path's own (:func:`within_float32_noise`).
 
 On a CPU machine with Triton (CI) the same bodies run at toy sizes under Triton's interpreter,
 with an H100's grid plan (132 multiprocessors: several programs per barrier group, each in its
@@ -27,6 +30,7 @@ if not GPU:
 import birnn  # noqa: E402
 from birnn.kernels.recurrent import layer_backward, layer_forward, plan_grid, plan_resident  # noqa: E402
 from conftest import MODES, poisoned  # noqa: E402
+from orders import natural, processing  # noqa: E402
 
 DEV = torch.device("cuda" if GPU else "cpu")
 SMS = torch.cuda.get_device_properties(DEV).multi_processor_count if GPU else 132  # CPU: an H100's plan
@@ -67,6 +71,13 @@ def rel(a, b):
     return float((a - b).abs().max() / b.abs().max().clamp(min=1e-6))
 
 
+def within_float32_noise(got, want64, ref32, floor=1e-4):
+    """``got`` (float32) is as close to the float64 answer as float32 rounding lets the reference
+    path be: its error at most 10x the reference's own, or ``floor``."""
+    bound = max(floor, 10 * rel(ref32.double(), want64))
+    return rel(got.double(), want64) <= bound, f"error {rel(got.double(), want64):.2e}, bound {bound:.2e}"
+
+
 @pytest.mark.parametrize("mode", sized(MODES, ["RNN_TANH"]))
 def test_every_path_against_cudnn(mode):
     ref, ours = make(mode, 32, 64, num_layers=2, bidirectional=True)
@@ -88,7 +99,8 @@ def test_every_path_against_cudnn(mode):
 
 
 def real_inputs(mode, T, D, B, H, seed):
-    """One layer's kernel inputs on the GPU — xs (T, D, B, G*H), W_hh, the GRU's b_hh, h0, c0,
+    """One layer's kernel inputs on the GPU — xs (T, D, B, G*H) in processing order (the reference
+    loop's; :func:`orders.natural` gives the kernels' layout), W_hh, the GRU's b_hh, h0, c0,
     lengths with a full first sequence — and the generator, for more draws."""
     G = {"LSTM": 4, "GRU": 3}.get(mode, 1)
     g = torch.Generator(device=DEV).manual_seed(seed)
@@ -105,19 +117,19 @@ def real_inputs(mode, T, D, B, H, seed):
 @pytest.mark.parametrize("mode", sized(MODES, ["LSTM"]))
 @pytest.mark.parametrize("B", sized([1, 64], [3]))
 @pytest.mark.parametrize("kernel", ["stream", "resident"])
-@pytest.mark.parametrize("barrier", sized(["atomic", "ptx"], ["atomic"]))
-def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel, barrier):
+def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel):
     H, T, D = sized(512, 64), sized(100, 6), 2
     g, (xs, w, b, h0, c0, lengths) = real_inputs(mode, T, D, B, H, seed=0)
     plan = plan_grid(H, B, D, SMS) if kernel == "stream" else plan_resident(mode, H, B, D, False, SMS)
     assert plan[3] > 1, "the test must exercise the multi-program barrier"
-    runs = [poisoned(layer_forward)(mode, xs, w, b, h0, c0, lengths, T, precision="ieee", save=True,
-                                    kernel=kernel, barrier=barrier) for _ in range(3)]
+    xs_n = natural(xs, lengths)
+    runs = [poisoned(layer_forward)(mode, xs_n, w, b, h0, c0, lengths, T, precision="ieee", save=True,
+                                    kernel=kernel) for _ in range(3)]
     for other in runs[1:]:
         for a, b_ in zip(runs[0], other):
             if a is not None:
                 assert torch.equal(a, b_), "repeated runs differ: a race"
-    out, hn = runs[0][0], runs[0][1]
+    out, hn = processing(runs[0].y, lengths), runs[0].hn
     valid = (torch.arange(T, device=DEV)[:, None] < lengths[None]).view(T, 1, B, 1)
     assert torch.isfinite(out).all() and torch.all(out.masked_select(~valid.expand_as(out)) == 0)
     # the reference loop on the same inputs (float64)
@@ -129,14 +141,13 @@ def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel, bar
     carry = (h0.double(), c0.double()) if c0 is not None else (h0.double(),)
     ys, carry = scan(spec, xs.double(), carry, sw, valid.view(T, B))
     assert rel(out.double(), ys) < 1e-4 and rel(hn.double(), carry[0]) < 1e-4
-    tf32 = layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="tf32", kernel=kernel, barrier=barrier)[0]
+    tf32 = processing(layer_forward(mode, xs_n, w, b, h0, c0, lengths, T, precision="tf32", kernel=kernel).y, lengths)
     assert rel(tf32.double(), ys) < 2e-2
 
 
 @pytest.mark.parametrize("mode", sized(MODES, ["GRU"]))
 @pytest.mark.parametrize("B", sized([1, 64], [3]))
-@pytest.mark.parametrize("barrier", sized(["atomic", "ptx"], ["atomic"]))
-def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B, barrier):
+def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B):
     """Both backward kernels at H=512 with multi-program groups — the streaming one (every
     program reads all of dA) and the resident one (every program adds the others' shares of dh) —
     against float64 autograd through the reference loop; the resident one three times, bit for bit."""
@@ -146,26 +157,47 @@ def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B, barrier):
     dout = torch.randn(T, D, B, H, device=DEV, generator=g)
     dhn = torch.randn(D, B, H, device=DEV, generator=g)
     dcn = torch.randn(D, B, H, device=DEV, generator=g) if mode == "LSTM" else None
-    fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, T, precision="ieee", save=True, kernel="stream")
-    runs = {k: [layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, precision="ieee", kernel=k,
-                               barrier=barrier)
+    fwd = layer_forward(mode, natural(xs, lengths), w, b, h0, c0, lengths, T, precision="ieee", save=True,
+                        kernel="stream")
+    dout_n = natural(dout, lengths)
+    runs = {k: [layer_backward(mode, w, fwd, h0, c0, lengths, T, dout_n, dhn, dcn, precision="ieee", kernel=k)
                 for _ in range(3 if k == "resident" else 1)] for k in ("stream", "resident")}
     for other in runs["resident"][1:]:
         assert all(a is None or torch.equal(a, b_) for a, b_ in zip(runs["resident"][0], other)), "a race"
     from birnn.cells import StepWeights, cell_spec
     from birnn.recurrence import scan
 
-    x64, h64 = xs.double().requires_grad_(), h0.double().requires_grad_()
-    sw = StepWeights(w.double().transpose(1, 2), (b.double().unsqueeze(1) if b is not None else None))
-    carry = (h64, c0.double()) if c0 is not None else (h64,)
-    valid = (torch.arange(T, device=DEV)[:, None] < lengths[None])
-    ys, carry = scan(cell_spec(mode), x64, carry, sw, valid)
-    loss = (ys * dout.double()).sum() + (carry[0] * dhn.double()).sum()
-    if mode == "LSTM":
-        loss = loss + (carry[1] * dcn.double()).sum()
-    dx_ref, dh0_ref = torch.autograd.grad(loss, (x64, h64))
+    def reference(dtype):  # autograd through the reference step loop
+        x_, h_ = xs.to(dtype).requires_grad_(), h0.to(dtype).requires_grad_()
+        sw = StepWeights(w.to(dtype).transpose(1, 2), (b.to(dtype).unsqueeze(1) if b is not None else None))
+        carry = (h_, c0.to(dtype)) if c0 is not None else (h_,)
+        valid = (torch.arange(T, device=DEV)[:, None] < lengths[None])
+        ys, carry = scan(cell_spec(mode), x_, carry, sw, valid)
+        loss = (ys * dout.to(dtype)).sum() + (carry[0] * dhn.to(dtype)).sum()
+        if mode == "LSTM":
+            loss = loss + (carry[1] * dcn.to(dtype)).sum()
+        return torch.autograd.grad(loss, (x_, h_))
+
+    def relu_reference(dtype):  # BPTT by hand, the ReLU's derivative where the kernel's forward saved h > 0
+        pos = fwd.out > 0  # (T, D, B, H) processing order
+        valid = (torch.arange(T, device=DEV)[:, None] < lengths[None]).view(T, 1, B, 1)
+        dh, dx = dhn.to(dtype), torch.zeros(xs.shape, device=DEV, dtype=dtype)
+        for t in reversed(range(T)):
+            dh_t = dh + torch.where(valid[t], dout[t].to(dtype), 0.0)
+            dx[t] = torch.where(valid[t] & pos[t], dh_t, 0.0)
+            dh = torch.where(valid[t], torch.bmm(dx[t], w.to(dtype)), dh_t)  # (D, B, H) @ (D, H, H)
+        return dx, dh
+
+    # a ReLU pre-activation within float32 rounding of 0 may come out on the other side in the kernel's
+    # forward than in the reference's, which moves that step's dx by O(1) (seen once at B=64, H=512:
+    # benchmarks/device/2026-12-04-h200-cuda-tests.txt): the ReLU's reference takes its pattern from the kernel
+    dx_ref, dh0_ref = (relu_reference if mode == "RNN_RELU" else reference)(torch.float64)
+    dx32, dh032 = (relu_reference if mode == "RNN_RELU" else reference)(torch.float32)
     for kernel, (got, *_) in runs.items():
-        assert rel(got.dx.double(), dx_ref) < 1e-4 and rel(got.dh0.double(), dh0_ref) < 1e-4, kernel
+        ok, why = within_float32_noise(processing(got.dx, lengths), dx_ref, dx32)
+        assert ok, f"{kernel} dx: {why}"
+        ok, why = within_float32_noise(got.dh0, dh0_ref, dh032)
+        assert ok, f"{kernel} dh0: {why}"
 
 
 @pytest.mark.parametrize("mode", sized(["LSTM", "GRU"], ["LSTM"]))
@@ -186,37 +218,6 @@ def test_fused_training_gradients_match_the_reference(mode):
             grads[path] = [xx.grad] + [p.grad.clone() for p in layer.parameters()]
     for a, b in zip(grads["fused"], grads["reference"]):
         assert rel(a, b) < 1e-4
-
-
-@pytest.mark.parametrize("mode", sized(MODES, ["RNN_TANH"]))
-@pytest.mark.parametrize("B", sized([1, 64], [3]))
-@pytest.mark.parametrize("kernel", ["stream", "resident"])
-def test_natural_boundary_at_real_sizes(mode, B, kernel):
-    """Variant 18, what the layers run: the kernels reading xs and dout and writing y and dx in the
-    layer's (T, B, D, ·) layout and each row's own time order give the same bits as the
-    processing-order kernels with PyTorch's per-row reversal, at H=512 with multi-program groups,
-    every element written (NaN-poisoned)."""
-    from birnn.batch import reverse_valid
-
-    # (CPU: an Elman RNN's resident tile holds 64 units, and the test needs two programs per group)
-    H, T, D = sized(512, 128 if mode.startswith("RNN") and kernel == "resident" else 64), sized(60, 5), 2
-    g, (xs, w, b, h0, c0, lengths) = real_inputs(mode, T, D, B, H, seed=2)
-
-    def natural(x):  # (T, D, B, F) processing order -> (T, B, D, F)
-        return torch.stack([x[:, 0], reverse_valid(x[:, 1], lengths)], 2)
-
-    kw = dict(precision="tf32", save=True, kernel=kernel)
-    fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, T, **kw)
-    fwd_n = poisoned(layer_forward)(mode, natural(xs).contiguous(), w, b, h0, c0, lengths, T, natural=True, **kw)
-    assert torch.equal(fwd_n.y.view(T, B, D, H), natural(fwd.out)) and torch.equal(fwd_n.hn, fwd.hn)
-    dy = torch.randn(T, B, D, H, device=DEV, generator=g)
-    dhn = torch.randn(D, B, H, device=DEV, generator=g)
-    dcn = torch.randn(D, B, H, device=DEV, generator=g) if mode == "LSTM" else None
-    dout = torch.stack([dy[:, :, 0], reverse_valid(dy[:, :, 1], lengths)], 1)
-    grads = layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, precision="tf32", kernel=kernel)
-    grads_n = poisoned(layer_backward)(mode, w, fwd_n, h0, c0, lengths, T, dy.view(T, B, D * H), dhn, dcn,
-                                       precision="tf32", kernel=kernel, natural=True)
-    assert torch.equal(grads_n.dx, natural(grads.dx)) and torch.equal(grads_n.dh0, grads.dh0)
 
 
 @gpu_only
@@ -299,9 +300,9 @@ def test_auto_picks_the_fused_kernel_where_it_was_measured_faster():
     x = torch.randn(20, 8, 64, device=DEV)
     assert lstm(x).path == "fused" and "measured faster" in lstm.last_decision.reason
     assert "nearest measured: LSTM float32 B=8 H=1024 infer" in lstm.last_decision.reason
-    assert "stream kernel" in lstm.last_decision.reason
-    small = birnn.LSTM(64, 128, bidirectional=True).to(DEV)
-    assert small(x).path == "torch"  # float32 at hidden 128: cuDNN measured faster
+    assert "resident kernel" in lstm.last_decision.reason
+    small = birnn.GRU(64, 128, bidirectional=True).to(DEV)
+    assert small(x).path == "torch"  # a float32 GRU at hidden 128, batch 8: cuDNN measured faster
 
 
 def regularised_layer(mode, H, **kw):
@@ -319,14 +320,21 @@ def regularised_layer(mode, H, **kw):
 
 @pytest.mark.parametrize("mode", sized(MODES, ["LSTM"]))
 @pytest.mark.parametrize("B,H", sized([(16, 128), (64, 512)], [(3, 32)]))
-@pytest.mark.parametrize("kernel,barrier", sized([("stream", "atomic"), ("resident", "atomic"), ("resident", "ptx")],
-                                                 [("resident", "atomic")]))
-def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, H, kernel, barrier, monkeypatch):
+@pytest.mark.parametrize("kernel", sized(["stream", "resident"], ["resident"]))
+def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, H, kernel, monkeypatch):
     """Recurrent dropout + zoneout + layer norm inside the kernels (streaming, or W_hh resident in
     both passes) with multi-program groups (the norms' row sums cross the barrier): outputs, states
-    and every gradient against the reference loop with the same masks (float32 without TF32), and
-    three runs give the same bits."""
-    monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel, barrier=barrier)])
+    and every gradient against the reference loop in float64 with the same masks, as close as the
+    float32 reference loop (without TF32) is, and three runs give the same bits."""
+    import copy
+
+    from birnn.backends import plan as P
+
+    monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
+    # the masks drawn in float32 whatever the layer's dtype, so the float64 reference gets the same ones
+    draw_v, draw_z = P.variational_mask, P.zoneout_masks
+    monkeypatch.setattr(P, "variational_mask", lambda b, f, p, like: draw_v(b, f, p, like=like.float()).to(like.dtype))
+    monkeypatch.setattr(P, "zoneout_masks", lambda shape, p, like: draw_z(shape, p, like=like.float()).to(like.dtype))
     kw = dict(num_layers=2, bidirectional=True, recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
     if mode == "LSTM":
         kw["cell_zoneout"] = 0.15
@@ -337,23 +345,26 @@ def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, 
     lengths[0] = T
     x = torch.randn(T, B, 64, device=DEV)
 
-    def run(path):
-        layer.path = path
-        layer.zero_grad()
-        xx = x.clone().requires_grad_()
-        torch.manual_seed(5)  # the same masks on both paths
-        res = layer(xx, lengths=lengths)
+    def run(path, module=layer):
+        module.path = path
+        module.zero_grad()
+        xx = x.detach().to(next(module.parameters()).dtype).clone().requires_grad_()
+        torch.manual_seed(5)  # the same masks on every path
+        res = module(xx, lengths=lengths)
         assert res.path == path
         (res.output.square().sum() + res.h_n.sum()).backward()
-        return [res.output.detach(), res.h_n.detach(), xx.grad] + [p.grad.clone() for p in layer.parameters()]
+        return [res.output.detach(), res.h_n.detach(), xx.grad] + [p.grad.clone() for p in module.parameters()]
 
     with torch.backends.cudnn.flags(allow_tf32=False):
+        ref64 = run("reference", copy.deepcopy(layer).double())
         ref = run("reference")
         runs = [run("fused") for _ in range(3)]
     for other in runs[1:]:
         assert all(torch.equal(a, b) for a, b in zip(runs[0], other)), "repeated runs differ: a race"
-    for a, b in zip(runs[0], ref):
-        assert rel(a, b) < 1e-4
+    names = ["output", "h_n", "input"] + [n for n, _ in layer.named_parameters()]
+    for name, a, want, b in zip(names, runs[0], ref64, ref):
+        ok, why = within_float32_noise(a, want, b)
+        assert ok, f"{name}: {why}"
 
 
 def test_fused_regularised_buffers_are_fully_written():
@@ -362,7 +373,7 @@ def test_fused_regularised_buffers_are_fully_written():
 
     H, T, D, B = sized(512, 64), sized(50, 6), 2, sized(8, 3)
     g = torch.Generator(device=DEV).manual_seed(0)
-    xs = torch.randn(T, D, B, 4 * H, device=DEV, generator=g)
+    xs = torch.randn(T, B, D, 4 * H, device=DEV, generator=g)
     w = torch.randn(D, 4 * H, H, device=DEV, generator=g) / H ** 0.5
     h0, c0 = (torch.randn(D, B, H, device=DEV, generator=g) for _ in range(2))
     keep = (torch.rand(T, D, B, H, device=DEV, generator=g) < 0.1).float()
@@ -372,7 +383,7 @@ def test_fused_regularised_buffers_are_fully_written():
     lengths = torch.randint(1, T + 1, (B,), device=DEV)
     fwd = poisoned(layer_forward)("LSTM", xs, w, None, h0, c0, lengths, T, save=True, extras=extras)
     saved = fwd._asdict()
-    assert saved.pop("y") is None  # in processing order the output is ``out`` (``y``: the natural boundary's)
+    assert saved.pop("out") is None  # (an LSTM's backward reads c, not the outputs)
     for name, t in saved.items():
         assert t is not None and torch.isfinite(t).all(), name
 

@@ -5,7 +5,9 @@ the features the kernel runs (recurrent dropout, zoneout, layer norm, plus the d
 The interpreter runs programs one after another, so most tests use one program per barrier
 group; test_multi_program_groups_equal_one_program runs the GPU's grid plan with every program
 in its own thread (tests/threaded_grid.py), which exercises the barrier and the exchanges. The
-PTX barrier (inline assembly) and the timings need the GPU (tests/test_cuda.py, benchmarks/).
+timings need the GPU (tests/kernels/test_cuda.py, benchmarks/). Kernel-level tests give the
+kernels the layer's own layout and compare in processing order where the reference needs it
+(tests/kernels/orders.py).
 """
 
 import os
@@ -24,6 +26,7 @@ round_bfloat16_as_the_gpu()  # Triton's interpreter truncates float32 -> bfloat1
 
 import birnn  # noqa: E402
 from conftest import MODES, flat_hidden, poisoned  # noqa: E402
+from orders import natural, processing  # noqa: E402
 
 
 def pair(mode, **kw):
@@ -185,7 +188,7 @@ def test_calls_beyond_32_bit_offsets_are_refused_not_miscomputed():
     w = torch.empty(1, 4096, 1024, device="meta")
     with pytest.raises(ValueError, match="T\\*B\\*D\\*4H = 2147483648 elements"):
         layer_forward("LSTM", xs, w, None, w.new_empty(1, 16, 1024), w.new_empty(1, 16, 1024),
-                      torch.full((16,), 32768), 32768, natural=True)
+                      torch.full((16,), 32768), 32768)
 
 
 def test_interpreter_rounds_to_bfloat16_as_the_gpu():
@@ -245,11 +248,13 @@ def test_fused_bfloat16_is_as_close_to_float64_as_the_reference(mode, kw, traini
 
 
 def kernel_inputs(mode, T=5, D=2, B=3, H=16):
+    """One layer's kernel inputs: xs (T, B, D, G*H) (the layer's layout), W_hh, the GRU's b_hh,
+    h0, c0, lengths [T, 2, 0]."""
     from birnn.kernels.recurrent import CELL_CODES, _GATES
 
     G = _GATES[CELL_CODES[mode]]
     g = torch.Generator().manual_seed(0)
-    xs = torch.randn(T, D, B, G * H, generator=g)
+    xs = torch.randn(T, B, D, G * H, generator=g)
     w = torch.randn(D, G * H, H, generator=g) / H ** 0.5
     b = torch.randn(D, G * H, generator=g) * 0.1 if mode == "GRU" else None
     h0 = torch.randn(D, B, H, generator=g)
@@ -263,11 +268,13 @@ def test_zoneout_masks_of_ones_freeze_the_state_exactly(mode):
     from birnn.kernels.recurrent import StepExtras, layer_forward
 
     xs, w, b, h0, c0, lengths = kernel_inputs(mode)
-    ones = torch.ones(xs.shape[:3] + (h0.shape[-1],))
-    fwd = poisoned(layer_forward)(mode, xs, w, b, h0, c0, lengths, xs.shape[0], save=True,
+    T, B, D, _ = xs.shape
+    ones = torch.ones(T, D, B, h0.shape[-1])
+    fwd = poisoned(layer_forward)(mode, xs, w, b, h0, c0, lengths, T, save=True,
                                   extras=StepExtras(keep_h=ones, keep_c=ones if mode == "LSTM" else None))
-    valid = (torch.arange(xs.shape[0])[:, None] < lengths[None]).view(-1, 1, 3, 1)
-    assert torch.equal(fwd.out, torch.where(valid, h0.expand_as(fwd.out), 0.0))
+    valid = (torch.arange(T)[:, None] < lengths[None]).view(T, B, 1, 1)
+    y = fwd.y.view(T, B, D, -1)
+    assert torch.equal(y, torch.where(valid, h0.transpose(0, 1).expand_as(y), 0.0))
     assert torch.equal(fwd.hn, h0)
     if mode == "LSTM":
         assert torch.equal(fwd.cn, c0)
@@ -279,7 +286,9 @@ def test_recurrent_dropout_mask_of_zeros_cuts_the_recurrence(mode):
     from birnn.kernels.recurrent import StepExtras, layer_forward
 
     xs, w, b, h0, c0, lengths = kernel_inputs(mode)
-    fwd = layer_forward(mode, xs, w, b, h0, c0, torch.full((3,), 5), 5, extras=StepExtras(drop=torch.zeros_like(h0)))
+    full = torch.full((3,), 5)
+    fwd = layer_forward(mode, xs, w, b, h0, c0, full, 5, extras=StepExtras(drop=torch.zeros_like(h0)))
+    xs = processing(xs, full)  # the backward direction's steps in the order it takes them
     if mode == "RNN_TANH":
         want = torch.tanh(xs)
     else:  # [i|f|o|g], c_t = f c_{t-1} + i g with the same input-only gates
@@ -290,7 +299,7 @@ def test_recurrent_dropout_mask_of_zeros_cuts_the_recurrence(mode):
             c = f[t] * c + i[t] * g[t]
             hs.append(o[t] * torch.tanh(c))
         want = torch.stack(hs)
-    torch.testing.assert_close(fwd.out, want, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(processing(fwd.y, full), want, rtol=1e-6, atol=1e-6)
 
 
 def test_fused_refuses_what_it_cannot_run():
@@ -322,7 +331,7 @@ def test_tensor_core_tiles_for_larger_batches(mode):
 def test_kernels_compile_for_the_gpu_without_one():
     """Triton's real compiler (not the interpreter) builds every cell x feature x dtype variant for
     sm_90, streaming and resident kernels, within the H100's shared memory
-    (tests/kernel_compile.py, in a fresh process)."""
+    (tests/kernels/kernel_compile.py, in a fresh process)."""
     import subprocess
     import sys
 
@@ -330,18 +339,18 @@ def test_kernels_compile_for_the_gpu_without_one():
     script = os.path.join(os.path.dirname(__file__), "kernel_compile.py")
     done = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0 and "FAIL" not in done.stdout, done.stdout + done.stderr[-3000:]
-    # streaming fwd+bwd (the layers' natural boundary with three feature sets, processing order plain),
-    # resident at 16- and 32-row tiles, and with the PTX barrier
-    assert done.stdout.count("ok ") == 48 + 48 + 24
+    # fwd+bwd, 3 cells x 2 dtypes: streaming with three feature sets, resident with two at 16- and 32-row tiles
+    assert done.stdout.count("ok ") == 36 + 48
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_resident_forward_kernel_equals_the_reference(mode):
-    """The kernels that keep W_hh on chip (``configured(kernel="resident")``: forward and backward)
-    pass the same checks: plain layers with lengths, the regularisers, bfloat16."""
+def test_streaming_kernels_equal_the_reference(mode):
+    """The kernels that stream W_hh from L2 each step (``configured(kernel="stream")``, what calls
+    run where the resident tile does not fit; forward and backward) pass the same checks as the
+    default: plain layers with lengths, the regularisers, bfloat16."""
     from birnn.kernels import configured
 
-    with configured(kernel="resident"):
+    with configured(kernel="stream"):
         test_fused_layer_equals_reference(mode, True)
         test_fused_regularisers_equal_the_reference(mode, "all", True)
         if mode != "RNN_RELU":
@@ -381,25 +390,20 @@ def test_resident_and_streaming_backward_kernels_agree(mode, features):
         if a is not None:
             torch.testing.assert_close(b_, a, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name}: {m}")
     assert got["resident"].dh0.abs().max() > 0
-    # saved activations loaded a step early (the default) or at their own step: the same numbers
-    late = layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, extras=extras, kernel="resident",
-                          prefetch=False)
-    for a, b_ in zip(got["resident"], late):
-        assert a is None or torch.equal(a, b_)
 
 
 def test_resident_kernel_limits():
     """W_hh stays on chip for H a power of two up to 512 and grids the GPU runs at once: asking for
-    it elsewhere is refused; the configured default (``kernel="resident"``) falls back to streaming.
-    (Planned for an H100's 132 multiprocessors; the interpreter itself runs power-of-two H only.)"""
+    it elsewhere is refused; the default (``kernel="resident"``) falls back to streaming, and
+    ``configured(kernel="stream")`` always streams. (Planned for an H100's 132 multiprocessors; the
+    interpreter itself runs power-of-two H only.)"""
     from birnn.kernels import KernelConfig, configured, current, describe_kernel, kernel_plan
 
     with pytest.raises(ValueError, match="powers of two from 16 to 512, got 192"):
         kernel_plan("resident", "GRU", 192, 2, 2, False, 132)
     with pytest.raises(ValueError, match="batch 128 needs 256 resident programs"):
         kernel_plan("resident", "LSTM", 512, 128, 2, True, 132)
-    resident = configured(kernel="resident")
-    resident.__enter__()
+    assert current() == KernelConfig() and current().kernel == "resident"
     assert kernel_plan(None, "LSTM", 512, 64, 2, False, 132) == (True, (16, 32, 2, 32))
     assert kernel_plan(None, "GRU", 192, 2, 2, False, 132) == (False, (16, 16, 1, 12))
     assert kernel_plan(None, "LSTM", 1024, 1, 2, False, 132)[0] is False
@@ -411,30 +415,14 @@ def test_resident_kernel_limits():
     assert layer(torch.randn(3, 2, 4)).path == "fused"
     assert layer.last_decision.reason == ("requested with path='fused'; resident kernel (W_hh held on chip): "
                                           "2 groups of 1 programs, 16 units x 16 rows each")
-    resident.__exit__(None, None, None)
-    assert current() == KernelConfig() and current().kernel == "stream"
-    with pytest.raises(ValueError, match=r"kernel must be one of \('stream', 'resident'\), got 'fast'"):
+    with configured(kernel="stream"):
+        assert kernel_plan(None, "LSTM", 512, 64, 2, False, 132) == (False, (16, 64, 1, 32))
+        assert layer(torch.randn(3, 2, 4)).path == "fused"
+        assert "stream kernel (W_hh read from L2 each step): 2 groups" in layer.last_decision.reason
+    assert current() == KernelConfig()
+    with pytest.raises(ValueError, match=r"kernel must be one of \('resident', 'stream'\), got 'fast'"):
         configured(kernel="fast").__enter__()
     assert current() == KernelConfig()
-
-
-def test_barrier_choice(monkeypatch):
-    """The configured barrier picks how programs meet: Triton's atomics (default) or the PTX barrier
-    (compiled in tests/kernels/kernel_compile.py, run on the GPU by tests/kernels/test_cuda.py);
-    the interpreter cannot run inline PTX and keeps the atomics."""
-    from birnn.kernels import configured
-    from birnn.kernels.recurrent import _sync_code
-
-    assert _sync_code(None) == 0 and _sync_code("atomic") == 0
-    with configured(barrier="ptx"):
-        assert _sync_code(None) == 0  # interpreting
-        monkeypatch.setenv("TRITON_INTERPRET", "0")
-        assert _sync_code(None) == 1 and _sync_code("atomic") == 0
-    assert _sync_code(None) == 0
-    with pytest.raises(ValueError, match=r"barrier must be one of \('atomic', 'ptx'\), got 'spin'"):
-        _sync_code("spin")
-    with pytest.raises(ValueError, match=r"barrier must be one of \('atomic', 'ptx'\), got 'spin'"):
-        configured(barrier="spin").__enter__()
 
 
 def _kernel_case(mode, T, B, H, features, seed=5):
@@ -453,89 +441,91 @@ def _kernel_case(mode, T, B, H, features, seed=5):
                             ln_h=1 + 0.3 * torch.randn(2, xs.shape[-1], generator=g),
                             ln_c=(1 + 0.3 * torch.randn(2, H, generator=g), 0.3 * torch.randn(2, H, generator=g))
                             if mode == "LSTM" else None)
-    grads = (torch.randn(T, 2, B, H, generator=g), torch.randn(2, B, H, generator=g),
+    grads = (torch.randn(T, B, 2 * H, generator=g), torch.randn(2, B, H, generator=g),
              torch.randn(2, B, H, generator=g) if mode == "LSTM" else None)
     return (xs, w, b, h0, c0, lengths), extras, grads
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_per_step_tensors_are_direction_major_and_fully_written(mode):
-    """The kernels keep every per-step tensor as (D, T, ...) storage (each direction's steps one
-    block: the weight gradient's and the projection's matrices need no copy) and return (T, D, ...)
-    views of it; they read xs and dout through their strides, T-major or direction-major alike; and
-    the backward writes every element of its results (all poisoned with NaN first)."""
+@pytest.mark.parametrize("kernel", ["resident", "stream"])
+def test_saved_tensors_are_direction_major_and_everything_is_written(mode, kernel):
+    """What the kernels save for the backward pass is (D, T, ...) storage handed out as (T, D, ...)
+    views (each direction's steps one block: the weight gradient's matrices need no copy); ``y``,
+    the norm's x̂ and the gradients dx/dy/draw are in the layer's (T, B, D, ·) layout; and the
+    kernels write every element of what they return (all poisoned with NaN first)."""
     from birnn.kernels.recurrent import layer_backward, layer_forward
 
     T, B, H = 5, 3, 16
     (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, True)
-    xs_d = xs.transpose(0, 1).contiguous().transpose(0, 1)  # as run_reference passes it
-    fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, T, save=True, extras=extras)
-    fwd_d = layer_forward(mode, xs_d, w, b, h0, c0, lengths, T, save=True, extras=extras)
-    for name, a, b_ in zip(fwd._fields, fwd, fwd_d):
+    fwd = poisoned(layer_forward)(mode, xs, w, b, h0, c0, lengths, T, save=True, extras=extras, kernel=kernel)
+    for name, a in fwd._asdict().items():
+        if a is None:
+            continue
+        assert torch.isfinite(a).all() or name == "rstd", name  # (rstd: the cell norm's slot is the LSTM's)
+        if name == "y":
+            assert a.shape == (T, B, 2 * H)
+        elif name == "xhat":
+            assert a.shape == (T, B, 2, xs.shape[-1]) and a.is_contiguous()
+        elif a.dim() == 4:
+            assert a.shape[:3] == (T, 2, B) and a.transpose(0, 1).is_contiguous(), name
+    grads = poisoned(layer_backward)(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, extras=extras, kernel=kernel)
+    for name, a in grads._asdict().items():
         if a is not None:
-            assert torch.equal(a, b_), name
-            if a.dim() == 4:
-                assert a.shape[:2] == (T, 2) and a.transpose(0, 1).is_contiguous(), name
-    dout_d = dout.transpose(0, 1).contiguous().transpose(0, 1)
-    grads = layer_backward(mode, w, fwd, h0, c0, lengths, T, dout, dhn, dcn, extras=extras)
-    written = poisoned(layer_backward)(mode, w, fwd_d, h0, c0, lengths, T, dout_d, dhn, dcn, extras=extras)
-    for name, a, b_ in zip(grads._fields, grads, written):
-        if a is not None:
-            assert torch.equal(a, b_), name
-            assert torch.isfinite(b_).all(), name
-            if a.dim() == 4:
-                assert a.transpose(0, 1).is_contiguous(), name
+            assert torch.isfinite(a).all(), name
+            if name in ("dx", "dy", "draw"):
+                assert a.shape == xs.shape and a.is_contiguous(), name
     assert grads.dx.abs().max() > 0
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("kernel,features", [("stream", False), ("stream", True), ("resident", True)])
-def test_natural_boundary_is_the_processing_order_rearranged(mode, kernel, features):
-    """Variant 18: with ``natural`` the kernels take xs as the layer's projection (T, B, D, G*H),
-    read the backward direction's steps reversed within each row, write y (T, B, D*H) the same
-    way, and give dx/dy/draw (and the norm's x̂) in that layout: the same bits as the
-    processing-order kernels with the backward direction reversed within each row by PyTorch
-    (reverse_valid), zeros on padding, every element written (NaN-poisoned), the last steps
-    beyond the longest row (max length 4 < T) included."""
-    from birnn.batch import reverse_valid
+@pytest.mark.parametrize("kernel,features", [("resident", False), ("resident", True), ("stream", True)])
+def test_the_layer_layout_at_the_boundary_against_the_step_loop(mode, kernel, features):
+    """The kernels read xs and dout and write y and dx in the layer's (T, B, D, ·) layout, each row
+    in its own time order (the backward direction's steps read and written reversed within each
+    row): against float64 autograd through the reference step loop run in processing order
+    (:func:`birnn.recurrence.scan` on each row reversed by PyTorch), with a zero-length row,
+    the regularisers' masks, and ``steps`` (4) below T (5): the last step is every row's padding,
+    zero and written (NaN-poisoned first)."""
+    from birnn.cells import StepWeights, cell_spec
     from birnn.kernels.recurrent import layer_backward, layer_forward
+    from birnn.recurrence import Zoneout, scan
 
-    T, B, H = 5, 3, 16
-    (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
+    T, B, H, steps = 5, 3, 16, 4
+    (xs, w, b, h0, c0, _), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
     lengths = torch.tensor([4, 2, 0])
-    steps = 4
-
-    def natural(x):  # (T, D, B, F) processing order -> (T, B, D, F), each row in its own time order
-        return torch.stack([x[:, 0], reverse_valid(x[:, 1], lengths)], 2)
-
-    xs = torch.where((torch.arange(T)[:, None] < lengths[None, :])[:, None, :, None], xs, 0.0)
-    kw = dict(save=True, extras=extras, kernel=kernel)
-    fwd = layer_forward(mode, xs, w, b, h0, c0, lengths, steps, **kw)
-    fwd_n = poisoned(layer_forward)(mode, natural(xs).contiguous(), w, b, h0, c0, lengths, steps, natural=True, **kw)
-    assert torch.equal(fwd_n.y.view(T, B, 2, H)[:steps], natural(fwd.out)[:steps])  # (beyond: not written)
-    assert torch.equal(fwd_n.y[steps:], torch.zeros_like(fwd_n.y[steps:]))
-    assert (fwd_n.out is None) == (mode == "LSTM")  # its backward reads c, not the outputs
-    for name in ("out", "hn", "cn", "cs", "gates", "chat", "rstd"):
-        a, b_ = getattr(fwd, name), getattr(fwd_n, name)
-        if name == "out" and mode == "LSTM":
-            continue
-        if name == "rstd" and a is not None and mode != "LSTM":  # slot 1 (the cell norm's) is the LSTM's
-            a, b_ = a[..., :1], b_[..., :1]
-        assert (a is None) == (b_ is None) and (a is None or torch.equal(a[:steps] if a.dim() == 4 else a,
-                                                                         b_[:steps] if a.dim() == 4 else b_)), name
-    if features:
-        assert torch.equal(fwd_n.xhat[:steps], natural(fwd.xhat)[:steps])
-    dy = natural(dout).contiguous()
-    grads = layer_backward(mode, w, fwd, h0, c0, lengths, steps, torch.stack([dy[:, :, 0], reverse_valid(
-        dy[:, :, 1], lengths)], 1), dhn, dcn, extras=extras, kernel=kernel)
-    grads_n = poisoned(layer_backward)(mode, w, fwd_n, h0, c0, lengths, steps, dy.view(T, B, 2 * H), dhn, dcn,
-                                       extras=extras, kernel=kernel, natural=True)
-    for name in ("dx", "dy", "draw"):
-        assert torch.equal(getattr(grads_n, name), natural(getattr(grads, name))), name
-    for name in ("dh0", "dc0", "dyc"):
-        a, b_ = getattr(grads, name), getattr(grads_n, name)
-        assert (a is None) == (b_ is None) and (a is None or torch.equal(a, b_)), name
-    assert grads_n.dx.abs().max() > 0
+    valid = torch.arange(T)[:, None] < lengths[None]  # (T, B)
+    xs = torch.where(valid[:, :, None, None], xs, 0.0)
+    kw = dict(extras=extras, kernel=kernel)
+    fwd = poisoned(layer_forward)(mode, xs, w, b, h0, c0, lengths, steps, save=True, **kw)
+    grads = poisoned(layer_backward)(mode, w, fwd, h0, c0, lengths, steps, dout, dhn, dcn, **kw)
+    assert torch.equal(fwd.y[steps:], torch.zeros_like(fwd.y[steps:]))
+    assert torch.equal(grads.dx[steps:], torch.zeros_like(grads.dx[steps:]))
+    # the reference: the step loop in float64, in processing order
+    x64 = processing(xs, lengths).double().requires_grad_()
+    h64 = h0.double().requires_grad_()
+    spec = cell_spec(mode)
+    step = {}
+    if extras.drop is not None:
+        step["drop_h"] = extras.drop.double()
+    if extras.ln_h is not None:
+        step["ln_h"] = extras.ln_h.double().unsqueeze(1)
+        if mode == "LSTM":
+            step["ln_c"] = tuple(t.double().unsqueeze(1) for t in extras.ln_c)
+    sw = StepWeights(w.double().transpose(1, 2), (b.double().unsqueeze(1) if b is not None else None), **step)
+    zone = None if extras.keep_h is None else Zoneout(0.2, 0.2, extras.keep_h.double(),
+                                                      None if extras.keep_c is None else extras.keep_c.double())
+    carry = (h64, c0.double()) if c0 is not None else (h64,)
+    ys, carry = scan(spec, x64, carry, sw, valid, zoneout=zone)
+    torch.testing.assert_close(processing(fwd.y, lengths).double(), ys, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fwd.hn.double(), carry[0], rtol=1e-5, atol=1e-5)
+    loss = (ys * processing(dout, lengths).double()).sum() + (carry[0] * dhn.double()).sum()
+    if mode == "LSTM":
+        torch.testing.assert_close(fwd.cn.double(), carry[1], rtol=1e-5, atol=1e-5)
+        loss = loss + (carry[1] * dcn.double()).sum()
+    dx_ref, dh0_ref = torch.autograd.grad(loss, (x64, h64))
+    torch.testing.assert_close(processing(grads.dx, lengths).double(), dx_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads.dh0.double(), dh0_ref, rtol=1e-5, atol=1e-5)
+    assert grads.dx.abs().max() > 0
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_RELU"])

@@ -11,8 +11,8 @@ Roles: :mod:`~birnn.kernels.plan` (sizes, grid, configuration; re-exported here)
 :mod:`~birnn.kernels.hardware` (the device's multiprocessors, the interpreter).
 """
 
-from .plan import (BARRIERS, KERNELS, KernelConfig, configured, current, default_kernel, describe_kernel, kernel_plan,
+from .plan import (KERNELS, KernelConfig, configured, current, default_kernel, describe_kernel, kernel_plan,
                    offsets_fit, plan_grid, plan_resident, supported_hidden)
 
-__all__ = ["BARRIERS", "KERNELS", "KernelConfig", "configured", "current", "default_kernel", "describe_kernel",
+__all__ = ["KERNELS", "KernelConfig", "configured", "current", "default_kernel", "describe_kernel",
            "kernel_plan", "offsets_fit", "plan_grid", "plan_resident", "supported_hidden"]

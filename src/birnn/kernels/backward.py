@@ -17,22 +17,22 @@ def _recurrent_layer_backward_kernel(
     cs_ptr,  # (D, T, B, H) LSTM: c_t; GRU: h W_n^T + b_hn
     gates_ptr,  # (D, T, B, G*H) gate activations (Elman with zoneout: the state before zoneout)
     len_ptr,
-    dout_ptr,  # (T, D, B, H), strides o_st, o_sd; NATURAL: (T, B, D, H) in each row's own time order
+    dout_ptr,  # (T, B, D, H) gradient of the layer's output, each row in its own time order
     dhn_ptr, dcn_ptr,  # (D, B, H)
-    dx_ptr,  # (D, T, B, G*H) gradient of the input projections (bf16 layers: bf16, _gradient_dtype);
-             # NATURAL: (T, B, D, G*H), as dy, draw and xh
-    dy_ptr,  # (D, T, B, G*H) gradient of the hidden pre-activations after the norm (GRU only; else dx)
-    draw_ptr,  # (D, T, B, G*H) gradient of h W_hh^T before the norm (LN only; else dy)
+    dx_ptr,  # (T, B, D, G*H) gradient of the input projections, each row in its own time order, as dy, draw and
+             # xh (bf16 layers: bf16, _gradient_dtype)
+    dy_ptr,  # gradient of the hidden pre-activations after the norm (GRU only; else dx)
+    draw_ptr,  # gradient of h W_hh^T before the norm (LN only; else dy)
     dyc_ptr,  # (D, T, B, H) gradient of the normalised cell's affine output (LN, LSTM)
     ex_ptr,  # (D, 2, B, G*H) exchange area of dA (streaming); (D, 2, GROUP, B, H) shares of dh (RESIDENT)
     dh0_ptr, dc0_ptr,  # (D, B, H)
     bar_ptr,
     drop_ptr, kh_ptr, kc_ptr, rate_h, rate_c, lnh_ptr, lncw_ptr, lncb_ptr, st_ptr, xh_ptr, ch_ptr, rs_ptr,
-    steps, TT, B, o_st, o_sd,
+    steps, TT, B,
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
-    RESIDENT: tl.constexpr, GP: tl.constexpr, PREFETCH: tl.constexpr, SYNC: tl.constexpr, NATURAL: tl.constexpr,
+    RESIDENT: tl.constexpr, GP: tl.constexpr,
     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
@@ -53,20 +53,15 @@ def _recurrent_layer_backward_kernel(
     nb = 0
     k = 0
     pre = _saved_step(steps - 1, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2,
-                      B, TT, o_st, o_sd, lengths, H, GH, BB, U, D, CELL, ZH, ZC, LN, NATURAL)
+                      B, TT, lengths, H, GH, BB, U, D, CELL, ZH, ZC, LN)
     while k < steps:
         t = steps - 1 - k
         par = k % 2
-        if not PREFETCH:  # (prefetch off: loaded here, after the barrier, for timing it)
-            pre = _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2,
-                              B, TT, o_st, o_sd, lengths, H, GH, BB, U, D, CELL, ZH, ZC, LN, NATURAL)
         dout_t, p0, p1, p2, p3, p4, p5 = pre
         valid = (t < lengths)[:, None]
         off = ((d * TT + t) * B) * H + rows_b[:, None] * H + units[None, :]
-        if NATURAL:  # dx, dy, draw and xh in the layer's (T, B, D, G*H) layout, each row at its own time
-            goff = _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, GH, d)
-        else:
-            goff = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]
+        # dx, dy, draw and xh in the layer's (T, B, D, G*H) layout, each row at its own time
+        goff = _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, GH, d)
         zero = tl.zeros((BB, U), dtype=tl.float32)
         dh_t = dh + tl.where(valid, dout_t, 0.0)
         keep = zero  # zoneout: the part that flows straight to h_{t-1}
@@ -95,7 +90,7 @@ def _recurrent_layer_backward_kernel(
                 dch = dyc * gw
                 nb += 1
                 t1, t2 = _group_sums(st_ptr, 2, tl.sum(dch, axis=1), tl.sum(dch * chat, axis=1), d, rows_b, mask_b,
-                                     B, jpos, GROUP, NG, counter, nb * GROUP, SYNC)
+                                     B, jpos, GROUP, NG, counter, nb * GROUP)
                 rstd_c = tl.load(rs_ptr + ((d * TT + t) * B + rows_b) * 2 + 1, mask=mask_b, other=0.0)
                 dyc = rstd_c[:, None] * (dch - (t1 / H)[:, None] - chat * (t2 / H)[:, None])
             if ZC != 0:
@@ -160,7 +155,7 @@ def _recurrent_layer_backward_kernel(
                 s1 += tl.sum(y3, axis=1)
                 s2 += tl.sum(y3 * xh3, axis=1)
             nb += 1
-            t1, t2 = _group_sums(st_ptr, 0, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, nb * GROUP, SYNC)
+            t1, t2 = _group_sums(st_ptr, 0, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, nb * GROUP)
             rstd = tl.load(rs_ptr + ((d * TT + t) * B + rows_b) * 2, mask=mask_b, other=0.0)[:, None]
             m1 = (t1 / GH)[:, None]
             mx = (t2 / GH)[:, None]
@@ -175,13 +170,13 @@ def _recurrent_layer_backward_kernel(
                 y3 = rstd * (y3 - m1 - xh3 * mx)
                 tl.store(draw_ptr + goff + 3 * H, y3, mask=m2)
         # the next step's saved values, loaded now: their latency overlaps the product and the barrier
-        if PREFETCH:
-            pre = _saved_step(tl.maximum(t - 1, 0), d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off,
-                              rows_b, units, m2, B, TT, o_st, o_sd, lengths, H, GH, BB, U, D, CELL, ZH, ZC, LN, NATURAL)
+        # (measured on an H200: benchmarks/GPU_NOTES.md)
+        pre = _saved_step(tl.maximum(t - 1, 0), d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off,
+                          rows_b, units, m2, B, TT, lengths, H, GH, BB, U, D, CELL, ZH, ZC, LN)
         nb += 1
         if RESIDENT:
             acc = _scatter_dh(ex_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, units, B, H, U, BB, GP, GROUP,
-                              NG, OP_DTYPE, DOT_DTYPE, PRECISION, counter, nb * GROUP, SYNC)
+                              NG, OP_DTYPE, DOT_DTYPE, PRECISION, counter, nb * GROUP)
         else:
             e_off = ((d * 2 + par) * B) * GH + rows_b[:, None] * GH + units[None, :]
             ex_ty = ex_ptr.dtype.element_ty  # the product's operand type (bf16 layers: bf16)
@@ -191,7 +186,7 @@ def _recurrent_layer_backward_kernel(
                 tl.store(ex_ptr + e_off + 2 * H, y2.to(ex_ty), mask=m2)
             if G > 3:
                 tl.store(ex_ptr + e_off + 3 * H, y3.to(ex_ty), mask=m2)
-            _group_barrier(counter, nb * GROUP, SYNC)
+            _group_barrier(counter, nb * GROUP)
             # dh_{t-1}[units] = (dA (BB, G*H) @ W[:, units] (G*H, U)) * drop[units]
             acc = tl.zeros((BB, U), dtype=tl.float32)
             e_base = ex_ptr + ((d * 2 + par) * B) * GH

@@ -49,41 +49,16 @@ def _natural_tile(pos, rows_b, units, B, D: tl.constexpr, F: tl.constexpr, d):
 
 
 @triton.jit
-def _arrive_release(counter):
-    """Thread 0 adds 1 to the group's counter with release semantics at GPU scope, without waiting
-    for the old value (``red``, not ``atom``): the program's stores become visible first."""
-    return tl.inline_asm_elementwise(
-        "{ .reg .pred %p; .reg .u32 %t; mov.u32 %t, %tid.x; setp.eq.u32 %p, %t, 0; "
-        "@%p red.release.gpu.global.add.s32 [$1], 1; mov.u32 $0, 0; }",
-        "=r,l", [counter], dtype=tl.int32, is_pure=False, pack=1)
-
-
-@triton.jit
-def _load_acquire(counter):
-    """The counter, read with acquire semantics at GPU scope: a load, not a read-modify-write, so
-    spinning on it does not serialise at L2, and seeing the target needs no further fence."""
-    return tl.inline_asm_elementwise("ld.acquire.gpu.global.u32 $0, [$1];", "=r,l", [counter], dtype=tl.int32,
-                                     is_pure=False, pack=1)
-
-
-@triton.jit
-def _group_barrier(counter, target, SYNC: tl.constexpr):
-    """Arrive and wait until ``target`` arrivals. SYNC=0 (Triton's atomics; the interpreter's and
-    the timed default): arrive with an atomic add (release), spin on volatile loads, then one
-    acquire read-modify-write. SYNC=1 (PTX): arrive with ``red.release`` from one
-    thread and spin on ``ld.acquire`` — one L2 round trip fewer per barrier."""
+def _group_barrier(counter, target):
+    """Arrive and wait until ``target`` arrivals: an atomic add (release), a spin on volatile
+    loads, then one acquire read-modify-write (a PTX ``red.release`` / ``ld.acquire`` barrier was
+    timed against it on an H200 and did not win consistently: benchmarks/GPU_NOTES.md)."""
     tl.debug_barrier()  # the whole program has stored its slice
-    if SYNC == 1:
-        _arrive_release(counter)
-        seen = _load_acquire(counter)
-        while seen < target:
-            seen = _load_acquire(counter)
-    else:
-        tl.atomic_add(counter, 1, sem="release", scope="gpu")
+    tl.atomic_add(counter, 1, sem="release", scope="gpu")
+    seen = tl.load(counter, volatile=True)
+    while seen < target:
         seen = tl.load(counter, volatile=True)
-        while seen < target:
-            seen = tl.load(counter, volatile=True)
-        tl.atomic_add(counter, 0, sem="acquire", scope="gpu")
+    tl.atomic_add(counter, 0, sem="acquire", scope="gpu")
     tl.debug_barrier()
 
 
@@ -181,8 +156,7 @@ def _join_gates(y0, y1, y2, y3, BB: tl.constexpr, U: tl.constexpr, GP: tl.conste
 @triton.jit
 def _scatter_dh(pt_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, units, B, H: tl.constexpr,
                 U: tl.constexpr, BB: tl.constexpr, GP: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
-                OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, counter, target,
-                SYNC: tl.constexpr):
+                OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr, counter, target):
     """``dh_{t-1}[:, units]`` (BB, U) with W_hh resident (benchmarks/GPU_NOTES.md):
     this program's gates feed every unit of h_{t-1}, so it multiplies its own dA (BB, GP*U) by its
     own rows of W_hh — ``W_rows^T (H, GP*U) @ dA^T (GP*U, BB)``, no W traffic — and publishes that
@@ -193,7 +167,7 @@ def _scatter_dh(pt_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, unit
     ks = tl.arange(0, H)
     area = pt_ptr + (d * 2 + par) * GROUP * B * H
     tl.store(area + jpos * B * H + rows_b[None, :] * H + ks[:, None], share, mask=mask_b[None, :])
-    _group_barrier(counter, target, SYNC)
+    _group_barrier(counter, target)
     mine = area + rows_b[:, None] * H + units[None, :]
     dh = tl.zeros((BB, U), dtype=tl.float32)
     for j in tl.static_range(GROUP):
@@ -203,23 +177,19 @@ def _scatter_dh(pt_ptr, w_rt, y0, y1, y2, y3, d, par, jpos, rows_b, mask_b, unit
 
 @triton.jit
 def _saved_step(t, d, dout_ptr, gates_ptr, cs_ptr, out_ptr, h0_ptr, c0_ptr, state_off, rows_b, units, m2, B, TT,
-                o_st, o_sd, lengths, H: tl.constexpr, GH: tl.constexpr, BB: tl.constexpr, U: tl.constexpr,
-                D: tl.constexpr, CELL: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr,
-                NATURAL: tl.constexpr):
+                lengths, H: tl.constexpr, GH: tl.constexpr, BB: tl.constexpr, U: tl.constexpr,
+                D: tl.constexpr, CELL: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr):
     """What backward step ``t`` reads from the forward's saved tensors, (BB, U) each: ``dout`` and
     LSTM ``i, f, o, g, c_{t-1}, c_t``; GRU ``r, z, n, h W_n^T + b_hn, h_{t-1}``; Elman the
     activation. The kernel loads them one step ahead, before the barrier, so their memory latency
-    hides behind the wait instead of adding to each step. ``dout`` has its own
-    strides (``o_st`` per step, ``o_sd`` per direction), the saved tensors the kernels' layout;
-    with ``NATURAL`` it is (T, B, D, H), read in each row's own time order."""
+    hides behind the wait instead of adding to each step. ``dout`` is the gradient of the layer's
+    output, (T, B, D, H) in each row's own time order; the saved tensors are in the kernels'
+    direction-major processing order."""
     off = ((d * TT + t) * B) * H + rows_b[:, None] * H + units[None, :]
     goff = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]
     zero = tl.zeros((BB, U), dtype=tl.float32)
-    if NATURAL:
-        dout = tl.load(dout_ptr + _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, H, d), mask=m2,
-                       other=0.0).to(tl.float32)  # (the layer's dtype: bf16 layers' gradients come as bf16)
-    else:
-        dout = tl.load(dout_ptr + off + (d * (o_sd - TT * B * H) + t * (o_st - B * H)), mask=m2, other=0.0)
+    dout = tl.load(dout_ptr + _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, H, d), mask=m2,
+                   other=0.0).to(tl.float32)  # (the layer's dtype: bf16 layers' gradients come as bf16)
     p0 = zero
     p1 = zero
     p2 = zero
@@ -280,14 +250,14 @@ def _keep_factor(k_ptr, off, m2, rate, Z: tl.constexpr, BB: tl.constexpr, U: tl.
 
 @triton.jit
 def _group_gather(st_ptr, slot: tl.constexpr, v1, v2, d, rows_b, mask_b, B, jpos, GROUP: tl.constexpr,
-                  NG: tl.constexpr, counter, target, SYNC: tl.constexpr):
+                  NG: tl.constexpr, counter, target):
     """Exchange two per-row values (BB,) across the group: each program writes its own to its
     place in the area ``(D, B, GROUP, 4)``, meets the others at the barrier, and reads everyone's
     back as (BB, NG) tiles (0 beyond GROUP), with their mask."""
     row = (d * B + rows_b) * GROUP
     tl.store(st_ptr + (row + jpos) * 4 + slot, v1, mask=mask_b)
     tl.store(st_ptr + (row + jpos) * 4 + slot + 1, v2, mask=mask_b)
-    _group_barrier(counter, target, SYNC)
+    _group_barrier(counter, target)
     js = tl.arange(0, NG)
     p = st_ptr + (row[:, None] + js[None, :]) * 4 + slot
     m = mask_b[:, None] & (js[None, :] < GROUP)
@@ -298,19 +268,19 @@ def _group_gather(st_ptr, slot: tl.constexpr, v1, v2, d, rows_b, mask_b, B, jpos
 
 @triton.jit
 def _group_sums(st_ptr, slot: tl.constexpr, s1, s2, d, rows_b, mask_b, B, jpos, GROUP: tl.constexpr,
-                NG: tl.constexpr, counter, target, SYNC: tl.constexpr):
+                NG: tl.constexpr, counter, target):
     """Two row sums over the whole group from each program's partial sums, added in the same
     order everywhere (so every program gets the same bits)."""
-    q1, q2, m = _group_gather(st_ptr, slot, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, target, SYNC)
+    q1, q2, m = _group_gather(st_ptr, slot, s1, s2, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, target)
     return tl.sum(q1, axis=1), tl.sum(q2, axis=1)
 
 
 @triton.jit
 def _group_moments(st_ptr, slot: tl.constexpr, mean_j, m2_j, n_j, n_all, d, rows_b, mask_b, B, jpos,
-                   GROUP: tl.constexpr, NG: tl.constexpr, counter, target, SYNC: tl.constexpr):
+                   GROUP: tl.constexpr, NG: tl.constexpr, counter, target):
     """Mean and 1/sqrt(var + 1e-5) per row over the group, merged from each program's mean and
     sum of squared deviations over its ``n_j`` values (Chan et al.'s merge: no cancellation)."""
-    q1, q2, m = _group_gather(st_ptr, slot, mean_j, m2_j, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, target, SYNC)
+    q1, q2, m = _group_gather(st_ptr, slot, mean_j, m2_j, d, rows_b, mask_b, B, jpos, GROUP, NG, counter, target)
     mean = tl.sum(q1, axis=1) / GROUP
     dev = tl.where(m, q1 - mean[:, None], 0.0)
     var = (tl.sum(q2, axis=1) + n_j * tl.sum(dev * dev, axis=1)) / n_all

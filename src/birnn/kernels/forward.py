@@ -12,14 +12,14 @@ from .device import (_sigmoid, _tanh, _program_tile, _natural_step, _natural_til
 
 @triton.jit
 def _recurrent_layer_kernel(
-    xg_ptr,  # (T, D, B, G*H) input projections (biases folded in; GRU: b_ih only), strides x_st, x_sd;
-             # NATURAL: (T, B, D, G*H) in each row's own time order (the layer's input projection as it is)
+    xg_ptr,  # (T, B, D, G*H) input projections (biases folded in; GRU: b_ih only), each row in its own time
+             # order (the layer's input projection as it is)
     w_ptr,  # (D, G*H, H) W_hh, gate blocks in step order
     bhh_ptr,  # (D, G*H) GRU hidden bias (unused otherwise)
     h0_ptr, c0_ptr,  # (D, B, H)
     len_ptr,  # (B,) int32
-    y_ptr,  # NATURAL: (T, B, D, H) the layer's output (its dtype), each row in its own time order, 0 at padded steps
-    out_ptr,  # (D, T, B, H) outputs in processing order, 0 at padded steps (NATURAL: only when SAVE)
+    y_ptr,  # (T, B, D, H) the layer's output (its dtype), each row in its own time order, 0 at padded steps
+    out_ptr,  # (D, T, B, H) outputs in processing order, 0 at padded steps (when SAVE, GRU and Elman only)
     hx_ptr,  # (D, 2, B, H) exchange area of h (times the recurrent dropout mask), parity 0 holds h0
     hn_ptr, cn_ptr,  # (D, B, H) final states
     cs_ptr,  # (D, T, B, H) when SAVE: LSTM cell states, GRU h W_n^T + b_hn
@@ -31,14 +31,14 @@ def _recurrent_layer_kernel(
     lnh_ptr,  # (D, G*H) gain of the recurrent pre-activation's layer norm (LN)
     lncw_ptr, lncb_ptr,  # (D, H) gain and bias of the LSTM cell's layer norm (LN)
     st_ptr,  # (D, B, GROUP, 4) partial row sums exchanged for the norms (LN)
-    xh_ptr,  # (D, T, B, G*H) normalised recurrent pre-activations (LN and SAVE); NATURAL: (T, B, D, G*H)
+    xh_ptr,  # (T, B, D, G*H) normalised recurrent pre-activations (LN and SAVE), as xg
     ch_ptr,  # (D, T, B, H) normalised LSTM cell (LN and SAVE)
     rs_ptr,  # (D, T, B, 2) 1/std of both norms (LN and SAVE)
-    steps, TT, B, x_st, x_sd,  # steps run, the buffers' T, the batch; xg's strides per step and direction
+    steps, TT, B,  # steps run, the buffers' T, the batch
     H: tl.constexpr, U: tl.constexpr, BB: tl.constexpr, BK: tl.constexpr, GROUP: tl.constexpr, NG: tl.constexpr,
     NBT: tl.constexpr, D: tl.constexpr, CELL: tl.constexpr, G: tl.constexpr, SAVE: tl.constexpr,
     DROP: tl.constexpr, ZH: tl.constexpr, ZC: tl.constexpr, LN: tl.constexpr, FOLD: tl.constexpr,
-    RESIDENT: tl.constexpr, GP: tl.constexpr, SYNC: tl.constexpr, NATURAL: tl.constexpr,
+    RESIDENT: tl.constexpr, GP: tl.constexpr,
     OP_DTYPE: tl.constexpr, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     d, grp, units, rows_b, mask_b, lengths, state_off = _program_tile(len_ptr, B, H, U, BB, GROUP, NBT)
@@ -61,12 +61,8 @@ def _recurrent_layer_kernel(
     while t < steps:  # (a while loop: Triton's interpreter cannot index range() with numpy >= 2.4 scalars)
         par = t % 2
         h_base = hx_ptr + (d * 2 + par) * B * H
-        if NATURAL:  # xs, xhat and y in the layer's (T, B, D, ·) layout, each row at its own time
-            xo = _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, GH, d)
-            xio = xo
-        else:
-            xio = ((d * TT + t) * B) * GH + rows_b[:, None] * GH + units[None, :]  # stored (D, T, B, G*H)
-            xo = xio + (d * (x_sd - TT * B * GH) + t * (x_st - B * GH))  # xs's strides: the same tile, moved
+        # xs, xhat and y in the layer's (T, B, D, ·) layout, each row at its own time
+        xo = _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, GH, d)
         valid = (t < lengths)[:, None]
         zero = tl.zeros((BB, U), dtype=tl.float32)
         x0 = tl.load(xg_ptr + xo, mask=m2, other=0.0).to(tl.float32)
@@ -92,16 +88,16 @@ def _recurrent_layer_kernel(
                 mean_j, m2_j = _local_moments(a0, a1, a2, a3, G, U)
                 nb += 1
                 mean, rstd = _group_moments(st_ptr, 0, mean_j, m2_j, G * U, GH, d, rows_b, mask_b, B, jpos, GROUP, NG,
-                                            counter, nb * GROUP, SYNC)
+                                            counter, nb * GROUP)
                 if SAVE:
                     tl.store(rs_ptr + ((d * TT + t) * B + rows_b) * 2, rstd, mask=mask_b)
                 gain = lnh_ptr + d * GH + units
-                a0 = _normalise(a0, mean, rstd, gain, xh_ptr + xio, m2, SAVE)
+                a0 = _normalise(a0, mean, rstd, gain, xh_ptr + xo, m2, SAVE)
                 if G > 1:
-                    a1 = _normalise(a1, mean, rstd, gain + H, xh_ptr + xio + H, m2, SAVE)
-                    a2 = _normalise(a2, mean, rstd, gain + 2 * H, xh_ptr + xio + 2 * H, m2, SAVE)
+                    a1 = _normalise(a1, mean, rstd, gain + H, xh_ptr + xo + H, m2, SAVE)
+                    a2 = _normalise(a2, mean, rstd, gain + 2 * H, xh_ptr + xo + 2 * H, m2, SAVE)
                 if G > 3:
-                    a3 = _normalise(a3, mean, rstd, gain + 3 * H, xh_ptr + xio + 3 * H, m2, SAVE)
+                    a3 = _normalise(a3, mean, rstd, gain + 3 * H, xh_ptr + xo + 3 * H, m2, SAVE)
             if CELL != 3:
                 a0 += x0
                 a1 += x1
@@ -134,7 +130,7 @@ def _recurrent_layer_kernel(
                 mean_j, m2_j = _local_moments(c_new, c_new, c_new, c_new, 1, U)
                 nb += 1
                 mean_c, rstd_c = _group_moments(st_ptr, 2, mean_j, m2_j, U, H, d, rows_b, mask_b, B, jpos, GROUP, NG,
-                                                counter, nb * GROUP, SYNC)
+                                                counter, nb * GROUP)
                 chat = (c_new - mean_c[:, None]) * rstd_c[:, None]
                 y = (chat * tl.load(lncw_ptr + d * H + units).to(tl.float32)[None, :]
                      + tl.load(lncb_ptr + d * H + units).to(tl.float32)[None, :])
@@ -160,17 +156,14 @@ def _recurrent_layer_kernel(
         h_new = _zone(h_new, h_own, kh_ptr, so, m2, rate_h, ZH)
         h_own = tl.where(valid, h_new, h_own)
         h_out = tl.where(valid, h_new, 0.0)
-        if NATURAL:
-            tl.store(y_ptr + _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, H, d), h_out, mask=m2)
-            if SAVE and CELL != 2:  # the GRU's and Elman backward read the states in processing order
-                tl.store(out_ptr + so, h_out, mask=m2)
-        else:
+        tl.store(y_ptr + _natural_tile(_natural_step(t, d, lengths), rows_b, units, B, D, H, d), h_out, mask=m2)
+        if SAVE and CELL != 2:  # the GRU's and Elman backward read the states in processing order
             tl.store(out_ptr + so, h_out, mask=m2)
         tl.store(hx_ptr + (d * 2 + 1 - par) * B * H + rows_b[:, None] * H + units[None, :],
                  (h_own * dmask).to(hx_ptr.dtype.element_ty), mask=m2)
         # the group's barrier: every unit block has published step t before anyone reads it
         nb += 1
-        _group_barrier(counter, nb * GROUP, SYNC)
+        _group_barrier(counter, nb * GROUP)
         t += 1
     tl.store(hn_ptr + state_off, h_own, mask=m2)
     if CELL == 2:

@@ -89,7 +89,7 @@ class FusedRecurrence(torch.autograd.Function):
         extras = StepExtras(t.drop, t.keep_h, t.keep_c, settings.rate_h, settings.rate_c, t.ln_h,
                             None if t.ln_cw is None else (t.ln_cw, t.ln_cb))
         fwd = layer_forward(settings.mode, t.xs, t.w, t.b_hh, t.h0, t.c0, t.lengths, settings.steps, save=save,
-                            precision=settings.precision, extras=extras, natural=True)
+                            precision=settings.precision, extras=extras)
         ctx.settings, ctx.dtype = settings, t.xs.dtype
         if save:  # what backward reads; tensors go through save_for_backward, the rest on ctx
             ctx.fwd = fwd._replace(out=None, hn=None, cn=None, y=None)
@@ -112,7 +112,7 @@ class FusedRecurrence(torch.autograd.Function):
             mode, w, fwd, h0.float(), c0.float() if mode == "LSTM" else None, t.lengths, settings.steps,
             dout if dout is not None else y.new_zeros(y.shape), dhn if dhn is not None else zeros,
             (dcn if dcn is not None and dcn.numel() else zeros) if mode == "LSTM" else None,
-            precision=settings.precision, extras=extras, natural=True)
+            precision=settings.precision, extras=extras)
         # dW_hh[d] = draw_d^T (T*B, G*H) @ (h_{t-1} * drop)_d (T*B, H), both in each row's own time order
         h_prev = _states_before(y.view(T, B, D, H), h0.float(), t.lengths.to(y.device))
         if t.drop is not None:

@@ -10,37 +10,31 @@ from typing import Iterator, Optional, Tuple
 
 from ..cells import cell_spec
 
-__all__ = ["BARRIERS", "KERNELS", "KernelConfig", "configured", "current", "default_kernel", "describe_kernel",
+__all__ = ["KERNELS", "KernelConfig", "configured", "current", "default_kernel", "describe_kernel",
            "kernel_plan", "offsets_fit", "plan_grid", "plan_resident", "supported_hidden"]
 
-KERNELS = ("stream", "resident")
-BARRIERS = ("atomic", "ptx")
+KERNELS = ("resident", "stream")
 
 
 @dataclass(frozen=True)
 class KernelConfig:
-    """The fused kernels' tuning knobs. The defaults are the ones the GPU runs timed; the others
-    are alternatives kept for the device scripts (``experiments/gpu_variants.py``) to time.
+    """The fused kernels' one tuning knob, recorded in each fused call's decision: how W_hh is
+    read. ``"resident"`` (the default) keeps each program's rows of W_hh on chip for the whole
+    sequence; where they do not fit (:func:`plan_resident`) the call streams them from L2 each step.
+    ``"stream"`` always streams (the device scripts time one against the other). On an H200 the
+    resident kernels ran LSTM H=512 steps 2.3-2.9x faster, forward and backward, B=1 and 64,
+    float32 and bfloat16 (benchmarks/GPU_NOTES.md).
 
-    >>> KernelConfig(barrier="spin")
+    >>> KernelConfig(kernel="registers")
     Traceback (most recent call last):
-    ValueError: barrier must be one of ('atomic', 'ptx'), got 'spin'
+    ValueError: kernel must be one of ('resident', 'stream'), got 'registers'
     """
 
-    kernel: str = "stream"  # W_hh read from L2 each step; "resident": held on chip (untimed)
-    barrier: str = "atomic"  # how a group's programs meet: Triton's atomics; "ptx": red.release + ld.acquire (untimed)
-    num_warps: Optional[int] = None  # None: 4 (8 for the resident backward from H=128)
-    prefetch: bool = True  # the backward loads each step's saved activations a step early
+    kernel: str = "resident"
 
     def __post_init__(self) -> None:
         if self.kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
-        if self.barrier not in BARRIERS:
-            raise ValueError(f"barrier must be one of {BARRIERS}, got {self.barrier!r}")
-        if self.num_warps is not None and self.num_warps not in (1, 2, 4, 8, 16):
-            raise ValueError(f"num_warps must be a power of two from 1 to 16 or None, got {self.num_warps!r}")
-        if not isinstance(self.prefetch, bool):
-            raise TypeError(f"prefetch must be a bool, got {type(self.prefetch).__name__}")
 
 
 _CURRENT = [KernelConfig()]
@@ -54,8 +48,8 @@ def current() -> KernelConfig:
 
 @contextlib.contextmanager
 def configured(**changes) -> Iterator[KernelConfig]:
-    """Run the fused calls inside the block with some knobs changed (the device scripts time the
-    alternatives this way), e.g. ``with configured(kernel="resident"): layer(x)``."""
+    """Run the fused calls inside the block with the knob changed (the device scripts time the
+    kernels against each other this way), e.g. ``with configured(kernel="stream"): layer(x)``."""
     _CURRENT.append(replace(current(), **changes))
     try:
         yield _CURRENT[-1]
@@ -144,8 +138,8 @@ def plan_resident(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional[i
 
 def default_kernel() -> str:
     """The kernels (forward and backward) used unless a call names one: :func:`current`'s
-    ``kernel`` — ``stream``, the one whose GPU timings are recorded, unless :func:`configured`
-    asks for ``resident`` (W_hh on chip, not yet timed on a GPU)."""
+    ``kernel`` — ``resident`` (W_hh on chip, the faster on an H200) unless :func:`configured`
+    asks for ``stream``."""
     return current().kernel
 
 
@@ -157,6 +151,10 @@ def kernel_plan(kernel: Optional[str], mode: str, H: int, B: int, D: int, bf16: 
 
     >>> kernel_plan("stream", "LSTM", 512, 1, 2, False, 132)
     (False, (16, 16, 1, 32))
+    >>> kernel_plan(None, "LSTM", 512, 64, 2, False, 132)      # the default: resident, 128 programs
+    (True, (16, 32, 2, 32))
+    >>> kernel_plan(None, "LSTM", 512, 256, 2, False, 132)     # too many batch tiles: streamed
+    (False, (32, 64, 4, 16))
     """
     kind = default_kernel() if kernel is None else kernel
     if kind not in KERNELS:
@@ -175,7 +173,9 @@ def describe_kernel(mode: str, H: int, B: int, D: int, bf16: bool, sms: Optional
     choice between streaming W_hh and keeping it on chip is part of the dispatch, so it is shown.
 
     >>> describe_kernel("LSTM", 512, 64, 2, False, 132)
-    'stream kernel (W_hh read from L2 each step): 2 groups of 32 programs, 16 units x 64 rows each'
+    'resident kernel (W_hh held on chip): 4 groups of 32 programs, 16 units x 32 rows each'
+    >>> describe_kernel("LSTM", 1024, 64, 2, False, 132)
+    'stream kernel (W_hh read from L2 each step), as W_hh does not fit on chip for this call: 2 groups of 64 programs, 16 units x 64 rows each'
     """
     resident, (U, BB, nbt, group) = kernel_plan(None, mode, H, B, D, bf16, sms)
     how = "resident kernel (W_hh held on chip)" if resident else "stream kernel (W_hh read from L2 each step)"

@@ -5,17 +5,21 @@ module owns their buffers, dtypes and layouts (:func:`layer_forward`, :func:`lay
 how they work is described here once.
 
 Symbols: ``T`` steps, ``D`` directions, ``B`` batch, ``H`` hidden size, ``G`` gates
-(RNN 1, LSTM 4 in the step order ``[i|f|o|g]``, GRU 3 ``[r|z|n]``). Per-step tensors the kernels
-write or save are stored direction-major, (D, T, ...), and handed out as (T, D, ...) views: each
-direction's (T*B, features) is then one matrix for the weight gradient (benchmarks/GPU_NOTES.md);
-xs and dout are read through their own strides.
+(RNN 1, LSTM 4 in the step order ``[i|f|o|g]``, GRU 3 ``[r|z|n]``). At the boundary the kernels
+take and give the layer's own layout, as cuDNN's layers do: the input projections ``xs`` and
+their gradient (T, B, D, G*H), the output ``y`` and its gradient (T, B, D*H), each row in its
+own time order — the kernels read and write the backward direction's step ``t`` at
+``len-1-t`` —, so no reversed or concatenated copies surround them. What they save for the
+backward pass is stored direction-major, (D, T, ...), in processing order, handed out as
+(T, D, ...) views: each direction's (T*B, features) is then one matrix for the weight gradient.
 
 Work split: program ``(d, batch tile, unit block)`` owns ``U`` hidden units of direction ``d``
 for ``BB`` sequences. Each step it reads the whole previous ``h`` of its direction and batch
 tile (``BB x H``, from a double-buffered global exchange area), multiplies it with the rows of
-``W_hh`` that feed its units — streamed from L2 in K chunks (``kernel="stream"``), or held on
-chip for the whole sequence as one (64, H) tile, the first operand of ``W_tile @ h^T``
-(``kernel="resident"``) — adds the precomputed input projections, runs
+``W_hh`` that feed its units — held on chip for the whole sequence as one (64, H) tile, the
+first operand of ``W_tile @ h^T`` (``kernel="resident"``, the default where it fits: 2.3-2.9x
+faster steps on an H200), or streamed from L2 in K chunks (``kernel="stream"``, for the hidden
+sizes and batches the resident tile does not fit) — adds the precomputed input projections, runs
 the cell, keeps ``c`` in registers, publishes its slice of the new ``h``, and meets the other
 programs of its group at a barrier (one atomic counter per group, release/acquire at GPU
 scope). The grid never exceeds what the GPU runs at once, so the barrier cannot deadlock.
@@ -26,11 +30,7 @@ that its units' ``dh`` needs. Resident, each program multiplies its own ``dA`` b
 ``W_hh`` (the forward's tile, held on chip) into a share of ``dh`` for every unit, publishes the
 share, and after the barrier adds the group's shares for its units in a fixed order.
 
-The inputs come in the layer's own layout, ``natural=True`` (what the layers run): each row in
-its own time order, the kernels reading the backward direction's step ``t`` at ``len-1-t``.
-``natural=False`` (the kernel-level tests, the device scripts) takes them in processing order,
-the backward direction already reversed within each sequence's real part. Either way both
-directions stop at the same step; at steps ``t >= lengths[b]`` the state is kept and the
+Both directions stop at the same step; at steps ``t >= lengths[b]`` the state is kept and the
 output is 0.
 
 Regularisers (:class:`StepExtras`, masks sampled by the caller): recurrent dropout multiplies
@@ -58,8 +58,7 @@ from torch import Tensor
 from ..cells import CELLS
 from .backward import _recurrent_layer_backward_kernel
 from .forward import _recurrent_layer_kernel
-from . import (BARRIERS, KERNELS, current, default_kernel, hardware, kernel_plan, offsets_fit, plan_grid, plan_resident,
-               supported_hidden)
+from . import KERNELS, default_kernel, hardware, kernel_plan, offsets_fit, plan_grid, plan_resident, supported_hidden
 
 __all__ = ["CELL_CODES", "KERNELS", "Backward", "Forward", "StepExtras", "default_kernel", "layer_backward",
            "layer_forward", "plan_grid", "plan_resident", "supported_hidden"]
@@ -119,12 +118,6 @@ def _direction_major(x: Tensor) -> Tensor:
     return x.transpose(0, 1).contiguous()
 
 
-def _dense_blocks(x: Tensor) -> Tensor:
-    """``x`` (T, D, B, F) as the kernels read xs and dout: any step and direction strides, each
-    (B, F) block dense (copied only where it is not)."""
-    return x if x.stride(3) == 1 and x.stride(2) == x.shape[3] else x.contiguous()
-
-
 def _time_major(x: Tensor) -> Tensor:
     """The (T, D, ...) view of (D, T, ...) storage."""
     return x.transpose(0, 1)
@@ -132,19 +125,19 @@ def _time_major(x: Tensor) -> Tensor:
 
 class Forward(NamedTuple):
     """:func:`layer_forward`'s results; the saved tensors are None unless ``save`` (and the feature)
-    asks. The per-step tensors are (T, D, ...) views of direction-major (D, T, ...) storage, in
-    processing order (the backward direction's step t is its row's real step ``len-1-t``), but
-    for ``y`` and, with ``natural``, ``xhat``: (T, B, D, ...) in each row's own time order."""
+    asks. ``y`` and ``xhat`` are (T, B, ...) in each row's own time order; the other per-step
+    tensors (T, D, ...) views of direction-major (D, T, ...) storage, in processing order (the
+    backward direction's step t is its row's real step ``len-1-t``)."""
 
-    out: Optional[Tensor]  # (T, D, B, H); with ``natural`` only when ``save``, and not for the LSTM (unread)
+    out: Optional[Tensor]  # (T, D, B, H) the outputs in processing order, only when ``save``, not for the LSTM (unread)
     hn: Tensor  # (D, B, H)
     cn: Optional[Tensor]  # (D, B, H), LSTM
     cs: Optional[Tensor]  # (T, D, B, H) LSTM cell states / GRU h W_n^T + b_hn
     gates: Optional[Tensor]  # (T, D, B, G*H) gate activations
-    xhat: Optional[Tensor] = None  # (T, D, B, G*H) normalised recurrent pre-activations (layer norm)
+    xhat: Optional[Tensor] = None  # (T, B, D, G*H) normalised recurrent pre-activations (layer norm)
     chat: Optional[Tensor] = None  # (T, D, B, H) normalised LSTM cells (layer norm)
     rstd: Optional[Tensor] = None  # (T, D, B, 2) 1/std of both norms (layer norm)
-    y: Optional[Tensor] = None  # (T, B, D*H) with ``natural``: the layer's output as torch.nn lays it out (:func:`_output_dtype`)
+    y: Optional[Tensor] = None  # (T, B, D*H) the layer's output as torch.nn lays it out (:func:`_output_dtype`)
 
 
 def _dot_types(dtype: torch.dtype, precision: str) -> dict:
@@ -168,7 +161,7 @@ def _exchange_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _output_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype of the layer's output y and of its gradient at the kernels' natural boundary:
+    """The dtype of the layer's output y and of its gradient at the kernels' boundary:
     the layer's own for bfloat16 layers — the kernel rounds y as the layer would (to nearest
     even) instead of writing float32 for PyTorch to convert, and reads the gradient as autograd
     hands it over (benchmarks/GPU_NOTES.md); float32 otherwise."""
@@ -185,16 +178,6 @@ def _gradient_dtype(dtype: torch.dtype, mode: str, ln: bool) -> torch.dtype:
     return torch.bfloat16 if dtype == torch.bfloat16 and (mode == "GRU" or not ln) else torch.float32
 
 
-def _sync_code(barrier: Optional[str]) -> int:
-    """The kernels' SYNC switch: ``barrier`` or :func:`birnn.kernels.current`'s (``atomic``, the
-    timed default, or ``ptx``: red.release + ld.acquire spin). The interpreter cannot run inline
-    PTX, so it always takes Triton's atomics."""
-    kind = barrier if barrier is not None else current().barrier
-    if kind not in BARRIERS:
-        raise ValueError(f"barrier must be one of {BARRIERS}, got {kind!r}")
-    return 1 if kind == "ptx" and not hardware.interpreting() else 0
-
-
 def _written(shape: Tuple[int, ...], *, zero: bool = False, **kw) -> Tensor:
     """A buffer the kernels write, every element the caller reads (``zero``: one that starts at
     zero, parts of which only some cells write). The one place such buffers are allocated, so the
@@ -209,24 +192,18 @@ def _geometry(plan: Tuple[int, int, int, int]) -> dict:
 
 def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h0: Tensor, c0: Optional[Tensor],
                   lengths: Tensor, steps: int, *, save: bool = False, precision: str = "tf32",
-                  extras: StepExtras = StepExtras(), kernel: Optional[str] = None, num_warps: Optional[int] = None,
-                  barrier: Optional[str] = None, natural: bool = False) -> Forward:
-    """Run one layer. ``xs`` (T, D, B, G*H) in processing order — or, with ``natural``, the
-    layer's input projections as they are, (T, B, D, G*H) contiguous in each row's own time
-    order, and the kernel reads the backward direction's steps reversed within each row and
-    writes ``y`` (T, B, D*H) likewise —, ``w_hh`` (D, G*H, H) in step order, ``h0``/``c0``
-    (D, B, H), ``lengths`` (B,) (the number of real steps, any device), ``extras`` the fused
-    regularisers, ``kernel`` how W_hh is read (``"stream"`` from L2 each step, ``"resident"``
-    on chip; None: :func:`default_kernel`), ``barrier`` how programs meet (``"atomic"`` or
-    ``"ptx"``; None: :func:`birnn.kernels.current`'s, see :func:`_sync_code`). Returns ``out``
-    (T, D, B, H), ``h_n``, ``c_n`` (D, B, H), and with ``save`` what the backward pass needs
-    (every buffer it writes comes from :func:`_written`)."""
-    if natural:
-        T, B, D, GH = xs.shape
-        xs = xs.contiguous()
-    else:
-        T, D, B, GH = xs.shape
-        xs = _dense_blocks(xs)
+                  extras: StepExtras = StepExtras(), kernel: Optional[str] = None) -> Forward:
+    """Run one layer. ``xs`` the layer's input projections (T, B, D, G*H), each row in its own
+    time order (the kernel reads the backward direction's steps reversed within each row and
+    writes ``y`` (T, B, D*H) likewise), ``w_hh`` (D, G*H, H) in step order, ``h0``/``c0``
+    (D, B, H), ``lengths`` (B,) (the number of real steps, any device), ``steps`` how many steps
+    to run (max(lengths)), ``extras`` the fused regularisers, ``kernel`` how W_hh is read
+    (``"resident"`` on chip, ``"stream"`` from L2 each step; None: :func:`default_kernel`, which
+    falls back to streaming where the resident tile does not fit). Returns ``y``, ``h_n``,
+    ``c_n`` (D, B, H), and with ``save`` what the backward pass needs (every buffer it writes
+    comes from :func:`_written`)."""
+    T, B, D, GH = xs.shape
+    xs = xs.contiguous()
     H = w_hh.shape[-1]
     cell = CELL_CODES[mode]
     G = _GATES[cell]
@@ -242,10 +219,10 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     codes = extras.codes()
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
-    y = _written((T, B, D, H), device=dev, dtype=_output_dtype(xs.dtype)) if natural else None
-    # per-step tensors direction-major (:func:`_direction_major`), in processing order; with ``natural``
-    # the outputs in that order only for the GRU's and the Elman RNN's backward (the LSTM's reads c)
-    out = _written((D, T, B, H), **f32) if not natural or (save and mode != "LSTM") else y
+    y = _written((T, B, D, H), device=dev, dtype=_output_dtype(xs.dtype))
+    # per-step tensors direction-major (:func:`_direction_major`), in processing order: the outputs only for the
+    # GRU's and the Elman RNN's backward (the LSTM's reads c)
+    out = _written((D, T, B, H), **f32) if save and mode != "LSTM" else y
     hx = torch.zeros(D, 2, B, H, device=dev, dtype=_exchange_dtype(xs.dtype))
     hx[:, 0] = h0 if extras.drop is None else h0 * extras.drop
     hn = _written((D, B, H), **f32)
@@ -255,35 +232,34 @@ def layer_forward(mode: str, xs: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], h
     gates = _written((D, T, B, GH), **f32) if keeps else out
     ln = codes["LN"]
     st = torch.zeros(D, B, geo["GROUP"], 4, **f32) if ln else out
-    xhat = _written((T, B, D, GH) if natural else (D, T, B, GH), **f32) if ln and save else out
+    xhat = _written((T, B, D, GH), **f32) if ln and save else out
     chat = _written((D, T, B, H), **f32) if ln and save and mode == "LSTM" else out
     rstd = _written((D, T, B, 2), zero=True, **f32) if ln and save else out  # (slot 1, the cell norm's, stays 0 but for LSTMs)
-    if natural:  # steps >= ``steps`` are every row's padding (the kernel runs the first ``steps``)
-        y[steps:] = 0.0
+    y[steps:] = 0.0  # steps >= ``steps`` are every row's padding (the kernel runs the first ``steps``)
     bar = torch.zeros(D * geo["NBT"], device=dev, dtype=torch.int32)
     lens = lengths.to(device=dev, dtype=torch.int32)
     grid = (D * geo["NBT"] * geo["GROUP"],)
     _launch(_recurrent_layer_kernel, grid, (
         xs, w_hh.contiguous(), (b_hh if b_hh is not None else hn).contiguous(), h0.contiguous(),
-        (c0 if c0 is not None else h0).contiguous(), lens, y if natural else out, out, hx, hn, cn, cs, gates, bar,
-        *extras.pointers(out, T), st, xhat, chat, rstd, steps, T, B, xs.stride(0), xs.stride(1)), BK,
+        (c0 if c0 is not None else h0).contiguous(), lens, y, out, hx, hn, cn, cs, gates, bar,
+        *extras.pointers(out, T), st, xhat, chat, rstd, steps, T, B), BK,
         H=H, **geo, D=D, CELL=cell, G=G, SAVE=save, FOLD=not (ln or resident) and mode != "GRU", **codes,
-        RESIDENT=resident, GP=4 if G > 1 else 1, SYNC=_sync_code(barrier), NATURAL=natural,
-        **_dot_types(xs.dtype, precision), num_warps=num_warps or current().num_warps or 4)
-    saved = (lambda x: _time_major(x) if save and x is not out else None)
+        RESIDENT=resident, GP=4 if G > 1 else 1, **_dot_types(xs.dtype, precision), num_warps=4)
+
+    def saved(x):
+        return _time_major(x) if save and x is not out and x is not y else None
+
     return Forward(None if out is y else _time_major(out), hn, (cn if mode == "LSTM" else None), saved(cs),
-                   saved(gates), (xhat if natural and save and ln else saved(xhat)), saved(chat), saved(rstd),
-                   None if y is None else y.view(T, B, D * H))
+                   saved(gates), (xhat if ln and save else None), saved(chat), saved(rstd), y.view(T, B, D * H))
 
 
 class Backward(NamedTuple):
-    """:func:`layer_backward`'s results; the per-step tensors are (T, D, ...) views of
-    direction-major storage, as :class:`Forward`'s — but ``dx``, ``dy`` and ``draw`` with
-    ``natural``: (T, B, D, G*H) in each row's own time order."""
+    """:func:`layer_backward`'s results: ``dx``, ``dy`` and ``draw`` (T, B, D, G*H) in each row's
+    own time order, as ``xs``; ``dyc`` a (T, D, ...) view of direction-major storage."""
 
-    dx: Tensor  # (T, D, B, G*H) gradient of the input projections (bfloat16 layers: see :func:`_gradient_dtype`)
-    dy: Tensor  # (T, D, B, G*H) of the hidden pre-activations after the norm (for the GRU's b_hh, the norm's gain)
-    draw: Tensor  # (T, D, B, G*H) of h W_hh^T (for W_hh)
+    dx: Tensor  # gradient of the input projections (bfloat16 layers: see :func:`_gradient_dtype`)
+    dy: Tensor  # of the hidden pre-activations after the norm (for the GRU's b_hh, the norm's gain)
+    draw: Tensor  # of h W_hh^T (for W_hh)
     dh0: Tensor  # (D, B, H)
     dc0: Optional[Tensor]  # (D, B, H), LSTM
     dyc: Optional[Tensor]  # (T, D, B, H) of the cell norm's output (for its gain and bias), LSTM with layer norm
@@ -291,18 +267,14 @@ class Backward(NamedTuple):
 
 def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Optional[Tensor], lengths: Tensor,
                    steps: int, dout: Tensor, dhn: Tensor, dcn: Optional[Tensor], *, precision: str = "tf32",
-                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None, prefetch: Optional[bool] = None,
-                   num_warps: Optional[int] = None, barrier: Optional[str] = None, natural: bool = False) -> Backward:
+                   extras: StepExtras = StepExtras(), kernel: Optional[str] = None) -> Backward:
     """Backpropagation through time for :func:`layer_forward` (run with ``save=True`` and the
-    same ``extras``). ``kernel`` as there: ``"stream"`` reads W_hh's columns from L2 each step,
-    ``"resident"`` keeps this program's rows on chip and sums every program's share of dh.
-    ``prefetch`` loads each step's saved activations a step early, before the barrier (variant
-    13; off only to time it). ``num_warps``: 4 streaming; 8 resident from H=128, whose (H, BB)
+    same ``extras``). ``dout`` is the gradient of ``y`` (T, B, D*H); ``dx``, ``dy``, ``draw``
+    come back (T, B, D, G*H), in the same layout as ``xs``. ``kernel`` as there: ``"stream"``
+    reads W_hh's columns from L2 each step, ``"resident"`` keeps this program's rows on chip and
+    sums every program's share of dh. The resident backward runs 8 warps from H=128, whose (H, BB)
     share then splits over two warpgroups of at least 64 rows each (ptxas: no spills at H=512,
-    where 4 warps spill up to 176 bytes; 64-row halves, as a 64-row product over 8 warps failed on
-    the GPU, are not used). ``barrier`` and ``natural`` as in :func:`layer_forward`:
-    with ``natural``, ``dout`` is the gradient of ``y`` (T, B, D*H) and ``dx``, ``dy``, ``draw``
-    come back (T, B, D, G*H)."""
+    where 4 warps spill up to 176 bytes); the others 4."""
     out = fwd.out if fwd.out is not None else fwd.cs  # (an LSTM's backward reads c, not the outputs)
     T, D, B, H = out.shape
     cell = CELL_CODES[mode]
@@ -310,21 +282,21 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     GH = G * H
     dev = out.device
     resident, plan = kernel_plan(kernel, mode, H, B, D, w_hh.dtype == torch.bfloat16, hardware.multiprocessors(dev))
-    prefetch = current().prefetch if prefetch is None else prefetch
     geo = _geometry(plan)
     codes = extras.codes()
     ln = codes["LN"]
     BK = 128 if H % 128 == 0 else min(64, H)
     f32 = dict(device=dev, dtype=torch.float32)
-    # direction-major (:func:`_direction_major`) or natural; the kernel writes every step < ``steps``
+    # the layer's layout; the kernel writes every step < ``steps``
     grad = dict(device=dev, dtype=_gradient_dtype(w_hh.dtype, mode, ln))
-    dx = _written((T, B, D, GH) if natural else (D, T, B, GH), **grad)
+    dx = _written((T, B, D, GH), **grad)
     dy = _written(dx.shape, device=dev, dtype=torch.float32) if mode == "GRU" else dx
     draw = _written(dx.shape, device=dev, dtype=torch.float32) if ln else dy
     dyc = _written((D, T, B, H), **f32) if ln and mode == "LSTM" else None
-    for buf in {id(x): x for x in (dx, dy, draw, dyc) if x is not None}.values():  # (dy, draw may be dx)
-        steps_of = buf if natural and buf is not dyc else buf.transpose(0, 1)  # (T, ...) either way
-        steps_of[steps:] = 0.0  # steps beyond ``steps``: every row's padding
+    for buf in {id(x): x for x in (dx, dy, draw) if x is not None}.values():  # (dy, draw may be dx)
+        buf[steps:] = 0.0  # steps beyond ``steps``: every row's padding
+    if dyc is not None:
+        dyc[:, steps:] = 0.0
     # exchange area: streaming, dA (D, 2, B, G*H); resident, the shares of dh (D, 2, GROUP, B, H),
     # each written in full by its program before the barrier that precedes any read (no fill)
     ex = (torch.empty(D, 2, geo["GROUP"], B, H, **f32) if resident  # shares are sums: float32
@@ -334,21 +306,15 @@ def layer_backward(mode: str, w_hh: Tensor, fwd: Forward, h0: Tensor, c0: Option
     dc0 = torch.empty(D, B, H, **f32) if mode == "LSTM" else dh0
     bar = torch.zeros(D * geo["NBT"], device=dev, dtype=torch.int32)
     out_d = _direction_major(out)  # no copy for layer_forward's results
-    cs, gates, *saved = (_direction_major(x) if x is not None else out_d
-                         for x in (fwd.cs, fwd.gates, None if natural else fwd.xhat, fwd.chat, fwd.rstd))
-    if natural:
-        saved[0] = fwd.xhat if fwd.xhat is not None else out_d  # (T, B, D, G*H) as the forward wrote it
-        dout = dout.to(_output_dtype(dout.dtype)).contiguous().view(T, B, D, H)
-    else:
-        dout = _dense_blocks(dout.float())
+    cs, gates, chat, rstd = (_direction_major(x) if x is not None else out_d
+                             for x in (fwd.cs, fwd.gates, fwd.chat, fwd.rstd))
+    xhat = fwd.xhat if fwd.xhat is not None else out_d  # (T, B, D, G*H) as the forward wrote it
+    dout = dout.to(_output_dtype(dout.dtype)).contiguous().view(T, B, D, H)
     _launch(_recurrent_layer_backward_kernel, (D * geo["NBT"] * geo["GROUP"],), (
         w_hh.contiguous(), out_d, h0.contiguous(), (c0 if c0 is not None else h0).contiguous(), cs, gates,
         lengths.to(device=dev, dtype=torch.int32), dout, dhn.contiguous().float(),
         (dcn if dcn is not None else dhn).contiguous().float(), dx, dy, draw, (dyc if dyc is not None else dx), ex,
-        dh0, dc0, bar, *extras.pointers(out_d, T), st, *saved, steps, T, B, dout.stride(0), dout.stride(1)), BK,
-        H=H, **geo, D=D, CELL=cell, G=G, **codes, RESIDENT=resident, GP=4 if G > 1 else 1, PREFETCH=prefetch,
-        SYNC=_sync_code(barrier), NATURAL=natural, **_dot_types(w_hh.dtype, precision),
-        num_warps=num_warps or current().num_warps or (8 if resident and H >= 128 else 4))
-    per_step = (lambda x: x) if natural else _time_major
-    return Backward(per_step(dx), per_step(dy), per_step(draw), dh0, (dc0 if mode == "LSTM" else None),
-                    None if dyc is None else _time_major(dyc))
+        dh0, dc0, bar, *extras.pointers(out_d, T), st, xhat, chat, rstd, steps, T, B), BK,
+        H=H, **geo, D=D, CELL=cell, G=G, **codes, RESIDENT=resident, GP=4 if G > 1 else 1,
+        **_dot_types(w_hh.dtype, precision), num_warps=8 if resident and H >= 128 else 4)
+    return Backward(dx, dy, draw, dh0, (dc0 if mode == "LSTM" else None), None if dyc is None else _time_major(dyc))
