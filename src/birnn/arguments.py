@@ -22,7 +22,7 @@ from .batch import (align, check_lengths, check_offsets, lengths_from_mask, mask
                     padded_from_offsets, traced, values_from_padded)
 from .errors import DeviceError, DtypeError, ShapeError
 
-__all__ = ["Call", "LayerShape", "lengths_and_side", "prepare_call"]
+__all__ = ["Call", "LayerShape", "input_shape", "lengths_and_side", "prepare_call"]
 
 
 class LayerShape(NamedTuple):
@@ -66,6 +66,17 @@ class Call(NamedTuple):
         if self.unbatched:
             return t[:, 0]
         return t.transpose(0, 1) if batch_first else t
+
+
+def input_shape(input_size: int, batch_first: bool, module: torch.nn.Module, input) -> LayerShape:
+    """What a layer that takes no ``hx`` of its own checks (``Recurrent(cell)``, ``Bidirectional``):
+    the input's size and layout, and its dtype and device, those of ``module``'s parameters (the
+    input's where it has none)."""
+    p = next(module.parameters(), None)
+    data = input.data if isinstance(input, PackedSequence) else input
+    dtype = p.dtype if p is not None else getattr(data, "dtype", torch.float32)
+    device = p.device if p is not None else getattr(data, "device", torch.device("cpu"))
+    return LayerShape(input_size, 0, 0, 1, 1, False, batch_first, dtype, device)
 
 
 def _describe(t: Tensor) -> str:

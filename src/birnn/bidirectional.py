@@ -28,10 +28,9 @@ from typing import Optional
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from .arguments import lengths_and_side
-from .batch import align, check_lengths, pack_like, reverse_valid
+from .arguments import input_shape, prepare_call
+from .batch import reverse_valid
 from .errors import ShapeError
 from .native import run_packed
 from .output import RecurrentOutput, check_merge_mode, merge
@@ -46,22 +45,27 @@ def _interleave(f: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optiona
     return torch.stack([f, b], 1).flatten(0, 1)
 
 
-def _split(hx, batch: int):
+def _split(hx, batch: int, unbatched: bool):
     """(2L, B, P) [f0, b0, ...] -> forward (L, B, P), backward (L, B, P); pairs element-wise.
-    Each state must have an even number of rows (two directions) and the input's batch."""
+    Each state must have an even number of rows (two directions) and the input's batch; with an
+    unbatched input, (2L, P)."""
     if hx is None:
         return None, None
     parts = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
     for k, h in enumerate(parts):
         name = "hx" if len(parts) == 1 else f"hx[{k}]"
-        if not isinstance(h, torch.Tensor) or h.dim() != 3 or h.shape[0] % 2 or h.shape[1] != batch:
+        dims = 2 if unbatched else 3
+        if (not isinstance(h, torch.Tensor) or h.dim() != dims or h.shape[0] % 2
+                or (not unbatched and h.shape[1] != batch)):
             got = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
-            raise ShapeError(f"{name} must have shape (2*L, B={batch}, ·): rows [l0-fwd, l0-bwd, ...], got {got}")
+            want = "(2*L, ·)" if unbatched else f"(2*L, B={batch}, ·)"
+            raise ShapeError(f"{name} must have shape {want}: rows [l0-fwd, l0-bwd, ...], got {got}")
     if len(parts) > 1 and len({h.shape[0] for h in parts}) != 1:
         raise ShapeError(f"the states of hx must have the same number of rows, got {[tuple(h.shape) for h in parts]}")
+    parts = tuple(h.unsqueeze(1) if unbatched else h for h in parts)
     if isinstance(hx, (tuple, list)):
-        return tuple(h[0::2] for h in hx), tuple(h[1::2] for h in hx)
-    return hx[0::2], hx[1::2]
+        return tuple(h[0::2] for h in parts), tuple(h[1::2] for h in parts)
+    return parts[0][0::2], parts[0][1::2]
 
 
 def _is_torch_layer(layer: nn.Module) -> bool:
@@ -119,49 +123,38 @@ class Bidirectional(nn.Module):
         self.batch_first = layer.batch_first
         self.bidirectional = True
 
-    def forward(self, input, hx=None, *, lengths=None, mask=None, padding: str = "right") -> RecurrentOutput:
-        """``input``, ``lengths``, ``mask`` and ``padding`` as for birnn's layers; ``hx`` split
+    def forward(self, input, hx=None, *, lengths=None, mask=None, padding: str = "right",
+                cu_seqlens=None) -> RecurrentOutput:
+        """``input``, ``lengths``, ``mask``, ``padding`` and ``cu_seqlens`` as for birnn's layers
+        (every input form, checked once by :func:`birnn.arguments.prepare_call`); ``hx`` split
         into the two directions' states ([l0-fwd, l0-bwd, ...])."""
-        packed = None
-        if isinstance(input, PackedSequence):
-            if lengths is not None or mask is not None:
-                raise ValueError("lengths/mask cannot be given with a PackedSequence input: it carries its own lengths")
-            packed = input
-            input, lengths = pad_packed_sequence(input, batch_first=self.batch_first)
-        if not isinstance(input, torch.Tensor) or input.dim() != 3:
-            got = f"{input.dim()}-D tensor" if isinstance(input, torch.Tensor) else type(input).__name__
-            raise ValueError(f"Bidirectional needs a batched 3-D input (T, B, I) or (B, T, I), got a {got}")
-        time_dim = 1 if self.batch_first else 0
-        T, B = input.shape[time_dim], input.shape[1 - time_dim]
-        lengths, left = lengths_and_side(lengths, mask, padding, batch_first=self.batch_first, batch_size=B,
-                                         max_time=T)
-        if lengths is not None:
-            lengths = check_lengths(lengths, batch_size=B, max_time=T, device=input.device)
-        if left:  # run on the right-padded batch; the output goes back to the left below
-            input = align(input.transpose(0, 1) if self.batch_first else input, lengths, to="right")
-            input = input.transpose(0, 1) if self.batch_first else input
-        hx_f, hx_b = _split(hx, B)
-        reverse = reverse_valid(input, lengths, time_dim=time_dim)
-        if _is_torch_layer(self.forward_layer):
-            (f_seq, f_h, f_c), (b_seq, b_h, b_c) = (_run_torch_layer(layer, x, h, lengths) for layer, x, h in (
-                (self.forward_layer, input, hx_f), (self.backward_layer, reverse, hx_b)))
-            num_layers, path = self.forward_layer.num_layers, "torch.nn"
+        layer = self.forward_layer
+        size = layer.input_size if hasattr(layer, "input_size") else layer.cell.input_size
+        call = prepare_call(input, None, lengths, mask, input_shape(size, self.batch_first, layer, input),
+                            padding=padding, cu_seqlens=cu_seqlens)
+        x, lengths = call.x, call.user_lengths  # (T, B, I) real steps first, zero at padding
+        hx_f, hx_b = _split(hx, x.shape[1], call.unbatched)
+        reverse = reverse_valid(x, lengths)
+
+        def as_layer(t):  # the wrapped layers' own layout
+            return t.transpose(0, 1) if self.batch_first else t
+
+        if _is_torch_layer(layer):
+            (f_seq, f_h, f_c), (b_seq, b_h, b_c) = (_run_torch_layer(m, as_layer(t), h, lengths) for m, t, h in (
+                (layer, x, hx_f), (self.backward_layer, reverse, hx_b)))
+            num_layers, path = layer.num_layers, "torch.nn"
         else:
-            fwd = self.forward_layer(input, hx_f, lengths=lengths)
-            bwd = self.backward_layer(reverse, hx_b, lengths=lengths)
+            fwd = layer(as_layer(x), hx_f, lengths=lengths)
+            bwd = self.backward_layer(as_layer(reverse), hx_b, lengths=lengths)
             (f_seq, f_h, f_c), (b_seq, b_h, b_c) = ((r.time_major, r.h_n, r.c_n) for r in (fwd, bwd))
             num_layers, path = fwd.num_layers, fwd.path
         seq = torch.cat([f_seq, reverse_valid(b_seq, lengths)], -1)  # (T, B, 2P)
         merged = merge(seq.unflatten(-1, (2, seq.shape[-1] // 2)), self.merge_mode)
-
-        def layout(t):
-            if packed is not None:
-                return pack_like(t, lengths, packed)
-            if left:
-                t = align(t, lengths, to="left")
-            return t.transpose(0, 1) if self.batch_first else t
-
-        output = tuple(layout(t) for t in merged) if isinstance(merged, tuple) else layout(merged)
-        return RecurrentOutput(output, _interleave(f_h, b_h), _interleave(f_c, b_c), sequence=seq, lengths=lengths,
-                               num_layers=num_layers, num_directions=2, merge_mode=self.merge_mode,
-                               batch_first=self.batch_first, path=path)
+        output = (tuple(call.layout(t, self.batch_first) for t in merged) if isinstance(merged, tuple)
+                  else call.layout(merged, self.batch_first))
+        h_n, c_n = _interleave(f_h, b_h), _interleave(f_c, b_c)
+        if call.unbatched:
+            h_n, c_n = h_n[:, 0], (None if c_n is None else c_n[:, 0])
+        return RecurrentOutput(output, h_n, c_n, sequence=seq, lengths=lengths, num_layers=num_layers,
+                               num_directions=2, merge_mode=self.merge_mode, batch_first=self.batch_first,
+                               unbatched=call.unbatched, path=path)

@@ -28,7 +28,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .arguments import LayerShape, prepare_call
+from .arguments import input_shape, prepare_call
 from .batch import mask_from_lengths
 from .errors import ShapeError
 from .output import RecurrentOutput
@@ -100,18 +100,12 @@ class Recurrent(nn.Module):
             if m is not self and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
-    def _shape(self, input) -> LayerShape:
-        p = next(self.cell.parameters(), None)
-        data = input.data if isinstance(input, nn.utils.rnn.PackedSequence) else input
-        dtype = p.dtype if p is not None else getattr(data, "dtype", torch.float32)
-        device = p.device if p is not None else getattr(data, "device", torch.device("cpu"))
-        return LayerShape(self.cell.input_size, 0, 0, 1, 1, False, self.batch_first, dtype, device)
-
     def forward(self, input, hx=None, *, lengths=None, mask=None, padding: str = "right",
                 cu_seqlens=None) -> RecurrentOutput:
         """``input``, ``lengths``, ``mask``, ``padding`` and ``cu_seqlens`` as for birnn's layers
         (:meth:`birnn.RecurrentLayer.forward`); ``hx`` the cell's state with a leading 1."""
-        call = prepare_call(input, None, lengths, mask, self._shape(input), padding=padding, cu_seqlens=cu_seqlens)
+        shape = input_shape(self.cell.input_size, self.batch_first, self.cell, input)
+        call = prepare_call(input, None, lengths, mask, shape, padding=padding, cu_seqlens=cu_seqlens)
         x = call.x  # (T, B, I)
         T, B = x.shape[:2]
         if hx is None:

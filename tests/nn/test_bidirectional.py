@@ -129,3 +129,45 @@ def test_wrapper_runs_torch_nn_layers(cls, batch_first):
             torch.testing.assert_close(a.c_n, b.c_n)
     a.output.sum().backward()
     assert all(p.grad is not None for p in inner.parameters())
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_wrapper_takes_every_input_form_the_layers_take(batch_first):
+    """The wrapper reads its input through the layers' own entrance (prepare_call): left padding,
+    an unbatched (T, I) sequence, rows with cu_seqlens and a jagged nested tensor give what the
+    padded batch gives, in the caller's form; malformed calls fail with the layers' messages."""
+    bi, wrapped = _wrapped_twin("LSTM", batch_first)
+    lengths = torch.tensor([6, 2, 4])
+    x = torch.randn((3, 6, 4) if batch_first else (6, 3, 4), dtype=F64)
+    want = bi(x, lengths=lengths)
+    got = wrapped(x, lengths=lengths)
+    torch.testing.assert_close(got.output, want.output)
+    t = 1 if batch_first else 0
+    steps = x.transpose(0, 1) if batch_first else x  # (T, B, I)
+    # left padding: the real steps last, and the output on the same side
+    left = birnn.batch.align(steps, lengths, to="left")
+    left_out = wrapped(left.transpose(0, 1) if batch_first else left, lengths=lengths, padding="left")
+    out = left_out.output.transpose(0, 1) if batch_first else left_out.output
+    assert torch.all(out[: 6 - 2, 1] == 0)  # row 1's padding comes first
+    back = birnn.batch.align(out, lengths, to="right")
+    torch.testing.assert_close(back, want.time_major)
+    torch.testing.assert_close(left_out.h_n, want.h_n)
+    # one unbatched sequence: (T, I) in, (T, 2H) out, h_n (2L, H)
+    one = wrapped(steps[:, 0])
+    full = bi(x)
+    torch.testing.assert_close(one.output, full.time_major[:, 0])
+    torch.testing.assert_close(one.h_n, full.h_n[:, 0])
+    # cu_seqlens and jagged nested: the sequences' rows one after another
+    rows = torch.cat([steps[:n, b] for b, n in enumerate(lengths.tolist())])
+    offsets = torch.tensor([0, 6, 8, 12])
+    flat = wrapped(rows, cu_seqlens=offsets)
+    torch.testing.assert_close(flat.output, torch.cat([want.time_major[:n, b] for b, n in enumerate(lengths.tolist())]))
+    nested = wrapped(torch.nested.nested_tensor_from_jagged(rows, offsets))
+    torch.testing.assert_close(nested.output.values(), flat.output)
+    assert want.output.shape[t] == 6
+    with pytest.raises(ValueError, match="input must have input_size=4 features"):
+        wrapped(torch.randn(6, 3, 5, dtype=F64))
+    with pytest.raises(ValueError, match="give either lengths or mask, not both"):
+        wrapped(x, lengths=lengths, mask=torch.ones(x.shape[:2], dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"hx must have shape \(2\*L, ·\)"):
+        wrapped(steps[:, 0], torch.zeros(2, 3, 3, dtype=F64))
