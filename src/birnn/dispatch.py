@@ -42,7 +42,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 __all__ = ["CPU_LENGTHS", "PATHS", "Decision", "check_path", "choose", "fused_measured_faster", "measured_evidence",
-           "measured_note", "nearest_measured"]
+           "measured_note", "nearest_measured", "unexpressible"]
 
 PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "reference", "fused")
 
@@ -149,6 +149,15 @@ CPU_LENGTHS = {
 }
 
 
+def unexpressible(features: Sequence[str]) -> str:
+    """Why PyTorch's fused op cannot run a call that uses ``features`` (birnn's extras).
+
+    >>> unexpressible(["zoneout", "layer_norm"])
+    'zoneout, layer_norm: not expressible in the fused op'
+    """
+    return f"{', '.join(features)}: not expressible in the fused op"
+
+
 def _lengths_strategy(device: torch.device, mode: str, needs_grad: bool) -> Decision:
     if device.type == "cuda":
         return Decision("torch-packed", "variable lengths on CUDA: cuDNN runs packed sequences natively")
@@ -195,7 +204,7 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
     if features:
         if requested != "auto":
             raise ValueError(f"path={requested!r} cannot run {', '.join(features)}; use path='auto' or 'reference'")
-        return Decision("reference", f"{', '.join(features)}: not expressible in the fused op")
+        return Decision("reference", unexpressible(features))
     if native_blocker is not None:
         return Decision("reference", native_blocker)
     if not variable_lengths:

@@ -33,22 +33,19 @@ True
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn import init
 
 from . import backends
 from .arguments import Call, LayerShape, prepare_call
-from .cells import cell_spec
 from .dispatch import Decision, check_path
 from .errors import ArgumentTypeError
-from .init import initialise
 from .options import PROBABILITIES, LayerOptions
 from .output import RecurrentOutput, merge
+from .parameters import create_extras, extra_names, reset, torch_draws
 
 __all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
 
@@ -81,62 +78,20 @@ class RecurrentLayer(nn.RNNBase):
         self._create_extra_parameters(device, dtype)
         self._extras_ready = True
         # torch.nn has drawn its weights; keep those draws for init="torch" (same seed, same weights)
-        self._initialise(scheme=None if self.init == "torch" else self.init)
+        reset(self, scheme=None if self.init == "torch" else self.init)
 
-    # -- parameters --------------------------------------------------------------------------
-    def _direction_suffixes(self):
-        return ["", "_reverse"][: self.num_directions]
-
+    # -- parameters (birnn.parameters: names, shapes, how they start) ------------------------
     def _create_extra_parameters(self, device, dtype) -> None:
-        factory = {"device": device, "dtype": dtype}
-        spec, H = cell_spec(self.mode), self.hidden_size
-        P = self.proj_size or H
-        rows = self.num_layers * self.num_directions
-        if self.initial_state == "learned":
-            self.initial_h = nn.Parameter(torch.zeros(rows, 1, P, **factory))
-            if self.mode == "LSTM":
-                self.initial_c = nn.Parameter(torch.zeros(rows, 1, H, **factory))
-        for l in range(self.num_layers):
-            F_l = self.input_size if l == 0 else P * self.num_directions
-            for sfx in self._direction_suffixes():
-                if self.layer_norm:
-                    setattr(self, f"ln_ih_l{l}{sfx}", nn.Parameter(torch.ones(spec.gates * H, **factory)))
-                    setattr(self, f"ln_hh_l{l}{sfx}", nn.Parameter(torch.ones(spec.gates * H, **factory)))
-                    if self.mode == "LSTM":
-                        setattr(self, f"ln_cell_weight_l{l}{sfx}", nn.Parameter(torch.ones(H, **factory)))
-                        setattr(self, f"ln_cell_bias_l{l}{sfx}", nn.Parameter(torch.zeros(H, **factory)))
-                if self.residual == "highway":
-                    setattr(self, f"weight_hw_ih_l{l}{sfx}", nn.Parameter(torch.empty(2 * H, F_l, **factory)))
-                    setattr(self, f"weight_hw_hh_l{l}{sfx}", nn.Parameter(torch.empty(H, P, **factory)))
-                    setattr(self, f"bias_hw_l{l}{sfx}", nn.Parameter(torch.empty(H, **factory)))
+        for name, p in create_extras(self, device, dtype).items():
+            setattr(self, name, p)
+        self._extra_names = extra_names(self)  # what the backends read besides torch.nn's weights
 
     def reset_parameters(self) -> None:
         """torch.nn's initialisation (same draws, same order), or the ``init`` scheme, then extras."""
         if not getattr(self, "_extras_ready", False):  # called by RNNBase.__init__: torch.nn's scheme
-            stdv = 1.0 / math.sqrt(self.hidden_size)
-            for w in self._flat_weights:
-                init.uniform_(w, -stdv, stdv)
+            torch_draws(self._flat_weights, self.hidden_size)
             return
-        self._initialise(scheme=self.init)
-
-    @torch.no_grad()
-    def _initialise(self, scheme: Optional[str]) -> None:
-        if scheme is not None:
-            initialise(self._weights_by_layer_flat(), scheme=scheme, gates=cell_spec(self.mode).gates,
-                       hidden_size=self.hidden_size)
-        if self.forget_bias is not None:
-            f = cell_spec(self.mode).gate_slice("f", self.hidden_size)
-            for group in self._weights_by_layer_flat():
-                group[2][f] = self.forget_bias
-                group[3][f] = 0.0
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in self.named_parameters():
-            if name.startswith(("weight_hw_", "bias_hw_")):
-                init.uniform_(p, -stdv, stdv)
-            elif name.startswith("ln_"):
-                p.fill_(0.0 if "bias" in name else 1.0)
-            elif name in ("initial_h", "initial_c"):
-                p.zero_()
+        reset(self, scheme=self.init)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()

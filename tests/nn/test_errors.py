@@ -156,5 +156,5 @@ def test_bidirectional_wrapper_errors():
         birnn.Bidirectional(birnn.LSTM(5, 3, bidirectional=True))
     with raises(ValueError, "layer and backward_layer must agree on batch_first"):
         birnn.Bidirectional(birnn.LSTM(5, 3), backward_layer=birnn.LSTM(5, 3, batch_first=True))
-    with raises(ValueError, "Bidirectional needs a batched 3-D input"):
-        birnn.Bidirectional(birnn.LSTM(5, 3))(torch.randn(4, 5))
+    with raises(ValueError, "input must be 3-D (T, B, I) or 2-D unbatched (T, I), got a 1-D tensor of shape (4,)"):
+        birnn.Bidirectional(birnn.LSTM(5, 3))(torch.randn(4))  # (the layers' own entrance and message)

@@ -8,6 +8,7 @@ from typing import Optional
 
 import torch
 
+from ..dispatch import unexpressible
 from ..native import run_chunked, run_packed, run_whole
 from .plan import LayerPlan
 from .stack import Ran, stack
@@ -21,7 +22,7 @@ class Native:
     def supports(self, plan: LayerPlan) -> Optional[str]:
         unrun = plan.features + plan.call_extras
         if unrun:
-            return f"{', '.join(unrun)}: not expressible in the fused op"
+            return unexpressible(unrun)
         return self.traced_blocker(plan)
 
     @staticmethod

@@ -212,9 +212,6 @@ def _weights(layer) -> Tuple[Tuple[Tuple[Tensor, ...], ...], ...]:
     return tuple(tuple(tuple(groups[l * D + d]) for d in range(D)) for l in range(layer.num_layers))
 
 
-EXTRA_PREFIXES = ("ln_", "weight_hw_", "bias_hw_")
-
-
 def plan_call(layer, call, wanted: Sequence[str] = ()) -> LayerPlan:
     """The plan of one call of ``layer`` (a :class:`birnn.layers.RecurrentLayer`) on ``call``
     (:class:`birnn.arguments.Call`); ``wanted``: the names of ``return_all``."""
@@ -226,7 +223,7 @@ def plan_call(layer, call, wanted: Sequence[str] = ()) -> LayerPlan:
     weights = _weights(layer)
     between, between_is_dropout = _between(layer, x, B)
     masks = _masks(layer, T, B, x)
-    params = {n: p for n, p in layer.named_parameters() if n.startswith(EXTRA_PREFIXES)}
+    params = {n: getattr(layer, n) for n in layer._extra_names}  # (birnn.parameters: named once per layer)
     return LayerPlan(
         mode=layer.mode, requested=layer.path, x=x, lengths=call.lengths, h0=h0, c0=c0, weights=weights,
         hidden_size=layer.hidden_size, proj_size=layer.proj_size, num_directions=layer.num_directions,
