@@ -165,13 +165,7 @@ class RecurrentLayer(nn.RNNBase):
         plan = backends.plan_call(self, call, wanted)  # shapes, weights, every mask: sampled once
         if plan.T == 0:
             return self._empty(call, plan)
-        decision = backends.decide(plan)
-        if torch.jit.is_tracing() and (call.user_lengths is not None or decision.path != "torch"):
-            raise RuntimeError(
-                "torch.jit.trace cannot record this call: it would bake the lengths and the step loop of the "
-                f"example into the graph ({decision.path} path), silently wrong for other lengths or T. Use "
-                "torch.export.export or torch.onnx.export(..., dynamo=True) instead, or trace a call without "
-                "lengths and birnn extras (PyTorch's fused op, one node for any T)")
+        decision = backends.decide(plan)  # raises where torch.jit.trace would record it wrongly
         ran = backends.run(plan, decision)
         self.last_decision = decision
         return self._result(call, ran, decision.path)

@@ -34,6 +34,8 @@ from __future__ import annotations
 import warnings
 from typing import Dict
 
+import torch
+
 from ..dispatch import Decision, choose, measured_evidence
 from .base import Backend
 from .fused import Fused
@@ -87,6 +89,12 @@ def decide(plan: LayerPlan) -> Decision:
     if plan.B == 0:  # the reference path all the same: outputs stay connected to the parameters (zero gradients)
         decision = Decision("reference", "empty batch (B=0): the reference path, outputs of shape (T, 0, ·) "
                                          "connected to the parameters, as torch.nn's")
+    if torch.jit.is_tracing() and (plan.lengths_given or decision.path != "torch"):
+        raise RuntimeError(
+            "torch.jit.trace cannot record this call: it would bake the lengths and the step loop of the "
+            f"example into the graph ({decision.path} path), silently wrong for other lengths or T. Use "
+            "torch.export.export or torch.onnx.export(..., dynamo=True) instead, or trace a call without "
+            "lengths and birnn extras (PyTorch's fused op, one node for any T)")
     return decision
 
 

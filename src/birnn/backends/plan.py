@@ -49,6 +49,7 @@ class LayerPlan:
     requested: str  # the layer's ``path`` ("auto" or a backend's path name)
     x: Tensor  # (T, B, I) time-major, zero at padded steps, input dropout applied
     lengths: Optional[Tensor]  # (B,) int64 on x's device; None when every sequence has T steps
+    lengths_given: bool  # the caller gave lengths (or a mask, packed, nested or cu_seqlens input), full or not
     h0: Tensor  # (L*D, B, P), row l*D + d
     c0: Optional[Tensor]  # (L*D, B, H) for LSTM, else None
     weights: Tuple[Tuple[Tuple[Tensor, ...], ...], ...]  # [l][d]: (w_ih, w_hh, (b_ih, b_hh), (w_hr))
@@ -225,7 +226,8 @@ def plan_call(layer, call, wanted: Sequence[str] = ()) -> LayerPlan:
     masks = _masks(layer, T, B, x)
     params = {n: getattr(layer, n) for n in layer._extra_names}  # (birnn.parameters: named once per layer)
     return LayerPlan(
-        mode=layer.mode, requested=layer.path, x=x, lengths=call.lengths, h0=h0, c0=c0, weights=weights,
+        mode=layer.mode, requested=layer.path, x=x, lengths=call.lengths, lengths_given=call.user_lengths is not None,
+        h0=h0, c0=c0, weights=weights,
         hidden_size=layer.hidden_size, proj_size=layer.proj_size, num_directions=layer.num_directions,
         bias=layer.bias, training=layer.training, needs_grad=needs_grad,
         dropout=layer.dropout if layer.training else 0.0, between=between, between_is_dropout=between_is_dropout,
