@@ -1,7 +1,7 @@
 """The ``birnn`` command: train, evaluate, predict, resume, explain, bench, data list.
 
 It only parses and prints: data readers and datasets (:mod:`birnn.data`), task recipes
-(:mod:`birnn.tasks`), the trainer (:mod:`birnn.train`), the run configuration
+(:mod:`birnn.tasks`), a training run (:mod:`birnn.runs`), the run configuration
 (:mod:`birnn.config`), what a run reports (:mod:`birnn.report`), the explainer, and the
 benchmarks of a checkout (``birnn bench``).
 Errors are one line (``birnn: error: ...``, exit 2) unless ``--debug``.
@@ -13,14 +13,12 @@ import argparse
 import json
 import sys
 import textwrap
-import time
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from . import report
 from .options import LayerOptions
-from .config import DEFAULT_DATASET, RULES, UsageError, check_device, check_value, dump_toml, flag, resolve
+from .config import DEFAULT_DATASET, RULES, UsageError, check_device, check_value, flag, resolve
 from .config import choices as option_choices
 
 __all__ = ["main"]
@@ -62,170 +60,42 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- commands ----------------------------------------------------------------------------------
-def _train_config(conf: dict, progress: bool):
-    from .train import TrainConfig
+def _train_or_resume(conf: dict, args, run_dir: Path, resume: bool) -> int:
+    """Train (or finish) the run, then print its summary, plots and ``--json`` line."""
+    from . import runs
 
-    import torch
-
-    task = conf["task"]
-    t = dict(conf["train"])
-    t.setdefault("monitor", "mae" if task == "forecast" else "accuracy")
-    t.setdefault("maximize", t["monitor"] not in ("mae", "rmse", "loss"))
-    if t.get("device", "auto") == "auto":
-        t["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-    names = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(t) - names)
-    if unknown:
-        raise UsageError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    return TrainConfig(**t, progress=progress) if "progress" not in t else TrainConfig(**t)
-
-
-def _run_dir(args, conf) -> Path:
-    if args.out:
-        return Path(args.out)
-    src = conf["source"]
-    name = src.get("dataset") or Path(src["train"]).stem
-    return Path("runs") / f"{conf['task']}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def _finish(run, records, best: dict, run_dir: Path, conf: dict, args, trainer_history: list, train,
-            test_start: Optional[int]) -> int:
-    from .tasks import score
-
-    metrics = {k: v for k, v in best.items() if k.startswith("dev_")}
-    if records.get("test"):
-        metrics.update({f"test_{k}": v for k, v in score(run, records["test"], device=train.device).items()})
+    progress = not args.json and sys.stderr.isatty()
+    try:
+        done = runs.train(conf, run_dir, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        if (run_dir / "config.json").exists():
+            print(f"birnn: interrupted; `birnn resume {run_dir}` continues from the last checkpoint", file=sys.stderr)
+            return 130
+        raise
+    if done is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
+    train = done.train
     print()
-    print(report.summary(metrics, lead=train.monitor))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    print(report.summary(done.metrics, lead=train.monitor))
     if args.plot:
         try:
-            plotted = report.plot_run(run_dir, trainer_history, run, records, train, test_start)
+            plotted = report.plot_run(run_dir, done.history, done.run, done.records, train,
+                                      getattr(done.data, "test_start", None))
         except RuntimeError as e:  # no matplotlib
             raise UsageError(str(e)) from None
         for path in plotted:
             print(f"plot: {path}")
     print(f"model saved in {run_dir}  (birnn predict {run_dir} INPUT)")
     if args.json:
-        print(json.dumps(report.json_metrics(metrics, lead=train.monitor)))
+        print(json.dumps(report.json_metrics(done.metrics, lead=train.monitor)))
     return 0
 
 
-def _train_or_resume(conf: dict, args, run_dir: Path, resume: bool) -> int:
-    import contextlib
-    import os
-
-    from .train import init_from_env
-    from .train.lock import run_lock
-
-    init_from_env()
-    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 owns the run directory
-    made = not run_dir.exists()
-    try:
-        with run_lock(run_dir) if main_rank else contextlib.nullcontext():
-            return _train_locked(conf, args, run_dir, resume)
-    except KeyboardInterrupt:
-        if (run_dir / "config.json").exists():
-            print(f"birnn: interrupted; `birnn resume {run_dir}` continues from the last checkpoint", file=sys.stderr)
-            return 130
-        raise
-    except Exception:
-        # a failure before training began leaves no half-made run folder behind
-        if made and main_rank and not (run_dir / "config.json").exists():
-            import shutil
-
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-
-
-def _train_locked(conf: dict, args, run_dir: Path, resume: bool) -> int:
-    import os
-    from dataclasses import asdict
-
-    from .data import load_source
-    from .tasks import build_run, check_labels, monitorable, resolved_model_options, selection_defaults, train_run
-    from .train.checkpoint import atomic_write_text, load_checkpoint
-
-    main_rank = int(os.environ.get("RANK", "0")) == 0
-    data = load_source(conf["task"], conf["source"])
-    check_labels(conf["task"], data)
-    model_options = dict(conf["model"])
-    if conf["layer"]:
-        model_options["layer_options"] = dict(conf["layer"])
-    train = _train_config(conf, progress=not args.json and sys.stderr.isatty() and main_rank)
-    try:
-        run, records = build_run(conf["task"], data, model_options, seed=train.seed)
-    except TypeError as e:
-        raise UsageError(f"bad model option: {e}") from None
-    tags = run.encoder.tags.itos if run.kind == "tagging" else ()
-    updates, selection = selection_defaults(run.kind, records, tags, conf["train"], train.epochs,
-                                            _batches_per_epoch(records, train)[1])
-    train = replace(train, **updates)
-    if train.monitor not in monitorable(run.kind, tags):
-        raise UsageError(f"--monitor {train.monitor}: a {run.kind} run reports {', '.join(monitorable(run.kind, tags))}")
-    run.config["source"] = conf["source"]
-    run.config["resolved"] = conf
-    model_resolved = resolved_model_options(run.kind, conf["model"])
-    if run.kind == "text":
-        model_resolved["input"] = run.encoder.input  # what "auto" chose, so a rerun reads the same
-    if run.kind == "series":
-        model_resolved["patch"] = run.model.patch
-    resolved = {"task": conf["task"], "source": conf["source"], "model": model_resolved, "layer": conf["layer"],
-                "train": {k: v for k, v in asdict(train).items() if k != "progress"}}
-    if not resume:
-        if (run_dir / "config.json").exists() or (run_dir / "latest.json").exists():
-            raise UsageError(f"{run_dir} holds a run already; use birnn resume {run_dir} or another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "run.toml", dump_toml(resolved))
-    if main_rank:
-        print(_header(run, records, resolved, train, run_dir))
-        for line in run.config.get("notes", []) + selection:
-            print(line)
-    log = (lambda s: print(s, flush=True)) if main_rank else (lambda s: None)  # one process reports
-    best = train_run(run, records, train, run_dir, resume=resume, log=log)
-    ckpt = load_checkpoint(run_dir)
-    history = ckpt["state"]["history"] if ckpt else []
-    if not main_rank:
-        return 0
-    return _finish(run, records, best, run_dir, conf, args, history, train, getattr(data, "test_start", None))
-
-
-def _batches_per_epoch(records, train) -> Tuple[int, int]:
-    """(batches, optimizer steps) in one epoch of the training split."""
-    batches = -(-len(records["train"]) // train.batch_size)
-    return batches, -(-batches // train.accumulate)
-
-
-def _header(run, records, resolved: dict, train, run_dir: Path) -> str:
-    """The run header: what trains on what, and every setting that decides the result."""
-    import torch
-
-    n_params = sum(p.numel() for p in run.model.parameters())
-    src = resolved["source"]
-    sizes = ", ".join(f"{k} {len(v)}" for k, v in records.items())
-    model = resolved["model"]
-    layer = ", ".join(f"{k} {v}" for k, v in resolved["layer"].items())
-    shown = ", ".join(f"{k} {(' '.join(map(str, v)) or 'none') if isinstance(v, list) else v}"
-                      for k, v in model.items())
-    per_epoch, steps_per_epoch = _batches_per_epoch(records, train)
-    steps = steps_per_epoch * train.epochs
-    t = train
-    return "\n".join([
-        f"{resolved['task']}: {type(run.model).__name__} ({n_params:,} parameters); {shown}" + (f"; {layer}" if layer
-                                                                                               else ""),
-        f"data: {src.get('dataset') or src.get('train')} ({sizes})",
-        f"training: {t.epochs} epochs x {per_epoch} batches of {t.batch_size}"
-        + (f" (steps of {t.accumulate} batches)" if t.accumulate > 1 else "") + f" = {steps} steps; lr {t.lr:g} "
-        f"({t.schedule}" + (f", {t.warmup_steps} warm-up steps" if t.warmup_steps else "") + f"), weight decay "
-        f"{t.weight_decay:g}, clip {t.clip_norm:g}; monitor dev {t.monitor}, patience {t.patience}, ends on the "
-        f"{'best dev epoch' if t.select == 'best' else 'last epoch'}; seed {t.seed}",
-        f"device: {t.device}, {torch.get_num_threads()} threads; run dir {run_dir} (settings in run.toml)",
-    ])
-
-
 def cmd_train(args) -> int:
+    from .runs import run_dir_for
+
     conf = resolve(vars(args))
-    return _train_or_resume(conf, args, _run_dir(args, conf), resume=False)
+    return _train_or_resume(conf, args, run_dir_for(conf, args.out), resume=False)
 
 
 def cmd_resume(args) -> int:

@@ -1,0 +1,182 @@
+"""One training run, from a resolved configuration (:func:`birnn.config.resolve`) to a finished
+run directory: build the preprocessing and the model, pick what the run monitors, train, score
+the test split, write ``metrics.json``. ``birnn train`` / ``birnn resume`` and :func:`birnn.fit`
+both run it; the command line only prints around it.
+
+A run directory holds ``run.toml`` (every resolved setting, so ``birnn train --config`` reruns
+it), ``config.json`` and the weights (:mod:`birnn.train.checkpoint`), ``log.jsonl``/``log.csv``
+and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Callable, Optional, Tuple
+
+from .config import UsageError, dump_toml
+
+__all__ = ["Finished", "batches_per_epoch", "header", "run_dir_for", "train", "train_config"]
+
+
+@dataclass
+class Finished:
+    """What a finished run hands back: the run (preprocessing + model on its final weights), its
+    split records, the metrics it wrote (``dev_*`` of the epoch it ended on, ``test_*``), the
+    epochs' log rows, the training configuration, the data and the run directory."""
+
+    run: object  # birnn.tasks.Run
+    records: dict
+    metrics: dict
+    history: list
+    train: object  # birnn.train.TrainConfig
+    data: object
+    run_dir: Path
+
+
+def train_config(conf: dict, progress: bool):
+    """The :class:`birnn.train.TrainConfig` of a resolved configuration's ``train`` section."""
+    import torch
+
+    from .train import TrainConfig
+
+    task = conf["task"]
+    t = dict(conf["train"])
+    t.setdefault("monitor", "mae" if task == "forecast" else "accuracy")
+    t.setdefault("maximize", t["monitor"] not in ("mae", "rmse", "loss"))
+    if t.get("device", "auto") == "auto":
+        t["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(t) - names)
+    if unknown:
+        raise UsageError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    return TrainConfig(**t, progress=progress) if "progress" not in t else TrainConfig(**t)
+
+
+def run_dir_for(conf: dict, out=None) -> Path:
+    """``out``, or ``runs/TASK-NAME-TIME``."""
+    if out:
+        return Path(out)
+    src = conf["source"]
+    name = src.get("dataset") or Path(src["train"]).stem
+    return Path("runs") / f"{conf['task']}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def batches_per_epoch(records, train) -> Tuple[int, int]:
+    """(batches, optimizer steps) in one epoch of the training split."""
+    batches = -(-len(records["train"]) // train.batch_size)
+    return batches, -(-batches // train.accumulate)
+
+
+def header(run, records, resolved: dict, train, run_dir: Path) -> str:
+    """The run header: what trains on what, and every setting that decides the result."""
+    import torch
+
+    n_params = sum(p.numel() for p in run.model.parameters())
+    src = resolved["source"]
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in records.items())
+    model = resolved["model"]
+    layer = ", ".join(f"{k} {v}" for k, v in resolved["layer"].items())
+    shown = ", ".join(f"{k} {(' '.join(map(str, v)) or 'none') if isinstance(v, list) else v}"
+                      for k, v in model.items())
+    per_epoch, steps_per_epoch = batches_per_epoch(records, train)
+    steps = steps_per_epoch * train.epochs
+    t = train
+    return "\n".join([
+        f"{resolved['task']}: {type(run.model).__name__} ({n_params:,} parameters); {shown}" + (f"; {layer}" if layer
+                                                                                               else ""),
+        f"data: {src.get('dataset') or src.get('train')} ({sizes})",
+        f"training: {t.epochs} epochs x {per_epoch} batches of {t.batch_size}"
+        + (f" (steps of {t.accumulate} batches)" if t.accumulate > 1 else "") + f" = {steps} steps; lr {t.lr:g} "
+        f"({t.schedule}" + (f", {t.warmup_steps} warm-up steps" if t.warmup_steps else "") + f"), weight decay "
+        f"{t.weight_decay:g}, clip {t.clip_norm:g}; monitor dev {t.monitor}, patience {t.patience}, ends on the "
+        f"{'best dev epoch' if t.select == 'best' else 'last epoch'}; seed {t.seed}",
+        f"device: {t.device}, {torch.get_num_threads()} threads; run dir {run_dir} (settings in run.toml)",
+    ])
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def train(conf: dict, run_dir, *, resume: bool = False, log: Callable[[str], None] = _print,
+          progress: bool = False) -> Optional[Finished]:
+    """Train (or, with ``resume``, finish) the run ``conf`` describes in ``run_dir``; ``log``
+    receives the header, the notes and a line per epoch. Under torchrun only rank 0 owns the
+    directory and reports: the other ranks return None. A failure before training began leaves
+    no half-made run directory; an interrupted run keeps its checkpoints for ``birnn resume``."""
+    from .train import init_from_env
+    from .train.lock import run_lock
+
+    run_dir = Path(run_dir)
+    init_from_env()
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 owns the run directory
+    made = not run_dir.exists()
+    try:
+        with run_lock(run_dir) if main_rank else contextlib.nullcontext():
+            return _train_locked(conf, run_dir, resume, log if main_rank else (lambda s: None), progress and main_rank,
+                                 main_rank)
+    except KeyboardInterrupt:
+        raise
+    except Exception:
+        if made and main_rank and not (run_dir / "config.json").exists():
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, main_rank: bool):
+    import json
+
+    from .data import load_source
+    from .tasks import (build_run, check_labels, monitorable, resolved_model_options, score, selection_defaults,
+                        train_run)
+    from .train.checkpoint import atomic_write_text, load_checkpoint
+
+    data = load_source(conf["task"], conf["source"])
+    check_labels(conf["task"], data)
+    model_options = dict(conf["model"])
+    if conf["layer"]:
+        model_options["layer_options"] = dict(conf["layer"])
+    train = train_config(conf, progress=progress)
+    try:
+        run, records = build_run(conf["task"], data, model_options, seed=train.seed)
+    except TypeError as e:
+        raise UsageError(f"bad model option: {e}") from None
+    tags = run.encoder.tags.itos if run.kind == "tagging" else ()
+    updates, selection = selection_defaults(run.kind, records, tags, conf["train"], train.epochs,
+                                            batches_per_epoch(records, train)[1])
+    train = replace(train, **updates)
+    if train.monitor not in monitorable(run.kind, tags):
+        raise UsageError(f"--monitor {train.monitor}: a {run.kind} run reports {', '.join(monitorable(run.kind, tags))}")
+    run.config["source"] = conf["source"]
+    run.config["resolved"] = conf
+    model_resolved = resolved_model_options(run.kind, conf["model"])
+    if run.kind == "text":
+        model_resolved["input"] = run.encoder.input  # what "auto" chose, so a rerun reads the same
+    if run.kind == "series":
+        model_resolved["patch"] = run.model.patch
+    resolved = {"task": conf["task"], "source": conf["source"], "model": model_resolved, "layer": conf["layer"],
+                "train": {k: v for k, v in asdict(train).items() if k != "progress"}}
+    if not resume:
+        if (run_dir / "config.json").exists() or (run_dir / "latest.json").exists():
+            raise UsageError(f"{run_dir} holds a run already; use birnn resume {run_dir} or another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "run.toml", dump_toml(resolved))
+    log(header(run, records, resolved, train, run_dir))
+    for line in run.config.get("notes", []) + selection:
+        log(line)
+    best = train_run(run, records, train, run_dir, resume=resume, log=log)
+    ckpt = load_checkpoint(run_dir)
+    history = ckpt["state"]["history"] if ckpt else []
+    if not main_rank:
+        return None
+    metrics = {k: v for k, v in best.items() if k.startswith("dev_")}
+    if records.get("test"):
+        metrics.update({f"test_{k}": v for k, v in score(run, records["test"], device=train.device).items()})
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return Finished(run, records, metrics, history, train, data, run_dir)
