@@ -16,7 +16,7 @@ LAYERS = [
     "errors", "batch", "cells", "output", "bridge", "regularization", "options", "init", "parameters", "recurrence",
     "native",
     "quantized", "kernels", "speed_table", "arguments", "dispatch", "graph_op", "backends", "layers", "onnx_export", "driver", "bidirectional", "explain",
-    "data", "models", "train", "tasks", "export", "plots", "config", "runs", "report", "cli", "__main__",
+    "data", "models", "train", "tasks", "export", "plots", "config", "runs", "pretrained", "report", "cli", "__main__",
 ]
 
 

@@ -14,6 +14,16 @@ from .regularization import EmbeddingDropout, VariationalDropout
 
 __version__ = "0.1.0"
 
+_TRAINED = ("TrainedModel", "fit", "load")  # the task layer's Python API (birnn.pretrained), imported when used
+
+
+def __getattr__(name: str):
+    if name in _TRAINED:
+        from . import pretrained
+
+        return getattr(pretrained, name)
+    raise AttributeError(f"module 'birnn' has no attribute {name!r}")
+
 __all__ = [
     "GRU",
     "LSTM",
@@ -26,9 +36,12 @@ __all__ = [
     "RecurrentOutput",
     "SequenceBatch",
     "TorchCell",
+    "TrainedModel",
     "VariationalDropout",
     "bridge",
+    "fit",
     "lengths_from_mask",
+    "load",
     "mask_from_lengths",
     "reverse_valid",
     "__version__",

@@ -115,25 +115,10 @@ def cmd_resume(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import read_source_file
-    from .tasks import check_known_labels, class_breakdown, evaluate_run, load_run, predictions
+    from .tasks import class_breakdown, evaluate_run, load_run, predictions, read_for_evaluation
 
     run = load_run(args.run_dir, weights=args.weights)
-    source = dict(run.config.get("source", {}), format=args.format)
-    records = read_source_file(run.task, args.data, source, channels=run.encoder.channels if run.kind == "series" else None)
-    if len(records) == 0:
-        raise UsageError(f"{args.data}: no records to evaluate")
-    if run.kind in ("text", "series"):
-        check_known_labels(records, run.encoder.labels.itos, "--data")
-    elif run.kind == "tagging":
-        check_known_labels(records, run.encoder.tags.itos, "--data", tagging=True)
-    if run.task == "forecast":
-        from .tasks import split_records
-        from .data import SeriesSplits
-
-        opts = run.encoder
-        records = split_records("forecast", SeriesSplits(records, 0, 0), {"window": opts.window,
-                                                                           "horizon": opts.horizon})["test"]
+    records = read_for_evaluation(run, args.data, args.format)
     predicted = predictions(run, records)  # once, for the metrics and the per-class report
     metrics = {f"test_{k}": v for k, v in evaluate_run(run, records, predicted=predicted).items()}
     lead = run.config.get("train", {}).get("monitor")

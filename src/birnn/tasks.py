@@ -512,6 +512,27 @@ def predict_format(run: Run, path: str, fmt: Optional[str]) -> str:
     return fmt
 
 
+def read_for_evaluation(run: Run, path, fmt: Optional[str] = None) -> list:
+    """The labelled records in ``path`` that ``run`` is scored on (``fmt``: a format of the
+    run's task, default from the extension): every label or tag one the model knows (else
+    ValueError naming ``file:line``); a forecast series becomes its windows."""
+    from .data import SeriesSplits, read_source_file
+
+    source = dict(run.config.get("source", {}), format=fmt)
+    records = read_source_file(run.task, path, source, channels=run.encoder.channels if run.kind == "series" else None)
+    if len(records) == 0:
+        raise ValueError(f"{path}: no records to evaluate")
+    if run.kind in ("text", "series"):
+        check_known_labels(records, run.encoder.labels.itos, str(path))
+    elif run.kind == "tagging":
+        check_known_labels(records, run.encoder.tags.itos, str(path), tagging=True)
+    if run.task == "forecast":
+        enc = run.encoder
+        records = split_records("forecast", SeriesSplits(records, 0, 0), {"window": enc.window,
+                                                                           "horizon": enc.horizon})["test"]
+    return records
+
+
 def read_for_prediction(run: Run, path: str, fmt: Optional[str] = None) -> list:
     """The unlabelled records in ``path`` that ``run`` predicts on (``fmt``: one of the run's
     :data:`PREDICT_FORMATS`, default from the extension), for :func:`predict_records`."""
