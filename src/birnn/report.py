@@ -65,7 +65,8 @@ def plot_run(run_dir: Path, history: list, run, records, train, test_start: Opti
 
 
 def class_table(breakdown: dict) -> str:
-    """Per-class precision / recall / F1 / support, then the confusion matrix (gold rows)."""
+    """Per-class precision / recall / F1 / support, then the confusion matrix (gold rows), then
+    for BIO tags the entities per type."""
     labels = breakdown["labels"]
     width = max(8, *(len(lab) for lab in labels))
     lines = [f"{'class':<{width}}  precision  recall  f1      support"]
@@ -75,4 +76,11 @@ def class_table(breakdown: dict) -> str:
     lines += ["", "confusion (rows: gold, columns: predicted)", " " * width + "  " + "  ".join(labels)]
     for lab, row in zip(labels, breakdown["confusion"]):
         lines.append(f"{lab:<{width}}  " + "  ".join(f"{n:>{len(other)}}" for n, other in zip(row, labels)))
+    entities = breakdown.get("entities")
+    if entities:
+        w = max(12, *(len(t) for t in entities))
+        lines += ["", "entities (exact spans, as seqeval scores them)",
+                  f"{'type':<{w}}  precision  recall  f1      support"]
+        for typ, r in entities.items():
+            lines.append(f"{typ:<{w}}  {r['precision']:.4f}     {r['recall']:.4f}  {r['f1']:.4f}  {r['support']}")
     return "\n".join(lines)

@@ -19,8 +19,8 @@ from .data import (ForecastEncoder, SeriesEncoder, SeriesSplits, TaggingEncoder,
                    make_windows)
 from .data.encoding import ENCODERS
 from .models import MODELS, Forecaster, SequenceClassifier, SequenceTagger
-from .train import (TrainConfig, Trainer, accuracy, class_report, confusion_matrix, load_config, load_weights, macro_f1,
-                    span_f1)
+from .train import (TrainConfig, Trainer, accuracy, class_report, confusion_matrix, entity_report, load_config,
+                    load_weights, macro_f1, span_f1)
 from .train.checkpoint import CheckpointError
 
 __all__ = ["PREDICT_FORMATS", "PRESETS", "TASKS", "Run", "build_run", "evaluate_run", "load_run", "predict_format",
@@ -464,15 +464,21 @@ def class_breakdown(run: Run, records: list, device="cpu", predicted: Optional[T
                     ) -> Optional[dict]:
     """Classification and tagging: ``{"labels", "per_class": {label: precision, recall, f1,
     support}, "confusion": rows gold, columns predicted}`` over labelled ``records`` (tokens
-    for tagging); None for forecasting. ``predicted``: :func:`predictions` already made."""
+    for tagging), and for BIO tags ``"entities"``: entity-level precision, recall, F1 and
+    support per type and averaged, as seqeval reports them (:func:`birnn.train.metrics.entity_report`);
+    None for forecasting. ``predicted``: :func:`predictions` already made."""
     if run.kind == "forecast":
         return None
     examples, preds = predicted or predictions(run, records, device)
-    preds, gold = _class_ids(run, examples, preds)
+    flat_p, flat_g = _class_ids(run, examples, preds)
     vocab = run.encoder.tags if run.kind == "tagging" else run.encoder.labels
     labels = list(range(len(vocab)))
-    return {"labels": list(vocab.itos), "per_class": dict(zip(vocab.itos, class_report(preds, gold, labels).values())),
-            "confusion": confusion_matrix(preds, gold, labels)}
+    out = {"labels": list(vocab.itos),
+           "per_class": dict(zip(vocab.itos, class_report(flat_p, flat_g, labels).values())),
+           "confusion": confusion_matrix(flat_p, flat_g, labels)}
+    if run.kind == "tagging" and bio_tags(vocab.itos):
+        out["entities"] = entity_report([vocab.decode(p) for p in preds], [vocab.decode(ex["tags"]) for ex in examples])
+    return out
 
 
 def predict_records(run: Run, records: list, device="cpu") -> List:

@@ -113,6 +113,10 @@ def test_tag_bio_with_crf_reports_span_f1(files, tmp_path):
     out = birnn("train", "tag", "--train", files / "ner.bio", "--test", files / "ner.bio", *SMALL, "--crf",
                 "--word-dim", 8, "--no-chars", "--out", tmp_path / "ner", "--json")
     assert "test_span_f1" in last_json(out)
+    ev = birnn("evaluate", tmp_path / "ner", "--data", files / "ner.bio", "--json")
+    entities = last_json(ev)["report"]["entities"]  # per type and averaged, as seqeval reports them
+    assert entities["micro avg"]["f1"] == pytest.approx(last_json(ev)["test_span_f1"])
+    assert "entities (exact spans, as seqeval scores them)" in ev.stdout
 
 
 def test_classify_text_and_predict_lines(files, tmp_path):

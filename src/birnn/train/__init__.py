@@ -3,8 +3,8 @@
 from .checkpoint import CheckpointError, load_checkpoint, load_config, load_weights, save_checkpoint
 from .distributed import init_from_env
 from .loop import TrainConfig, Trainer, TrainingDiverged
-from .metrics import accuracy, bio_spans, class_report, confusion_matrix, macro_f1, mae, rmse, span_f1
+from .metrics import accuracy, bio_spans, class_report, confusion_matrix, entity_report, macro_f1, mae, rmse, span_f1
 
 __all__ = ["CheckpointError", "TrainConfig", "Trainer", "TrainingDiverged", "accuracy", "bio_spans",
-           "class_report", "confusion_matrix", "init_from_env", "load_checkpoint", "load_config", "load_weights", "macro_f1", "mae", "rmse",
+           "class_report", "confusion_matrix", "entity_report", "init_from_env", "load_checkpoint", "load_config", "load_weights", "macro_f1", "mae", "rmse",
            "save_checkpoint", "span_f1"]

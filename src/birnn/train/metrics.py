@@ -1,5 +1,5 @@
-"""Metrics: accuracy, macro-F1, a per-class report and confusion matrix, span-F1 for BIO tags,
-MAE and RMSE.
+"""Metrics: accuracy, macro-F1, a per-class report and confusion matrix, entity span F1 and the
+per-type entity report for BIO tags (seqeval's, tested against it), MAE and RMSE.
 
 >>> accuracy([1, 2, 3], [1, 2, 0]), round(macro_f1([0, 0, 1], [0, 1, 1]), 3)
 (0.6666666666666666, 0.667)
@@ -16,9 +16,10 @@ MAE and RMSE.
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-__all__ = ["accuracy", "bio_spans", "class_report", "confusion_matrix", "macro_f1", "mae", "rmse", "span_f1"]
+__all__ = ["accuracy", "bio_spans", "class_report", "confusion_matrix", "entity_report", "macro_f1", "mae", "rmse",
+           "span_f1"]
 
 
 def accuracy(pred: Sequence, gold: Sequence) -> float:
@@ -61,31 +62,89 @@ def confusion_matrix(pred: Sequence, gold: Sequence, labels: Sequence) -> List[L
     return matrix
 
 
+def _parts(tag: str) -> Tuple[str, str]:
+    """(prefix, type) of a tag: ``B-PER`` -> ("B", "PER"), ``O`` -> ("O", "_")."""
+    return tag[:1], (tag[1:].split("-", 1)[-1] or "_")
+
+
 def bio_spans(tags: Sequence[str]) -> Set[Tuple[str, int, int]]:
-    """Spans (type, start, end) of a BIO/IOB2 sequence (E-/S- of BIOES are read as I-/B-).
-    An I-X that does not continue an X span starts a new one (the usual conlleval reading)."""
-    spans, start, kind = set(), None, None
+    """Entity spans (type, start, end exclusive) of a BIO/IOB2/IOBES tag sequence, read as
+    seqeval's default (conlleval) mode reads them: a span ends after ``E-``/``S-``, before a
+    ``B-``/``S-``/``O``, or where the type changes; a span starts at ``B-``/``S-``, at a type
+    change, or at an ``I-``/``E-`` that continues nothing (after ``O``, ``E-`` or ``S-``).
+
+    >>> sorted(bio_spans(["S-LOC", "I-LOC", "E-LOC", "I-PER"]))   # S- then I-: two spans
+    [('LOC', 0, 1), ('LOC', 1, 3), ('PER', 3, 4)]
+    """
+    spans: Set[Tuple[str, int, int]] = set()
+    start: Optional[int] = None
+    prev, prev_type = "O", ""
     for i, tag in enumerate(list(tags) + ["O"]):
-        prefix, _, typ = tag.partition("-")
-        prefix = {"S": "B", "E": "I"}.get(prefix, prefix)
-        if kind is not None and not (prefix == "I" and typ == kind):
-            spans.add((kind, start, i))
-            kind = None
-        if prefix in ("B", "I") and kind is None:
-            start, kind = i, typ
+        p, typ = _parts(tag)
+        ends = (prev in ("E", "S") or (prev in ("B", "I") and p in ("B", "S", "O"))
+                or (prev not in ("O", ".") and prev_type != typ))
+        begins = (p in ("B", "S") or (prev in ("E", "S", "O") and p in ("E", "I"))
+                  or (p not in ("O", ".") and prev_type != typ))
+        if ends and start is not None:
+            spans.add((prev_type, start, i))
+            start = None
+        if begins:
+            start = i
+        prev, prev_type = p, typ
     return spans
 
 
-def span_f1(pred: Iterable[Sequence[str]], gold: Iterable[Sequence[str]]) -> float:
-    """Micro F1 of exact spans over sentences."""
-    tp = fp = fn = 0
+def _counts(pred: Iterable[Sequence[str]], gold: Iterable[Sequence[str]]) -> Dict[str, List[int]]:
+    """Per entity type: [true positives, predicted spans, gold spans]."""
+    counts: Dict[str, List[int]] = {}
     for p, g in zip(pred, gold):
-        ps = bio_spans(p)
-        gs = bio_spans(g)
-        tp += len(ps & gs)
-        fp += len(ps - gs)
-        fn += len(gs - ps)
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        ps, gs = bio_spans(p), bio_spans(g)
+        for kind, spans in ((1, ps), (2, gs)):
+            for typ, _, _ in spans:
+                counts.setdefault(typ, [0, 0, 0])[kind] += 1
+        for typ, _, _ in ps & gs:
+            counts[typ][0] += 1
+    return counts
+
+
+def _prf(tp: int, n_pred: int, n_gold: int) -> Tuple[float, float, float]:
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_gold if n_gold else 0.0
+    return precision, recall, (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+
+
+def span_f1(pred: Iterable[Sequence[str]], gold: Iterable[Sequence[str]]) -> float:
+    """Micro F1 of exact entity spans over sentences (seqeval's ``f1_score``)."""
+    tp, n_pred, n_gold = (sum(c[k] for c in _counts(pred, gold).values()) for k in range(3))
+    return _prf(tp, n_pred, n_gold)[2]
+
+
+def entity_report(pred: Sequence[Sequence[str]], gold: Sequence[Sequence[str]]) -> Dict[str, Dict[str, float]]:
+    """Entity-level precision, recall, F1 and support (gold spans) per type, then ``micro avg``,
+    ``macro avg`` and ``weighted avg`` (by support), as seqeval's ``classification_report``
+    computes them (0 where undefined); types sorted by name.
+
+    >>> r = entity_report([["B-PER", "I-PER", "O", "B-LOC"]], [["B-PER", "I-PER", "O", "B-ORG"]])
+    >>> r["PER"]["f1"], r["LOC"]["precision"], r["ORG"]["recall"], round(r["micro avg"]["f1"], 3)
+    (1.0, 0.0, 0.0, 0.5)
+    """
+    counts = _counts(pred, gold)
+    out: Dict[str, Dict[str, float]] = {}
+    for typ in sorted(counts):
+        tp, n_pred, n_gold = counts[typ]
+        precision, recall, f1 = _prf(tp, n_pred, n_gold)
+        out[typ] = {"precision": precision, "recall": recall, "f1": f1, "support": n_gold}
+    totals = [sum(c[k] for c in counts.values()) for k in range(3)]
+    precision, recall, f1 = _prf(*totals)
+    out["micro avg"] = {"precision": precision, "recall": recall, "f1": f1, "support": totals[2]}
+    types = [out[t] for t in sorted(counts)]
+    for name in ("macro avg", "weighted avg"):
+        weights = [1.0 if name == "macro avg" else float(r["support"]) for r in types]
+        total = sum(weights)
+        out[name] = {k: (sum(w * r[k] for w, r in zip(weights, types)) / total if total else 0.0)
+                     for k in ("precision", "recall", "f1")}
+        out[name]["support"] = totals[2]
+    return out
 
 
 def mae(pred: Sequence[float], gold: Sequence[float]) -> float:
