@@ -127,6 +127,16 @@ def cmd_evaluate(args) -> int:
     if breakdown is not None:
         print()
         print(report.class_table(breakdown))
+    if args.plot:
+        if breakdown is None:
+            raise UsageError("--plot draws the confusion matrix and F1 per class: for classify and tag runs")
+        out = Path(args.plot)
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            for path in report.plot_breakdown(breakdown, out, "evaluate"):
+                print(f"plot: {path}")
+        except RuntimeError as e:  # no matplotlib
+            raise UsageError(str(e)) from None
     if args.json:
         print(json.dumps({**report.json_metrics(metrics, lead=lead), **({"report": breakdown} if breakdown else {})}))
     return 0
@@ -390,7 +400,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (default runs/TASK-DATA-TIME)")
     t.add_argument("--json", action="store_true", help="print the final metrics as JSON on the last line")
     t.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
-    t.add_argument("--plot", action="store_true", help="write PNG learning curves (and the forecast)")
+    t.add_argument("--plot", action="store_true", help="write PNGs: learning curves; the forecast, or the confusion "
+                                                       "matrix and F1 per class (per entity type for BIO tags)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="score a trained run on a labelled file")
@@ -399,6 +410,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=FORMATS,
                    help="the file's format (default: from the extension)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
+    e.add_argument("--plot", metavar="DIR", help="write the confusion matrix and F1 per class (per entity type for "
+                                                 "BIO tags) as PNGs into DIR")
     _weights_flag(e)
     e.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
     e.set_defaults(func=cmd_evaluate)

@@ -1,4 +1,5 @@
-"""The run's figures: learning curves and forecasts (``birnn train --plot``). Each function
+"""The run's figures: learning curves, forecasts, the confusion matrix and per-class (per-tag,
+per-entity-type) F1 (``birnn train --plot``, ``birnn evaluate --plot``). Each function
 builds a matplotlib Figure (every axes titled, labelled with units, with a legend), writes it
 to ``path`` as PNG and returns it, so tests can read what it shows.
 
@@ -11,7 +12,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["forecasts", "learning_curves"]
+__all__ = ["class_f1", "confusion", "forecasts", "learning_curves"]
 
 
 def _pyplot():
@@ -80,6 +81,63 @@ def forecasts(windows: Sequence[np.ndarray], truths: Sequence[np.ndarray], predi
                    ylabel=f"{names[c]} (series units)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return fig
+
+
+def confusion(labels: Sequence[str], matrix: Sequence[Sequence[int]], path, title: str = "confusion matrix"):
+    """Rows: gold class, columns: predicted, each cell the share of its gold row (colour, 0-1) and
+    its count (text); for tagging the classes are tags and the counts tokens."""
+    plt = _pyplot()
+    m = np.asarray(matrix, dtype=float)
+    share = m / np.maximum(m.sum(1, keepdims=True), 1)
+    n = len(labels)
+    size = min(3 + 0.45 * n, 16)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("share of the gold class (row)")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if m[i, j]:
+                    ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=8,
+                            color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    ax.set(title=f"{title} (cell: count; colour: share of its row)", xlabel="predicted class",
+           ylabel="gold class")
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=plt.get_cmap("Blues")(0.9), label="diagonal: predicted right"),
+                        Patch(color=plt.get_cmap("Blues")(0.3), label="off the diagonal: confused")],
+               loc="lower center", ncol=2, fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return fig
+
+
+def class_f1(report: dict, path, title: str = "F1 per class"):
+    """Horizontal bars: F1 of each class (``report``: ``{name: {"f1", "precision", "recall",
+    "support"}}``, averages ignored), with precision and recall as markers; the support in the
+    labels."""
+    plt = _pyplot()
+    names = [k for k in report if not k.endswith(" avg")]
+    rows = [report[k] for k in names]
+    y = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.35 * len(names)))
+    ax.barh(y, [r["f1"] for r in rows], color="C0", alpha=0.8, label="F1")
+    ax.scatter([r["precision"] for r in rows], y, marker="|", s=200, color="C3", label="precision", zorder=3)
+    ax.scatter([r["recall"] for r in rows], y, marker="x", color="black", label="recall", zorder=3)
+    ax.set_yticks(y, [f"{n} ({int(r['support'])})" for n, r in zip(names, rows)], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set(title=title, xlabel="score (fraction, 0-1)", ylabel="class (gold support)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional
 
-__all__ = ["class_table", "fmt", "json_metrics", "plot_run", "summary", "table"]
+__all__ = ["class_table", "fmt", "json_metrics", "plot_breakdown", "plot_run", "summary", "table"]
 
 def table(rows: List[List[str]]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
@@ -41,14 +41,38 @@ def json_metrics(metrics: dict, lead: Optional[str] = None) -> dict:
     return out
 
 
+def plot_breakdown(breakdown: dict, directory: Path, split: str) -> List[str]:
+    """Classification and tagging: the confusion matrix and F1 per class (per tag), and for BIO
+    tags F1 per entity type, as PNGs in ``directory``, named by ``split`` (``test``, ``dev``)."""
+    from . import plots
+
+    directory = Path(directory)
+    written = [directory / f"confusion_{split}.png", directory / f"f1_per_class_{split}.png"]
+    plots.confusion(breakdown["labels"], breakdown["confusion"], written[0], title=f"{split} confusion matrix")
+    plots.class_f1(breakdown["per_class"], written[1], title=f"{split} F1 per class")
+    if breakdown.get("entities"):
+        written.append(directory / f"f1_per_entity_type_{split}.png")
+        plots.class_f1(breakdown["entities"], written[-1], title=f"{split} F1 per entity type (exact spans)")
+    return [str(p) for p in written]
+
+
 def plot_run(run_dir: Path, history: list, run, records, train, test_start: Optional[int]) -> List[str]:
-    """The run's PNGs: learning curves, and for a forecaster its test forecasts."""
+    """The run's PNGs: learning curves; for a forecaster its test forecasts; for classification
+    and tagging the confusion matrix and F1 per class (per entity type for BIO tags) on the
+    test split (the dev split without one)."""
     import numpy as np
 
     from . import plots
 
     written = [run_dir / "learning_curves.png"]
     plots.learning_curves(history, train.monitor, train.maximize, written[0])
+    written = [str(p) for p in written]
+    if run.kind != "forecast":
+        from .tasks import class_breakdown
+
+        split = "test" if records.get("test") else "dev"
+        if records.get(split):
+            written += plot_breakdown(class_breakdown(run, records[split], device=train.device), run_dir, split)
     if run.kind == "forecast" and records.get("test"):
         from .tasks import predict_records
 
@@ -58,10 +82,10 @@ def plot_run(run_dir: Path, history: list, run, records, train, test_start: Opti
         first = max(test_start or 0, window)  # where the first test window's targets begin
         names = run.config.get("source", {}).get("columns")
         names = names.split(",") if isinstance(names, str) else names
-        written.append(run_dir / "forecast.png")
+        written.append(str(run_dir / "forecast.png"))
         plots.forecasts([x for x, _ in test], [y for _, y in test], [np.asarray(p) for p in pred],
                         [first + k for k in range(len(test))], written[-1], channel_names=names)
-    return [str(p) for p in written]
+    return written
 
 
 def class_table(breakdown: dict) -> str:

@@ -117,6 +117,9 @@ def test_tag_bio_with_crf_reports_span_f1(files, tmp_path):
     entities = last_json(ev)["report"]["entities"]  # per type and averaged, as seqeval reports them
     assert entities["micro avg"]["f1"] == pytest.approx(last_json(ev)["test_span_f1"])
     assert "entities (exact spans, as seqeval scores them)" in ev.stdout
+    plotted = birnn("evaluate", tmp_path / "ner", "--data", files / "ner.bio", "--plot", tmp_path / "figs").stdout
+    for name in ("confusion_evaluate.png", "f1_per_class_evaluate.png", "f1_per_entity_type_evaluate.png"):
+        assert f"plot: {tmp_path / 'figs' / name}" in plotted and (tmp_path / "figs" / name).stat().st_size > 10000
 
 
 def test_classify_text_and_predict_lines(files, tmp_path):

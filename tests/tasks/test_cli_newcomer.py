@@ -204,6 +204,26 @@ def test_plots_are_labelled(tmp_path):
     assert (tmp_path / "lc.png").stat().st_size > 10000 and (tmp_path / "fc.png").stat().st_size > 10000
 
 
+def test_confusion_and_f1_plots_are_labelled(tmp_path):
+    labels = ["O", "B-PER", "I-PER"]
+    fig = plots.confusion(labels, [[50, 2, 0], [3, 7, 0], [1, 0, 4]], tmp_path / "cm.png")
+    ax = fig.axes[0]
+    assert ax.get_title().startswith("confusion matrix") and ax.get_xlabel() == "predicted class"
+    assert ax.get_ylabel() == "gold class" and fig.legends and fig.legends[0].get_texts()
+    assert [t.get_text() for t in ax.get_yticklabels()] == labels
+    assert "share of the gold class" in fig.axes[1].get_ylabel()  # the colour bar says what colour means
+    assert sorted(t.get_text() for t in ax.texts) == ["1", "2", "3", "4", "50", "7"]  # counts in the cells
+    report = {"PER": {"precision": 0.8, "recall": 0.5, "f1": 0.615, "support": 10},
+              "LOC": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2},
+              "micro avg": {"precision": 0.7, "recall": 0.4, "f1": 0.5, "support": 12}}
+    fig = plots.class_f1(report, tmp_path / "f1.png")
+    _labelled(fig)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["PER (10)", "LOC (2)"]  # averages left out
+    assert [round(p.get_width(), 3) for p in ax.patches] == [0.615, 0.0]
+    assert (tmp_path / "cm.png").stat().st_size > 10000 and (tmp_path / "f1.png").stat().st_size > 10000
+
+
 def test_explain_draws_both_directions_feeding_the_next_layer(tmp_path):
     from matplotlib.patches import FancyArrowPatch
 
