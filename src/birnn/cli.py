@@ -384,6 +384,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "span_f1, mae (default: accuracy; mae for forecast)")
     r.add_argument("--patience", type=_typed("patience"),
                    help=f"stop after this many epochs without dev improvement (default {_TC.patience})")
+    r.add_argument("--logger", choices=choices["logger"],
+                   help="json: log.jsonl and log.csv (default); tensorboard: also TensorBoard event files in "
+                        "RUN/tensorboard (scalars per step and epoch, the configuration; pip install tensorboard)")
     r.add_argument("--select", choices=choices["select"],
                    help="the weights the run ends on: the best dev epoch, or the last (for fixed budgets) "
                         f"(default {_TC.select})")

@@ -185,3 +185,26 @@ def test_ddp_equals_one_process(tmp_path, n_train):
     assert any(not torch.equal(one[k], initial[k]) for k in one), "training must have moved the weights"
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6)
+
+
+def test_tensorboard_logs_read_by_tensorboard(tmp_path):
+    """--logger tensorboard: event files tensorboard's own reader opens, with the loss and learning
+    rate per optimizer step, the dev metrics per epoch and the configuration as text."""
+    pytest.importorskip("tensorboard", reason="tensorboard is a test dependency")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from birnn import cli
+    from test_reliability import train_args, write_text_data
+
+    train, dev = write_text_data(tmp_path)
+    assert cli.main(train_args(train, dev, tmp_path / "run", "--logger", "tensorboard")) == 0
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/lr", "epoch/train_loss", "epoch/lr", "dev/accuracy", "dev/loss"} <= set(tags["scalars"])
+    steps = [e.step for e in events.Scalars("train/loss")]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, log[-1]["step"] + 1))  # every optimizer step
+    assert [e.value for e in events.Scalars("dev/accuracy")] == pytest.approx([r["dev_accuracy"] for r in log])
+    config = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert '"logger": "tensorboard"' in config and '"task": "classify"' in config

@@ -27,6 +27,7 @@ from .checkpoint import (CheckpointError, atomic_write_text, check_config, check
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged"]
 
 SCHEDULES = ("plateau", "cosine", "constant")
+LOGGERS = ("json", "tensorboard")  # json: log.jsonl and log.csv (always written); tensorboard: also event files
 SELECTS = ("best", "last")  # the weights a run ends on
 
 
@@ -53,10 +54,13 @@ class TrainConfig:
     progress: bool = True
     device: str = "cpu"
     accumulate: int = 1  # batches whose gradients make one optimizer step
+    logger: str = "json"  # "tensorboard": also TensorBoard event files in RUN/tensorboard (birnn.train.tensorboard)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
+        if self.logger not in LOGGERS:
+            raise ValueError(f"logger must be one of {LOGGERS}; got {self.logger!r}")
         if self.select not in SELECTS:
             raise ValueError(f"select must be {' or '.join(map(repr, SELECTS))}; got {self.select!r}")
         for name in ("epochs", "batch_size", "accumulate"):
@@ -95,9 +99,11 @@ class Trainer:
         lengths: the length of each example, for length-bucketed batches.
         evaluate: ``evaluate(model) -> {"accuracy": ...}``, called in eval mode after each epoch.
         run_dir: where checkpoints and logs go; ``run_config`` is saved there as config.json.
-        callbacks: objects with any of ``on_epoch_end(trainer, row) -> stop?`` (``row``: the
-            epoch's log row; a true result stops training) and ``on_train_end(trainer, reason)``,
-            as Keras' and Lightning's callbacks.
+        callbacks: objects with any of ``on_step_end(trainer, step, loss, lr)`` (after each
+            optimizer step: the step's mean loss and its learning rate),
+            ``on_epoch_end(trainer, row) -> stop?`` (``row``: the epoch's log row; a true result
+            stops training) and ``on_train_end(trainer, reason)``, as Keras' and Lightning's
+            callbacks. ``config.logger == "tensorboard"`` adds one that writes TensorBoard events.
     """
 
     def __init__(self, model: nn.Module, examples: Sequence, collate: Callable, lengths: Sequence[int],
@@ -206,6 +212,10 @@ class Trainer:
                 self._finish_weights()
             self.log("this run has finished already")
             return self._best_metrics()
+        if c.logger == "tensorboard" and self.main:
+            from .tensorboard import TensorBoardLogger
+
+            self.callbacks.append(TensorBoardLogger(self.run_dir, self.run_config))
         start = time.time()
         per_epoch = math.ceil(len(self.examples) / c.batch_size)
         total = self.total_steps()
@@ -257,6 +267,7 @@ class Trainer:
         t0 = time.time()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer.zero_grad(set_to_none=True)
+        step_losses: List[float] = []  # the mean losses of the current step's batches
         for i in range(s.batch, len(batches)):
             idx = batches[i][self.rank::self.world]
             # a process whose share of a short last batch is empty still joins the step (DDP's
@@ -281,6 +292,7 @@ class Trainer:
                 raise self._diverged(f"the training loss became {value}")
             loss.backward()
             losses.append(value)
+            step_losses.append(value)
             if i + 1 < end:  # more batches of this step to come
                 continue
             for g in self.optimizer.param_groups:
@@ -295,6 +307,10 @@ class Trainer:
             s.step += 1
             s.batch = i + 1
             self._progress.step(sum(losses[-20:]) / len(losses[-20:]))
+            for cb in self.callbacks:
+                if hasattr(cb, "on_step_end"):
+                    cb.on_step_end(self, s.step, sum(step_losses) / len(step_losses), self._lr(total))
+            step_losses = []
             if c.save_every and s.step % c.save_every == 0 and s.batch < len(batches):
                 self._save()
             if c.max_minutes is not None and time.time() - start > 60 * c.max_minutes:
