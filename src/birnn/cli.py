@@ -114,12 +114,20 @@ def cmd_resume(args) -> int:
     return _train_or_resume(conf, args, run_dir, resume=True)
 
 
+def _precision(args, run) -> str:
+    """--precision, else the precision the run trained at."""
+    return args.precision or run.config.get("train", {}).get("precision", "fp32")
+
+
 def cmd_evaluate(args) -> int:
     from .tasks import class_breakdown, evaluate_run, load_run, predictions, read_for_evaluation
 
+    from .train import precision
+
     run = load_run(args.run_dir, weights=args.weights)
     records = read_for_evaluation(run, args.data, args.format)
-    predicted = predictions(run, records)  # once, for the metrics and the per-class report
+    with precision(_precision(args, run), "cpu"):
+        predicted = predictions(run, records)  # once, for the metrics and the per-class report
     metrics = {f"test_{k}": v for k, v in evaluate_run(run, records, predicted=predicted).items()}
     lead = run.config.get("train", {}).get("monitor")
     print(report.summary(metrics, lead=lead))
@@ -130,10 +138,8 @@ def cmd_evaluate(args) -> int:
     if args.plot:
         if breakdown is None:
             raise UsageError("--plot draws the confusion matrix and F1 per class: for classify and tag runs")
-        out = Path(args.plot)
-        out.mkdir(parents=True, exist_ok=True)
         try:
-            for path in report.plot_breakdown(breakdown, out, "evaluate"):
+            for path in report.plot_breakdown(breakdown, Path(args.plot), "evaluate"):
                 print(f"plot: {path}")
         except RuntimeError as e:  # no matplotlib
             raise UsageError(str(e)) from None
@@ -165,9 +171,12 @@ def cmd_predict(args) -> int:
     run = load_run(args.run_dir, weights=args.weights)
     if args.scores and run.kind not in ("text", "series"):
         raise UsageError(f"--scores gives class probabilities: for classify runs, this is a {run.task} run")
+    from .train import precision
+
     records = read_for_prediction(run, args.input, args.format)
-    preds = predict_records(run, records)
-    scores = class_scores(run, records) if args.scores else [None] * len(records)
+    with precision(_precision(args, run), "cpu"):
+        preds = predict_records(run, records)
+        scores = class_scores(run, records) if args.scores else [None] * len(records)
     out = []
     for rec, pred, score in zip(records, preds, scores):
         if run.kind == "tagging":
@@ -350,7 +359,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="[tag] no character features (words only)")
     m.add_argument("--word-dropout", type=_typed("word_dropout"),
                    help="[tag] probability of replacing a word by <unk> in training (default 0)")
-    m.add_argument("--crf", action="store_const", const=True, help="[tag] a CRF output layer (Viterbi decoding)")
+    m.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
+                   help="[tag] a CRF output layer (Viterbi decoding); default: one for BIO/IOB tag sets (entity "
+                        "spans), none otherwise")
     m.add_argument("--window", type=_typed("window"), help="[forecast] input steps per example (default 30)")
     m.add_argument("--horizon", type=_typed("horizon"), help="[forecast] steps predicted at once (default 1)")
     m.add_argument("--min-freq", type=_typed("min_freq"),
@@ -384,6 +395,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "span_f1, mae (default: accuracy; mae for forecast)")
     r.add_argument("--patience", type=_typed("patience"),
                    help=f"stop after this many epochs without dev improvement (default {_TC.patience})")
+    r.add_argument("--precision", choices=choices["precision"],
+                   help="fp32 (default), or bf16: forward passes under bfloat16 autocast (matmuls and RNN ops in "
+                        "bfloat16; weights, optimizer and losses in float32)")
     r.add_argument("--logger", choices=choices["logger"],
                    help="json: log.jsonl and log.csv (default); tensorboard: also TensorBoard event files in "
                         "RUN/tensorboard (scalars per step and epoch, the configuration; pip install tensorboard)")
@@ -417,6 +431,7 @@ def _parser() -> argparse.ArgumentParser:
                                                  "BIO tags) as PNGs into DIR")
     _weights_flag(e)
     e.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
+    e.add_argument("--precision", choices=choices["precision"], help=_PRECISION_HELP)
     e.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="predict with a trained run")
@@ -431,6 +446,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="[classify] also print each class's probability (tsv: after the label, in label order)")
     _weights_flag(pr)
     pr.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
+    pr.add_argument("--precision", choices=choices["precision"], help=_PRECISION_HELP)
     pr.set_defaults(func=cmd_predict)
 
     ex = sub.add_parser("export", help="write a trained run's model as ONNX or a torch.export program")
@@ -474,6 +490,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_PRECISION_HELP = "fp32 or bf16 (bfloat16 autocast); default: the precision the run trained at"
 _THREADS_HELP = ("CPU threads for PyTorch (default: what this process may use, as PyTorch counts them, never more "
                  "than the cores it is allowed to run on); printed in the run header")
 

@@ -32,7 +32,8 @@ __all__ = ["DEFAULT_DATASET", "LAYER_FIELDS", "MODEL_FIELDS", "PATH_FIELDS", "RU
 
 DEFAULT_DATASET = "japanese-vowels"
 TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "clip_norm", "schedule", "patience", "seed",
-                 "save_every", "max_minutes", "select", "device", "accumulate", "warmup_steps", "monitor", "logger")
+                 "save_every", "max_minutes", "select", "device", "accumulate", "warmup_steps", "monitor", "logger",
+                 "precision")
 MODEL_FIELDS = ("layers", "pooling", "dropout", "embedding_dim", "embedding_dropout", "word_dim", "char_dim",
                  "char_hidden", "chars", "input", "word_dropout", "crf", "window", "horizon", "min_freq", "head",
                  "input_noise", "patch")
@@ -72,10 +73,10 @@ def choices() -> dict:
     argparse choices; configs are checked here)."""
     from .data.encoding import TEXT_INPUTS
     from .models import POOLINGS
-    from .train.loop import LOGGERS, SCHEDULES, SELECTS
+    from .train.loop import LOGGERS, PRECISIONS, SCHEDULES, SELECTS
 
     return {"input": ("auto",) + TEXT_INPUTS, "pooling": POOLINGS, "schedule": SCHEDULES, "select": SELECTS,
-            "logger": LOGGERS}
+            "crf": ("auto", True, False), "logger": LOGGERS, "precision": PRECISIONS}
 
 
 def check_value(name: str, value, where: Optional[str] = None):

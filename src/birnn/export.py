@@ -10,13 +10,17 @@ kind        inputs                                                output
 text        ``ids`` (B, T) int64, ``lengths`` (B,) int64          class probabilities (B, K)
             (+ ``chars`` (B, T, W) int64 for ``input="both"``)
 series      ``x`` (B, T, C) float32, ``lengths`` (B,) int64        class probabilities (B, K)
-tagging     ``ids`` (B, T), ``lengths`` (B,) (+ ``chars`` (B,     tag scores (B, T, N)
-            T, W))                                                (argmax per step; no CRF)
+tagging     ``ids`` (B, T), ``lengths`` (B,) (+ ``chars`` (B,     tag scores (B, T, N): argmax
+            T, W))                                                per step, or with a CRF its
+                                                                  emissions, to decode by Viterbi
 forecast    ``x`` (B, W, C) float32 (standardised)                next values (B, K, C),
                                                                   standardised
 ==========  ====================================================  ============================
 
-``preprocessing.json`` holds the encoder (vocabularies, labels, scaler), these input names and
+``preprocessing.json`` holds the encoder (vocabularies, labels, scaler), for a CRF tagger
+``decode: "viterbi"`` and ``crf`` (``transitions`` [from][to], ``start``, ``end``: a path scores
+``start[y_0] + sum_t scores[t, y_t] + sum_{t>0} transitions[y_{t-1}][y_t] + end[y_last]``), these
+input names and
 ``patch``: a series model that reads k steps at once (``patch`` k > 1) takes ``x`` as
 (B, ceil(T/k), k*C) — k consecutive standardised steps side by side, zeros after the end — and
 ``lengths`` as ceil(length/k) (:meth:`birnn.models.SequenceClassifier.patched`).
@@ -77,9 +81,6 @@ def export_run(run, path, fmt: str) -> Path:
     ``preprocessing.json`` beside it; returns the model file's path."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    if run.kind == "tagging" and getattr(run.model, "crf", None) is not None:
-        raise ValueError("this tagger decodes with a CRF (Viterbi over the sentence), which has no export here: "
-                         "export a tagger trained without --crf")
     names, args, dynamic = _example(run)
     model, patch = run.model.eval(), getattr(run.model, "patch", 1)
     if patch > 1:  # the windowing's size arithmetic would pin T: the exported model takes the patches
@@ -96,7 +97,11 @@ def export_run(run, path, fmt: str) -> Path:
 
         export_onnx(module, args, dynamic_shapes=dynamic, input_names=names, output_names=["scores"],
                     verbose=False).save(str(path))
-    (path.parent / "preprocessing.json").write_text(json.dumps({
-        "kind": run.kind, "format": fmt, "inputs": names, "output": "scores", "patch": patch,
-        "preprocessing": {"class": type(run.encoder).__name__, **run.encoder.to_dict()}}, indent=1))
+    meta = {"kind": run.kind, "format": fmt, "inputs": names, "output": "scores", "patch": patch,
+            "preprocessing": {"class": type(run.encoder).__name__, **run.encoder.to_dict()}}
+    crf = getattr(run.model, "crf", None) if run.kind == "tagging" else None
+    if crf is not None:  # the scores are the CRF's emissions: decode them with these (Viterbi, docs/deploy.md)
+        meta["decode"] = "viterbi"
+        meta["crf"] = {k: getattr(crf, k).detach().tolist() for k in ("transitions", "start", "end")}
+    (path.parent / "preprocessing.json").write_text(json.dumps(meta, indent=1))
     return path

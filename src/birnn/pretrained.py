@@ -145,16 +145,23 @@ class TrainedModel:
         return export_run(self._run, Path(path), format)
 
     # -- using it ------------------------------------------------------------------------------
-    def predict(self, inputs, *, device: str = "cpu"):
-        """Predictions on raw inputs (see the module doc): the same as ``birnn predict``."""
+    def _precision(self, precision: Optional[str], device: str):
+        from .train import precision as context
+
+        return context(precision or self.config.get("train", {}).get("precision", "fp32"), device)
+
+    def predict(self, inputs, *, device: str = "cpu", precision: Optional[str] = None):
+        """Predictions on raw inputs (see the module doc): the same as ``birnn predict``.
+        ``precision``: "fp32" or "bf16" (bfloat16 autocast); default, what the run trained at."""
         from .tasks import predict_records
 
         records, single = self._records(inputs)
-        out = predict_records(self._run, records, device)
+        with self._precision(precision, device):
+            out = predict_records(self._run, records, device)
         out = [np.asarray(o) for o in out] if self.kind == "forecast" else out
         return out[0] if single else out
 
-    def predict_proba(self, inputs, *, device: str = "cpu"):
+    def predict_proba(self, inputs, *, device: str = "cpu", precision: Optional[str] = None):
         """Classification: each input's class probabilities, ``{label: p}`` (``birnn predict
         --scores``)."""
         from .tasks import class_scores
@@ -162,10 +169,12 @@ class TrainedModel:
         if self.kind not in ("text", "series"):
             raise ValueError(f"predict_proba gives class probabilities of classify runs; this is a {self.task} run")
         records, single = self._records(inputs)
-        out = class_scores(self._run, records, device)
+        with self._precision(precision, device):
+            out = class_scores(self._run, records, device)
         return out[0] if single else out
 
-    def evaluate(self, data, *, format: Optional[str] = None, report: bool = False, device: str = "cpu") -> dict:
+    def evaluate(self, data, *, format: Optional[str] = None, report: bool = False, device: str = "cpu",
+                 precision: Optional[str] = None) -> dict:
         """Metrics on labelled data — a file (``format`` as ``birnn evaluate --format``, else
         from its extension) or a list of ``(input, label)`` records as :mod:`birnn.data`'s
         readers make them — as ``birnn evaluate`` prints them (``test_*``). ``report=True``
@@ -179,7 +188,8 @@ class TrainedModel:
             records = list(data)
             if not records:
                 raise ValueError("data holds no records to evaluate")
-        predicted = predictions(self._run, records, device)
+        with self._precision(precision, device):
+            predicted = predictions(self._run, records, device)
         metrics = {f"test_{k}": v for k, v in evaluate_run(self._run, records, device, predicted).items()}
         if report:
             breakdown = class_breakdown(self._run, records, device, predicted)

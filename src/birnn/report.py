@@ -47,6 +47,7 @@ def plot_breakdown(breakdown: dict, directory: Path, split: str) -> List[str]:
     from . import plots
 
     directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     written = [directory / f"confusion_{split}.png", directory / f"f1_per_class_{split}.png"]
     plots.confusion(breakdown["labels"], breakdown["confusion"], written[0], title=f"{split} confusion matrix")
     plots.class_f1(breakdown["per_class"], written[1], title=f"{split} F1 per class")

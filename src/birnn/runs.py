@@ -94,7 +94,8 @@ def header(run, records, resolved: dict, train, run_dir: Path) -> str:
         f"({t.schedule}" + (f", {t.warmup_steps} warm-up steps" if t.warmup_steps else "") + f"), weight decay "
         f"{t.weight_decay:g}, clip {t.clip_norm:g}; monitor dev {t.monitor}, patience {t.patience}, ends on the "
         f"{'best dev epoch' if t.select == 'best' else 'last epoch'}; seed {t.seed}",
-        f"device: {t.device}, {torch.get_num_threads()} threads; run dir {run_dir} (settings in run.toml)",
+        f"device: {t.device}, {torch.get_num_threads()} threads"
+        + (", bfloat16 autocast" if t.precision == "bf16" else "") + f"; run dir {run_dir} (settings in run.toml)",
     ])
 
 
@@ -160,6 +161,8 @@ def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, 
         model_resolved["input"] = run.encoder.input  # what "auto" chose, so a rerun reads the same
     if run.kind == "series":
         model_resolved["patch"] = run.model.patch
+    if run.kind == "tagging":
+        model_resolved["crf"] = run.model.crf is not None  # what "auto" chose
     resolved = {"task": conf["task"], "source": conf["source"], "model": model_resolved, "layer": conf["layer"],
                 "train": {k: v for k, v in asdict(train).items() if k != "progress"}}
     if not resume:

@@ -183,6 +183,21 @@ def text_input(records: dict, min_freq: int = 2) -> Tuple[str, str]:
     return "words", f"input: words ({stats}; --input chars or both to change)"
 
 
+def tagger_crf(records: dict) -> Tuple[bool, str]:
+    """Whether a tagger decodes through a CRF when ``crf="auto"``: ``(crf, reason)``. Yes for
+    BIO/IOB tag sets, whose spans need consistent transitions (an ``I-X`` only after ``B-X`` or
+    ``I-X``) that independent per-token softmaxes do not learn from small data (Lample et al.
+    2016); no for other tag sets (part-of-speech tags), where it costs time and adds little.
+
+    >>> tagger_crf({"train": [(["Ada", "wrote"], ["B-PER", "O"])]})[0]
+    True
+    """
+    tags = {t for _, ts in records["train"] for t in ts}
+    if bio_tags(tags):
+        return True, "output: a CRF layer (BIO tags: entity spans need consistent B-/I- transitions; --no-crf to change)"
+    return False, "output: a softmax per token (the tags are not BIO spans; --crf to change)"
+
+
 PATCHED_STEPS = 32  # a series is read in patches so that the RNN takes about this many steps
 
 
@@ -356,6 +371,9 @@ def build_run(task: str, data, model_options: Optional[dict] = None, seed: int =
         notes.append(note)
     if kind == "series" and options.get("patch", "auto") == "auto":
         options["patch"], note = series_patch(records)
+        notes.append(note)
+    if kind == "tagging" and options.get("crf", "auto") == "auto":
+        options["crf"], note = tagger_crf(records)
         notes.append(note)
     encoder = _fit_encoder(kind, data, options)
     torch.manual_seed(seed)

@@ -98,3 +98,24 @@ def test_long_series_are_read_in_patches(tmp_path, capsys):
     torch.testing.assert_close(model(Batch(x, torch.tensor([10, 5]))), ref(Batch(patched, torch.tensor([3, 2]))))
     with pytest.raises(ValueError, match="patch must be an int >= 1"):
         SequenceClassifier(num_classes=2, input_size=2, patch=0)
+
+
+def test_bio_tags_decode_through_a_crf_by_default(tmp_path, capsys):
+    """BIO/IOB tag sets get a CRF output layer unless told otherwise (their spans need consistent
+    B-/I- transitions); the header says why and run.toml records the choice; --no-crf turns it
+    off, and a tag set that is not BIO (part of speech) gets a softmax per token."""
+    import tomllib
+
+    assert cli.main(_tag(tmp_path, "--out", str(tmp_path / "crf"))) == 0
+    out = capsys.readouterr().out
+    assert "output: a CRF layer (BIO tags: entity spans need consistent B-/I- transitions; --no-crf to change)" in out
+    assert tomllib.loads((tmp_path / "crf" / "run.toml").read_text())["model"]["crf"] is True
+    assert json.loads((tmp_path / "crf" / "config.json").read_text())["model"]["config"]["crf"] is True
+    assert cli.main(_tag(tmp_path, "--out", str(tmp_path / "soft"), "--no-crf")) == 0
+    assert "output: a CRF layer" not in capsys.readouterr().out
+    assert tomllib.loads((tmp_path / "soft" / "run.toml").read_text())["model"]["crf"] is False
+    pos = tmp_path / "pos.conll"
+    pos.write_text("the DET\ncat NOUN\nruns VERB\n\na DET\ndog NOUN\n\n" * 10)
+    assert cli.main(["train", "tag", "--train", str(pos), "--format", "columns", "--layers", "bilstm:4", "--word-dim",
+                     "4", "--no-chars", "--epochs", "1", "--out", str(tmp_path / "pos")]) == 0
+    assert "output: a softmax per token (the tags are not BIO spans; --crf to change)" in capsys.readouterr().out

@@ -208,3 +208,34 @@ def test_tensorboard_logs_read_by_tensorboard(tmp_path):
     assert [e.value for e in events.Scalars("dev/accuracy")] == pytest.approx([r["dev_accuracy"] for r in log])
     config = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
     assert '"logger": "tensorboard"' in config and '"task": "classify"' in config
+
+
+def test_bf16_training_and_prediction(tmp_path, capsys):
+    """--precision bf16: the forward passes run under bfloat16 autocast (the header says so), the
+    weights stay float32, run.toml records it and predict/evaluate use it unless told otherwise;
+    the scores stay near float32's."""
+    import tomllib
+
+    from birnn import cli
+    from birnn.train import precision
+    from test_reliability import train_args, write_text_data
+
+    train, dev = write_text_data(tmp_path, n_train=48, n_dev=16)
+    assert cli.main(train_args(train, dev, tmp_path / "bf16", "--precision", "bf16")) == 0
+    out = capsys.readouterr().out
+    assert "bfloat16 autocast" in out
+    assert tomllib.loads((tmp_path / "bf16" / "run.toml").read_text())["train"]["precision"] == "bf16"
+    model = tasks.load_run(tmp_path / "bf16")
+    assert all(p.dtype == torch.float32 for p in model.model.parameters())
+    records = [("good fine nice", None), ("bad poor", None)]
+    with precision("bf16", "cpu"):
+        half = tasks.class_scores(model, records)
+    full = tasks.class_scores(model, records)
+    assert all(abs(half[k][c] - full[k][c]) < 0.02 for k in range(2) for c in full[k])
+    assert half != full  # bfloat16 did run
+    import birnn
+
+    assert birnn.load(tmp_path / "bf16").predict_proba([r[0] for r in records]) == half  # the run's precision
+    assert birnn.load(tmp_path / "bf16").predict_proba([r[0] for r in records], precision="fp32") == full
+    with pytest.raises(ValueError, match="precision must be one of \\('fp32', 'bf16'\\); got 'fp16'"):
+        precision("fp16", "cpu")

@@ -24,11 +24,26 @@ from torch import nn
 from .checkpoint import (CheckpointError, atomic_write_text, check_config, checkpoint_path, load_checkpoint,
                          load_config, load_weights, save_checkpoint, save_weights)
 
-__all__ = ["TrainConfig", "Trainer", "TrainingDiverged"]
+__all__ = ["PRECISIONS", "TrainConfig", "Trainer", "TrainingDiverged", "precision"]
 
 SCHEDULES = ("plateau", "cosine", "constant")
 LOGGERS = ("json", "tensorboard")  # json: log.jsonl and log.csv (always written); tensorboard: also event files
 SELECTS = ("best", "last")  # the weights a run ends on
+PRECISIONS = ("fp32", "bf16")  # bf16: the forward passes under torch.autocast (bfloat16 matmuls), float32 weights
+
+
+def precision(name: str, device) -> "torch.autocast":
+    """The context a model runs in at ``precision``: ``"bf16"`` is :class:`torch.autocast` to
+    bfloat16 on ``device``'s type (matmuls and RNN ops in bfloat16, weights, optimizer state and
+    losses in float32: no loss scaling needed), ``"fp32"`` a context that changes nothing.
+
+    >>> with precision("bf16", "cpu"):
+    ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+    torch.bfloat16
+    """
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {name!r}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=name == "bf16")
 
 
 class TrainingDiverged(RuntimeError):
@@ -55,10 +70,13 @@ class TrainConfig:
     device: str = "cpu"
     accumulate: int = 1  # batches whose gradients make one optimizer step
     logger: str = "json"  # "tensorboard": also TensorBoard event files in RUN/tensorboard (birnn.train.tensorboard)
+    precision: str = "fp32"  # "bf16": forward passes (training and dev scoring) under bfloat16 autocast
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
         if self.logger not in LOGGERS:
             raise ValueError(f"logger must be one of {LOGGERS}; got {self.logger!r}")
         if self.select not in SELECTS:
@@ -274,7 +292,8 @@ class Trainer:
             # gradient sync): it runs one example of the batch with weight 0 and count 0
             share = idx if idx else batches[i][:1]
             batch = self.collate([self.examples[j] for j in share]).to(self.device)
-            loss_sum, count = self.loss_module(batch)
+            with precision(c.precision, self.device):
+                loss_sum, count = self.loss_module(batch)
             if not idx:
                 loss_sum, count = loss_sum * 0.0, 0
             count_t = torch.tensor(float(count), device=self.device)
@@ -318,7 +337,8 @@ class Trainer:
                 return "time limit"
         self.model.eval()
         with torch.no_grad():
-            metrics = self.evaluate(self.model)
+            with precision(c.precision, self.device):
+                metrics = self.evaluate(self.model)
         row = {"epoch": s.epoch + 1, "step": s.step, "train_loss": sum(losses) / max(len(losses), 1),
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 2),
                **{f"dev_{k}": v for k, v in metrics.items()}}
