@@ -312,7 +312,7 @@ def _predict_all(run: Run, examples: list, device="cpu"):
                 if run.kind == "tagging":
                     out[i] = pred[k, : int(batch.lengths[k])].tolist()
                 elif run.kind == "forecast":
-                    out[i] = pred[k].cpu().numpy()
+                    out[i] = pred[k].float().cpu().numpy()  # (bfloat16 under --precision bf16)
                 else:
                     out[i] = int(pred[k])
     return out

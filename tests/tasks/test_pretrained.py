@@ -109,3 +109,6 @@ def test_a_forecaster_predicts_the_next_values_of_a_raw_series(tmp_path, capsys)
     np.testing.assert_allclose(got, np.asarray(want[0]["forecast"]), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="must be a series \\(T >= 20, C = 1\\)"):
         model.predict(series[:10])
+    half = birnn.fit("forecast", train=tmp_path / "wave.csv", out=tmp_path / "bf16", window=20, horizon=3,
+                     layers=["bigru:8"], epochs=1, precision="bf16", verbose=False)
+    assert half.predict(series).dtype == np.float32  # (bfloat16 under autocast, handed out as float32)
