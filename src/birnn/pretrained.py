@@ -3,12 +3,13 @@ evaluate on a labelled file, save it and load it back — Hugging Face's
 ``save_pretrained``/``from_pretrained`` habit, on safetensors and JSON (the vocabularies, labels
 and scalers ride along in ``config.json``; nothing is pickled).
 
->>> import birnn                                                    # doctest: +SKIP
->>> model = birnn.fit("classify", train="reviews.csv", epochs=5)    # the same run `birnn train` makes
->>> model.predict(["a fine film", "a dull film"])                   # raw texts in, labels out
-['pos', 'neg']
->>> model.save("my-model"); birnn.load("my-model").predict("fine acting")
-'pos'
+::
+
+    import birnn
+    model = birnn.fit("classify", train="reviews.csv", epochs=5)   # the same run `birnn train` makes
+    model.predict(["a fine film", "a dull film"])                  # raw texts in, labels out: ['pos', 'neg']
+    model.save("my-model")
+    birnn.load("my-model").predict("fine acting")                  # 'pos'
 
 What ``predict`` takes, by task (one item gives one prediction, a list gives a list):
 
