@@ -14,6 +14,14 @@ against the peer measured in the same run (medians of interleaved repeats).
    [T/4, T]: compiled (inductor) against eager birnn. Bar: not slower.
 3. Inference, B=1 and B=32, same sizes and lengths: onnxruntime on the exported model, birnn
    eager, torch.nn (packed).
+4. Regularised (recurrent_dropout=0.25, zoneout=0.1, layer_norm), the training step of 2 at the
+   same sizes: compiled (one birnn::regularised_layer node per layer) against eager, against the
+   plain eager step (bar: within 1.3x of it), and Keras 3 on JAX with recurrent_dropout=0.25
+   (and without), the same layers, batch-first (``jax.jit(jax.grad(...))`` of the model's
+   stateless call: forward and backward, as birnn's step), where keras and jax are installed.
+   Compile time against T for the regularised layer is in 1.
+
+    python benchmarks/deploy.py --only compile regularised     # some sections
 """
 
 from __future__ import annotations
@@ -50,13 +58,15 @@ def compile_rows(Ts, B, I, H, repeats):
     gen = torch.Generator().manual_seed(0)
     rows = []
     for T in Ts:
-        for label, backend, path in (("graph-op (default), inductor", "inductor", "auto"),
-                                     ("step loop (path='reference'), aot_eager", "aot_eager", "reference")):
+        for label, backend, path, extras in (
+                ("graph-op (default), inductor", "inductor", "auto", {}),
+                ("regularised: graph-op node (default), inductor", "inductor", "auto", REGULARISED),
+                ("step loop (path='reference'), aot_eager", "aot_eager", "reference", {})):
             if path == "reference" and T > Ts[1]:
                 continue
             torch._dynamo.reset()
             torch.manual_seed(0)
-            layer = birnn.LSTM(I, H, num_layers=2, bidirectional=True, path=path)
+            layer = birnn.LSTM(I, H, num_layers=2, bidirectional=True, path=path, **extras)
             compiled = torch.compile(layer, backend=backend, fullgraph=True, dynamic=True)
             x, lengths = torch.randn(T, B, I, generator=gen), _lengths(B, T, gen)
             step = _step(compiled, layer, x, lengths)
@@ -89,6 +99,76 @@ def training_rows(B, T, I, H, repeats):
     return [["birnn eager", f"{ms['eager']:.0f}", "1.00"],
             ["birnn compiled (inductor, dynamic)", f"{ms['compiled']:.0f}", f"{ms['eager'] / ms['compiled']:.2f}"],
             ["torch.nn eager (packed)", f"{ms['torch.nn']:.0f}", f"{ms['eager'] / ms['torch.nn']:.2f}"]]
+
+
+REGULARISED = dict(recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
+
+
+def regularised_rows(B, T, I, H, repeats):
+    """Section 4: rows and the bar line."""
+    gen = torch.Generator().manual_seed(1)
+    torch.manual_seed(0)
+    plain = birnn.LSTM(I, H, num_layers=2, bidirectional=True).train()
+    reg = birnn.LSTM(I, H, num_layers=2, bidirectional=True, **REGULARISED).train()
+    drop = birnn.LSTM(I, H, num_layers=2, bidirectional=True, recurrent_dropout=0.25).train()  # Keras' feature
+    x, lengths = torch.randn(T, B, I, generator=gen), _lengths(B, T, gen)
+    torch._dynamo.reset()
+    compiled = torch.compile(reg, fullgraph=True, dynamic=True)
+    compiled_drop = torch.compile(drop, fullgraph=True, dynamic=True)
+    _step(compiled, reg, x, lengths)()  # compile outside the timing
+    _step(compiled_drop, drop, x, lengths)()
+    steps = {"plain eager": _step(plain, plain, x, lengths), "regularised eager": _step(reg, reg, x, lengths),
+             "regularised compiled": _step(compiled, reg, x, lengths),
+             "recurrent_dropout=0.25 only, eager": _step(drop, drop, x, lengths),
+             "recurrent_dropout=0.25 only, compiled": _step(compiled_drop, drop, x, lengths)}
+    keras_steps = _keras_steps(B, T, I, H, x)
+    ms = interleaved({**steps, **keras_steps}, repeats)
+    base = ms["plain eager"]
+    rows = [[k, f"{v:.0f}", f"{v / base:.2f}x"] for k, v in ms.items()]
+    ratio = ms["regularised compiled"] / base
+    bar = f"{'PASS' if ratio <= 1.3 else 'FAIL'}  compiled regularised step within 1.3x of the plain eager step: {ratio:.2f}x"
+    return rows, bar
+
+
+def _keras_steps(B, T, I, H, x):
+    """Keras 3 on JAX, the same 2-layer bidirectional LSTM (batch-first input), a training step's
+    forward and backward: ``jax.jit(jax.grad(...))`` of the stateless call, with and without
+    recurrent_dropout=0.25; {} where keras or jax is missing."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        import jax
+        import keras
+    except ImportError:
+        print("(keras 3 / jax not installed: pip install keras jax, for the Keras rows)")
+        return {}
+    if keras.backend.backend() != "jax":
+        print(f"(keras runs on {keras.backend.backend()}, not jax: set KERAS_BACKEND=jax)")
+        return {}
+    xj = jax.numpy.asarray(x.transpose(0, 1).numpy())
+    out = {}
+    for name, rd in (("Keras 3 / JAX, recurrent_dropout=0.25", 0.25), ("Keras 3 / JAX, plain", 0.0)):
+        inp = keras.Input((T, I))
+        y = keras.layers.Bidirectional(keras.layers.LSTM(H, return_sequences=True, recurrent_dropout=rd))(inp)
+        y = keras.layers.Bidirectional(keras.layers.LSTM(H, return_sequences=True, recurrent_dropout=rd))(y)
+        model = keras.Model(inp, y)
+        state = {"tv": [v.value for v in model.trainable_variables],
+                 "ntv": [v.value for v in model.non_trainable_variables]}
+
+        def loss(tv, ntv, data, model=model):
+            y, ntv = model.stateless_call(tv, ntv, data, training=True)
+            return jax.numpy.sum(y), ntv
+
+        grad = jax.jit(jax.grad(loss, has_aux=True))
+
+        def run(grad=grad, state=state):
+            grads, state["ntv"] = grad(state["tv"], state["ntv"], xj)
+            jax.block_until_ready(grads)
+
+        run()  # compile outside the timing
+        out[name] = run
+    return out
 
 
 class _Encoder(torch.nn.Module):
@@ -143,21 +223,33 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--only", nargs="+", choices=("compile", "training", "inference", "regularised"),
+                   help="run these sections only")
     args = p.parse_args(argv)
+    only = set(args.only or ("compile", "training", "inference", "regularised"))
     if args.quick:
         Ts, (B, T, I, H), repeats = (8, 16, 32), (4, 16, 8, 16), 2
     else:
         Ts, (B, T, I, H), repeats = (32, 128, 512, 2048), (32, 128, 128, 256), args.repeats
     print(f"# {machine()}")
-    print("\n## compile time against T (training step, bidirectional 2-layer LSTM, B=8, I=32, H=64)\n")
-    print(markdown_table(["route", "T", "first call s", "steady step ms", "compile s"],
-                         compile_rows(Ts, 8 if not args.quick else 2, 32 if not args.quick else 4,
-                                      64 if not args.quick else 8, max(2, repeats // 2))))
-    print(f"\n## training step (B={B}, T={T}, I={I}, H={H}, lengths in [T/4, T]; median of {repeats})\n")
-    print(markdown_table(["step", "ms", "speed-up vs birnn eager"], training_rows(B, T, I, H, repeats)))
-    print(f"\n## inference (T={T}, I={I}, H={H}, lengths in [T/4, T]; median of {repeats})\n")
-    print(markdown_table(["B", "onnxruntime ms", "birnn eager ms", "torch.nn ms", "birnn / ort", "torch.nn / ort",
-                          "max |ort - birnn|"], inference_rows((1, B), T, I, H, repeats)))
+    if "compile" in only:
+        print("\n## compile time against T (training step, bidirectional 2-layer LSTM, B=8, I=32, H=64)\n")
+        print(markdown_table(["route", "T", "first call s", "steady step ms", "compile s"],
+                             compile_rows(Ts, 8 if not args.quick else 2, 32 if not args.quick else 4,
+                                          64 if not args.quick else 8, max(2, repeats // 2))))
+    if "training" in only:
+        print(f"\n## training step (B={B}, T={T}, I={I}, H={H}, lengths in [T/4, T]; median of {repeats})\n")
+        print(markdown_table(["step", "ms", "speed-up vs birnn eager"], training_rows(B, T, I, H, repeats)))
+    if "inference" in only:
+        print(f"\n## inference (T={T}, I={I}, H={H}, lengths in [T/4, T]; median of {repeats})\n")
+        print(markdown_table(["B", "onnxruntime ms", "birnn eager ms", "torch.nn ms", "birnn / ort", "torch.nn / ort",
+                              "max |ort - birnn|"], inference_rows((1, B), T, I, H, repeats)))
+    if "regularised" in only:
+        print(f"\n## regularised training step (recurrent_dropout=0.25, zoneout=0.1, layer_norm; B={B}, T={T}, "
+              f"I={I}, H={H}, lengths in [T/4, T]; median of {repeats})\n")
+        rows, bar = regularised_rows(B, T, I, H, repeats)
+        print(markdown_table(["step", "ms", "time / plain eager"], rows))
+        print(bar)
     return 0
 
 

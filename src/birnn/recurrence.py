@@ -34,7 +34,8 @@ from torch import Tensor
 from .batch import mask_from_lengths, reverse_valid, traced
 from .cells import Carry, CellSpec, StepWeights, normalise
 
-__all__ = ["Highway", "LayerWeights", "Walk", "Zoneout", "layer_weights", "reference_layer", "scan", "walk"]
+__all__ = ["Highway", "LayerWeights", "Norms", "Walk", "Zoneout", "layer_weights", "reference_layer", "scan", "step_weights",
+           "walk"]
 
 
 class Highway(NamedTuple):
@@ -85,6 +86,40 @@ def layer_weights(spec: CellSpec, directions: Sequence[Sequence[Tensor]], *, bia
     hr_t = torch.stack([p[-1].t() for p in directions], 0) if proj else None
     step = StepWeights(hh_t, b_hh, hr_t, **extras.pop("step_extras", {}))
     return LayerWeights(w_ih, b_in, step, **extras)
+
+
+class Norms(NamedTuple):
+    """A layer's layer-norm gains (and the LSTM cell norm's bias), directions stacked, in
+    torch.nn's gate order: ``ih``, ``hh`` (D, G*H); ``cell_w``, ``cell_b`` (D, H) or None."""
+
+    ih: Tensor
+    hh: Tensor
+    cell_w: Optional[Tensor] = None
+    cell_b: Optional[Tensor] = None
+
+
+def step_weights(spec: CellSpec, directions: Sequence[Sequence[Tensor]], *, bias: bool, proj: bool,
+                 norms: Optional[Norms] = None, drop_h: Optional[Tensor] = None,
+                 zoneout: Optional[Zoneout] = None, highway: Optional[Highway] = None) -> LayerWeights:
+    """One layer's :class:`LayerWeights` with its extras: torch.nn-layout ``directions``, the
+    layer norms (:class:`Norms`), the recurrent dropout mask ``drop_h`` (D, B, P), zoneout and
+    highway; gate blocks reordered as the step reads them. What a call's plan and the
+    regularised graph node (:mod:`birnn.graph_op`) both build."""
+    extras: dict = {}
+    step: dict = {}
+    if drop_h is not None:
+        step["drop_h"] = drop_h
+    if norms is not None:
+        order = spec.to_step_order
+        extras["ln_x"] = torch.stack([order(g) for g in norms.ih]).unsqueeze(1)
+        step["ln_h"] = torch.stack([order(g) for g in norms.hh]).unsqueeze(1)
+        if norms.cell_w is not None:
+            step["ln_c"] = (norms.cell_w.unsqueeze(1), norms.cell_b.unsqueeze(1))
+    if highway is not None:
+        extras["highway"] = highway
+    if zoneout is not None:
+        extras["zoneout"] = zoneout
+    return layer_weights(spec, directions, bias=bias, proj=proj, step_extras=step, **extras)
 
 
 def _zone(new: Tensor, old: Tensor, rate: float, keep: Optional[Tensor]) -> Tensor:

@@ -202,6 +202,103 @@ def test_the_issue_lstm_training_step_under_inductor():
     assert counter.frame_count == frames
 
 
+REGULARISED = dict(recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
+
+
+@pytest.mark.parametrize("mode,bi,layers", COMPILE_GRID)
+def test_regularised_layers_compile_once_for_every_T_and_B(mode, bi, layers, monkeypatch):
+    """Recurrent dropout + zoneout (h and c) + layer norm under torch.compile: fullgraph, one
+    birnn::regularised_layer node per layer (the reference loop inside) instead of T unrolled
+    steps, so one graph serves every T, B and lengths; outputs, states and every gradient equal
+    eager's with the same masks (aot_eager draws them as eager does), in training and eval."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch._dynamo.reset()
+    extra = dict(REGULARISED, cell_zoneout=0.15) if mode == "LSTM" else REGULARISED
+    layer = _layer(mode, bi, layers, **extra).train()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(layer, backend=counter, fullgraph=True, dynamic=True)
+    frames = None
+    for T, B in [(7, 3), (12, 5), (2, 2), (40, 4)]:
+        x, lengths = _inputs(T, B, T)
+        runs = []
+        for fn in (compiled, layer):
+            torch.manual_seed(T)  # the same masks
+            res = fn(x, lengths=lengths)
+            (res.output.pow(2).sum() + res.h_n.sum() + (res.c_n.sum() if res.c_n is not None else 0)).backward()
+            runs.append((res.output, res.h_n, [p.grad.clone() for p in layer.parameters()], layer.last_decision))
+            layer.zero_grad()
+        (out, h, grads, _), (out_e, h_e, grads_e, eager) = runs
+        assert eager.path == "reference"  # eager ran eager's own choice
+        torch.testing.assert_close(out, out_e, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(h, h_e, rtol=1e-5, atol=1e-6)
+        for g, g_e in zip(grads, grads_e):
+            torch.testing.assert_close(g, g_e, rtol=1e-4, atol=1e-5)
+        frames = counter.frame_count if frames is None else frames
+        assert counter.frame_count == frames  # the first call's graphs serve every later T and B
+    layer.eval()
+    x, lengths = _inputs(9, 3, 1)
+    torch.testing.assert_close(compiled(x, lengths=lengths).output, layer(x, lengths=lengths).output)  # expectation
+
+
+def test_a_regularised_training_step_under_inductor():
+    """The default backend (inductor, with PyTorch's eager random numbers so the masks match):
+    the regularised LSTM trains as one node per layer, says so, and equals eager."""
+    import torch._inductor.config as inductor_config
+    from birnn import graph_op
+
+    torch._dynamo.reset()
+    lstm = birnn.LSTM(5, 6, num_layers=2, bidirectional=True, **REGULARISED).train()
+    compiled = torch.compile(lstm, fullgraph=True, dynamic=True)
+    x, lengths = _inputs(11, 3, 0)
+    with inductor_config.patch(fallback_random=True):
+        torch.manual_seed(2)
+        res = compiled(x, lengths=lengths)
+        assert "birnn::regularised_layer node per layer (the reference loop with recurrent_dropout, zoneout, " \
+               "layer_norm)" in lstm.last_decision.reason
+        assert len(graph_op._KEPT) == 2  # each layer's forward kept its graph for the backward
+        res.output.sum().backward()
+    assert not graph_op._KEPT
+    got = [p.grad.clone() for p in lstm.parameters()]
+    lstm.zero_grad()
+    torch.manual_seed(2)
+    lstm(x, lengths=lengths).output.sum().backward()
+    for g, p in zip(got, lstm.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("keep_graph", [True, False])
+def test_regularised_node_gradients_pass_gradcheck(keep_graph):
+    """birnn::regularised_layer's backward (the kept graph, or a recompute) against float64
+    finite differences: layer norm gains included, fixed dropout and zoneout masks, lengths with
+    a zero-length row, both directions."""
+    from birnn.graph_op import reference_graph_layer
+    from birnn.recurrence import Norms
+
+    torch.manual_seed(0)
+    for mode, G in (("LSTM", 4), ("GRU", 3)):
+        D, H, I, T, B = 2, 3, 2, 5, 3
+        lengths = torch.tensor([5, 2, 0])
+        valid = (torch.arange(T)[:, None] < lengths[None]).unsqueeze(-1)
+        drop = (torch.rand(D, B, H) > 0.3).double() / 0.7
+        keep_h = (torch.rand(T, D, B, H) < 0.2).double()
+        keep_c = (torch.rand(T, D, B, H) < 0.2).double() if mode == "LSTM" else None
+
+        def f(x, h0, c0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh, ln_cw, ln_cb):
+            directions = [[w_ih[d], w_hh[d], b_ih[d], b_hh[d]] for d in range(D)]
+            norms = Norms(ln_ih, ln_hh, *((ln_cw, ln_cb) if mode == "LSTM" else (None, None)))
+            return reference_graph_layer(mode, x * valid, lengths, h0, c0 if mode == "LSTM" else None, directions,
+                                         bias=True, norms=norms, masks=[drop, keep_h, keep_c], rates=(0.2, 0.2),
+                                         keep_graph=keep_graph)[:2]
+
+        def t(*shape):
+            return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+        args = (t(T, B, I), t(D, B, H), t(D, B, H), t(D, G * H, I), t(D, G * H, H), t(D, G * H), t(D, G * H),
+                t(D, G * H), t(D, G * H), t(D, H), t(D, H))
+        assert torch.autograd.gradcheck(f, args)
+
+
 @pytest.mark.parametrize("keep_graph", [True, False])
 def test_graph_op_gradients_pass_gradcheck(keep_graph):
     """The node's backward — through the graph its forward kept (a training step), or through a

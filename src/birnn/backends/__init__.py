@@ -66,9 +66,12 @@ def decide(plan: LayerPlan) -> Decision:
     if capture is not None and plan.requested not in ("reference", "fused"):
         blocker = graph.supports(plan)
         if blocker is None:
-            return Decision("graph-op", f"{'torch.export' if capture == 'export' else 'torch.compile'}: one "
-                                        "birnn::recurrent_layer node per layer (PyTorch's fused op; ONNX's "
-                                        "LSTM/GRU/RNN operator), for any T, B and lengths")
+            where = "torch.export" if capture == "export" else "torch.compile"
+            if plan.features:
+                return Decision("graph-op", f"{where}: one birnn::regularised_layer node per layer (the reference "
+                                            f"loop with {', '.join(plan.features)}), for any T, B and lengths")
+            return Decision("graph-op", f"{where}: one birnn::recurrent_layer node per layer (PyTorch's fused op; "
+                                        "ONNX's LSTM/GRU/RNN operator), for any T, B and lengths")
         if capture == "export":
             warnings.warn(f"torch.export records this {plan.mode} call step by step, so the exported program "
                           f"only takes inputs of T={plan.T} steps: {blocker}. Export without it for a program "

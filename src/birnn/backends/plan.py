@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cells import CellSpec, cell_spec
-from ..recurrence import Highway, LayerWeights, Zoneout, layer_weights
+from ..recurrence import Highway, LayerWeights, Norms, Zoneout, step_weights
 from ..regularization import dropout_weights, variational_mask, zoneout_masks
 
 __all__ = ["LayerPlan", "Masks", "plan_call"]
@@ -100,31 +100,30 @@ class LayerPlan:
         """The output dropout on the stack's output (T, B, D*P), drawn after the run."""
         return _dropper(self.output_p, self.variational, self.training, self.B, seq.shape[-1], seq)(seq)
 
+    def norms(self, l: int) -> Optional[Norms]:
+        """Layer ``l``'s layer-norm parameters, directions stacked (None without layer norm)."""
+        sfx, p = ["", "_reverse"][: self.num_directions], self.params
+        if f"ln_ih_l{l}" not in p:
+            return None
+        cell = [torch.stack([p[f"ln_cell_{k}_l{l}{s}"] for s in sfx]) for k in ("weight", "bias")] \
+            if self.mode == "LSTM" else [None, None]
+        return Norms(torch.stack([p[f"ln_ih_l{l}{s}"] for s in sfx]), torch.stack([p[f"ln_hh_l{l}{s}"] for s in sfx]),
+                     *cell)
+
     def step_layers(self) -> List[LayerWeights]:
         """Every layer's weights, directions stacked, with its layer norms, highway and masks, in the
         layout the reference step (:mod:`birnn.recurrence`) and the fused kernel read."""
-        spec, sfx = self.spec, ["", "_reverse"][: self.num_directions]
-        order, p = spec.to_step_order, self.params
+        sfx, p = ["", "_reverse"][: self.num_directions], self.params
         layers = []
         for l, masks in enumerate(self.masks):
-            extras: dict = {}
-            step: dict = {}
-            if masks.drop_h is not None:
-                step["drop_h"] = masks.drop_h
-            if f"ln_ih_l{l}" in p:
-                extras["ln_x"] = torch.stack([order(p[f"ln_ih_l{l}{s}"]) for s in sfx]).unsqueeze(1)
-                step["ln_h"] = torch.stack([order(p[f"ln_hh_l{l}{s}"]) for s in sfx]).unsqueeze(1)
-                if self.mode == "LSTM":
-                    step["ln_c"] = tuple(torch.stack([p[f"ln_cell_{k}_l{l}{s}"] for s in sfx]).unsqueeze(1)
-                                         for k in ("weight", "bias"))
+            highway = None
             if self.highway:
-                extras["highway"] = Highway(torch.stack([p[f"weight_hw_ih_l{l}{s}"].t() for s in sfx]),
-                                            torch.stack([p[f"weight_hw_hh_l{l}{s}"].t() for s in sfx]),
-                                            torch.stack([p[f"bias_hw_l{l}{s}"] for s in sfx]).unsqueeze(1))
-            if any(self.zoneout):
-                extras["zoneout"] = Zoneout(*self.zoneout, masks.keep_h, masks.keep_c)
-            layers.append(layer_weights(spec, self.weights[l], bias=self.bias, proj=self.proj_size > 0,
-                                        step_extras=step, **extras))
+                highway = Highway(torch.stack([p[f"weight_hw_ih_l{l}{s}"].t() for s in sfx]),
+                                  torch.stack([p[f"weight_hw_hh_l{l}{s}"].t() for s in sfx]),
+                                  torch.stack([p[f"bias_hw_l{l}{s}"] for s in sfx]).unsqueeze(1))
+            zoneout = Zoneout(*self.zoneout, masks.keep_h, masks.keep_c) if any(self.zoneout) else None
+            layers.append(step_weights(self.spec, self.weights[l], bias=self.bias, proj=self.proj_size > 0,
+                                       norms=self.norms(l), drop_h=masks.drop_h, zoneout=zoneout, highway=highway))
         return layers
 
 
