@@ -291,6 +291,13 @@ def _weights_flag(parser: argparse.ArgumentParser) -> None:
                         help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
 
 
+def _running_flags(parser: argparse.ArgumentParser, choices: dict) -> None:
+    """What a command that runs a trained model takes: which weights, threads, precision."""
+    _weights_flag(parser)
+    parser.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
+    parser.add_argument("--precision", choices=choices["precision"], help=_PRECISION_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -429,9 +436,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
     e.add_argument("--plot", metavar="DIR", help="write the confusion matrix and F1 per class (per entity type for "
                                                  "BIO tags) as PNGs into DIR")
-    _weights_flag(e)
-    e.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
-    e.add_argument("--precision", choices=choices["precision"], help=_PRECISION_HELP)
+    _running_flags(e, choices)
     e.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="predict with a trained run")
@@ -444,9 +449,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="tsv: one prediction per line (a blank line between sentences); json: one list")
     pr.add_argument("--scores", action="store_true",
                     help="[classify] also print each class's probability (tsv: after the label, in label order)")
-    _weights_flag(pr)
-    pr.add_argument("--threads", type=_typed("threads"), help=_THREADS_HELP)
-    pr.add_argument("--precision", choices=choices["precision"], help=_PRECISION_HELP)
+    _running_flags(pr, choices)
     pr.set_defaults(func=cmd_predict)
 
     ex = sub.add_parser("export", help="write a trained run's model as ONNX or a torch.export program")
