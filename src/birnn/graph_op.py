@@ -321,8 +321,7 @@ def reference_graph_layer(mode: str, inp: Tensor, lengths: Optional[Tensor], h0:
     ``[drop_h, keep_h, keep_c]`` (None where unused), ``rates`` the zoneout rates.
     Returns ``(output (T, B, D*H), h_n (D, B, H), c_n (D, B, H) or None)``."""
     stacked = [torch.stack([w[k] for w in directions]) for k in range(4 if bias else 2)]
-    given = dict(zip(PARAMS, stacked + [None] * (2 * (not bias)) + (list(norms) if norms is not None else [])))
-    params = [given.get(n) for n in PARAMS]
+    params = stacked + [None] * (4 - len(stacked)) + (list(norms) if norms is not None else [None] * 4)  # PARAMS' order
     out, h, c, _ = torch.ops.birnn.regularised_layer(
         inp, lengths, h0, c0, [t for t in params if t is not None], [t is not None for t in params],
         [t for t in masks if t is not None], [t is not None for t in masks], mode, [float(r) for r in rates],

@@ -34,8 +34,8 @@ from torch import Tensor
 from .batch import mask_from_lengths, reverse_valid, traced
 from .cells import Carry, CellSpec, StepWeights, normalise
 
-__all__ = ["Highway", "LayerWeights", "Norms", "Walk", "Zoneout", "layer_weights", "reference_layer", "scan", "step_weights",
-           "walk"]
+__all__ = ["Highway", "LayerWeights", "Norms", "Walk", "Zoneout", "layer_weights", "reference_layer", "scan",
+           "step_weights", "walk"]
 
 
 class Highway(NamedTuple):

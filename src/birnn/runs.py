@@ -120,9 +120,7 @@ def train(conf: dict, run_dir, *, resume: bool = False, log: Callable[[str], Non
         with run_lock(run_dir) if main_rank else contextlib.nullcontext():
             return _train_locked(conf, run_dir, resume, log if main_rank else (lambda s: None), progress and main_rank,
                                  main_rank)
-    except KeyboardInterrupt:
-        raise
-    except Exception:
+    except Exception:  # (KeyboardInterrupt is not one: an interrupted run keeps what it wrote)
         if made and main_rank and not (run_dir / "config.json").exists():
             import shutil
 

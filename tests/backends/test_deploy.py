@@ -148,10 +148,17 @@ COMPILE_GRID = [("LSTM", True, 2), ("LSTM", False, 1), ("GRU", True, 2), ("GRU",
 def test_compile_once_for_every_T_and_B_training_equals_eager(mode, bi, layers):
     """fullgraph, dynamic shapes, aot_eager (which traces the backward as inductor does): one
     graph for every T, B and lengths; outputs, states and every gradient equal eager's."""
+    _compiles_once_and_equals_eager(_layer(mode, bi, layers, dropout=0.0).train(), lambda path: path != "graph-op")
+
+
+def _compiles_once_and_equals_eager(layer, eager_ran, same_masks=False):
+    """``layer`` compiled (fullgraph, dynamic, aot_eager) over several T, B and lengths: the first
+    call's graphs serve every later one, and outputs, states and every gradient equal eager's
+    (``eager_ran(path)``: what eager must have run; ``same_masks``: seed each call alike).
+    Returns the compiled layer."""
     from torch._dynamo.testing import CompileCounterWithBackend
 
     torch._dynamo.reset()
-    layer = _layer(mode, bi, layers, dropout=0.0).train()
     counter = CompileCounterWithBackend("aot_eager")
     compiled = torch.compile(layer, backend=counter, fullgraph=True, dynamic=True)
     frames = None
@@ -159,18 +166,21 @@ def test_compile_once_for_every_T_and_B_training_equals_eager(mode, bi, layers):
         x, lengths = _inputs(T, B, T)
         runs = []
         for fn in (compiled, layer):
+            if same_masks:
+                torch.manual_seed(T)
             res = fn(x, lengths=lengths)
             (res.output.pow(2).sum() + res.h_n.sum() + (res.c_n.sum() if res.c_n is not None else 0)).backward()
-            runs.append((res.output, res.h_n, [p.grad.clone() for p in layer.parameters()]))
+            runs.append((res.output, res.h_n, [p.grad.clone() for p in layer.parameters()], layer.last_decision))
             layer.zero_grad()
-        (out, h, grads), (out_e, h_e, grads_e) = runs
-        assert layer.last_decision.path != "graph-op"  # eager ran eager's own choice
+        (out, h, grads, _), (out_e, h_e, grads_e, eager) = runs
+        assert eager_ran(eager.path), eager  # eager ran eager's own choice
         torch.testing.assert_close(out, out_e, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(h, h_e, rtol=1e-5, atol=1e-6)
         for g, g_e in zip(grads, grads_e):
             torch.testing.assert_close(g, g_e, rtol=1e-4, atol=1e-5)
         frames = counter.frame_count if frames is None else frames
         assert counter.frame_count == frames  # the first call's graphs serve every later T and B
+    return compiled
 
 
 def test_the_issue_lstm_training_step_under_inductor():
@@ -206,36 +216,14 @@ REGULARISED = dict(recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
 
 
 @pytest.mark.parametrize("mode,bi,layers", COMPILE_GRID)
-def test_regularised_layers_compile_once_for_every_T_and_B(mode, bi, layers, monkeypatch):
+def test_regularised_layers_compile_once_for_every_T_and_B(mode, bi, layers):
     """Recurrent dropout + zoneout (h and c) + layer norm under torch.compile: fullgraph, one
     birnn::regularised_layer node per layer (the reference loop inside) instead of T unrolled
     steps, so one graph serves every T, B and lengths; outputs, states and every gradient equal
     eager's with the same masks (aot_eager draws them as eager does), in training and eval."""
-    from torch._dynamo.testing import CompileCounterWithBackend
-
-    torch._dynamo.reset()
     extra = dict(REGULARISED, cell_zoneout=0.15) if mode == "LSTM" else REGULARISED
     layer = _layer(mode, bi, layers, **extra).train()
-    counter = CompileCounterWithBackend("aot_eager")
-    compiled = torch.compile(layer, backend=counter, fullgraph=True, dynamic=True)
-    frames = None
-    for T, B in [(7, 3), (12, 5), (2, 2), (40, 4)]:
-        x, lengths = _inputs(T, B, T)
-        runs = []
-        for fn in (compiled, layer):
-            torch.manual_seed(T)  # the same masks
-            res = fn(x, lengths=lengths)
-            (res.output.pow(2).sum() + res.h_n.sum() + (res.c_n.sum() if res.c_n is not None else 0)).backward()
-            runs.append((res.output, res.h_n, [p.grad.clone() for p in layer.parameters()], layer.last_decision))
-            layer.zero_grad()
-        (out, h, grads, _), (out_e, h_e, grads_e, eager) = runs
-        assert eager.path == "reference"  # eager ran eager's own choice
-        torch.testing.assert_close(out, out_e, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(h, h_e, rtol=1e-5, atol=1e-6)
-        for g, g_e in zip(grads, grads_e):
-            torch.testing.assert_close(g, g_e, rtol=1e-4, atol=1e-5)
-        frames = counter.frame_count if frames is None else frames
-        assert counter.frame_count == frames  # the first call's graphs serve every later T and B
+    compiled = _compiles_once_and_equals_eager(layer, lambda path: path == "reference", same_masks=True)
     layer.eval()
     x, lengths = _inputs(9, 3, 1)
     torch.testing.assert_close(compiled(x, lengths=lengths).output, layer(x, lengths=lengths).output)  # expectation

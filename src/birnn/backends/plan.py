@@ -100,27 +100,28 @@ class LayerPlan:
         """The output dropout on the stack's output (T, B, D*P), drawn after the run."""
         return _dropper(self.output_p, self.variational, self.training, self.B, seq.shape[-1], seq)(seq)
 
+    def _stacked(self, name: str) -> Tensor:
+        """The extra parameter ``name`` (``{name}{suffix}`` per direction, e.g. ``ln_ih_l0``),
+        directions stacked."""
+        return torch.stack([self.params[name + sfx] for sfx in ("", "_reverse")[: self.num_directions]])
+
     def norms(self, l: int) -> Optional[Norms]:
         """Layer ``l``'s layer-norm parameters, directions stacked (None without layer norm)."""
-        sfx, p = ["", "_reverse"][: self.num_directions], self.params
-        if f"ln_ih_l{l}" not in p:
+        if f"ln_ih_l{l}" not in self.params:
             return None
-        cell = [torch.stack([p[f"ln_cell_{k}_l{l}{s}"] for s in sfx]) for k in ("weight", "bias")] \
-            if self.mode == "LSTM" else [None, None]
-        return Norms(torch.stack([p[f"ln_ih_l{l}{s}"] for s in sfx]), torch.stack([p[f"ln_hh_l{l}{s}"] for s in sfx]),
-                     *cell)
+        cell = [self._stacked(f"ln_cell_{k}_l{l}") for k in ("weight", "bias")] if self.mode == "LSTM" else []
+        return Norms(self._stacked(f"ln_ih_l{l}"), self._stacked(f"ln_hh_l{l}"), *cell)
 
     def step_layers(self) -> List[LayerWeights]:
         """Every layer's weights, directions stacked, with its layer norms, highway and masks, in the
         layout the reference step (:mod:`birnn.recurrence`) and the fused kernel read."""
-        sfx, p = ["", "_reverse"][: self.num_directions], self.params
         layers = []
         for l, masks in enumerate(self.masks):
             highway = None
             if self.highway:
-                highway = Highway(torch.stack([p[f"weight_hw_ih_l{l}{s}"].t() for s in sfx]),
-                                  torch.stack([p[f"weight_hw_hh_l{l}{s}"].t() for s in sfx]),
-                                  torch.stack([p[f"bias_hw_l{l}{s}"] for s in sfx]).unsqueeze(1))
+                highway = Highway(self._stacked(f"weight_hw_ih_l{l}").transpose(1, 2).contiguous(),
+                                  self._stacked(f"weight_hw_hh_l{l}").transpose(1, 2).contiguous(),
+                                  self._stacked(f"bias_hw_l{l}").unsqueeze(1))
             zoneout = Zoneout(*self.zoneout, masks.keep_h, masks.keep_c) if any(self.zoneout) else None
             layers.append(step_weights(self.spec, self.weights[l], bias=self.bias, proj=self.proj_size > 0,
                                        norms=self.norms(l), drop_h=masks.drop_h, zoneout=zoneout, highway=highway))
