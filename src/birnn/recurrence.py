@@ -21,6 +21,11 @@ t-th step direction ``d`` processes (for the backward direction, real step ``len
 
 Everything is differentiable by autograd, traceable by ``torch.compile``, and serves as the
 oracle the fused paths are tested against.
+
+A regularised LSTM layer (recurrent dropout, zoneout, layer norm: what PyTorch's fused op
+cannot run) that is run rather than traced takes :func:`birnn.bptt.packed_lstm_layer`
+instead: the same step on the packed batch with a hand-written backward, tested against this
+loop (:func:`_packs` says which).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .batch import mask_from_lengths, reverse_valid, traced
+from .bptt import packed_lstm_layer
 from .cells import Carry, CellSpec, StepWeights, normalise
 
 __all__ = ["Highway", "LayerWeights", "Norms", "Walk", "Zoneout", "layer_weights", "reference_layer", "scan",
@@ -223,6 +229,16 @@ def walk(x: Tensor, lengths: Optional[Tensor], D: int, resets: Optional[Tensor] 
     return Walk(steps, valid, resets)
 
 
+def _packs(spec: CellSpec, w: LayerWeights, shared: Walk, cell_states: bool, B: int) -> bool:
+    """Whether the layer runs packed, with the hand-written backward (:mod:`birnn.bptt`): a
+    regularised LSTM (recurrent dropout, zoneout, layer norm) without projection, highway, resets
+    or cell states, run rather than traced (packing sizes its loop by the lengths' values)."""
+    s = w.step
+    regularised = s.drop_h is not None or s.ln_h is not None or s.ln_c is not None or w.zoneout is not None
+    return (regularised and spec.mode == "LSTM" and s.hr_t is None and w.highway is None and shared.resets is None
+            and not cell_states and B > 0 and not traced())
+
+
 def reference_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optional[Tensor], h0: Tensor,
                     c0: Optional[Tensor], shared: Walk, *, cell_states: bool = False
                     ) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
@@ -241,6 +257,10 @@ def reference_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optio
     """
     T, B = inp.shape[:2]
     D, steps = h0.shape[0], shared.steps
+    if _packs(spec, w, shared, cell_states, B):
+        z = w.zoneout or Zoneout(0.0, 0.0)
+        return (*packed_lstm_layer(inp, lengths, h0, c0, w.w_ih, w.b_in, w.ln_x, w.step, (z.rate_h, z.rate_c),
+                                   z.keep_h, z.keep_c), None)
     # each direction reads its own time order: reverse the (narrow) input, not the gates
     seqs = torch.stack([inp, reverse_valid(inp, lengths)], 0) if D == 2 else inp.unsqueeze(0)  # (D, T, B, F)
     flat = seqs.reshape(D, T * B, inp.shape[-1])  # (explicit sizes: B may be 0)
