@@ -16,7 +16,8 @@ against the peer measured in the same run (medians of interleaved repeats).
    eager, torch.nn (packed).
 4. Regularised (recurrent_dropout=0.25, zoneout=0.1, layer_norm), the training step of 2 at the
    same sizes: compiled (one birnn::regularised_layer node per layer) against eager, against the
-   plain eager step (bar: within 1.3x of it), and Keras 3 on JAX with recurrent_dropout=0.25
+   plain eager step (bar: within 1.3x of it), the packed layer's steps as PyTorch ops (without
+   its C++ kernel) and the autograd step loop it replaced, and Keras 3 on JAX with recurrent_dropout=0.25
    (and without), the same layers, batch-first (``jax.jit(jax.grad(...))`` of the model's
    stateless call: forward and backward, as birnn's step), where keras and jax are installed.
    Compile time against T for the regularised layer is in 1.
@@ -119,6 +120,8 @@ def regularised_rows(B, T, I, H, repeats):
     _step(compiled_drop, drop, x, lengths)()
     steps = {"plain eager": _step(plain, plain, x, lengths), "regularised eager": _step(reg, reg, x, lengths),
              "regularised compiled": _step(compiled, reg, x, lengths),
+             "regularised eager, steps as PyTorch ops (no C++ kernel)": _without_kernel(_step(reg, reg, x, lengths)),
+             "regularised eager, the autograd step loop (before)": _step_loop(_step(reg, reg, x, lengths)),
              "recurrent_dropout=0.25 only, eager": _step(drop, drop, x, lengths),
              "recurrent_dropout=0.25 only, compiled": _step(compiled_drop, drop, x, lengths)}
     keras_steps = _keras_steps(B, T, I, H, x)
@@ -128,6 +131,33 @@ def regularised_rows(B, T, I, H, repeats):
     ratio = ms["regularised compiled"] / base
     bar = f"{'PASS' if ratio <= 1.3 else 'FAIL'}  compiled regularised step within 1.3x of the plain eager step: {ratio:.2f}x"
     return rows, bar
+
+
+def _without_kernel(run):
+    """``run`` with each packed step's elementwise part as PyTorch ops (the kernel's fallback)."""
+    import birnn.bptt
+
+    def inner():
+        kernel, birnn.bptt.kernel = birnn.bptt.kernel, lambda t: None
+        try:
+            run()
+        finally:
+            birnn.bptt.kernel = kernel
+    return inner
+
+
+def _step_loop(run):
+    """``run`` on the reference step loop, every op recorded by autograd (what ran before
+    birnn.bptt)."""
+    import birnn.recurrence
+
+    def inner():
+        packs, birnn.recurrence._packs = birnn.recurrence._packs, lambda *a: False
+        try:
+            run()
+        finally:
+            birnn.recurrence._packs = packs
+    return inner
 
 
 def _keras_steps(B, T, I, H, x):

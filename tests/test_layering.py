@@ -13,7 +13,8 @@ SRC = pathlib.Path(birnn.__file__).parent
 
 # lowest first
 LAYERS = [
-    "errors", "batch", "cells", "output", "bridge", "regularization", "options", "init", "parameters", "prepacked", "bptt",
+    "errors", "batch", "cells", "output", "bridge", "regularization", "options", "init", "parameters", "prepacked",
+    "cpu_kernel", "bptt",
     "recurrence",
     "native",
     "quantized", "kernels", "speed_table", "arguments", "dispatch", "graph_op", "backends", "layers", "onnx_export", "driver", "bidirectional", "explain",

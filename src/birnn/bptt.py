@@ -10,8 +10,13 @@ layer is run, which made the regularised training step 3x the plain one on CPU b
   sequences still running. No work on padding: the input projection, the step loop and the
   weight gradients all run on real tokens only;
 - the backward is written out rather than recorded by autograd op by op: per step only the
-  gates', the layer norms' (PyTorch's fused backward ops) and the recurrent product's; the
-  weight gradients are one batched matmul each after the loop.
+  gates', the layer norms' and the recurrent product's; the weight gradients are one batched
+  matmul each after the loop;
+- the products run through oneDNN with the weights packed once per call
+  (:mod:`birnn.prepacked`), and each step's elementwise part, forward and backward, is one call
+  of a small C++ kernel (:mod:`birnn.cpu_kernel`, :class:`_KernelLSTM`), on CPU in float32 and
+  float64. Elsewhere (bfloat16, CUDA) or without a C++ compiler the same steps run as PyTorch's
+  fused ops (:class:`_PackedLSTM`: its sigmoid/tanh/layer-norm backward ops).
 
 Symbols: ``T`` time, ``S`` steps run (``max(lengths)``), ``N`` real tokens (``sum(lengths)``),
 ``D`` directions, ``B`` batch, ``F`` input features, ``H`` hidden size; gates in the step's
@@ -30,12 +35,14 @@ gradients of gradients flow too (slowly).
 
 from __future__ import annotations
 
+import ctypes
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from .cells import StepWeights
+from .cpu_kernel import Workspace, kernel
 from .prepacked import Prepacked, linear
 
 __all__ = ["Packing", "packed_lstm_layer", "packing"]
@@ -275,7 +282,8 @@ class _PackedLSTM(torch.autograd.Function):
 
 
 def _double_backward(ctx, d_y, d_hn, d_cn):
-    xp, h0, c0, hh_t, ln_x, b_x, ln_h, ln_cw, ln_cb, drop, keep_h, keep_c = ctx.saved_tensors
+    """The gradients through a rerun of :func:`_run` with autograd recording it (differentiable)."""
+    xp, h0, c0, hh_t, ln_x, b_x, ln_h, ln_cw, ln_cb, drop, keep_h, keep_c = ctx.saved_tensors[:12]
     leaves = [xp, h0, c0, hh_t, ln_x, b_x, ln_h, ln_cw, ln_cb]
     with torch.enable_grad():
         outs = _run(xp, h0, c0, hh_t, _Norms(*leaves[4:]), drop, keep_h, keep_c, ctx.rates, ctx.sizes, None)
@@ -287,6 +295,110 @@ def _double_backward(ctx, d_y, d_hn, d_cn):
     for k, g in zip(wrt, grads):
         result[k] = g
     return tuple(result)
+
+
+def _ptr(t: Optional[Tensor]) -> Optional[int]:
+    return None if t is None else t.data_ptr()
+
+
+def _kernel_forward(kern, xp, h0, c0, hh_t, ln_x, b_x, ln_h, ln_cw, ln_cb, drop, keep_h, keep_c, rates, sizes):
+    """The forward through the kernel: (its tensors by the kernel's names, the per-step products
+    the recurrent layer norm's backward reads, the workspace holding the buffers)."""
+    D, N, G = xp.shape
+    B, H = h0.shape[1], G // 4
+    ws = Workspace(xp)
+
+    def buf(*shape, when=True):
+        return ws.take(*shape) if when else None
+    t = dict(xp=xp, h0=h0, c0=c0, drop=drop, keep_h=keep_h, keep_c=keep_c, ln_x=ln_x, b_x=b_x, ln_h=ln_h,
+             ln_cw=ln_cw, ln_cb=ln_cb, y=xp.new_empty(D, N, H), cs=buf(D, N, H), acts=buf(D, N, G), tc=buf(D, N, H),
+             mean_x=buf(D, N, when=ln_x is not None), rstd_x=buf(D, N, when=ln_x is not None),
+             mean_r=buf(D, N, when=ln_h is not None), rstd_r=buf(D, N, when=ln_h is not None),
+             cn=buf(D, N, H, when=ln_cw is not None), rstd_c=buf(D, N, when=ln_cw is not None),
+             inputs=buf(D, N, H), h_n=h0.clone(), c_n=c0.clone(), scratch=buf(D * (3 * G + 2 * H)))
+    n0 = sizes[0]
+    t["inputs"][:, :n0] = h0[:, :n0] if drop is None else h0[:, :n0] * drop[:, :n0]
+    st = kern.layer((D, N, B, H), rates, t)
+    product = Prepacked(hh_t, n0)  # (n, H) @ (H, 4H) per direction, packed once
+    off, rs = 0, []
+    for k, n in enumerate(sizes):
+        r = product.each(t["inputs"][:, off:off + n])
+        n_next = sizes[k + 1] if k + 1 < len(sizes) else 0
+        kern.forward(ctypes.byref(st), off, n, n_next, off - sizes[k - 1] if k else -1, r[0].data_ptr(),
+                     r[1].data_ptr() if D == 2 else None)
+        if ln_h is not None:
+            rs.append(r)
+        off += n
+    return t, rs, ws
+
+
+class _KernelLSTM(torch.autograd.Function):
+    """:class:`_PackedLSTM` with each step's elementwise part in the C++ kernel
+    (:mod:`birnn.cpu_kernel`): per step, forward, the product and one kernel call; backward,
+    one kernel call and the product. The buffers the backward reads come from a pool
+    (:class:`birnn.cpu_kernel.Workspace`) and go back to it when the backward is done; a second
+    backward through a retained graph runs the forward again for them."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, c0, hh_t, ln_x, b_x, ln_h, ln_cw, ln_cb, drop, keep_h, keep_c, rates, sizes, kern):
+        inputs = (xp, h0, c0, hh_t, ln_x, b_x, ln_h, ln_cw, ln_cb, drop, keep_h, keep_c)
+        t, rs, ws = _kernel_forward(kern, *inputs, rates, sizes)
+        if any(ctx.needs_input_grad[:9]):
+            ctx.save_for_backward(*inputs)
+            ctx.rates, ctx.sizes, ctx.kern = rates, sizes, kern
+            ctx.kept = ({k: t[k] for k in _KEPT}, rs, ws)
+        else:
+            ws.release()
+        return t["y"], t["h_n"], t["c_n"]
+
+    @staticmethod
+    def backward(ctx, d_y, d_hn, d_cn):
+        if torch.is_grad_enabled():  # create_graph: rerun the loop with autograd recording it
+            return _double_backward(ctx, d_y, d_hn, d_cn) + (None,)
+        saved = ctx.saved_tensors
+        xp, h0, c0, hh_t, ln_x, b_x, ln_h, ln_cw, ln_cb, drop, keep_h, keep_c = saved
+        sizes, kern = ctx.sizes, ctx.kern
+        D, N, G = xp.shape
+        B, H = h0.shape[1], G // 4
+        if ctx.kept is None:  # a second backward (retained graph): the buffers went back, make them again
+            kept, rs, forward_ws = _kernel_forward(kern, *saved, ctx.rates, sizes)
+        else:
+            kept, rs, forward_ws = ctx.kept
+        ctx.kept = None
+        t = {k: kept[k] for k in _KEPT}
+        ws = Workspace(xp)
+        zeros = xp.new_zeros
+        t.update(xp=xp, h0=h0, c0=c0, drop=drop, keep_h=keep_h, keep_c=keep_c, ln_x=ln_x, b_x=b_x, ln_h=ln_h,
+                 ln_cw=ln_cw, ln_cb=ln_cb, scratch=ws.take(D * (3 * G + 2 * H)),
+                 dy=zeros(D, N, H) if d_y is None else d_y.contiguous(),
+                 dh=zeros(D, B, H) if d_hn is None else d_hn.clone(memory_format=torch.contiguous_format),
+                 dc=zeros(D, B, H) if d_cn is None else d_cn.clone(memory_format=torch.contiguous_format),
+                 d_xp=xp.new_empty(D, N, G))
+        t["d_r"] = ws.take(D, N, G) if ln_h is not None or ln_x is not None else t["d_xp"]
+        for name, p in (("acc_x", ln_x), ("acc_b", b_x), ("acc_h", ln_h), ("acc_cw", ln_cw), ("acc_cb", ln_cb)):
+            t[name] = None if p is None else zeros(D, p.shape[-1])
+        st = kern.layer((D, N, B, H), ctx.rates, t)
+        product = Prepacked(hh_t.transpose(1, 2), sizes[0])  # (n, 4H) @ (4H, H) per direction
+        offsets = [0]
+        for n in sizes:
+            offsets.append(offsets[-1] + n)
+        g = [None, None]
+        for k in reversed(range(len(sizes))):
+            off, n = offsets[k], sizes[k]
+            n_after = sizes[k + 1] if k + 1 < len(sizes) else 0
+            r = rs[k] if ln_h is not None else [None, None]
+            kern.backward(ctypes.byref(st), off, n, n_after, offsets[k - 1] if k else -1, _ptr(g[0]),
+                          _ptr(g[1]) if D == 2 else None, _ptr(r[0]), _ptr(r[1]) if D == 2 else None)
+            g = product.each(t["d_r"][:, off:off + n])
+        kern.add_product(ctypes.byref(st), sizes[0], _ptr(g[0]), _ptr(g[1]) if D == 2 else None)
+        d_hh = torch.bmm(t["inputs"].transpose(1, 2), t["d_r"]) if ctx.needs_input_grad[3] else None
+        gains = [None if t[k] is None else t[k].unsqueeze(1) for k in ("acc_x", "acc_b", "acc_h", "acc_cw", "acc_cb")]
+        ws.release()
+        forward_ws.release()
+        return (t["d_xp"], t["dh"], t["dc"], d_hh, *gains, None, None, None, None, None, None)
+
+
+_KEPT = ("y", "cs", "acts", "tc", "mean_x", "rstd_x", "mean_r", "rstd_r", "cn", "rstd_c", "inputs")  # for the backward
 
 
 def packed_lstm_layer(inp: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Tensor, w_ih: Tensor,
@@ -321,9 +433,14 @@ def packed_lstm_layer(inp: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Te
         return None if m is None else m.transpose(0, 1).reshape(D, T * B, H).index_select(1, pk.index[0])
     ln_cw, ln_cb = w.ln_c if w.ln_c is not None else (None, None)
     if pk.sizes:
-        y, h_n, c_n = _PackedLSTM.apply(xp, h0.index_select(1, perm), c0.index_select(1, perm), w.hh_t, ln_x, b_x,
-                                        w.ln_h, ln_cw, ln_cb, drop, packed_mask(keep_h), packed_mask(keep_c),
-                                        tuple(float(r) for r in rates), pk.sizes)
+        args = (xp, h0.index_select(1, perm), c0.index_select(1, perm), w.hh_t, ln_x, b_x, w.ln_h, ln_cw, ln_cb,
+                drop, packed_mask(keep_h), packed_mask(keep_c), tuple(float(r) for r in rates), pk.sizes)
+        kern = kernel(xp)
+        if kern is not None:
+            args = tuple(a.contiguous() if isinstance(a, Tensor) else a for a in args)
+            y, h_n, c_n = _KernelLSTM.apply(*args, kern)
+        else:
+            y, h_n, c_n = _PackedLSTM.apply(*args)
     else:  # every sequence is empty
         y, h_n, c_n = xp.new_zeros(D, 0, H), h0.index_select(1, perm), c0.index_select(1, perm)
     inv = torch.argsort(perm)

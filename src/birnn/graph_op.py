@@ -215,7 +215,8 @@ def graph_layer(mode: str, inp: Tensor, lengths: Optional[Tensor], h0: Tensor, c
 
 # -- a regularised layer as one node: birnn::regularised_layer -------------------------------------
 # Under torch.compile a layer with recurrent dropout, zoneout or layer norm (what PyTorch's fused op
-# cannot run) is one node too: its kernel is the reference step loop (birnn.recurrence), so the
+# cannot run) is one node too: its kernel is the reference layer (birnn.recurrence: for an LSTM the
+# packed layer with its hand-written backward, birnn.bptt; else the step loop), so the
 # compiled graph holds one node per layer for any T and B, instead of T unrolled steps (compile
 # time would grow with T, and every new T would compile again). Its arguments: as
 # birnn::recurrent_layer's, with ``params``, the tensors gradients flow to, those of PARAMS whose

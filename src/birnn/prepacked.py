@@ -50,8 +50,13 @@ class Prepacked:
     def __call__(self, x: Tensor) -> Tensor:
         if self.packed is None or not onednn_runs(x):
             return torch.bmm(x, self.w)
-        return torch.stack([torch.ops.mkldnn._linear_pointwise(x[d], p, None, "none", [], "")
-                            for d, p in enumerate(self.packed)])
+        return torch.stack(self.each(x))
+
+    def each(self, x: Tensor) -> List[Tensor]:
+        """The products per direction, each (n, M) contiguous (no stacking)."""
+        if self.packed is None or not onednn_runs(x):
+            return list(torch.bmm(x, self.w).unbind(0))
+        return [torch.ops.mkldnn._linear_pointwise(x[d], p, None, "none", [], "") for d, p in enumerate(self.packed)]
 
 
 class _Linear(torch.autograd.Function):

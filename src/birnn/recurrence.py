@@ -229,14 +229,22 @@ def walk(x: Tensor, lengths: Optional[Tensor], D: int, resets: Optional[Tensor] 
     return Walk(steps, valid, resets)
 
 
+# what the packed layer runs (birnn.bptt): a field not named here (a projection, a highway, or
+# one added later) keeps the step loop until the packed layer learns it
+PACKED_RUNS = {"w_ih", "b_in", "ln_x", "zoneout", "hh_t", "b_hh", "drop_h", "ln_h", "ln_c"}
+
+
 def _packs(spec: CellSpec, w: LayerWeights, shared: Walk, cell_states: bool, B: int) -> bool:
     """Whether the layer runs packed, with the hand-written backward (:mod:`birnn.bptt`): a
-    regularised LSTM (recurrent dropout, zoneout, layer norm) without projection, highway, resets
-    or cell states, run rather than traced (packing sizes its loop by the lengths' values)."""
+    regularised LSTM (recurrent dropout, zoneout, layer norm) with nothing else the packed
+    layer does not run (:data:`PACKED_RUNS`; resets and cell states neither), run rather than
+    traced (packing sizes its loop by the lengths' values)."""
     s = w.step
     regularised = s.drop_h is not None or s.ln_h is not None or s.ln_c is not None or w.zoneout is not None
-    return (regularised and spec.mode == "LSTM" and s.hr_t is None and w.highway is None and shared.resets is None
-            and not cell_states and B > 0 and not traced())
+    fields = [(f, getattr(w, f)) for f in w._fields if f != "step"] + [(f, getattr(s, f)) for f in s._fields]
+    unknown = [f for f, v in fields if v is not None and f not in PACKED_RUNS]
+    return (regularised and spec.mode == "LSTM" and not unknown and shared.resets is None and not cell_states
+            and B > 0 and not traced())
 
 
 def reference_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optional[Tensor], h0: Tensor,

@@ -242,7 +242,7 @@ def test_a_regularised_training_step_under_inductor():
     with inductor_config.patch(fallback_random=True):
         torch.manual_seed(2)
         res = compiled(x, lengths=lengths)
-        assert "birnn::regularised_layer node per layer (the reference loop with recurrent_dropout, zoneout, " \
+        assert "birnn::regularised_layer node per layer (the reference layer with recurrent_dropout, zoneout, " \
                "layer_norm)" in lstm.last_decision.reason
         assert len(graph_op._KEPT) == 2  # each layer's forward kept its graph for the backward
         res.output.sum().backward()

@@ -69,7 +69,7 @@ def decide(plan: LayerPlan) -> Decision:
             where = "torch.export" if capture == "export" else "torch.compile"
             if plan.features:
                 return Decision("graph-op", f"{where}: one birnn::regularised_layer node per layer (the reference "
-                                            f"loop with {', '.join(plan.features)}), for any T, B and lengths")
+                                            f"layer with {', '.join(plan.features)}), for any T, B and lengths")
             return Decision("graph-op", f"{where}: one birnn::recurrent_layer node per layer (PyTorch's fused op; "
                                         "ONNX's LSTM/GRU/RNN operator), for any T, B and lengths")
         if capture == "export":

@@ -2,7 +2,7 @@
 ``torch.compile`` and ``torch.export`` (and ONNX export through it) a layer PyTorch's fused op
 runs is recorded as ``birnn::recurrent_layer`` nodes, so ``T``, ``B`` and lengths stay dynamic;
 under ``torch.compile`` a layer with recurrent dropout, zoneout or layer norm is one
-``birnn::regularised_layer`` node (the reference loop inside), for any ``T`` and ``B`` too.
+``birnn::regularised_layer`` node (the reference layer inside), for any ``T`` and ``B`` too.
 (``torch.export`` records those layers step by step: ONNX has no operator for them.)"""
 
 from __future__ import annotations
