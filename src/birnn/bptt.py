@@ -93,11 +93,12 @@ class _Norms(NamedTuple):
     cb: Optional[Tensor]
 
 
-def _blocks(sizes: Sequence[int]) -> List[Tuple[int, int]]:
-    """(offset, n) of every step's block of packed rows."""
+def _blocks(sizes: Sequence[int]) -> List[Tuple[int, int, int]]:
+    """Every step's block of packed rows: (offset, n_t, n_{t+1}), n_S = 0 (the rows past n_{t+1}
+    end at step t)."""
     out, off = [], 0
-    for n in sizes:
-        out.append((off, n))
+    for t, n in enumerate(sizes):
+        out.append((off, n, sizes[t + 1] if t + 1 < len(sizes) else 0))
         off += n
     return out
 
@@ -121,7 +122,7 @@ def _run(xp: Tensor, h0: Tensor, c0: Tensor, hh_t: Tensor, norms: _Norms, drop: 
     if keep:
         steps = {k: [] for k in ("x", "r", "c", "acts", "tc")}
         inputs = xp.new_empty(D, N, H)  # h_{t-1} * drop of every token: W_hh's gradient reads it
-    for t, (off, n) in enumerate(_blocks(sizes)):
+    for off, n, ending in _blocks(sizes):
         hp, cp, xt = hp[:, :n], cp[:, :n], xp[:, off:off + n]
         hd = hp if drop is None else hp * drop[:, :n]
         if keep:
@@ -166,7 +167,6 @@ def _run(xp: Tensor, h0: Tensor, c0: Tensor, hh_t: Tensor, norms: _Norms, drop: 
         cs.append(c)
         if y is not None:
             y[:, off:off + n] = h
-        ending = sizes[t + 1] if t + 1 < len(sizes) else 0
         if ending < n:  # sequences that end at this step: their final states
             h_n[:, ending:n] = h[:, ending:]
             c_n[:, ending:n] = c[:, ending:]
@@ -220,8 +220,7 @@ class _PackedLSTM(torch.autograd.Function):
         dh = dc = h0[:, :0]
         blocks = _blocks(sizes)
         for t in reversed(range(len(sizes))):
-            off, n = blocks[t]
-            m = sizes[t + 1] if t + 1 < len(sizes) else 0
+            off, n, m = blocks[t]
             if n > m:  # sequences whose last step is t: their final states' gradients join
                 dh = torch.cat([dh, d_hn[:, m:n]], 1)
                 dc = torch.cat([dc, d_cn[:, m:n]], 1)
@@ -320,15 +319,13 @@ def _kernel_forward(kern, xp, h0, c0, hh_t, ln_x, b_x, ln_h, ln_cw, ln_cb, drop,
     t["inputs"][:, :n0] = h0[:, :n0] if drop is None else h0[:, :n0] * drop[:, :n0]
     st = kern.layer((D, N, B, H), rates, t)
     product = Prepacked(hh_t, n0)  # (n, H) @ (H, 4H) per direction, packed once
-    off, rs = 0, []
-    for k, n in enumerate(sizes):
+    rs, prev_off = [], -1  # (the previous step's offset: -1, the initial states)
+    for off, n, n_next in _blocks(sizes):
         r = product.each(t["inputs"][:, off:off + n])
-        n_next = sizes[k + 1] if k + 1 < len(sizes) else 0
-        kern.forward(ctypes.byref(st), off, n, n_next, off - sizes[k - 1] if k else -1, r[0].data_ptr(),
-                     r[1].data_ptr() if D == 2 else None)
+        kern.forward(ctypes.byref(st), off, n, n_next, prev_off, r[0].data_ptr(), r[1].data_ptr() if D == 2 else None)
         if ln_h is not None:
             rs.append(r)
-        off += n
+        prev_off = off
     return t, rs, ws
 
 
@@ -379,15 +376,12 @@ class _KernelLSTM(torch.autograd.Function):
             t[name] = None if p is None else zeros(D, p.shape[-1])
         st = kern.layer((D, N, B, H), ctx.rates, t)
         product = Prepacked(hh_t.transpose(1, 2), sizes[0])  # (n, 4H) @ (4H, H) per direction
-        offsets = [0]
-        for n in sizes:
-            offsets.append(offsets[-1] + n)
+        blocks = _blocks(sizes)
         g = [None, None]
         for k in reversed(range(len(sizes))):
-            off, n = offsets[k], sizes[k]
-            n_after = sizes[k + 1] if k + 1 < len(sizes) else 0
+            off, n, n_after = blocks[k]
             r = rs[k] if ln_h is not None else [None, None]
-            kern.backward(ctypes.byref(st), off, n, n_after, offsets[k - 1] if k else -1, _ptr(g[0]),
+            kern.backward(ctypes.byref(st), off, n, n_after, blocks[k - 1][0] if k else -1, _ptr(g[0]),
                           _ptr(g[1]) if D == 2 else None, _ptr(r[0]), _ptr(r[1]) if D == 2 else None)
             g = product.each(t["d_r"][:, off:off + n])
         kern.add_product(ctypes.byref(st), sizes[0], _ptr(g[0]), _ptr(g[1]) if D == 2 else None)

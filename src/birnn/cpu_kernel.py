@@ -169,7 +169,7 @@ class Workspace:
 
     @staticmethod
     def _bucket(numel: int) -> int:
-        step = max(1 << max(numel.bit_length() - 4, 0), 1)  # 1/8 of the power of two at or above numel
+        step = max(1 << max(numel.bit_length() - 4, 0), 1)  # 1/8 of the power of two at or below numel
         return -(-numel // step) * step
 
     def take(self, *shape: int) -> Tensor:

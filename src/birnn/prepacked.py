@@ -25,11 +25,16 @@ from torch import Tensor
 __all__ = ["Prepacked", "linear", "onednn_runs"]
 
 
+def _onednn_takes(t: Tensor) -> bool:
+    """float32/bfloat16 on CPU, with oneDNN built in."""
+    return (t.device.type == "cpu" and t.dtype in (torch.float32, torch.bfloat16)
+            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
 def onednn_runs(t: Tensor) -> bool:
     """Whether oneDNN's packed linear can multiply ``t``: float32/bfloat16 on CPU, oneDNN built
     in, and no autograd recording (the packed op has no derivative)."""
-    return (t.device.type == "cpu" and t.dtype in (torch.float32, torch.bfloat16) and not torch.is_grad_enabled()
-            and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    return _onednn_takes(t) and not torch.is_grad_enabled()
 
 
 class Prepacked:
@@ -71,11 +76,8 @@ class _Linear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_out):
-        x, w = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph: the same products, recorded
-            d_x = torch.bmm(d_out, w) if ctx.needs_input_grad[0] else None
-        else:
-            d_x = Prepacked(w, d_out.shape[1])(d_out) if ctx.needs_input_grad[0] else None
+        x, w = ctx.saved_tensors  # (under create_graph Prepacked is torch.bmm, recorded)
+        d_x = Prepacked(w, d_out.shape[1])(d_out) if ctx.needs_input_grad[0] else None
         d_w = torch.bmm(d_out.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
         d_b = d_out.sum(1, keepdim=True) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return d_x, d_w, d_b
@@ -85,12 +87,6 @@ def linear(x: Tensor, w: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """Every direction's ``x[d] @ w[d]^T + bias[d]``: ``x`` (D, N, K), ``w`` (D, M, K) (torch.nn's
     linear layout), ``bias`` (D, 1, M) or None; (D, N, M). Through oneDNN where it runs (forward
     and the input's gradient), else ``torch.baddbmm``."""
-    if not onednn_runs_for(x):
+    if not _onednn_takes(x) or torch._C._are_functorch_transforms_active():  # (autograd may record: _Linear)
         return torch.bmm(x, w.transpose(1, 2)) if bias is None else torch.baddbmm(bias, x, w.transpose(1, 2))
     return _Linear.apply(x, w, bias)
-
-
-def onednn_runs_for(x: Tensor) -> bool:
-    """:func:`onednn_runs` but for a call that autograd may record (the backward is written out)."""
-    with torch.no_grad():
-        return onednn_runs(x) and not torch._C._are_functorch_transforms_active()

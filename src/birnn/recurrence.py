@@ -231,7 +231,7 @@ def walk(x: Tensor, lengths: Optional[Tensor], D: int, resets: Optional[Tensor] 
 
 # what the packed layer runs (birnn.bptt): a field not named here (a projection, a highway, or
 # one added later) keeps the step loop until the packed layer learns it
-PACKED_RUNS = {"w_ih", "b_in", "ln_x", "zoneout", "hh_t", "b_hh", "drop_h", "ln_h", "ln_c"}
+PACKED_RUNS = {"w_ih", "b_in", "ln_x", "zoneout", "hh_t", "drop_h", "ln_h", "ln_c"}
 
 
 def _packs(spec: CellSpec, w: LayerWeights, shared: Walk, cell_states: bool, B: int) -> bool:

@@ -125,62 +125,60 @@ void forward(Layer<T>* L, int64_t d, int64_t off, int64_t n, int64_t n_next, int
   T* __restrict a = scratch;  // (each from scratch: pointers based on another restrict one may alias it)
   T* __restrict c_new = scratch + G;
   T* __restrict u = scratch + G + H;
-  {
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t row = d * N + off + j;  // this token in (D, N, .) buffers
-      const T* __restrict x = L->xp + row * G;
-      const T* __restrict r = rd + j * G;
-      const T* __restrict hp = prev_off < 0 ? L->h0 + (d * B + j) * H : L->y + (d * N + prev_off + j) * H;
-      const T* __restrict cp = prev_off < 0 ? L->c0 + (d * B + j) * H : L->cs + (d * N + prev_off + j) * H;
-      if (L->ln_x) {  // (the statistics are kept; the backward normalises again)
-        statistics(x, G, L->mean_x + row, L->rstd_x + row);
-        const T mean = L->mean_x[row], rstd = L->rstd_x[row];
-        const T* __restrict gx = L->ln_x + d * G;
-        const T* __restrict bx = L->b_x ? L->b_x + d * G : nullptr;
-        if (bx) {
-          for (int64_t k = 0; k < G; ++k) a[k] = (x[k] - mean) * rstd * gx[k] + bx[k];
-        } else {
-          for (int64_t k = 0; k < G; ++k) a[k] = (x[k] - mean) * rstd * gx[k];
-        }
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t row = d * N + off + j;  // this token in (D, N, .) buffers
+    const T* __restrict x = L->xp + row * G;
+    const T* __restrict r = rd + j * G;
+    const T* __restrict hp = prev_off < 0 ? L->h0 + (d * B + j) * H : L->y + (d * N + prev_off + j) * H;
+    const T* __restrict cp = prev_off < 0 ? L->c0 + (d * B + j) * H : L->cs + (d * N + prev_off + j) * H;
+    if (L->ln_x) {  // (the statistics are kept; the backward normalises again)
+      statistics(x, G, L->mean_x + row, L->rstd_x + row);
+      const T mean = L->mean_x[row], rstd = L->rstd_x[row];
+      const T* __restrict gx = L->ln_x + d * G;
+      const T* __restrict bx = L->b_x ? L->b_x + d * G : nullptr;
+      if (bx) {
+        for (int64_t k = 0; k < G; ++k) a[k] = (x[k] - mean) * rstd * gx[k] + bx[k];
       } else {
-        for (int64_t k = 0; k < G; ++k) a[k] = x[k];
+        for (int64_t k = 0; k < G; ++k) a[k] = (x[k] - mean) * rstd * gx[k];
       }
-      if (L->ln_h) {  // (r itself is kept by the caller)
-        statistics(r, G, L->mean_r + row, L->rstd_r + row);
-        const T mean = L->mean_r[row], rstd = L->rstd_r[row];
-        const T* __restrict gh = L->ln_h + d * G;
-        for (int64_t k = 0; k < G; ++k) a[k] += (r[k] - mean) * rstd * gh[k];
-      } else {
-        for (int64_t k = 0; k < G; ++k) a[k] += r[k];
-      }
-      T* __restrict act = L->acts + row * G;
-      for (int64_t k = 0; k < 3 * H; ++k) act[k] = sigmoid_(a[k]);
-      for (int64_t k = 3 * H; k < G; ++k) act[k] = tanh_(a[k]);
-      const T *__restrict i = act, *__restrict f = act + H, *__restrict o = act + 2 * H, *__restrict g = act + 3 * H;
-      for (int64_t k = 0; k < H; ++k) c_new[k] = f[k] * cp[k] + i[k] * g[k];
-      if (L->ln_cw) {
-        T* __restrict cn = L->cn + row * H;
-        L->rstd_c[row] = normalise(c_new, cn, H);
-        const T *w = L->ln_cw + d * H, *b = L->ln_cb + d * H;
-        for (int64_t k = 0; k < H; ++k) u[k] = cn[k] * w[k] + b[k];
-      } else {
-        for (int64_t k = 0; k < H; ++k) u[k] = c_new[k];
-      }
-      T* __restrict tc = L->tc + row * H;
-      T* __restrict y = L->y + row * H;
-      T* __restrict c = L->cs + row * H;
-      for (int64_t k = 0; k < H; ++k) tc[k] = tanh_(u[k]);
-      for (int64_t k = 0; k < H; ++k) y[k] = o[k] * tc[k];
-      zone(y, hp, L->keep_h ? L->keep_h + row * H : nullptr, L->rate_h, H);
-      for (int64_t k = 0; k < H; ++k) c[k] = c_new[k];
-      zone(c, cp, L->keep_c ? L->keep_c + row * H : nullptr, L->rate_c, H);
-      if (j >= n_next) {  // the sequence ends here: its final states
-        for (int64_t k = 0; k < H; ++k) { L->h_n[(d * B + j) * H + k] = y[k]; L->c_n[(d * B + j) * H + k] = c[k]; }
-      } else {  // the next step's product input, h * drop
-        T* __restrict next = L->inputs + (d * N + off + n + j) * H;
-        const T* __restrict m = L->drop ? L->drop + (d * B + j) * H : nullptr;
-        for (int64_t k = 0; k < H; ++k) next[k] = m ? y[k] * m[k] : y[k];
-      }
+    } else {
+      for (int64_t k = 0; k < G; ++k) a[k] = x[k];
+    }
+    if (L->ln_h) {  // (r itself is kept by the caller)
+      statistics(r, G, L->mean_r + row, L->rstd_r + row);
+      const T mean = L->mean_r[row], rstd = L->rstd_r[row];
+      const T* __restrict gh = L->ln_h + d * G;
+      for (int64_t k = 0; k < G; ++k) a[k] += (r[k] - mean) * rstd * gh[k];
+    } else {
+      for (int64_t k = 0; k < G; ++k) a[k] += r[k];
+    }
+    T* __restrict act = L->acts + row * G;
+    for (int64_t k = 0; k < 3 * H; ++k) act[k] = sigmoid_(a[k]);
+    for (int64_t k = 3 * H; k < G; ++k) act[k] = tanh_(a[k]);
+    const T *__restrict i = act, *__restrict f = act + H, *__restrict o = act + 2 * H, *__restrict g = act + 3 * H;
+    for (int64_t k = 0; k < H; ++k) c_new[k] = f[k] * cp[k] + i[k] * g[k];
+    if (L->ln_cw) {
+      T* __restrict cn = L->cn + row * H;
+      L->rstd_c[row] = normalise(c_new, cn, H);
+      const T *w = L->ln_cw + d * H, *b = L->ln_cb + d * H;
+      for (int64_t k = 0; k < H; ++k) u[k] = cn[k] * w[k] + b[k];
+    } else {
+      for (int64_t k = 0; k < H; ++k) u[k] = c_new[k];
+    }
+    T* __restrict tc = L->tc + row * H;
+    T* __restrict y = L->y + row * H;
+    T* __restrict c = L->cs + row * H;
+    for (int64_t k = 0; k < H; ++k) tc[k] = tanh_(u[k]);
+    for (int64_t k = 0; k < H; ++k) y[k] = o[k] * tc[k];
+    zone(y, hp, L->keep_h ? L->keep_h + row * H : nullptr, L->rate_h, H);
+    for (int64_t k = 0; k < H; ++k) c[k] = c_new[k];
+    zone(c, cp, L->keep_c ? L->keep_c + row * H : nullptr, L->rate_c, H);
+    if (j >= n_next) {  // the sequence ends here: its final states
+      for (int64_t k = 0; k < H; ++k) { L->h_n[(d * B + j) * H + k] = y[k]; L->c_n[(d * B + j) * H + k] = c[k]; }
+    } else {  // the next step's product input, h * drop
+      T* __restrict next = L->inputs + (d * N + off + n + j) * H;
+      const T* __restrict m = L->drop ? L->drop + (d * B + j) * H : nullptr;
+      for (int64_t k = 0; k < H; ++k) next[k] = m ? y[k] * m[k] : y[k];
     }
   }
 }
@@ -211,94 +209,85 @@ void backward(Layer<T>* L, int64_t d, int64_t off, int64_t n, int64_t n_after, i
   T* __restrict tmp = scratch + G;  // G
   T* __restrict gh = scratch + 2 * G;  // H
   T* __restrict gc = scratch + 2 * G + H;  // H
-  {
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t row = d * N + off + j;
-      T* __restrict dh = L->dh + (d * B + j) * H;
-      T* __restrict dc = L->dc + (d * B + j) * H;
-      const T* __restrict dy = L->dy + row * H;
-      const T* __restrict cp = prev_off < 0 ? L->c0 + (d * B + j) * H : L->cs + (d * N + prev_off + j) * H;
-      const T* __restrict kh = L->keep_h ? L->keep_h + row * H : nullptr;
-      const T* __restrict kc = L->keep_c ? L->keep_c + row * H : nullptr;
-      const T* __restrict act = L->acts + row * G;
-      const T *__restrict i = act, *__restrict f = act + H, *__restrict o = act + 2 * H, *__restrict g = act + 3 * H;
-      const T* __restrict tc = L->tc + row * H;
-      for (int64_t k = 0; k < H; ++k) gh[k] = dh[k] + dy[k];
-      for (int64_t k = 0; k < H; ++k) gc[k] = dc[k];
-      split(gh, dh, kh, L->rate_h, H);  // the zoneout share of the carries (the rest added below / later)
-      split(gc, dc, kc, L->rate_c, H);
-      for (int64_t k = 0; k < H; ++k) tmp[k] = gh[k] * o[k] * (T(1) - tc[k] * tc[k]);  // tanh's input's
-      if (L->ln_cw) {
-        const T* __restrict cn = L->cn + row * H;
-        const T* __restrict w = L->ln_cw + d * H;
-        T* __restrict acc_w = L->acc_cw + d * H;
-        T* __restrict acc_b = L->acc_cb + d * H;
-        T* __restrict ghat = scratch + G + H;  // (tmp's second quarter)
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t row = d * N + off + j;
+    T* __restrict dh = L->dh + (d * B + j) * H;
+    T* __restrict dc = L->dc + (d * B + j) * H;
+    const T* __restrict dy = L->dy + row * H;
+    const T* __restrict cp = prev_off < 0 ? L->c0 + (d * B + j) * H : L->cs + (d * N + prev_off + j) * H;
+    const T* __restrict kh = L->keep_h ? L->keep_h + row * H : nullptr;
+    const T* __restrict kc = L->keep_c ? L->keep_c + row * H : nullptr;
+    const T* __restrict act = L->acts + row * G;
+    const T *__restrict i = act, *__restrict f = act + H, *__restrict o = act + 2 * H, *__restrict g = act + 3 * H;
+    const T* __restrict tc = L->tc + row * H;
+    for (int64_t k = 0; k < H; ++k) gh[k] = dh[k] + dy[k];
+    for (int64_t k = 0; k < H; ++k) gc[k] = dc[k];
+    split(gh, dh, kh, L->rate_h, H);  // the zoneout share of the carries (the rest added below / later)
+    split(gc, dc, kc, L->rate_c, H);
+    for (int64_t k = 0; k < H; ++k) tmp[k] = gh[k] * o[k] * (T(1) - tc[k] * tc[k]);  // tanh's input's
+    if (L->ln_cw) {
+      const T* __restrict cn = L->cn + row * H;
+      const T* __restrict w = L->ln_cw + d * H;
+      T* __restrict acc_w = L->acc_cw + d * H;
+      T* __restrict acc_b = L->acc_cb + d * H;
+      T* __restrict ghat = scratch + G + H;  // (tmp's second quarter)
 #pragma omp simd  // (gcc does not see these pointers apart)
-        for (int64_t k = 0; k < H; ++k) {
-          acc_w[k] += tmp[k] * cn[k];
-          acc_b[k] += tmp[k];
-          ghat[k] = tmp[k] * w[k];
-        }
-        normalise_backward(ghat, cn, L->rstd_c[row], tmp, H);
+      for (int64_t k = 0; k < H; ++k) {
+        acc_w[k] += tmp[k] * cn[k];
+        acc_b[k] += tmp[k];
+        ghat[k] = tmp[k] * w[k];
       }
-      {
-        T* __restrict da_i = scratch;
-        T* __restrict da_f = scratch + H;
-        T* __restrict da_o = scratch + 2 * H;
-        T* __restrict da_g = scratch + 3 * H;
+      normalise_backward(ghat, cn, L->rstd_c[row], tmp, H);
+    }
+    {
+      T* __restrict da_i = scratch;
+      T* __restrict da_f = scratch + H;
+      T* __restrict da_o = scratch + 2 * H;
+      T* __restrict da_g = scratch + 3 * H;
 #pragma omp simd
-        for (int64_t k = 0; k < H; ++k) {
-          T c = gc[k] + tmp[k];
-          da_i[k] = c * g[k] * i[k] * (T(1) - i[k]);
-          da_f[k] = c * cp[k] * f[k] * (T(1) - f[k]);
-          da_o[k] = gh[k] * tc[k] * o[k] * (T(1) - o[k]);
-          da_g[k] = c * i[k] * (T(1) - g[k] * g[k]);
-          dc[k] += c * f[k];
-        }
-      }
-      T* __restrict dxp = L->d_xp + row * G;
-      if (L->ln_x) {
-        const T* __restrict x = L->xp + row * G;
-        const T* __restrict gx = L->ln_x + d * G;
-        const T mean = L->mean_x[row], rstd = L->rstd_x[row];
-        for (int64_t k = 0; k < G; ++k) nrm[k] = (x[k] - mean) * rstd;
-        T* __restrict acc_x = L->acc_x + d * G;
-        T* __restrict acc_b = L->acc_b ? L->acc_b + d * G : nullptr;
-        for (int64_t k = 0; k < G; ++k) {
-          acc_x[k] += da[k] * nrm[k];
-          tmp[k] = da[k] * gx[k];
-        }
-        if (acc_b)
-          for (int64_t k = 0; k < G; ++k) acc_b[k] += da[k];
-        normalise_backward(tmp, nrm, rstd, dxp, G);
-      } else {
-        for (int64_t k = 0; k < G; ++k) dxp[k] = da[k];
-      }
-      if (L->ln_h) {
-        const T* __restrict r = rd + j * G;
-        const T* __restrict gr = L->ln_h + d * G;
-        const T mean = L->mean_r[row], rstd = L->rstd_r[row];
-        for (int64_t k = 0; k < G; ++k) nrm[k] = (r[k] - mean) * rstd;
-        T* __restrict acc_h = L->acc_h + d * G;
-        for (int64_t k = 0; k < G; ++k) {
-          acc_h[k] += da[k] * nrm[k];
-          tmp[k] = da[k] * gr[k];
-        }
-        normalise_backward(tmp, nrm, rstd, L->d_r + row * G, G);
-      } else if (L->d_r != L->d_xp) {
-        T* __restrict dr = L->d_r + row * G;
-        for (int64_t k = 0; k < G; ++k) dr[k] = da[k];
+      for (int64_t k = 0; k < H; ++k) {
+        T c = gc[k] + tmp[k];
+        da_i[k] = c * g[k] * i[k] * (T(1) - i[k]);
+        da_f[k] = c * cp[k] * f[k] * (T(1) - f[k]);
+        da_o[k] = gh[k] * tc[k] * o[k] * (T(1) - o[k]);
+        da_g[k] = c * i[k] * (T(1) - g[k] * g[k]);
+        dc[k] += c * f[k];
       }
     }
+    T* __restrict dxp = L->d_xp + row * G;
+    if (L->ln_x) {
+      const T* __restrict x = L->xp + row * G;
+      const T* __restrict gx = L->ln_x + d * G;
+      const T mean = L->mean_x[row], rstd = L->rstd_x[row];
+      for (int64_t k = 0; k < G; ++k) nrm[k] = (x[k] - mean) * rstd;
+      T* __restrict acc_x = L->acc_x + d * G;
+      T* __restrict acc_b = L->acc_b ? L->acc_b + d * G : nullptr;
+      for (int64_t k = 0; k < G; ++k) {
+        acc_x[k] += da[k] * nrm[k];
+        tmp[k] = da[k] * gx[k];
+      }
+      if (acc_b)
+        for (int64_t k = 0; k < G; ++k) acc_b[k] += da[k];
+      normalise_backward(tmp, nrm, rstd, dxp, G);
+    } else {
+      for (int64_t k = 0; k < G; ++k) dxp[k] = da[k];
+    }
+    if (L->ln_h) {
+      const T* __restrict r = rd + j * G;
+      const T* __restrict gr = L->ln_h + d * G;
+      const T mean = L->mean_r[row], rstd = L->rstd_r[row];
+      for (int64_t k = 0; k < G; ++k) nrm[k] = (r[k] - mean) * rstd;
+      T* __restrict acc_h = L->acc_h + d * G;
+      for (int64_t k = 0; k < G; ++k) {
+        acc_h[k] += da[k] * nrm[k];
+        tmp[k] = da[k] * gr[k];
+      }
+      normalise_backward(tmp, nrm, rstd, L->d_r + row * G, G);
+    } else if (L->d_r != L->d_xp) {
+      T* __restrict dr = L->d_r + row * G;
+      for (int64_t k = 0; k < G; ++k) dr[k] = da[k];
+    }
   }
-}
-
-
-// fn(d) for every direction (a helper thread for the second direction was tried: with PyTorch's
-// own threads around it, it was slower)
-template <typename F> void each_direction(int64_t D, F fn) {
-  for (int64_t d = 0; d < D; ++d) fn(d);
 }
 
 }  // namespace
@@ -311,13 +300,11 @@ int64_t birnn_layer_size_f64() { return sizeof(Layer<double>); }
 #define BIRNN_ENTRIES(T, SUF)                                                                                  \
   void birnn_forward_##SUF(Layer<T>* L, int64_t off, int64_t n, int64_t n_next, int64_t prev_off, const T* r0, \
                            const T* r1) {                                                                      \
-    each_direction(L->D, [&](int64_t d) { forward(L, d, off, n, n_next, prev_off, d ? r1 : r0); }); \
+    for (int64_t d = 0; d < L->D; ++d) forward(L, d, off, n, n_next, prev_off, d ? r1 : r0);            \
   }                                                                                                            \
   void birnn_backward_##SUF(Layer<T>* L, int64_t off, int64_t n, int64_t n_after, int64_t prev_off,           \
                             const T* g0, const T* g1, const T* r0, const T* r1) {                              \
-    each_direction(L->D, [&](int64_t d) {                                                                      \
-      backward(L, d, off, n, n_after, prev_off, d ? g1 : g0, d ? r1 : r0);                                     \
-    });                                                                                                        \
+    for (int64_t d = 0; d < L->D; ++d) backward(L, d, off, n, n_after, prev_off, d ? g1 : g0, d ? r1 : r0);   \
   }                                                                                                            \
   void birnn_add_product_##SUF(Layer<T>* L, int64_t n, const T* g0, const T* g1) {                            \
     for (int64_t d = 0; d < L->D; ++d) add_product(L, d, n, d ? g1 : g0);                                     \
