@@ -1,8 +1,8 @@
 """The regularised LSTM layer, packed, with a hand-written backward (backpropagation through time).
 
-What the reference path runs, in eager mode and inside the ``birnn::regularised_layer`` graph
-node, for an LSTM layer with recurrent dropout, zoneout or layer norm (what PyTorch's fused op
-cannot run). The step is the reference step's (:mod:`birnn.cells`); what differs is how the
+What the reference path runs on CPU, in eager mode and inside the ``birnn::regularised_layer``
+graph node, for an LSTM layer with recurrent dropout, zoneout or layer norm (what PyTorch's
+fused op cannot run; on CUDA the fused Triton kernel runs those, or the step loop). The step is the reference step's (:mod:`birnn.cells`); what differs is how the
 layer is run, which made the regularised training step 3x the plain one on CPU before:
 
 - the batch is *packed* (as :class:`torch.nn.utils.rnn.PackedSequence` is): sorted by length,
@@ -15,8 +15,7 @@ layer is run, which made the regularised training step 3x the plain one on CPU b
 - the products run through oneDNN with the weights packed once per call
   (:mod:`birnn.prepacked`), and each step's elementwise part, forward and backward, is one call
   of a small C++ kernel (:mod:`birnn.cpu_kernel`, :class:`_KernelLSTM`), on CPU in float32 and
-  float64. Elsewhere (bfloat16, CUDA) or without a C++ compiler the same steps run as PyTorch's
-  fused ops (:class:`_PackedLSTM`: its sigmoid/tanh/layer-norm backward ops).
+  float64. In bfloat16, or without a C++ compiler, the same steps run as PyTorch's fused ops (:class:`_PackedLSTM`: its sigmoid/tanh/layer-norm backward ops).
 
 Symbols: ``T`` time, ``S`` steps run (``max(lengths)``), ``N`` real tokens (``sum(lengths)``),
 ``D`` directions, ``B`` batch, ``F`` input features, ``H`` hidden size; gates in the step's

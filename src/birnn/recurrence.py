@@ -237,14 +237,15 @@ PACKED_RUNS = {"w_ih", "b_in", "ln_x", "zoneout", "hh_t", "drop_h", "ln_h", "ln_
 def _packs(spec: CellSpec, w: LayerWeights, shared: Walk, cell_states: bool, B: int) -> bool:
     """Whether the layer runs packed, with the hand-written backward (:mod:`birnn.bptt`): a
     regularised LSTM (recurrent dropout, zoneout, layer norm) with nothing else the packed
-    layer does not run (:data:`PACKED_RUNS`; resets and cell states neither), run rather than
-    traced (packing sizes its loop by the lengths' values)."""
+    layer does not run (:data:`PACKED_RUNS`; resets and cell states neither), on CPU (what it was
+    built and measured for; no GPU has run it), run rather than traced (packing sizes its loop
+    by the lengths' values)."""
     s = w.step
     regularised = s.drop_h is not None or s.ln_h is not None or s.ln_c is not None or w.zoneout is not None
     fields = [(f, getattr(w, f)) for f in w._fields if f != "step"] + [(f, getattr(s, f)) for f in s._fields]
     unknown = [f for f, v in fields if v is not None and f not in PACKED_RUNS]
     return (regularised and spec.mode == "LSTM" and not unknown and shared.resets is None and not cell_states
-            and B > 0 and not traced())
+            and B > 0 and w.w_ih.device.type == "cpu" and not traced())
 
 
 def reference_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optional[Tensor], h0: Tensor,

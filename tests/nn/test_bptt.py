@@ -238,3 +238,15 @@ def test_kernel_builds_and_says_why_not(monkeypatch, tmp_path):
         assert cpu_kernel.kernel(torch.zeros(1, dtype=F64)) is not None
         assert [p.suffix for p in (tmp_path / "fresh").iterdir()] == [".so"]
         assert cpu_kernel.kernel(torch.zeros(1, dtype=torch.bfloat16)) is None  # float32 and float64 only
+
+
+def test_only_cpu_layers_pack():
+    """The packed layer is CPU's: on another device (CUDA, here the meta device) the step loop
+    runs, as the GPU has tested it."""
+    from birnn.cells import cell_spec
+
+    spec = cell_spec("LSTM")
+    for device, packs in (("cpu", True), ("meta", False)):
+        params = [p.to(device) for p in birnn.LSTM(3, 4).parameters()]
+        w = recurrence.layer_weights(spec, [params], bias=True, proj=False, zoneout=recurrence.Zoneout(0.1, 0.0))
+        assert recurrence._packs(spec, w, recurrence.Walk(4, None, None), False, 2) is packs
