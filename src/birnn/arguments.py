@@ -117,6 +117,9 @@ def lengths_and_side(lengths, mask, padding: str, *, batch_first: bool, batch_si
         raise ValueError("give either lengths or mask, not both")
     left = padding == "left"
     if mask is not None:
+        if isinstance(mask, Tensor) and mask.is_meta:
+            raise ValueError("mask is on the meta device, which holds no values; pass it on the CPU or the input's "
+                             "device")
         if isinstance(mask, Tensor) and mask.dtype == torch.bool and (
                 left or (not traced() and mask_side(mask, batch_first=batch_first) == "left")):
             left, mask = True, mask.flip(1 if batch_first else 0)

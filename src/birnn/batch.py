@@ -69,6 +69,9 @@ def check_lengths(lengths, *, batch_size: int, max_time: int, device: torch.devi
         raise ValueError(
             f"lengths must have shape (B,) = ({batch_size},), got {tuple(lengths.shape)}"
         )
+    if lengths.is_meta:
+        raise ValueError("lengths are on the meta device, which holds no values; pass them on the CPU or on the "
+                         f"input's device ({device})")
     if batch_size and not traced():  # value checks would break the graph
         lo, hi = int(lengths.min()), int(lengths.max())
         if lo < 0 or hi > max_time:

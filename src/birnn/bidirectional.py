@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .arguments import input_shape, prepare_call
+from .arguments import _state, input_shape, prepare_call
 from .batch import reverse_valid
 from .errors import ShapeError
 from .native import run_packed
@@ -66,6 +66,49 @@ def _split(hx, batch: int, unbatched: bool):
     if isinstance(hx, (tuple, list)):
         return tuple(h[0::2] for h in parts), tuple(h[1::2] for h in parts)
     return parts[0][0::2], parts[0][1::2]
+
+
+def _state_of(layer: nn.Module):
+    """``(has_cell_state, P, H, L)`` of a wrapped layer — whether its state is (h, c), its output
+    and hidden sizes, its layers — with None where a custom step cell does not say."""
+    if hasattr(layer, "mode") and hasattr(layer, "hidden_size"):  # birnn's and torch.nn's layers
+        return layer.mode == "LSTM", layer.proj_size or layer.hidden_size, layer.hidden_size, layer.num_layers
+    cell = getattr(layer, "cell", None)  # Recurrent(cell): torch.nn's cells through TorchCell, or the user's
+    size = getattr(getattr(cell, "cell", cell), "hidden_size", None)
+    return getattr(cell, "is_lstm", None), size, size, getattr(layer, "num_layers", 1)
+
+
+def _kind(has_c, P, H, L) -> str:
+    state = {True: "an (h, c) state", False: "an h state", None: "a state"}[has_c]
+    return f"{state} of size {P if P is not None else '?'}" + (f" (cell {H})" if has_c and H != P else "") \
+        + f" in {L} layer(s)"
+
+
+def _check_pair(forward: nn.Module, backward: nn.Module) -> None:
+    """The two directions must carry the same kind of state: h_n/c_n interleave them row by row."""
+    f, b = _state_of(forward), _state_of(backward)
+    if any(x is not None and y is not None and x != y for x, y in zip(f, b)):
+        raise ValueError(f"layer and backward_layer must have the same kind of state, since h_n/c_n interleave "
+                         f"their rows: layer ({type(forward).__name__}) has {_kind(*f)}, backward_layer "
+                         f"({type(backward).__name__}) has {_kind(*b)}")
+
+
+def _check_states(hx, layer: nn.Module, call, shape) -> None:
+    """``hx`` against the wrapped layer's dtype and sizes, where the layer says them (birnn's layers
+    check their own half again; torch.nn's and cells would fail deep inside with torch's words)."""
+    has_c, P, H, L = _state_of(layer)
+    if hx is None or has_c is None or P is None:
+        return
+    B = call.x.shape[1]
+    if has_c:
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"hx must be a pair (h_0, c_0) for LSTM layers, got {type(hx).__name__}")
+        _state("h_0", hx[0], (2 * L, B, P), shape, call.unbatched)
+        _state("c_0", hx[1], (2 * L, B, H), shape, call.unbatched)
+    elif isinstance(hx, (tuple, list)):
+        raise TypeError("hx must be a tensor h_0 for RNN/GRU layers, got a tuple (the (h_0, c_0) pair is for LSTM)")
+    else:
+        _state("h_0", hx, (2 * L, B, P), shape, call.unbatched)
 
 
 def _is_torch_layer(layer: nn.Module) -> bool:
@@ -118,6 +161,7 @@ class Bidirectional(nn.Module):
         if backward_layer.batch_first != layer.batch_first:
             raise ValueError(f"layer and backward_layer must agree on batch_first, got {layer.batch_first} "
                              f"and {backward_layer.batch_first}")
+        _check_pair(layer, backward_layer)
         self.forward_layer = layer
         self.backward_layer = backward_layer
         self.batch_first = layer.batch_first
@@ -130,10 +174,11 @@ class Bidirectional(nn.Module):
         into the two directions' states ([l0-fwd, l0-bwd, ...])."""
         layer = self.forward_layer
         size = layer.input_size if hasattr(layer, "input_size") else layer.cell.input_size
-        call = prepare_call(input, None, lengths, mask, input_shape(size, self.batch_first, layer, input),
-                            padding=padding, cu_seqlens=cu_seqlens)
+        shape = input_shape(size, self.batch_first, layer, input)
+        call = prepare_call(input, None, lengths, mask, shape, padding=padding, cu_seqlens=cu_seqlens)
         x, lengths = call.x, call.user_lengths  # (T, B, I) real steps first, zero at padding
         hx_f, hx_b = _split(hx, x.shape[1], call.unbatched)
+        _check_states(hx, layer, call, shape)
         reverse = reverse_valid(x, lengths)
 
         def as_layer(t):  # the wrapped layers' own layout
@@ -148,6 +193,10 @@ class Bidirectional(nn.Module):
             bwd = self.backward_layer(as_layer(reverse), hx_b, lengths=lengths)
             (f_seq, f_h, f_c), (b_seq, b_h, b_c) = ((r.time_major, r.h_n, r.c_n) for r in (fwd, bwd))
             num_layers, path = fwd.num_layers, fwd.path
+        if (f_c is None) != (b_c is None) or f_seq.shape[-1] != b_seq.shape[-1]:  # custom cells say only now
+            raise ShapeError(f"the two directions returned different states: forward output size {f_seq.shape[-1]}"
+                             f" {'with' if f_c is not None else 'without'} c_n, backward {b_seq.shape[-1]} "
+                             f"{'with' if b_c is not None else 'without'} c_n; wrap layers of one kind and size")
         seq = torch.cat([f_seq, reverse_valid(b_seq, lengths)], -1)  # (T, B, 2P)
         merged = merge(seq.unflatten(-1, (2, seq.shape[-1] // 2)), self.merge_mode)
         output = (tuple(call.layout(t, self.batch_first) for t in merged) if isinstance(merged, tuple)

@@ -23,10 +23,13 @@ backward    ``bwd_l``                           P
 
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Dict, Tuple, Union
 
 import torch
 from torch import Tensor
+
+from .errors import ArgumentTypeError
 
 __all__ = ["BRIDGES", "bridge"]
 
@@ -46,7 +49,10 @@ def bridge(states: States, num_layers: int, mode: str = "concat") -> States:
 
     A unidirectional encoder's states (D = 1) pass through unchanged for every mode.
     """
-    if mode not in BRIDGES:
+    if isinstance(num_layers, bool) or not isinstance(num_layers, numbers.Integral) or num_layers < 1:
+        raise ArgumentTypeError(f"num_layers must be an int >= 1 (the encoder's layers), got "
+                                f"{type(num_layers).__name__} {num_layers!r}")
+    if not isinstance(mode, str) or mode not in BRIDGES:
         raise ValueError(f"mode must be one of {sorted(BRIDGES)}; got {mode!r}")
     if isinstance(states, (tuple, list)):
         if len(states) != 2:
@@ -60,7 +66,7 @@ def bridge(states: States, num_layers: int, mode: str = "concat") -> States:
         got = f"{states.dim()}-D tensor" if isinstance(states, Tensor) else type(states).__name__
         raise ValueError(f"states must be h_n of shape (L*D, B, P) or a pair (h_n, c_n), got a {got}")
     rows = states.shape[0]
-    if num_layers < 1 or rows % num_layers or rows // num_layers not in (1, 2):
+    if rows % num_layers or rows // num_layers not in (1, 2):
         raise ValueError(f"states have {rows} rows, which is not num_layers={num_layers} times 1 or 2 directions")
     D = rows // num_layers
     if D == 1:

@@ -28,7 +28,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .arguments import input_shape, prepare_call
+from .arguments import _check_tensor, input_shape, prepare_call
 from .batch import mask_from_lengths
 from .errors import ShapeError
 from .output import RecurrentOutput
@@ -54,17 +54,19 @@ class TorchCell(nn.Module):
         return (new[0], new) if self.is_lstm else (new, new)
 
 
-def _initial(hx, batch: int, unbatched: bool):
+def _initial(hx, batch: int, unbatched: bool, shape, size: Optional[int]):
     """``hx`` — h_0 (1, B, P), or a tuple of such (LSTM: (h_0, c_0)); (1, P) for an unbatched
-    input — checked, without its leading one-layer axis."""
+    input — checked (dtype and device as the cell's parameters, P the cell's ``hidden_size`` where
+    it has one), without its leading one-layer axis."""
     parts = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
     out = []
     for k, t in enumerate(parts):
         name = "hx" if len(parts) == 1 else f"hx[{k}]"
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
-        want = "(1, P)" if unbatched else f"(1, B={batch}, P)"
-        if t.dim() != (2 if unbatched else 3) or t.shape[0] != 1 or (not unbatched and t.shape[1] != batch):
+        _check_tensor(name, t, shape)
+        P = "P" if size is None else f"P={size}"
+        want = f"(1, {P})" if unbatched else f"(1, B={batch}, {P})"
+        if (t.dim() != (2 if unbatched else 3) or t.shape[0] != 1 or (not unbatched and t.shape[1] != batch)
+                or (size is not None and t.shape[-1] != size)):
             raise ShapeError(f"{name} must have shape {want} (one layer, one direction), got {tuple(t.shape)}")
         out.append(t if unbatched else t[0])  # unbatched: (1, P) is already (B=1, P)
     return tuple(out) if isinstance(hx, (tuple, list)) else out[0]
@@ -113,7 +115,8 @@ class Recurrent(nn.Module):
                 raise ValueError("hx is required: the cell has no initial_state(batch_size, device=, dtype=) method")
             state = self.cell.initial_state(B, device=x.device, dtype=x.dtype)
         else:
-            state = _initial(hx, B, call.unbatched)
+            state = _initial(hx, B, call.unbatched, shape, getattr(getattr(self.cell, "cell", self.cell),
+                                                                       "hidden_size", None))
         steps = T if call.lengths is None else int(call.lengths.max()) if B else 0
         valid = None if call.lengths is None else mask_from_lengths(call.lengths, T)  # (T, B)
         ys = []

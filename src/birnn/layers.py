@@ -36,6 +36,7 @@ from __future__ import annotations
 import numbers
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -50,12 +51,28 @@ from .parameters import create_extras, extra_names, reset, torch_draws
 __all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
 
 
+def _check_constructor(input_size, hidden_size, proj_size, **flags) -> None:
+    """Sizes are ints (not bools) and switches are bools, checked by type: torch.nn would take
+    ``hidden_size=True`` as 1 and ``bidirectional="no"`` as true without a word."""
+    for name, value, low in (("input_size", input_size, 0), ("hidden_size", hidden_size, 1),
+                             ("proj_size", proj_size, 0)):
+        if isinstance(value, bool) or not isinstance(value, int):  # (torch.nn takes Python ints only)
+            raise ArgumentTypeError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
+        if value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value}")
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ArgumentTypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
 class RecurrentLayer(nn.RNNBase):
     """Shared machinery of RNN, LSTM and GRU; use those classes."""
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
                  device=None, dtype=None, **extras) -> None:
+        _check_constructor(input_size, hidden_size, proj_size, bias=bias, batch_first=batch_first,
+                           bidirectional=bidirectional)
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
             raise ValueError(f"dropout must be a number in [0, 1] (torch.nn's range), got {dropout!r}")
         if not isinstance(num_layers, int) or isinstance(num_layers, bool):
@@ -212,6 +229,9 @@ class RecurrentLayer(nn.RNNBase):
         if self.training and self._stochastic():
             raise RuntimeError("step() in training mode would draw new dropout/zoneout masks at every step; "
                                "call .eval() first")
+        if not isinstance(x_t, Tensor):
+            raise ArgumentTypeError(f"x_t must be a torch.Tensor of shape (B, I) or (I,), got {type(x_t).__name__}"
+                                    + (" (wrap it with torch.as_tensor)" if hasattr(x_t, "__array__") else ""))
         unbatched = x_t.dim() == 1
         if unbatched:
             x = x_t.unsqueeze(0)  # (1, I): one unbatched step

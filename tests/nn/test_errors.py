@@ -158,3 +158,106 @@ def test_bidirectional_wrapper_errors():
         birnn.Bidirectional(birnn.LSTM(5, 3), backward_layer=birnn.LSTM(5, 3, batch_first=True))
     with raises(ValueError, "input must be 3-D (T, B, I) or 2-D unbatched (T, I), got a 1-D tensor of shape (4,)"):
         birnn.Bidirectional(birnn.LSTM(5, 3))(torch.randn(4))  # (the layers' own entrance and message)
+
+
+# -- round three (#36): each of these was silent, or raised torch's own words, before ----------------
+def test_bidirectional_refuses_directions_with_other_states():
+    """A GRU forward and an LSTM backward dropped the LSTM's c_n without a word; another hidden
+    size failed in "unflatten"."""
+    x = torch.randn(7, 3, 4)
+    with raises(ValueError, "layer (GRU) has an h state of size 5 in 1 layer(s), backward_layer (LSTM) has an (h, c) "
+                            "state of size 5"):
+        birnn.Bidirectional(birnn.GRU(4, 5), backward_layer=birnn.LSTM(4, 5))
+    with raises(ValueError, "layer (GRU) has an h state of size 5 in 1 layer(s), backward_layer (GRU) has an h state "
+                            "of size 6"):
+        birnn.Bidirectional(birnn.GRU(4, 5), backward_layer=birnn.GRU(4, 6))
+    with raises(ValueError, "backward_layer (Recurrent) has an (h, c) state of size 5"):
+        birnn.Bidirectional(birnn.GRU(4, 5), backward_layer=birnn.Recurrent(torch.nn.LSTMCell(4, 5)))
+
+    class Cell(torch.nn.Module):  # a custom cell says its state only when it runs
+        input_size = 4
+
+        def __init__(self, size):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, size)
+
+        def initial_state(self, batch_size, *, device, dtype):
+            return torch.zeros(batch_size, self.lin.out_features, device=device, dtype=dtype)
+
+        def forward(self, x_t, h):
+            h = torch.tanh(self.lin(x_t))
+            return h, h
+
+    bi = birnn.Bidirectional(birnn.Recurrent(Cell(5)), backward_layer=birnn.Recurrent(Cell(6)))
+    with raises(ValueError, "the two directions returned different states: forward output size 5 without c_n, "
+                            "backward 6 without c_n"):
+        bi(x)
+    same = birnn.Bidirectional(birnn.LSTM(4, 5), backward_layer=birnn.LSTM(4, 5))  # one kind: both states kept
+    assert same(x).c_n.shape == (2, 3, 5)
+
+
+def test_sizes_and_switches_are_checked_by_type():
+    """bidirectional="no" built a bidirectional layer; hidden_size=True a layer of size 1."""
+    with raises(TypeError, "bidirectional must be True or False, got str 'no'"):
+        birnn.GRU(4, 4, bidirectional="no")
+    with raises(TypeError, "hidden_size must be an int >= 1, got bool True"):
+        birnn.GRU(4, True)
+    with raises(TypeError, "input_size must be an int >= 0, got float 4.0"):
+        birnn.LSTM(4.0, 3)
+    with raises(TypeError, "batch_first must be True or False, got int 1"):
+        birnn.RNN(4, 3, batch_first=1)
+    with raises(TypeError, "bias must be True or False, got NoneType None"):
+        birnn.LSTM(4, 3, bias=None)
+    with raises(TypeError, "proj_size must be an int >= 0, got float 2.0"):
+        birnn.LSTM(4, 3, proj_size=2.0)
+    with raises(ValueError, "hidden_size must be an int >= 1, got 0"):
+        birnn.GRU(4, 0)
+    import numpy as np
+
+    assert birnn.GRU(4, 3, bidirectional=np.bool_(True)).bidirectional  # numpy's bools are bools
+
+
+def test_lengths_on_the_meta_device_and_numpy_steps_are_named():
+    lstm = birnn.LSTM(4, 5)
+    with raises(ValueError, "lengths are on the meta device, which holds no values; pass them on the CPU"):
+        lstm(torch.randn(7, 3, 4), lengths=torch.tensor([7, 3, 2], device="meta"))
+    with raises(ValueError, "mask is on the meta device"):
+        lstm(torch.randn(7, 3, 4), mask=torch.ones(7, 3, dtype=torch.bool, device="meta"))
+    import numpy as np
+
+    with raises(TypeError, "x_t must be a torch.Tensor of shape (B, I) or (I,), got ndarray (wrap it with "
+                           "torch.as_tensor)"):
+        birnn.GRU(4, 5).step(np.zeros((3, 4), dtype=np.float32))
+
+
+@pytest.mark.parametrize("num_layers", ["2", 2.0, None, True, 0])
+def test_bridge_takes_an_integer_layer_count(num_layers):
+    h_n = torch.zeros(4, 2, 3)
+    with raises(TypeError, f"num_layers must be an int >= 1 (the encoder's layers), got {type(num_layers).__name__} "
+                           f"{num_layers!r}"):
+        birnn.bridge(h_n, num_layers)
+    with raises(ValueError, "mode must be one of"):
+        birnn.bridge(h_n, 2, mode=None)
+
+
+@pytest.mark.parametrize("wrap", ["torch.nn", "cell"])
+def test_states_of_wrapped_torch_layers_and_cells_are_checked(wrap):
+    """Bidirectional(torch.nn.GRU) and Recurrent(GRUCell) failed in "mat1 and mat2" (float64
+    hx) and "hidden0 has inconsistent hidden_size" (another size)."""
+    x = torch.randn(6, 3, 4)
+    if wrap == "torch.nn":
+        layer = birnn.Bidirectional(torch.nn.GRU(4, 5))
+        good, f64, wide = torch.zeros(2, 3, 5), torch.zeros(2, 3, 5, dtype=torch.float64), torch.zeros(2, 3, 6)
+        shape = "h_0 must have shape (L*D, B, P) = (2, 3, 5), got (2, 3, 6)"
+    else:
+        layer = birnn.Recurrent(torch.nn.GRUCell(4, 5))
+        good, f64, wide = torch.zeros(1, 3, 5), torch.zeros(1, 3, 5, dtype=torch.float64), torch.zeros(1, 3, 6)
+        shape = "hx must have shape (1, B=3, P=5) (one layer, one direction), got (1, 3, 6)"
+    layer(x, good)
+    with raises(TypeError, "has dtype torch.float64 but the layer's parameters are torch.float32"):
+        layer(x, f64)
+    with raises(ValueError, shape):
+        layer(x, wide)
+    lstm = birnn.Bidirectional(torch.nn.LSTM(4, 5, proj_size=3))
+    with raises(ValueError, "c_0 must have shape (L*D, B, H) = (2, 3, 5), got (2, 3, 3)"):
+        lstm(x, (torch.zeros(2, 3, 3), torch.zeros(2, 3, 3)))
