@@ -42,16 +42,43 @@ def _hx(mode: str, h: Tensor, c: Optional[Tensor]):
     return (h, c) if mode == "LSTM" else h
 
 
+def _lower_precision(x: Tensor) -> bool:
+    """Whether the op runs in bfloat16/float16 on CPU (the input's dtype, or autocast's)."""
+    half = (torch.bfloat16, torch.float16)
+    return x.dtype in half or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") in half)
+
+
+def _call_op(mode: str, x: Tensor, *args):
+    """PyTorch's op; where oneDNN cannot build its primitive for the call's lower precision on
+    this CPU (bfloat16 without bf16 instructions, at some sizes: "could not create a primitive
+    descriptor", torch.nn's own LSTM included), PyTorch's generic kernel instead, as where oneDNN
+    is off."""
+    if (x.device.type != "cpu" or torch.compiler.is_compiling() or not torch._C._get_mkldnn_enabled()
+            or not _lower_precision(x)):
+        return _OPS[mode](x, *args)
+    try:
+        return _OPS[mode](x, *args)
+    except RuntimeError as e:
+        if "primitive descriptor" not in str(e):
+            raise
+    torch._C._set_mkldnn_enabled(False)  # (torch.backends.mkldnn.flags would warn about TF32 on every call)
+    try:
+        return _OPS[mode](x, *args)
+    finally:
+        torch._C._set_mkldnn_enabled(True)
+
+
 def _op(mode: str, x: Tensor, h: Tensor, c: Optional[Tensor], weights: Sequence[Tensor], bias: bool,
         num_layers: int, dropout: float, training: bool, bidirectional: bool) -> Result:
-    res = _OPS[mode](x, _hx(mode, h, c), list(weights), bias, num_layers, dropout, training, bidirectional, False)
+    res = _call_op(mode, x, _hx(mode, h, c), list(weights), bias, num_layers, dropout, training, bidirectional, False)
     return res[0], res[1], (res[2] if mode == "LSTM" else None)
 
 
 def _op_packed(mode: str, data: Tensor, batch_sizes: Tensor, h: Tensor, c: Optional[Tensor],
                weights: Sequence[Tensor], bias: bool, num_layers: int, dropout: float, training: bool,
                bidirectional: bool) -> Result:
-    res = _OPS[mode](data, batch_sizes, _hx(mode, h, c), list(weights), bias, num_layers, dropout, training, bidirectional)
+    res = _call_op(mode, data, batch_sizes, _hx(mode, h, c), list(weights), bias, num_layers, dropout, training,
+                   bidirectional)
     return res[0], res[1], (res[2] if mode == "LSTM" else None)
 
 

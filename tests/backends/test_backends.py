@@ -105,3 +105,36 @@ def test_decide_and_run_are_what_the_layer_does():
         torch.testing.assert_close(run(plan, decision).output, gru(x, lengths=lengths).output)
     assert gru.last_decision == decision
     assert decide(plan_of(gru, x, lengths)).path == "torch-chunked"  # the weights need gradients: a training step
+
+
+def test_lower_precision_falls_back_where_onednn_refuses_the_primitive(monkeypatch):
+    """On a CPU without bf16 instructions oneDNN cannot build the bf16 LSTM primitive at some
+    sizes (torch.nn.LSTM fails alike): PyTorch's op reruns on its generic kernel instead."""
+    from birnn import native
+
+    real = dict(native._OPS)
+    calls = []
+
+    def refusing(op):
+        def run(*args):
+            calls.append(torch._C._get_mkldnn_enabled())
+            if torch._C._get_mkldnn_enabled():
+                raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation primitive")
+            return op(*args)
+        return run
+
+    monkeypatch.setattr(native, "_OPS", {k: refusing(v) for k, v in real.items()})
+    lstm = birnn.LSTM(8, 16, bidirectional=True)
+    x = torch.randn(6, 3, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = lstm(x, lengths=torch.tensor([6, 4, 2]))
+    assert calls[:2] == [True, False] and torch._C._get_mkldnn_enabled()
+    monkeypatch.setattr(native, "_OPS", real)
+    with torch.backends.mkldnn.flags(enabled=False), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = lstm(x, lengths=torch.tensor([6, 4, 2]))
+    assert torch.equal(got.output, want.output)
+    with pytest.raises(RuntimeError, match="other"):  # any other error is the op's own
+        monkeypatch.setattr(native, "_OPS", {k: (lambda *a: (_ for _ in ()).throw(RuntimeError("other")))
+                                             for k in real})
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(x)
