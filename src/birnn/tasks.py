@@ -281,10 +281,11 @@ def check_known_labels(records, known, what: str, tagging: bool = False) -> None
     known = set(known)
     for i, (_, label) in enumerate(records):
         labels = (label or []) if tagging else ([] if label is None else [str(label)])
-        for lab in labels:
+        for j, lab in enumerate(labels):
             if lab not in known:
                 shown = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "")
-                raise ValueError(f"{where(records, i)}: {'tag' if tagging else 'label'} {lab!r} of the {what} "
+                at = where(records, i, j if tagging else None)  # a tag: its token's own line
+                raise ValueError(f"{at}: {'tag' if tagging else 'label'} {lab!r} of the {what} "
                                  f"data is not one the model knows ({shown})")
 
 
@@ -552,6 +553,10 @@ def read_for_evaluation(run: Run, path, fmt: Optional[str] = None) -> list:
         check_known_labels(records, run.encoder.tags.itos, str(path), tagging=True)
     if run.task == "forecast":
         enc = run.encoder
+        if len(records) < enc.window + enc.horizon:
+            raise ValueError(f"{path}: {len(records)} values; scoring a forecast needs at least window + horizon = "
+                             f"{enc.window} + {enc.horizon} = {enc.window + enc.horizon} (one window and its "
+                             f"targets)")
         records = split_records("forecast", SeriesSplits(records, 0, 0), {"window": enc.window,
                                                                            "horizon": enc.horizon})["test"]
     return records

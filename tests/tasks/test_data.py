@@ -207,3 +207,53 @@ def test_offline_datasets_load(name):
         assert {t for _, ts in data.train for t in ts} >= {"NOUN", "VERB", "PUNCT", "ADJ"}
     if name == "rotten-tomatoes":
         assert {lab for _, lab in data.train} == {"fresh", "rotten"}
+
+
+# -- round three (#36): headers, quotes, delimiters and multiword tokens name their line -------------
+def test_ts_header_values_are_checked_on_their_own_line(tmp_path):
+    head = "@problemName x\n@timeStamps false\n@univariate true\n@classLabel true a b\n"
+    cases = {
+        "@seriesLength x\n": "h.ts:5: @seriesLength must be a whole number, got 'x'",
+        "@equalLength maybe\n": "h.ts:5: @equalLength must be true or false, got 'maybe'",
+        "# a comment\n@dimensions two\n": "h.ts:6: @dimensions must be a whole number, got 'two'",
+    }
+    for extra, message in cases.items():
+        path = write(tmp_path, "h.ts", head + extra + "@data\n1,2,3:a\n4,5,6:b\n")
+        with pytest.raises(DataFormatError, match=message):
+            read_ts(path)
+
+
+def test_an_unclosed_quote_is_reported_where_it_opens(tmp_path):
+    path = write(tmp_path, "q.csv", 'text,label\n"fine",pos\n"no end,neg\nmore,pos\n')
+    with pytest.raises(DataFormatError, match=r"q\.csv:3: a quoted field opened on line 3 is not closed before "
+                                              r"line 4"):
+        read_text_csv(path)
+
+
+def test_a_file_under_the_other_delimiters_name_says_so(tmp_path):
+    comma = write(tmp_path, "c.tsv", 'text,label\n"good, fine",pos\nbad,neg\n')
+    with pytest.raises(DataFormatError, match=r"c\.tsv:1: the header has 1 comma and no tab: the file looks "
+                                              r"comma-separated, but its name says \.tsv; rename it to \.csv"):
+        read_text_csv(comma)
+    tabs = write(tmp_path, "t.csv", "text\tlabel\ngood\tpos\n")
+    with pytest.raises(DataFormatError, match=r"t\.csv:1: the header has 1 tab and no comma: the file looks "
+                                              r"tab-separated, but its name says \.csv; rename it to \.tsv"):
+        read_text_csv(tabs)
+    assert read_text_csv(write(tmp_path, "one.tsv", "text\tlabel\na, b\tpos\n")) == [("a, b", "pos")]
+
+
+def test_a_sentence_of_only_multiword_ranges_is_refused_with_its_line(tmp_path):
+    text = (CONLLU + "\n# sent_id = 2\n" + row("1-2", "del", "_", "_", "_", "_", "_", "_", "_", "_") + "\n")
+    path = write(tmp_path, "mw.conllu", text)
+    start = text.splitlines().index(row("1-2", "del", "_", "_", "_", "_", "_", "_", "_", "_").rstrip("\n")) + 1
+    with pytest.raises(DataFormatError, match=rf"mw\.conllu:{start}: the sentence starting here has no word lines"):
+        read_conllu(path)
+
+
+def test_tagged_records_know_each_tokens_line(tmp_path):
+    conllu = read_conllu(write(tmp_path, "a.conllu", CONLLU))
+    lines = CONLLU.splitlines()
+    assert conllu.where(0, 2) == f"{tmp_path / 'a.conllu'}:{lines.index(row('3', 'al mar', 'mar', 'NOUN', 'N', '_', '1', 'obl', '_', '_').rstrip(chr(10))) + 1}"
+    cols = read_columns(write(tmp_path, "a.bio", "-DOCSTART- O\n\nJohn B-PER\nlives O\n\nin O\nParis B-LOC\n"))
+    assert [cols.where(1, 1), cols.where(0, 0), cols.where(1)] == [f"{tmp_path / 'a.bio'}:{n}" for n in (7, 3, 6)]
+    assert read_wordtag(write(tmp_path, "a.txt", "a/X b/Y\n\nc/Z\n")).where(1) == f"{tmp_path / 'a.txt'}:3"

@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .readers import read_conllu, read_series_csv, read_text_csv, read_ts
+from .readers import Records, read_conllu, read_series_csv, read_text_csv, read_ts
 
 __all__ = ["DATASETS", "DatasetUnavailable", "SeriesSplits", "Splits", "dataset_status", "load_dataset", "locate", "seeded_split"]
 
@@ -93,6 +93,8 @@ def seeded_split(records: list, fractions=(0.8, 0.1), seed: int = SPLIT_SEED):
     perm = torch.randperm(len(records), generator=torch.Generator().manual_seed(seed)).tolist()
     a = int(round(fractions[0] * len(records)))
     b = a + int(round(fractions[1] * len(records)))
+    if isinstance(records, Records):  # (a file's records keep their lines, for messages)
+        return records.subset(perm[:a]), records.subset(perm[a:b]), records.subset(perm[b:])
     return [records[i] for i in perm[:a]], [records[i] for i in perm[a:b]], [records[i] for i in perm[b:]]
 
 

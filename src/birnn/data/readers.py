@@ -76,21 +76,34 @@ class Records(list):
     """Records read from a file, with where each one starts (for messages): ``path`` and
     ``lines[i]``, the line record ``i`` starts at."""
 
-    def __init__(self, items=(), path=None, lines=()):
+    def __init__(self, items=(), path=None, lines=(), token_lines=None):
         super().__init__(items)
         self.path = None if path is None else str(path)
         self.lines = list(lines)
+        self.token_lines = token_lines  # tagged sentences: the line of each token, where tokens have lines
 
-    def where(self, i: int) -> str:
-        """``file:line`` of record ``i`` (or ``record i+1`` when the records have no file)."""
+    def subset(self, indices: Sequence[int]) -> "Records":
+        """Records ``indices`` (in that order), still saying where each came from."""
+        lines = [self.lines[i] for i in indices] if len(self.lines) == len(self) else []
+        tokens = ([self.token_lines[i] for i in indices]
+                  if self.token_lines is not None and len(self.token_lines) == len(self) else None)
+        return Records([self[i] for i in indices], self.path, lines, tokens)
+
+    def where(self, i: int, token: Optional[int] = None) -> str:
+        """``file:line`` of record ``i`` (of its ``token``-th token, for tagged sentences), or
+        ``record i+1`` when the records have no file."""
+        if self.path is not None and token is not None and self.token_lines is not None \
+                and i < len(self.token_lines) and token < len(self.token_lines[i]):
+            return f"{self.path}:{self.token_lines[i][token]}"
         if self.path is not None and i < len(self.lines):
             return f"{self.path}:{self.lines[i]}"
         return f"record {i + 1}"
 
 
-def where(records, i: int) -> str:
-    """``file:line`` of record ``i`` of any record list (plain lists: ``record i+1``)."""
-    return records.where(i) if isinstance(records, Records) else f"record {i + 1}"
+def where(records, i: int, token: Optional[int] = None) -> str:
+    """``file:line`` of record ``i`` (and its ``token``) of any record list (plain lists:
+    ``record i+1``)."""
+    return records.where(i, token) if isinstance(records, Records) else f"record {i + 1}"
 
 
 def _open_binary(path):
@@ -151,18 +164,25 @@ def read_conllu(path, tag_column: str = "upos", require_tags: bool = True) -> Li
     if tag_column not in ("upos", "xpos"):
         raise ValueError(f"tag_column must be 'upos' or 'xpos', got {tag_column!r}")
     col = _CONLLU_COLUMNS.index(tag_column)
-    sentences: List[Tagged] = []
+    sentences = Records(path=path, token_lines=[])
     block: List[str] = []
+    word_lines: List[int] = []
     expected = 1
     start = 1
 
     def finish():
-        nonlocal block, expected
+        nonlocal block, expected, word_lines
         if block:
             parsed = conllu.parse("\n".join(block) + "\n\n", fields=_CONLLU_COLUMNS)[0]
             words = [t for t in parsed if isinstance(t["id"], int)]
+            if not words:  # a multiword range must be followed by its words (1-2, then 1 and 2)
+                raise DataFormatError(path, start, "the sentence starting here has no word lines, only "
+                                                   "multiword-token ranges or empty nodes (a range 1-2 must be "
+                                                   "followed by its words 1 and 2)")
             sentences.append(([t["form"] for t in words], [t[tag_column] or "_" for t in words]))
-        block, expected = [], 1
+            sentences.lines.append(start)
+            sentences.token_lines.append(word_lines)
+        block, expected, word_lines = [], 1, []
 
     for number, line in _lines(path):
         if not line.strip():
@@ -184,6 +204,7 @@ def read_conllu(path, tag_column: str = "upos", require_tags: bool = True) -> Li
                 raise DataFormatError(path, number, f"word ID {m.group(1)} out of sequence: expected {expected} "
                                                     f"(sentence starting at line {start})")
             expected += 1
+            word_lines.append(number)
             if not fields[1]:
                 raise DataFormatError(path, number, "empty FORM")
             if require_tags and fields[col] in ("", "_"):
@@ -198,11 +219,12 @@ def read_conllu(path, tag_column: str = "upos", require_tags: bool = True) -> Li
 def read_wordtag(path) -> List[Tagged]:
     """One sentence per non-blank line of whitespace-separated ``word/TAG`` tokens; the tag is
     what follows the *last* slash (so ``1/2/CD`` is the word ``1/2``)."""
-    sentences: List[Tagged] = []
+    sentences = Records(path=path)
     for number, line in _lines(path):
         tokens = line.split()
         if not tokens:
             continue
+        sentences.lines.append(number)
         words, tags = [], []
         for tok in tokens:
             word, slash, tag = tok.rpartition("/")
@@ -229,15 +251,22 @@ def read_columns(path, scheme: Optional[str] = None) -> List[Tagged]:
     """Whitespace-separated columns, the token first and the tag last (two-column CoNLL/BIO
     files, or CoNLL-2003's four columns); a blank line ends a sentence; ``-DOCSTART-`` lines
     are skipped. ``scheme="bio"`` checks each tag is ``O`` or ``B-X``/``I-X`` (also E-/S-)."""
-    sentences: List[Tagged] = []
+    sentences = Records(path=path, token_lines=[])
     words: List[str] = []
     tags: List[str] = []
+    token_lines: List[int] = []
+
+    def finish():
+        sentences.append((words, tags))
+        sentences.lines.append(token_lines[0])
+        sentences.token_lines.append(token_lines)
+
     for number, line in _lines(path):
         fields = line.split()
         if not fields:
             if words:
-                sentences.append((words, tags))
-            words, tags = [], []
+                finish()
+            words, tags, token_lines = [], [], []
             continue
         if fields[0] == "-DOCSTART-":
             continue
@@ -247,8 +276,9 @@ def read_columns(path, scheme: Optional[str] = None) -> List[Tagged]:
             raise DataFormatError(path, number, f"tag {fields[-1]!r} is not a BIO tag (O, B-TYPE or I-TYPE)")
         words.append(fields[0])
         tags.append(fields[-1])
+        token_lines.append(number)
     if words:
-        sentences.append((words, tags))
+        finish()
     return sentences
 
 
@@ -270,20 +300,25 @@ def _csv_rows(path) -> Iterator[Tuple[int, int, List[str], List[str]]]:
     width; errors name the line (encoding, malformed quotes, fields over 16 MiB)."""
     lines = _decoded(path)
     numbered: List[int] = []
+    texts: List[str] = []  # the first line's text, to check the delimiter
 
     def feed():
         for number, text in lines:
             numbered.append(number)
+            if not texts:
+                texts.append(text)
             yield text
 
     delimiter = _delimiter(path)
     csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
     reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+    start = 1  # the first line of the row being read
     try:
         try:
             header = next(reader)
         except StopIteration:
             raise DataFormatError(path, 1, "empty file: expected a header row") from None
+        _check_delimiter(path, texts[0] if texts else "", delimiter)
         header = [h.strip() for h in header]
         start = len(numbered) + 1
         for row in reader:
@@ -294,7 +329,24 @@ def _csv_rows(path) -> Iterator[Tuple[int, int, List[str], List[str]]]:
                 yield start, end, header, row
             start = end + 1
     except csv.Error as e:
-        raise DataFormatError(path, len(numbered) or 1, f"malformed CSV ({e})") from None
+        if "end of data" in str(e) or (numbered and numbered[-1] > start and '"' in str(e)):
+            raise DataFormatError(path, start, f"a quoted field opened on line {start} is not closed before line "
+                                               f"{numbered[-1] if numbered else start} ({e})") from None
+        raise DataFormatError(path, len(numbered) or 1, f"malformed {'TSV' if delimiter == chr(9) else 'CSV'} "
+                                                        f"({e})") from None
+
+
+def _check_delimiter(path, first: str, delimiter: str) -> None:
+    """A file named .tsv whose header has commas and no tab (or .csv with tabs and no comma) is
+    the other format under the wrong name: say so, rather than fail on its first quoted field."""
+    other = "," if delimiter == "\t" else "\t"
+    if delimiter not in first and other in first:
+        names = {",": ("commas", "comma-separated", ".csv"), "\t": ("tabs", "tab-separated", ".tsv")}
+        many, kind, suffix = names[other]
+        n = first.count(other)
+        raise DataFormatError(path, 1, f"the header has {n} {many if n > 1 else many[:-1]} and no "
+                                       f"{names[delimiter][0][:-1]}: the file looks {kind}, but its name says "
+                                       f"{'.tsv' if delimiter == chr(9) else '.csv'}; rename it to {suffix}")
 
 
 def _pick(header: Sequence[str], wanted: Optional[str], defaults: Sequence[str], what: str, path) -> int:
@@ -442,6 +494,11 @@ def read_ts(path, channels: Optional[int] = None) -> List[Tuple[np.ndarray, Opti
                 classes = names.split() if header["classlabel"] else None
                 if header["classlabel"] and not classes:
                     raise DataFormatError(path, number, "@classLabel true must list the class values")
+            elif tag in ("dimensions", "serieslength") and not rest.isdigit():
+                raise DataFormatError(path, number, f"@{line[1:].split()[0]} must be a whole number, got {rest!r}")
+            elif tag in ("timestamps", "univariate", "equallength", "missing", "targetlabel") \
+                    and rest.lower() not in ("true", "false"):
+                raise DataFormatError(path, number, f"@{line[1:].split()[0]} must be true or false, got {rest!r}")
             else:
                 header[tag] = rest
             continue
