@@ -111,6 +111,13 @@ def cmd_resume(args) -> int:
         raise UsageError(f"{run_dir} was not written by `birnn train` (no resolved configuration)")
     if args.max_minutes is not None:
         conf["train"]["max_minutes"] = args.max_minutes
+    trained = conf["train"].get("threads")  # the count the run trained with (None: a run from before birnn recorded it)
+    if args.threads is not None:
+        if trained is not None and args.threads != trained:
+            print(f"birnn: note: --threads {args.threads}: this run trained with {trained} threads; another count "
+                  "sums in another order, so from here its numbers differ from an uninterrupted run's",
+                  file=sys.stderr)
+        conf["train"]["threads"] = args.threads
     return _train_or_resume(conf, args, run_dir, resume=True)
 
 
@@ -387,6 +394,9 @@ def _parser() -> argparse.ArgumentParser:
     r = t.add_argument_group("training")
     r.add_argument("--epochs", type=_typed("epochs"), help=f"passes over the training data (default {_TC.epochs})")
     r.add_argument("--batch-size", type=_typed("batch_size"), help=f"examples per batch (default {_TC.batch_size})")
+    r.add_argument("--max-length", type=_typed("max_length"),
+                   help="[tag] split, [classify] cut training sequences longer than this many steps (default: none; "
+                        "a run whose longest batch would not fit in memory is refused before training and says so)")
     r.add_argument("--accumulate", type=_typed("accumulate"),
                    help="batches whose gradients make one optimizer step (default 1)")
     r.add_argument("--lr", type=_typed("lr"), help=f"AdamW learning rate (default {_TC.lr:g})")
@@ -498,26 +508,6 @@ _THREADS_HELP = ("CPU threads for PyTorch (default: what this process may use, a
                  "than the cores it is allowed to run on); printed in the run header")
 
 
-def apply_threads(requested: Optional[int]) -> Optional[str]:
-    """Set PyTorch's CPU thread count: ``requested``, or its default, never more than the cores
-    this process may run on. Returns a note when the request was lowered."""
-    import os
-
-    import torch
-
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # (not on Linux)
-        available = os.cpu_count() or 1
-    wanted = requested if requested is not None else torch.get_num_threads()
-    n = min(wanted, available)
-    if n != torch.get_num_threads():
-        torch.set_num_threads(n)
-    if requested is not None and requested > available:
-        return f"--threads {requested}: this process may run on {available} core(s); using {available}"
-    return None
-
-
 def _split_bench(argv: List[str]) -> Tuple[List[str], Optional[List[str]]]:
     """``birnn [global options] bench OPTIONS...``: everything after ``bench`` belongs to the
     suite's own parser (argparse would take ``--batch`` for an option of ``birnn`` itself)."""
@@ -540,6 +530,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 2
     if hasattr(args, "threads"):
+        from .runs import apply_threads
+
         note = apply_threads(args.threads)
         if note:
             print(f"birnn: {note}", file=sys.stderr)

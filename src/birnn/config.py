@@ -27,13 +27,14 @@ from typing import Optional
 
 from .options import PROBABILITIES, LayerOptions
 
-__all__ = ["DEFAULT_DATASET", "LAYER_FIELDS", "MODEL_FIELDS", "PATH_FIELDS", "RULES", "SOURCE_FIELDS", "TRAIN_FIELDS",
-           "UsageError", "check_device", "check_value", "choices", "dump_toml", "flag", "load_toml", "resolve"]
+__all__ = ["DEFAULT_DATASET", "LAYER_FIELDS", "MODEL_FIELDS", "PATH_FIELDS", "RULES", "SECTIONS", "SOURCE_FIELDS",
+           "TASKS", "TRAIN_FIELDS", "UsageError", "check_device", "check_file", "check_value", "choices", "dump_toml",
+           "flag", "load_toml", "resolve"]
 
 DEFAULT_DATASET = "japanese-vowels"
 TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "clip_norm", "schedule", "patience", "seed",
                  "save_every", "max_minutes", "select", "device", "accumulate", "warmup_steps", "monitor", "logger",
-                 "precision")
+                 "precision", "threads", "max_length")
 MODEL_FIELDS = ("layers", "pooling", "dropout", "embedding_dim", "embedding_dropout", "word_dim", "char_dim",
                  "char_hidden", "chars", "input", "word_dropout", "crf", "window", "horizon", "min_freq", "head",
                  "input_noise", "patch")
@@ -41,6 +42,10 @@ LAYER_FIELDS = tuple(name for name, *_ in LayerOptions.command_line())  # (birnn
 SOURCE_FIELDS = ("dataset", "train", "dev", "test", "format", "text_column", "label_column", "tag_column",
                   "columns", "split_seed")
 PATH_FIELDS = ("train", "dev", "test")  # stored absolute in run.toml, so a run reruns from any folder
+TASKS = ("classify", "tag", "forecast")
+# what each table of a config file may hold (run.toml's [train] also records "maximize")
+SECTIONS = {"source": SOURCE_FIELDS, "model": MODEL_FIELDS, "layer": LAYER_FIELDS,
+            "train": TRAIN_FIELDS + ("maximize",)}
 
 
 class UsageError(Exception):
@@ -50,7 +55,7 @@ class UsageError(Exception):
 # What each numeric option accepts: (type, lowest, lowest allowed?, highest or None, highest allowed?).
 # The same rules check flags (argparse types) and values from a --config file.
 RULES = {
-    **{k: (int, 1, True, None, False) for k in ("epochs", "batch_size", "patience", "window", "horizon",
+    **{k: (int, 1, True, None, False) for k in ("epochs", "batch_size", "patience", "window", "horizon", "max_length",
                                                  "embedding_dim", "word_dim", "char_dim", "char_hidden", "min_freq",
                                                  "patch")},
     **{k: (int, 0, True, None, False) for k in ("save_every", "seed", "split_seed", "warmup_steps")},
@@ -119,15 +124,94 @@ def check_device(value, where: str) -> str:
 
 
 def load_toml(path) -> dict:
+    return _read_toml(path)[0]
+
+
+def _read_toml(path) -> tuple:
+    """(the parsed file, {(table, key): line} of its headers and keys); errors name the file."""
     import tomllib
 
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            raw = f.read()
     except FileNotFoundError:
         raise UsageError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory; --config takes a TOML file (such as a run's run.toml)") from None
+    except OSError as e:  # a symlink loop, no permission...
+        raise UsageError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+    try:
+        text = raw.decode("utf-8")
+        return tomllib.loads(text), _locations(text)
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{path}: invalid TOML: {e}") from None
+
+
+def _locations(text: str) -> dict:
+    """{(table, None): line} of each ``[table]`` header and {(table, key): line} of each
+    ``key = ...`` (table None at the top level), lines counted from 1."""
+    import re
+
+    where, table = {}, None
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        m = re.match(r"^\[\s*([^\[\]]+?)\s*\]", line)
+        if m:
+            table = m.group(1).strip("\"'")
+            where.setdefault((table, None), n)
+            continue
+        m = re.match(r"^([\"']?)([A-Za-z0-9_\-]+)\1\s*=", line)
+        if m:
+            where.setdefault((table, m.group(2)), n)
+    return where
+
+
+def _near(name: str, known, form: str = "{}") -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {form.format(close[0])}?)" if close else ""
+
+
+def _owner(key: str) -> Optional[str]:
+    return next((section for section, names in SECTIONS.items() if key in names), None)
+
+
+def check_file(loaded: dict, path, where: dict) -> None:
+    """Refuse what a config file holds that no run reads: unknown tables, unknown keys, keys in
+    the wrong table, a ``task`` that is none of the tasks; each error names the file and line."""
+    def at(table, key=None) -> str:
+        line = where.get((table, key))
+        return f"{path}, line {line}" if line else str(path)
+
+    tables = ", ".join(f"[{t}]" for t in SECTIONS)
+    for key, value in loaded.items():
+        if key == "task":
+            if value not in TASKS:
+                raise UsageError(f"{at(None, key)}: task must be one of {', '.join(TASKS)}; got {value!r}")
+        elif key in SECTIONS:
+            if not isinstance(value, dict):
+                raise UsageError(f"{at(None, key)}: {key} must be a table [{key}], got {value!r}")
+            for name in value:
+                if name in SECTIONS[key]:
+                    continue
+                home = _owner(name)
+                if home is not None:
+                    raise UsageError(f"{at(key, name)}: {name} belongs in [{home}], not in [{key}]")
+                raise UsageError(f"{at(key, name)}: unknown option {name!r} in [{key}]{_near(name, SECTIONS[key])}; "
+                                 f"known: {', '.join(SECTIONS[key])}")
+        elif isinstance(value, dict):
+            raise UsageError(f"{at(key)}: unknown table [{key}]{_near(key, SECTIONS, '[{}]')}; a config has the key task and "
+                             f"the tables {tables}")
+        else:
+            home = _owner(key)
+            if home is not None:
+                raise UsageError(f"{at(None, key)}: {key} belongs in the table [{home}], not at the top level "
+                                 f"(write it under a [{home}] line)")
+            raise UsageError(f"{at(None, key)}: unknown key {key!r}{_near(key, ('task',))}; a config has the key "
+                             f"task and the tables {tables}")
 
 
 def _toml_value(v) -> str:
@@ -151,6 +235,15 @@ def dump_toml(config: dict) -> str:
     return "\n".join(top) + "\n" + "\n".join(tables) + "\n"
 
 
+def _absolute(path, where: str) -> str:
+    """``path`` made absolute (run.toml reruns from any folder); a symlink loop is refused here,
+    naming the option, rather than deep in a reader."""
+    try:
+        return str(Path(path).resolve(strict=False))
+    except (RuntimeError, OSError) as e:  # RuntimeError: pathlib's "Symlink loop from ..."
+        raise UsageError(f"{where} {path}: cannot be resolved ({e})") from None
+
+
 def resolve(flags: dict) -> dict:
     """Merge preset (dataset defaults) < config file (``flags["config"]``, a TOML path) < flags
     (option name -> value, None where not given) into {task, source, model, layer, train}."""
@@ -159,13 +252,19 @@ def resolve(flags: dict) -> dict:
     conf = {"source": {}, "model": {}, "layer": {}, "train": {}}
     path = flags.get("config")
     if path:
-        loaded = load_toml(path)
+        loaded, where = _read_toml(path)
+        check_file(loaded, path, where)
         for section in ("source", "model", "layer", "train"):
-            values = loaded.get(section, {})
-            if not isinstance(values, dict):
-                raise UsageError(f"{path}: [{section}] must be a table, got {values!r}")
+            values = dict(loaded.get(section, {}))
+            if isinstance(values.get("layers"), str):  # layers = "bilstm:64" is one spec, as the flag reads it
+                values["layers"] = values["layers"].split()
             for key, value in values.items():
-                check_value(key, value, where=f"{section}.{key} in {path}")
+                line = where.get((section, key))
+                place = f"{path}" + (f", line {line}" if line else "") + f": {section}.{key}"
+                if key == "layers" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+                    raise UsageError(f"{place} must be a layer spec or a list of them, such as \"bilstm:64\" or "
+                                     f"[\"bilstm:64\", \"bigru:32\"]; got {value!r}")
+                check_value(key, value, where=place)
             if section == "source":  # a config's relative paths are relative to the config file
                 base = Path(path).resolve().parent
                 values = {k: (str(base / v) if k in PATH_FIELDS and v else v) for k, v in values.items()}
@@ -176,7 +275,7 @@ def resolve(flags: dict) -> dict:
                            ("train", TRAIN_FIELDS)):
         for name in names:
             if flags.get(name) is not None:
-                conf[section][name] = str(Path(flags[name]).resolve()) if name in PATH_FIELDS else flags[name]
+                conf[section][name] = _absolute(flags[name], flag(name)) if name in PATH_FIELDS else flags[name]
     if flags.get("task"):
         conf["task"] = flags["task"]
     source = conf["source"]

@@ -19,7 +19,8 @@ from typing import Callable, Optional, Tuple
 
 from .config import UsageError, dump_toml
 
-__all__ = ["Finished", "batches_per_epoch", "header", "run_dir_for", "train", "train_config"]
+__all__ = ["Finished", "apply_threads", "batches_per_epoch", "check_unchanged", "header", "run_dir_for", "train",
+           "train_config"]
 
 
 @dataclass
@@ -94,9 +95,58 @@ def header(run, records, resolved: dict, train, run_dir: Path) -> str:
         f"({t.schedule}" + (f", {t.warmup_steps} warm-up steps" if t.warmup_steps else "") + f"), weight decay "
         f"{t.weight_decay:g}, clip {t.clip_norm:g}; monitor dev {t.monitor}, patience {t.patience}, ends on the "
         f"{'best dev epoch' if t.select == 'best' else 'last epoch'}; seed {t.seed}",
-        f"device: {t.device}, {torch.get_num_threads()} threads"
+        f"device: {t.device}, {torch.get_num_threads()} threads (kept by resume; another count gives other weights)"
         + (", bfloat16 autocast" if t.precision == "bf16" else "") + f"; run dir {run_dir} (settings in run.toml)",
     ])
+
+
+def apply_threads(requested: Optional[int]) -> Optional[str]:
+    """Set PyTorch's CPU thread count: ``requested``, or its default, never more than the cores
+    this process may run on. Returns a note when the request was lowered."""
+    import torch
+
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        available = os.cpu_count() or 1
+    wanted = requested if requested is not None else torch.get_num_threads()
+    n = min(wanted, available)
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    if requested is not None and requested > available:
+        return f"--threads {requested}: this process may run on {available} core(s); using {available}"
+    return None
+
+
+# what a resume may change in run.toml's settings: the time budget and (with a note) the threads
+RESUMABLE = (("train", "max_minutes"), ("train", "threads"))
+
+
+def check_unchanged(path: Path, resolved: dict) -> None:
+    """Refuse to resume a run whose run.toml was edited: a run's settings are fixed once it has
+    trained (its checkpoints hold what they made), so the edit would be ignored, or half used."""
+    import tomllib
+
+    from .config import load_toml
+
+    if not path.exists():
+        return
+    written = load_toml(path)
+    now = tomllib.loads(dump_toml(resolved))
+    diffs = []
+    for section in sorted(set(written) | set(now)):
+        a, b = written.get(section), now.get(section)
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            if a != b:
+                diffs.append(f"{section} is {a!r} there, the run has {b!r}")
+            continue
+        for key in sorted(set(a) | set(b)):
+            if (section, key) not in RESUMABLE and a.get(key) != b.get(key):
+                diffs.append(f"{section}.{key} is {a.get(key)!r} there, the run has {b.get(key)!r}")
+    if diffs:
+        raise UsageError(f"{path} was edited after the run began ({'; '.join(diffs)}); a run's settings are fixed "
+                         f"once it trains: put run.toml back to resume it, or train a new run with the edited "
+                         f"settings: birnn train --config {path} --out NEW_DIR")
 
 
 def _print(line: str) -> None:
@@ -131,6 +181,8 @@ def train(conf: dict, run_dir, *, resume: bool = False, log: Callable[[str], Non
 def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, main_rank: bool):
     import json
 
+    import torch
+
     from .data import load_source
     from .tasks import (build_run, check_labels, monitorable, resolved_model_options, score, selection_defaults,
                         train_run)
@@ -142,6 +194,14 @@ def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, 
     if conf["layer"]:
         model_options["layer_options"] = dict(conf["layer"])
     train = train_config(conf, progress=progress)
+    if train.max_length and conf["task"] == "forecast":
+        raise UsageError("--max-length is for classify and tag runs; a forecast reads windows of --window steps")
+    note = apply_threads(train.threads)
+    if note:
+        log(f"note: {note}")
+    # recorded (run.toml, config.json): another count sums in another order, so other weights
+    conf["train"]["threads"] = torch.get_num_threads()
+    train = replace(train, threads=conf["train"]["threads"])
     try:
         run, records = build_run(conf["task"], data, model_options, seed=train.seed)
     except TypeError as e:
@@ -163,11 +223,12 @@ def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, 
         model_resolved["crf"] = run.model.crf is not None  # what "auto" chose
     resolved = {"task": conf["task"], "source": conf["source"], "model": model_resolved, "layer": conf["layer"],
                 "train": {k: v for k, v in asdict(train).items() if k != "progress"}}
-    if not resume:
-        if (run_dir / "config.json").exists() or (run_dir / "latest.json").exists():
-            raise UsageError(f"{run_dir} holds a run already; use birnn resume {run_dir} or another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "run.toml", dump_toml(resolved))
+    if resume:
+        check_unchanged(run_dir / "run.toml", resolved)
+    elif (run_dir / "config.json").exists() or (run_dir / "latest.json").exists():
+        raise UsageError(f"{run_dir} holds a run already; use birnn resume {run_dir} or another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "run.toml", dump_toml(resolved))  # (a resume records its budget and threads)
     log(header(run, records, resolved, train, run_dir))
     for line in run.config.get("notes", []) + selection:
         log(line)

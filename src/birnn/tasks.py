@@ -17,7 +17,8 @@ from torch import nn
 from . import __version__
 from .data import (ForecastEncoder, SeriesEncoder, SeriesSplits, TaggingEncoder, TextEncoder, bio_tags, bucket_batches,
                    make_windows)
-from .data.encoding import ENCODERS
+from .data.encoding import ENCODERS, clip_examples
+from .train.memory import MemoryNeeded, check_model
 from .models import MODELS, Forecaster, SequenceClassifier, SequenceTagger
 from .train import (TrainConfig, Trainer, accuracy, class_report, confusion_matrix, entity_report, load_config,
                     load_weights, macro_f1, span_f1)
@@ -378,6 +379,9 @@ def build_run(task: str, data, model_options: Optional[dict] = None, seed: int =
         notes.append(note)
     encoder = _fit_encoder(kind, data, options)
     torch.manual_seed(seed)
+    layers = " ".join(map(str, options.get("layers") or ())) or "the default layers"
+    check_model(lambda: _make_model(kind, encoder, options), f"--layers {layers}", training=True,
+                way_out="use smaller --layers (hidden sizes, fewer layers) or a smaller vocabulary (--min-freq)")
     model = _make_model(kind, encoder, options)
     config = {"birnn_version": __version__, "task": task, "kind": kind,
               "model": {"class": type(model).__name__, "config": model.config},
@@ -401,7 +405,14 @@ def train_run(run: Run, records: dict, train: TrainConfig, run_dir, *, resume: b
               log: Callable[[str], None] = print, callbacks=()) -> dict:
     """Train with early stopping on dev; returns best dev metrics (the model ends on them).
     Each epoch's dev metrics include ``loss`` (the training loss on dev, for learning curves)."""
+    from .data import where
+
     examples = encode_all(run.encoder, records["train"])
+    if train.max_length:
+        examples, changed = clip_examples(examples, train.max_length, split=run.kind == "tagging")
+        if changed:
+            log(f"note: {changed} training sequence(s) longer than --max-length {train.max_length} "
+                + ("split into pieces" if run.kind == "tagging" else f"cut to their first {train.max_length} steps"))
     dev = records["dev"] or records["train"]
     dev_examples = encode_all(run.encoder, dev)
 
@@ -410,7 +421,7 @@ def train_run(run: Run, records: dict, train: TrainConfig, run_dir, *, resume: b
 
     config = dict(run.config, train=asdict(train))
     trainer = Trainer(run.model, examples, run.encoder.collate, [_length(e) for e in examples], evaluate, train,
-                      run_dir, config, log=log, callbacks=callbacks)
+                      run_dir, config, log=log, callbacks=callbacks, where=lambda i: where(records["train"], i))
     return trainer.fit(resume=resume)
 
 
@@ -434,7 +445,11 @@ def load_run(run_dir, *, weights: str = "final") -> Run:
         pre = dict(config["preprocessing"])
         encoder = ENCODERS[pre.pop("class")].from_dict(pre)
         spec = config["model"]
+        check_model(lambda: MODELS[spec["class"]](**spec["config"]), f"{run_dir / 'config.json'}", training=False,
+                    way_out="was config.json edited? The run's own file names the model its weights fit")
         model = MODELS[spec["class"]](**spec["config"])
+    except MemoryNeeded:
+        raise
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{run_dir / 'config.json'}: not a configuration this birnn can build ({e!r})") from None
     if weights == "latest":

@@ -283,7 +283,7 @@ def test_gradient_accumulation_and_callbacks(tmp_path, capsys):
 def test_threads_are_set_printed_and_never_more_than_the_machine_has(tmp_path, monkeypatch):
     import os
 
-    from birnn import cli
+    from birnn import runs
 
     train, dev = write_text_data(tmp_path)
     proc = run_birnn(*train_args(train, dev, tmp_path / "one"), "--threads", "1")
@@ -292,9 +292,9 @@ def test_threads_are_set_printed_and_never_more_than_the_machine_has(tmp_path, m
     before = torch.get_num_threads()
     try:
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-        assert cli.apply_threads(64) == "--threads 64: this process may run on 2 core(s); using 2"
+        assert runs.apply_threads(64) == "--threads 64: this process may run on 2 core(s); using 2"
         assert torch.get_num_threads() == 2
-        assert cli.apply_threads(1) is None and torch.get_num_threads() == 1
+        assert runs.apply_threads(1) is None and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
     proc = run_birnn("train", "--threads", "0")

@@ -74,8 +74,19 @@ def _finish(run: Path, train, dev, capsys) -> str:
     return "trained again"
 
 
+def _log_rows(run: Path) -> list:
+    """log.jsonl's rows without their wall-clock seconds."""
+    import json
+
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+            for line in (run / "log.jsonl").read_text().splitlines()]
+
+
 def test_a_kill_at_every_file_system_event_resumes_to_the_same_weights(reference, tmp_path, capsys):
-    _, train, dev, want, events = reference
+    """... and to the same log: an epoch cut by the kill once logged the train_loss of the
+    batches after the resume only (#36: 22 of 42 kills)."""
+    d, train, dev, want, events = reference
+    want_log = _log_rows(d / "run")
     assert len(events) > 30  # the run writes checkpoints mid-epoch, at epoch ends and at the end
     outcomes = {}
     for k in range(1, len(events) + 1):
@@ -85,6 +96,7 @@ def test_a_kill_at_every_file_system_event_resumes_to_the_same_weights(reference
                 cli.main(train_args(train, dev, run))
         outcomes[k] = _finish(run, train, dev, capsys)
         assert same(final_weights(run), want), f"killed before event {k} ({events[k - 1]}): other final weights"
+        assert _log_rows(run) == want_log, f"killed before event {k} ({events[k - 1]}): another log"
         assert load_checkpoint(run)["state"]["finished"]
     assert "resumed" in outcomes.values()
 
@@ -245,7 +257,7 @@ def test_config_values_of_the_wrong_type_name_the_key(tmp_path, capsys):
     train, dev = write_text_data(tmp_path)
     (tmp_path / "c.toml").write_text('[train]\nepochs = "ten"\n')
     assert cli.main(train_args(train, dev, tmp_path / "run", "--config", str(tmp_path / "c.toml"))) == 2
-    assert "train.epochs in" in capsys.readouterr().err
+    assert "c.toml, line 2: train.epochs must be an integer, got 'ten'" in capsys.readouterr().err
 
 
 def test_bad_inputs_name_file_and_line(tmp_path, capsys):
@@ -314,7 +326,7 @@ def test_evaluate_on_an_empty_file_is_an_error(tmp_path, capsys):
 def test_recurrent_bridge_and_bidirectional_check_states():
     rec = birnn.Recurrent(torch.nn.GRUCell(3, 4))
     x = torch.randn(5, 2, 3)
-    with pytest.raises(ValueError, match=r"hx must have shape \(1, B=2, P\)"):
+    with pytest.raises(ValueError, match=r"hx must have shape \(1, B=2, P=4\)"):
         rec(x, torch.zeros(1, 3, 4))
     with pytest.raises(ValueError, match=r"h_n \(2, 2, 4\) and c_n \(2, 3, 4\) must agree"):
         birnn.bridge((torch.zeros(2, 2, 4), torch.zeros(2, 3, 4)), num_layers=1)
@@ -329,3 +341,190 @@ def test_a_huge_token_does_not_allocate_its_length(tmp_path):
     enc = TaggingEncoder.fit([(["a", "b"], ["X", "Y"])])
     ex = enc.encode((["a" * 1_000_000], ["X"]))
     assert len(ex["chars"][0]) == 64
+
+
+# -- round three (#36): nothing silent in configs, resumes and thread counts ------------------------
+@pytest.mark.parametrize("content,message", [
+    ('task = "classify"\n[trian]\nepochs = 1\n', "c.toml, line 2: unknown table [trian] (did you mean [train]?)"),
+    ('task = "classify"\nepochs = 1\n', "c.toml, line 2: epochs belongs in the table [train], not at the top level"),
+    ('[model]\n\nepochs = 1\n', "c.toml, line 3: epochs belongs in [train], not in [model]"),
+    ('[train]\nepoch = 1\n', "c.toml, line 2: unknown option 'epoch' in [train] (did you mean epochs?); known: epochs"),
+    ('tsak = "tag"\n', "c.toml, line 1: unknown key 'tsak' (did you mean task?)"),
+    ('task = "regress"\n', "c.toml, line 1: task must be one of classify, tag, forecast; got 'regress'"),
+    ('[model]\nlayers = 4\n', "c.toml, line 2: model.layers must be a layer spec or a list of them"),
+    ('[train]\n# the budget\nepochs = "ten"\n', "c.toml, line 3: train.epochs must be an integer, got 'ten'"),
+])
+def test_a_config_file_is_read_whole_or_refused_naming_the_line(tmp_path, capsys, content, message):
+    """A misspelled table or a misplaced key was ignored: the run trained the preset's epochs."""
+    train, dev = write_text_data(tmp_path)
+    (tmp_path / "c.toml").write_text(content)
+    capsys.readouterr()
+    assert cli.main(train_args(train, dev, tmp_path / "run", "--config", str(tmp_path / "c.toml"))) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_layers_as_one_string_and_config_paths_that_are_not_files(tmp_path, capsys):
+    train, dev = write_text_data(tmp_path)
+    (tmp_path / "c.toml").write_text('[model]\nlayers = "bigru:3"\n')  # was read one character at a time ("got 'b'")
+    args = [a for a in train_args(train, dev, tmp_path / "run") if a not in ("--layers", "bigru:4")]
+    assert cli.main(args + ["--config", str(tmp_path / "c.toml")]) == 0
+    assert 'layers = ["bigru:3"]' in (tmp_path / "run" / "run.toml").read_text()
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    for path, message in ((tmp_path, "is a directory; --config takes a TOML file"),
+                          (tmp_path / "loop1", "loop1: cannot read the config file (Too many levels of symbolic links)")):
+        capsys.readouterr()
+        assert cli.main(["train", "--config", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Error" not in err, err
+    assert cli.main(train_args(tmp_path / "loop1", dev, tmp_path / "run2")) == 2  # was pathlib's RuntimeError
+    assert "--train " in (err := capsys.readouterr().err) and "loop1: cannot be resolved (Symlink loop" in err, err
+
+
+def test_resume_refuses_an_edited_run_toml(tmp_path, capsys):
+    """birnn resume trained the old settings and left run.toml saying the new ones."""
+    train, dev = write_text_data(tmp_path)
+    run = tmp_path / "run"
+    assert cli.main(train_args(train, dev, run, "--max-minutes", "0.0001")) == 0  # stops at its first step
+    toml = (run / "run.toml").read_text()
+    (run / "run.toml").write_text(toml.replace('"bigru:4"', '"bigru:16"').replace("lr = ", "lr = 0.5 # was "))
+    capsys.readouterr()
+    assert cli.main(["resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert ("run.toml was edited after the run began (model.layers is ['bigru:16'] there, the run has ['bigru:4']; "
+            "train.lr is 0.5 there") in err, err
+    (run / "run.toml").write_text(toml)
+    assert cli.main(["resume", str(run), "--max-minutes", "5"]) == 0  # a new budget is what resume may change
+    assert "max_minutes = 5" in (run / "run.toml").read_text()
+
+
+def test_the_thread_count_is_recorded_and_kept_by_resume(tmp_path, capsys):
+    """Another thread count gives other weights: the run records its count, resume keeps it
+    unless told, and says so when told another."""
+    train, dev = write_text_data(tmp_path)
+    before = torch.get_num_threads()
+    try:
+        run = tmp_path / "run"
+        capsys.readouterr()
+        assert cli.main(train_args(train, dev, run, "--threads", "1", "--max-minutes", "0.0001")) == 0
+        out = capsys.readouterr().out
+        assert "device: cpu, 1 threads (kept by resume; another count gives other weights)" in out
+        assert "threads = 1" in (run / "run.toml").read_text()
+        torch.set_num_threads(2)
+        assert cli.main(["resume", str(run), "--max-minutes", "0.0002"]) == 0  # no --threads: the run's own count
+        assert "device: cpu, 1 threads" in capsys.readouterr().out
+        assert cli.main(["resume", str(run), "--threads", "2"]) == 0
+        captured = capsys.readouterr()
+        assert ("--threads 2: this run trained with 1 threads; another count sums in another order, so from here its "
+                "numbers differ from an uninterrupted run's") in captured.err
+        assert "threads = 2" in (run / "run.toml").read_text()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_memory_a_run_cannot_have_is_refused_before_it_is_allocated(tmp_path, capsys, monkeypatch):
+    """A 200,000-token sentence, a 1 MB text field, --layers bilstm:100000 and a config.json
+    edited to bigru:200000 each ended in torch's "alloc_cpu.cpp ... bytes" (or the OOM killer).
+    The machine here has 256 MiB available, whatever it really has."""
+    from birnn.train import memory
+
+    monkeypatch.setattr(memory, "available", lambda: 256 * 2 ** 20)
+    train, dev = write_text_data(tmp_path)
+    long_text = " ".join(f"w{i % 97}" for i in range(170_000))
+    (tmp_path / "long.csv").write_text(train.read_text() + f'"{long_text}",pos\n')
+    capsys.readouterr()
+    assert cli.main(train_args(tmp_path / "long.csv", dev, tmp_path / "r1", "--batch-size", "32")) == 2
+    err = capsys.readouterr().err
+    line = len(train.read_text().splitlines()) + 1
+    assert f"long.csv:{line}: a sequence of 170,000 steps; a batch of" in err and "--max-length N" in err, err
+    assert "this machine has 256 MiB available" in err and not (tmp_path / "r1").exists()
+    assert cli.main(train_args(tmp_path / "long.csv", dev, tmp_path / "r2", "--max-length", "64", "--epochs", "1")) == 0
+    assert "1 training sequence(s) longer than --max-length 64 cut to their first 64 steps" in capsys.readouterr().out
+    assert cli.main(train_args(train, dev, tmp_path / "r3", "--layers", "bilstm:100000")) == 2
+    err = capsys.readouterr().err
+    assert "--layers bilstm:100000: the model would hold 80,005,200,042 float32 parameters, 1192.2 GiB" in err and "use smaller --layers" in err, err
+    config = (tmp_path / "r2" / "config.json").read_text()
+    (tmp_path / "r2" / "config.json").write_text(config.replace('"bigru:4"', '"bigru:200000"'))
+    assert cli.main(["evaluate", str(tmp_path / "r2"), "--data", str(dev)]) == 2
+    err = capsys.readouterr().err
+    assert "r2/config.json: the model would hold" in err and "was config.json edited?" in err, err
+
+
+def test_memory_estimates_are_above_what_a_step_keeps(tmp_path):
+    """The probe's bytes per padded step against the bytes autograd really saves for a long batch."""
+    from birnn.train.memory import batch_bytes, check_model, MemoryNeeded, OVERHEAD
+
+    model = birnn.LSTM(8, 16, bidirectional=True, num_layers=2)
+
+    def loss(T):
+        return lambda: model(torch.randn(T, 4, 8)).output.sum()
+
+    short, long = batch_bytes(loss(16), 4 * 16, model), batch_bytes(loss(1024), 4 * 1024, model)
+    assert 0.5 * short <= long <= 1.05 * short  # linear in the steps: a probe's figure holds for long batches
+    kept = {}
+
+    def pack(t):
+        kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss(1024)()
+    real = sum(v for k, v in kept.items() if k not in {p.untyped_storage().data_ptr() for p in model.parameters()})
+    assert long * 4 * 1024 == pytest.approx(OVERHEAD * real, rel=0.05)
+    with pytest.raises(MemoryNeeded, match="the model would hold 1,600,000,000 float32 parameters"):
+        check_model(lambda: torch.nn.Linear(40_000, 40_000, bias=False), "--layers x", training=True,
+                    way_out="smaller")
+    check_model(lambda: torch.nn.Linear(40, 40), "--layers x", training=True, way_out="smaller")
+
+
+def test_errors_of_evaluate_name_the_line_and_the_need(tmp_path, capsys):
+    """An unknown tag was "record 1"; a forecast on two rows "need at least one array to stack"."""
+    words = {"NOUN": ["cat", "dog"], "VERB": ["runs", "eats"], "DET": ["the", "a"]}
+    g = torch.Generator().manual_seed(0)
+
+    def conllu(path, n, bad=False):
+        out = []
+        for s in range(n):
+            out.append(f"# sent_id = {s}")
+            for i, tag in enumerate(["DET", "NOUN", "VERB"], 1):
+                w = words[tag][int(torch.randint(0, 2, (1,), generator=g))]
+                out.append("\t".join([str(i), w, w, "ADJ" if bad and s == 1 and i == 2 else tag] + ["_"] * 6))
+            out.append("")
+        path.write_text("\n".join(out) + "\n")
+        return path
+
+    run = tmp_path / "tag"
+    assert cli.main(["train", "tag", "--train", str(conllu(tmp_path / "tr.conllu", 12)), "--dev",
+                     str(conllu(tmp_path / "dv.conllu", 4)), "--layers", "bilstm:4", "--epochs", "1", "--out",
+                     str(run)]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run), "--data", str(conllu(tmp_path / "ev.conllu", 3, bad=True))]) == 2
+    assert "ev.conllu:8: tag 'ADJ' of the" in capsys.readouterr().err
+    series = tmp_path / "s.csv"
+    series.write_text("value\n" + "\n".join(str(float(i % 7)) for i in range(120)) + "\n")
+    fc = tmp_path / "fc"
+    assert cli.main(["train", "forecast", "--train", str(series), "--window", "8", "--horizon", "2", "--layers",
+                     "bilstm:4", "--epochs", "1", "--out", str(fc)]) == 0
+    (tmp_path / "two.csv").write_text("value\n1.0\n2.0\n")
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(fc), "--data", str(tmp_path / "two.csv")]) == 2
+    assert ("two.csv: 2 values; scoring a forecast needs at least window + horizon = 8 + 2 = 10"
+            in capsys.readouterr().err)
+
+
+def test_a_full_disk_names_the_file_it_could_not_write(tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    from birnn.train import checkpoint
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
+                              "\"No space left on device\" })")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(CheckpointError, match=r"best\.safetensors: could not be written \(No space left on device\); "
+                                              r"free some space"):
+        save_weights(tmp_path / "best.safetensors", {"w": torch.zeros(2)})
+    assert list(tmp_path.iterdir()) == []  # the partial file is gone

@@ -117,7 +117,7 @@ def test_both_trains_from_the_cli_and_config_choices_are_checked(tmp_path, capsy
     assert tasks.load_run(tmp_path / "both").model.chars is not None
     (tmp_path / "c.toml").write_text('task = "classify"\n[model]\ninput = "letters"\n')
     assert cli.main(["train", "--config", str(tmp_path / "c.toml")]) == 2
-    assert "c.toml must be one of auto, words, chars, both; got 'letters'" in capsys.readouterr().err
+    assert "c.toml, line 3: model.input must be one of auto, words, chars, both; got 'letters'" in capsys.readouterr().err
 
 
 def test_models_api_builds_a_character_classifier():

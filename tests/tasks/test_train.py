@@ -129,7 +129,7 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypat
         return real(tensors, path, **kw)
 
     monkeypatch.setattr(ckpt_module, "save_file", failing)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ckpt_module.CheckpointError, match=r"optimizer\.safetensors: could not be written \(disk full\)"):
         ckpt_module.save_checkpoint(tmp_path / "r", model=run.model.state_dict(), optimizer={"state": {},
                                     "param_groups": []}, state={"step": 99}, rng={}, step=99)
     after = load_checkpoint(tmp_path / "r")
@@ -239,3 +239,18 @@ def test_bf16_training_and_prediction(tmp_path, capsys):
     assert birnn.load(tmp_path / "bf16").predict_proba([r[0] for r in records], precision="fp32") == full
     with pytest.raises(ValueError, match="precision must be one of \\('fp32', 'bf16'\\); got 'fp16'"):
         precision("fp16", "cpu")
+
+
+def test_select_last_keeps_its_metrics_when_a_finished_run_is_resumed(tmp_path):
+    """A run killed after its "finished" checkpoint resumed as finished and returned (and wrote
+    into metrics.json) the *best* epoch's dev metrics, whatever ``select`` said (#36)."""
+    run, rec = make()
+    # the dev loss, as if higher were better: the "best" epoch is the first, the last is not it
+    conf = config(select="last", monitor="loss", maximize=True)
+    first = tasks.train_run(run, rec, conf, tmp_path / "r", log=lambda s: None)
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert first == log[-1] and max(log, key=lambda r: r["dev_loss"]) != log[-1]
+    again, rec = make()
+    lines = []
+    assert tasks.train_run(again, rec, conf, tmp_path / "r", resume=True, log=lines.append) == first
+    assert "this run has finished already" in lines

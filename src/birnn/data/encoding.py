@@ -69,6 +69,35 @@ def _index(examples) -> Tensor:
     return torch.tensor([e.get("index", i) for i, e in enumerate(examples)], dtype=torch.int64)
 
 
+SEQUENCE_KEYS = ("words", "chars", "tags", "x")  # an encoded example's per-step parts
+
+
+def clip_examples(examples: Sequence[dict], max_length: int, *, split: bool) -> Tuple[list, int]:
+    """Examples of at most ``max_length`` steps: longer ones split into consecutive pieces
+    (``split``: tagging, where every step has its own target) or cut to their first
+    ``max_length`` steps (one label per sequence). Returns the examples and how many changed."""
+    out, changed = [], 0
+    for ex in examples:
+        n = len(ex["words"]) if "words" in ex else len(ex["x"])
+        if n <= max_length:
+            out.append(ex)
+            continue
+        changed += 1
+        starts = range(0, n, max_length) if split else (0,)
+        for a in starts:
+            out.append({k: (v[a:a + max_length] if k in SEQUENCE_KEYS else v) for k, v in ex.items()})
+    return out, changed
+
+
+def repeat_steps(example: dict, times: int) -> dict:
+    """``example`` with its steps repeated ``times`` times (a longer sequence of the same kind,
+    for :mod:`birnn.train.memory`'s probe)."""
+    def longer(v):
+        return np.concatenate([v] * times, 0) if isinstance(v, np.ndarray) else list(v) * times
+
+    return {k: (longer(v) if k in SEQUENCE_KEYS else v) for k, v in example.items()}
+
+
 def bucket_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool,
                    generator: Optional[torch.Generator] = None, bucket: int = 50) -> List[List[int]]:
     """Index batches with sequences of similar lengths together (less padding).

@@ -69,10 +69,35 @@ def _as_umask_allows(path, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
+class _Writing:
+    """Turn a failed write (a full disk, no permission, safetensors' own error) into a
+    :class:`CheckpointError` naming the file being written, and drop the partial file ``tmp``."""
+
+    def __init__(self, path, tmp=None) -> None:
+        self.path, self.tmp = Path(path), tmp
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if error is None or not isinstance(error, Exception):
+            return False
+        if self.tmp is not None:
+            Path(self.tmp).unlink(missing_ok=True)
+        if isinstance(error, CheckpointError) or (not isinstance(error, OSError)
+                                                  and type(error).__name__ != "SafetensorError"):
+            return False
+        text = str(error)
+        full = getattr(error, "errno", None) == 28 or "os error 28" in text or "No space left" in text
+        why = "No space left on device" if full else (getattr(error, "strerror", None) or text)
+        raise CheckpointError(f"{self.path}: could not be written ({why})"
+                              + ("; free some space and `birnn resume` the run" if full else "")) from None
+
+
 def atomic_write_text(path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
+    with _Writing(path, tmp), os.fdopen(fd, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -91,10 +116,12 @@ def digest(tensors: Dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _write_tensors(tensors: Dict[str, torch.Tensor], path) -> None:
-    """safetensors with the tensors' digest in its header (not atomic: callers rename into place)."""
+def _write_tensors(tensors: Dict[str, torch.Tensor], path, name=None) -> None:
+    """safetensors with the tensors' digest in its header (not atomic: callers rename into place;
+    ``name``: the file that errors name, where ``path`` is a temporary one)."""
     cpu = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    save_file(cpu, str(path), metadata={"sha256": digest(cpu)})
+    with _Writing(name or path):
+        save_file(cpu, str(path), metadata={"sha256": digest(cpu)})
 
 
 def _read_tensors(path) -> Dict[str, torch.Tensor]:
@@ -118,7 +145,8 @@ def save_weights(path, tensors: Dict[str, torch.Tensor]) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
-    _write_tensors(tensors, tmp)
+    with _Writing(path, tmp):
+        _write_tensors(tensors, tmp, name=path)
     _as_umask_allows(tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
@@ -183,7 +211,9 @@ def save_checkpoint(run_dir, *, model: Dict[str, torch.Tensor], optimizer: dict,
     opt_tensors, opt_meta = _optimizer_split(optimizer)
     _write_tensors(model, tmp / "model.safetensors")
     _write_tensors({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, tmp / "optimizer.safetensors")
-    (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "state": state, "optimizer": opt_meta}, indent=1))
+    with _Writing(tmp / "state.json"):
+        (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "state": state, "optimizer": opt_meta},
+                                                   indent=1))
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())

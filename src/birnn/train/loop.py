@@ -46,6 +46,11 @@ def precision(name: str, device) -> "torch.autocast":
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=name == "bf16")
 
 
+# batches of fewer padded steps are not probed for memory: a few GiB would take over 1 MiB a step
+# (the model's own size is checked when it is built: birnn.train.memory.check_model)
+PROBE_FROM = 4096
+
+
 class TrainingDiverged(RuntimeError):
     pass
 
@@ -71,6 +76,12 @@ class TrainConfig:
     accumulate: int = 1  # batches whose gradients make one optimizer step
     logger: str = "json"  # "tensorboard": also TensorBoard event files in RUN/tensorboard (birnn.train.tensorboard)
     precision: str = "fp32"  # "bf16": forward passes (training and dev scoring) under bfloat16 autocast
+    # CPU threads (None: this process's default). birnn.runs applies it and run.toml records it:
+    # another count sums in another order, so the weights differ (birnn resume keeps the count)
+    threads: Optional[int] = None
+    # training sequences longer than this are split into pieces (tagging) or cut (classification)
+    # by the task (birnn.tasks.train_run); None: as they are
+    max_length: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -108,6 +119,9 @@ class _State:
     lr_scale: float = 1.0
     finished: bool = False
     history: List[dict] = field(default_factory=list)
+    # the current epoch's batch losses so far: a resumed epoch logs the train_loss an
+    # uninterrupted one logs (the same floats summed in the same order)
+    losses: List[float] = field(default_factory=list)
 
 
 class Trainer:
@@ -122,14 +136,18 @@ class Trainer:
             ``on_epoch_end(trainer, row) -> stop?`` (``row``: the epoch's log row; a true result
             stops training) and ``on_train_end(trainer, reason)``, as Keras' and Lightning's
             callbacks. ``config.logger == "tensorboard"`` adds one that writes TensorBoard events.
+        where: ``where(i) -> "file:line"`` of the record that example ``i`` (its ``"index"``)
+            came from, for errors that name the data (a sequence too long to train).
     """
 
     def __init__(self, model: nn.Module, examples: Sequence, collate: Callable, lengths: Sequence[int],
                  evaluate: Callable[[nn.Module], Dict[str, float]], config: TrainConfig, run_dir,
-                 run_config: dict, log: Callable[[str], None] = print, callbacks: Sequence = ()) -> None:
+                 run_config: dict, log: Callable[[str], None] = print, callbacks: Sequence = (),
+                 where: Optional[Callable[[int], str]] = None) -> None:
         self.model, self.examples, self.collate, self.lengths = model, examples, collate, list(lengths)
         self.evaluate, self.config, self.run_dir, self.run_config = evaluate, config, Path(run_dir), run_config
         self.log = log
+        self.where = where or (lambda i: f"training example {i + 1}")
         self.callbacks = list(callbacks)
         self.device = torch.device(config.device)
         self.distributed = dist.is_available() and dist.is_initialized()
@@ -216,6 +234,7 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict:
         """Train (or continue a saved run with ``resume``); returns the best dev metrics."""
         c = self.config
+        self._check_memory()  # (before config.json: a refused run leaves no run directory)
         if resume and self._restore():
             self.log(f"resuming at epoch {self.state.epoch + 1}, batch {self.state.batch}, step {self.state.step}")
         else:
@@ -229,7 +248,7 @@ class Trainer:
             if not (self.run_dir / "model.safetensors").exists():  # stopped between the two last writes
                 self._finish_weights()
             self.log("this run has finished already")
-            return self._best_metrics()
+            return self._final_metrics()
         if c.logger == "tensorboard" and self.main:
             from .tensorboard import TensorBoardLogger
 
@@ -262,7 +281,69 @@ class Trainer:
         best = self.run_dir / "best.safetensors"
         if c.select == "best" and best.exists():
             self.model.load_state_dict(load_weights(best))
-        return self._best_metrics() if c.select == "best" else (self.state.history[-1] if self.state.history else {})
+        return self._final_metrics()
+
+    def _final_metrics(self) -> dict:
+        """The dev metrics of the epoch whose weights the run ends on: the best one, or the last
+        (``select``), whether the run finished now or had finished before a resume."""
+        if self.config.select == "best":
+            return self._best_metrics()
+        return self.state.history[-1] if self.state.history else {}
+
+    def _check_memory(self) -> None:
+        """Refuse a training set whose largest batch would not fit in this machine's memory, before
+        allocating it: one step of a small probe batch measures what autograd keeps per padded
+        step (:mod:`birnn.train.memory`); the largest batch pads ``batch_size`` sequences to the
+        longest one. CPU runs only (a GPU says so itself)."""
+        from .memory import MemoryNeeded, available, batch_bytes, fits, gib
+
+        if self.device.type != "cpu" or not self.lengths:
+            return
+        longest = max(range(len(self.lengths)), key=self.lengths.__getitem__)
+        worst = min(self.config.batch_size, len(self.lengths)) * self.lengths[longest]
+        # the probe: up to 4 examples of at most 64 steps (the longest such), or the 4 shortest
+        order = sorted(range(len(self.lengths)), key=self.lengths.__getitem__)
+        short = [i for i in order if self.lengths[i] <= 64] or order
+        probe = short[-4:] if self.lengths[short[-1]] <= 64 else short[:4]
+        steps = len(probe) * max(self.lengths[i] for i in probe)
+        if worst <= max(steps, PROBE_FROM):
+            return
+        from ..data.encoding import repeat_steps
+
+        was = self.model.training
+        self.model.train()
+        measured = []
+        for times in (1, 4):  # two lengths: the bytes a step adds, without the per-batch part
+            batch = self.collate([repeat_steps(self.examples[i], times) for i in probe]).to(self.device)
+            with torch.random.fork_rng(devices=[]), precision(self.config.precision, self.device):
+                measured.append(batch_bytes(lambda: self.model.loss(batch)[0], 1, self.model))
+        self.model.train(was)
+        per_step = max(measured[1] - measured[0], 0) / (3 * steps) or measured[1] / (4 * steps)
+        need, have = per_step * worst, available()
+        if not fits(need, available=have):
+            ex = self.examples[longest]
+            at = self.where(ex.get("index", longest) if isinstance(ex, dict) else longest)
+            raise MemoryNeeded(
+                f"{at}: a sequence of {self.lengths[longest]:,} steps; a batch of {worst // self.lengths[longest]} "
+                f"padded to it needs about {gib(need)} to train ({per_step / 1024:.1f} KiB a step), and this "
+                f"machine has {gib(have)} available: --max-length N splits (tag) or cuts (classify) longer "
+                "training sequences; or use a smaller --batch-size or smaller --layers")
+
+    def _out_of_memory(self, error: RuntimeError, share: List[int]) -> Exception:
+        """A failed allocation as a one-line error naming the batch's longest sequence (any other
+        RuntimeError as it was)."""
+        from .memory import MemoryNeeded
+
+        text = str(error)
+        if not isinstance(error, torch.OutOfMemoryError) and "allocate" not in text:
+            return error
+        longest = max(share, key=self.lengths.__getitem__)
+        ex = self.examples[longest]
+        at = self.where(ex.get("index", longest) if isinstance(ex, dict) else longest)
+        return MemoryNeeded(f"{at}: training ran out of memory on a batch of {len(share)} padded to this sequence's "
+                            f"{self.lengths[longest]:,} steps ({text.splitlines()[0][:160]}): --max-length N splits "
+                            "(tag) or cuts (classify) longer training sequences; or use a smaller --batch-size or "
+                            "smaller --layers")
 
     def _best_metrics(self) -> dict:
         c = self.config
@@ -281,7 +362,7 @@ class Trainer:
         c, s = self.config, self.state
         batches = self._epoch_batches(s.epoch)
         self.model.train()
-        losses: List[float] = []
+        losses = s.losses  # (kept in the checkpoint: a resumed epoch continues the same list)
         t0 = time.time()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer.zero_grad(set_to_none=True)
@@ -292,8 +373,11 @@ class Trainer:
             # gradient sync): it runs one example of the batch with weight 0 and count 0
             share = idx if idx else batches[i][:1]
             batch = self.collate([self.examples[j] for j in share]).to(self.device)
-            with precision(c.precision, self.device):
-                loss_sum, count = self.loss_module(batch)
+            try:
+                with precision(c.precision, self.device):
+                    loss_sum, count = self.loss_module(batch)
+            except RuntimeError as e:  # (torch.OutOfMemoryError is one too)
+                raise self._out_of_memory(e, share) from None
             if not idx:
                 loss_sum, count = loss_sum * 0.0, 0
             count_t = torch.tensor(float(count), device=self.device)
@@ -309,7 +393,10 @@ class Trainer:
             value = float(value_t) / float(count_t.clamp(min=1))  # the global mean loss, as one process logs it
             if not math.isfinite(value):
                 raise self._diverged(f"the training loss became {value}")
-            loss.backward()
+            try:
+                loss.backward()
+            except RuntimeError as e:
+                raise self._out_of_memory(e, share) from None
             losses.append(value)
             step_losses.append(value)
             if i + 1 < end:  # more batches of this step to come
@@ -345,6 +432,7 @@ class Trainer:
         s.history.append(row)
         s.epoch += 1
         s.batch = 0
+        s.losses = []
         value = metrics.get(c.monitor)
         if value is None:
             raise KeyError(f"evaluate() returned {sorted(metrics)}; the monitored metric {c.monitor!r} is missing")
