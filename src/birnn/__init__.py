@@ -14,6 +14,15 @@ from .regularization import EmbeddingDropout, VariationalDropout
 
 __version__ = "0.1.0"
 
+
+def _register_quantization() -> None:
+    from .quantized import register_with_torch  # torch's own quantize_dynamic then quantizes birnn's layers
+
+    register_with_torch(LSTM, GRU, RNN)
+
+
+_register_quantization()
+
 _TRAINED = ("TrainedModel", "fit", "load")  # the task layer's Python API (birnn.pretrained), imported when used
 
 

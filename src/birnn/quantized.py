@@ -1,7 +1,9 @@
 """Dynamic int8 (or float16) quantization of birnn's LSTM and GRU layers, as torch.nn's.
 
-``torch.ao.quantization.quantize_dynamic(model, {nn.LSTM, nn.GRU})`` matches modules by their
-exact class, so it leaves birnn's layers in float without a word. :func:`quantize_dynamic`
+``torch.ao.quantization.quantize_dynamic`` matches modules by their exact class: with
+``{nn.LSTM, nn.GRU}`` in its spec it leaves birnn's layers in float. birnn registers its layers
+in torch's default mapping (:func:`register_with_torch`, on import), so torch's own call with
+``{birnn.LSTM, birnn.GRU}`` in the spec quantizes them. :func:`quantize_dynamic`
 here is the same call with birnn's layers added to the specification and to the mapping: each
 birnn LSTM/GRU keeps its call (lengths, masks, merge modes, ``RecurrentOutput``) and runs on
 torch.nn's dynamic quantized module (int8 weights, activations quantized per call), so it
@@ -32,7 +34,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .native import packed_call
 
-__all__ = ["quantize_dynamic", "quantize_layer", "quantized_blocker", "run_quantized"]
+__all__ = ["quantize_dynamic", "quantize_layer", "quantized_blocker", "register_with_torch", "run_quantized"]
 
 QUANTIZABLE = ("LSTM", "GRU")
 
@@ -119,3 +121,33 @@ class _Mapped:
 
     def from_float(self, module):
         return module if quantized_blocker(module) is not None else quantize_layer(module, self.dtype)
+
+
+class _TorchFromFloat:
+    """What torch's own ``convert`` calls for a birnn layer named in a ``quantize_dynamic`` spec:
+    ``from_float(layer)``, with the dtype read from the qconfig torch put on the layer. A layer
+    the quantized module cannot run stays in float with a warning naming why (never silently)."""
+
+    @staticmethod
+    def from_float(module, use_precomputed_fake_quant: bool = False):
+        qconfig = getattr(module, "qconfig", None)
+        dtype = qconfig.weight().dtype if qconfig is not None else torch.qint8
+        blocker = quantized_blocker(module)
+        if blocker is not None:
+            warnings.warn(f"birnn.{type(module).__name__} stays in float: {blocker}", stacklevel=3)
+            return module
+        if dtype not in (torch.qint8, torch.float16):
+            raise ValueError(f"birnn.{type(module).__name__} quantizes dynamically to torch.qint8 or torch.float16, "
+                             f"not {dtype}; use birnn.quantized.quantize_dynamic(model, dtype=torch.qint8)")
+        return quantize_layer(module, dtype)
+
+
+def register_with_torch(*classes) -> None:
+    """Add birnn's layer ``classes`` to torch's default dynamic quantization mapping, so that
+    ``torch.ao.quantization.quantize_dynamic(model, {birnn.LSTM, birnn.GRU})`` quantizes them
+    (torch matches modules by their exact class: without this it returned them in float, silently).
+    ``birnn`` calls it on import."""
+    from torch.ao.quantization.quantization_mappings import DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS
+
+    for cls in classes:
+        DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS.setdefault(cls, _TorchFromFloat)

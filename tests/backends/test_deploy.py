@@ -312,9 +312,10 @@ def test_graph_op_gradients_pass_gradcheck(keep_graph):
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_quantize_dynamic_int8_as_torch_nn(mode):
-    """torch's quantize_dynamic leaves birnn layers in float (it matches exact classes);
-    birnn.quantized.quantize_dynamic runs them on torch.nn's dynamic quantized module: the same
-    numbers as torch.nn's quantized layer on the same weights, so the same loss of accuracy."""
+    """torch's quantize_dynamic with torch.nn's classes in its spec leaves birnn layers in float
+    (it matches exact classes); birnn.quantized.quantize_dynamic runs them on torch.nn's dynamic
+    quantized module: the same numbers as torch.nn's quantized layer on the same weights, so the
+    same loss of accuracy."""
     from torch.ao.quantization import quantize_dynamic as torch_quantize
 
     from birnn.quantized import quantize_dynamic
@@ -435,3 +436,28 @@ def test_a_quantized_layer_refuses_what_it_cannot_run():
         q(x, return_all="layers")
     with pytest.raises(RuntimeError, match=r"runs in eval mode only: call \.eval\(\)"):
         q.train()(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.qint8, torch.float16])
+def test_torchs_own_quantize_dynamic_quantizes_birnn_layers_in_its_spec(dtype):
+    """torch.ao.quantization.quantize_dynamic(model, {birnn.LSTM}) returned birnn's layers in float,
+    silently (it matches exact classes): birnn registers them in torch's default mapping, so the
+    plain call gives what birnn.quantized.quantize_dynamic gives; what cannot be quantized warns."""
+    from torch.ao.quantization import quantize_dynamic as torch_quantize
+
+    from birnn.quantized import quantize_dynamic
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(birnn.LSTM(5, 8, bidirectional=True), birnn.GRU(16, 4)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        q = torch_quantize(model, {birnn.LSTM, birnn.GRU}, dtype=dtype)
+        with pytest.warns(UserWarning, match="birnn.RNN stays in float: PyTorch has no dynamic quantized RNN_TANH"):
+            torch_quantize(torch.nn.Sequential(birnn.RNN(5, 8)), {birnn.RNN}, dtype=dtype)
+    assert model[0].quantized is None and all(layer.quantized is not None for layer in q)
+    ours = quantize_dynamic(model, dtype=dtype)
+    x, lengths = torch.randn(7, 3, 5), torch.tensor([7, 2, 5])
+    with torch.no_grad():
+        got = q[1](q[0](x, lengths=lengths).output, lengths=lengths)
+        want = ours[1](ours[0](x, lengths=lengths).output, lengths=lengths)
+    assert got.path == "quantized" and torch.equal(got.output, want.output)
