@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 if not torch.cuda.is_available():
     # Triton reads TRITON_INTERPRET when it is first imported, and some test modules import it
     # indirectly (PyTorch's module_db, torch.compile): set it once, before any of them, so the
-    # fused kernels run under the interpreter on CPU machines (tests/test_kernels.py)
+    # fused kernels run under the interpreter on CPU machines (tests/kernels/test_kernels.py)
     os.environ["TRITON_INTERPRET"] = "1"
 
 import birnn  # noqa: E402

@@ -9,6 +9,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # trains an example to a bar
 def test_first_equals_last_learns():
     sys.path.insert(0, str(ROOT / "examples"))
     try:

@@ -19,7 +19,7 @@ def test_torch_compile_full_graph_with_lengths(mode):
 def test_torch_compile_lstm_training_step_aot():
     """An LSTM training step with equal lengths under compile (aot_eager traces the backward, as
     inductor does): PyTorch's CPU fused op fails there (pytorch#158007), so the layer is one
-    birnn::recurrent_layer node (tests/test_deploy.py); the gradients equal eager's."""
+    birnn::recurrent_layer node (tests/backends/test_deploy.py); the gradients equal eager's."""
     torch._dynamo.reset()
     lstm = birnn.LSTM(4, 3, bidirectional=True)
     x = torch.randn(5, 2, 4)

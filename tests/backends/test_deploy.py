@@ -144,6 +144,7 @@ COMPILE_GRID = [("LSTM", True, 2), ("LSTM", False, 1), ("GRU", True, 2), ("GRU",
                 ("RNN_RELU", False, 2)]
 
 
+@pytest.mark.slow  # torch.compile of a grid: minutes of CPU
 @pytest.mark.parametrize("mode,bi,layers", COMPILE_GRID)
 def test_compile_once_for_every_T_and_B_training_equals_eager(mode, bi, layers):
     """fullgraph, dynamic shapes, aot_eager (which traces the backward as inductor does): one
@@ -215,6 +216,7 @@ def test_the_issue_lstm_training_step_under_inductor():
 REGULARISED = dict(recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
 
 
+@pytest.mark.slow  # torch.compile of a grid: minutes of CPU
 @pytest.mark.parametrize("mode,bi,layers", COMPILE_GRID)
 def test_regularised_layers_compile_once_for_every_T_and_B(mode, bi, layers):
     """Recurrent dropout + zoneout (h and c) + layer norm under torch.compile: fullgraph, one
@@ -255,6 +257,7 @@ def test_a_regularised_training_step_under_inductor():
         torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # float64 gradcheck through a compile node
 @pytest.mark.parametrize("keep_graph", [True, False])
 def test_regularised_node_gradients_pass_gradcheck(keep_graph):
     """birnn::regularised_layer's backward (the kept graph, or a recompute) against float64
@@ -287,6 +290,7 @@ def test_regularised_node_gradients_pass_gradcheck(keep_graph):
         assert torch.autograd.gradcheck(f, args)
 
 
+@pytest.mark.slow  # float64 gradcheck through a compile node
 @pytest.mark.parametrize("keep_graph", [True, False])
 def test_graph_op_gradients_pass_gradcheck(keep_graph):
     """The node's backward — through the graph its forward kept (a training step), or through a

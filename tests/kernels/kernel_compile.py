@@ -1,10 +1,10 @@
 """Compile the fused kernels for an H100 (sm_90) with Triton's own compiler and ptxas, without a
 GPU: what the interpreter forgives (types of loop-carried values, constexpr branches, shared
-memory) fails here. Run as a script (tests/test_kernels.py does, in a fresh process, since the
+memory) fails here. Run as a script (tests/kernels/test_kernels.py does, in a fresh process, since the
 interpreter tests set TRITON_INTERPRET=1 before the kernels are defined); prints registers and
 spills per variant, exits non-zero on a compile error or shared memory over the H100's 227 KB.
 
-    python tests/kernel_compile.py [--quick]
+    python tests/kernels/kernel_compile.py [--quick]
 """
 
 import os

@@ -10,7 +10,7 @@ float64 must stay within 10x of the float32 reference path's own (:func:`within_
 
 On a CPU machine with Triton (CI) the same bodies run at toy sizes under Triton's interpreter,
 with an H100's grid plan (132 multiprocessors: several programs per barrier group, each in its
-own thread, tests/threaded_grid.py) and a subset of the cases, so that a GPU session never
+own thread, tests/kernels/threaded_grid.py) and a subset of the cases, so that a GPU session never
 finds these tests broken; what only a GPU can show (TF32 products, the speed table's choices,
 the resident-grid limit) is skipped there.
 """

@@ -1,10 +1,10 @@
 """The fused Triton kernels on CPU under TRITON_INTERPRET=1, against the reference path:
 outputs, states and every gradient, for each cell, both directions, lengths (zero too) and
-the features the kernel runs (recurrent dropout, zoneout, layer norm, plus the dropouts around it). (GPU sizes and timing: tests/test_cuda.py, benchmarks/gpu.py.)
+the features the kernel runs (recurrent dropout, zoneout, layer norm, plus the dropouts around it). (GPU sizes and timing: tests/kernels/test_cuda.py, benchmarks/gpu.py.)
 
 The interpreter runs programs one after another, so most tests use one program per barrier
 group; test_multi_program_groups_equal_one_program runs the GPU's grid plan with every program
-in its own thread (tests/threaded_grid.py), which exercises the barrier and the exchanges. The
+in its own thread (tests/kernels/threaded_grid.py), which exercises the barrier and the exchanges. The
 timings need the GPU (tests/kernels/test_cuda.py, benchmarks/). Kernel-level tests give the
 kernels the layer's own layout and compare in processing order where the reference needs it
 (tests/kernels/orders.py).
@@ -18,7 +18,7 @@ import torch
 pytestmark = pytest.mark.slow  # minutes under the interpreter: -m 'not slow' skips them locally
 
 if torch.cuda.is_available():
-    pytest.skip("interpreter tests are for CPU machines; tests/test_cuda.py covers the GPU", allow_module_level=True)
+    pytest.skip("interpreter tests are for CPU machines; tests/kernels/test_cuda.py covers the GPU", allow_module_level=True)
 triton = pytest.importorskip("triton", reason="the fused kernels need Triton (CI installs it)")
 from interpreter_rounding import install as round_bfloat16_as_the_gpu  # noqa: E402
 
@@ -194,7 +194,7 @@ def test_calls_beyond_32_bit_offsets_are_refused_not_miscomputed():
 def test_interpreter_rounds_to_bfloat16_as_the_gpu():
     """A kernel's float32 -> bfloat16 conversions (``.to`` and stores into bfloat16 tensors) give
     PyTorch's bits under the interpreter too: round to nearest, ties to even (Triton 3.6's
-    interpreter alone truncates; tests/interpreter_rounding.py)."""
+    interpreter alone truncates; tests/kernels/interpreter_rounding.py)."""
     import triton.language as tl
 
     @triton.jit
@@ -535,7 +535,7 @@ def test_bfloat16_layers_exchange_bfloat16_with_the_same_bits(mode, features, mo
     since the product rounds its operands to bfloat16 anyway: every output and gradient is the
     same bits as with float32 exchange areas (variant 17); h0 and the dropout scale (1/0.7) are
     not exact in bfloat16, so the h0 rounded by PyTorch into the exchange area must round as the
-    kernel does (tests/interpreter_rounding.py: to nearest even, as on the GPU)."""
+    kernel does (tests/kernels/interpreter_rounding.py: to nearest even, as on the GPU)."""
     from birnn.kernels import recurrent as R
 
     T, B, H = 5, 3, 16
@@ -565,7 +565,7 @@ def test_bfloat16_layers_write_dx_as_bfloat16_with_the_same_bits(mode, kernel, k
     """A bfloat16 layer's backward kernel writes dx as bfloat16 (variant 19): every reader rounds
     it to bfloat16 anyway (the projection's backward, dW_hh's operand), so a training step's
     outputs and gradients are the same bits as with dx written in float32 and rounded after
-    (rounding to nearest even in both places: tests/interpreter_rounding.py)."""
+    (rounding to nearest even in both places: tests/kernels/interpreter_rounding.py)."""
     from birnn.kernels import recurrent as R
 
     monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
@@ -610,7 +610,7 @@ def test_bfloat16_layers_output_bfloat16_with_the_same_bits(mode, kernel, kw, mo
                                                  ("resident", True, 3, 34)])  # two 32-row tiles
 def test_multi_program_groups_equal_one_program(mode, kernel, features, T, B, monkeypatch):
     """The kernels with the GPU's grid plan — several programs per barrier group, each in its own
-    thread (tests/threaded_grid.py), and two batch tiles at B=34 for the resident kernel — give the
+    thread (tests/kernels/threaded_grid.py), and two batch tiles at B=34 for the resident kernel — give the
     numbers of one program per group: forward outputs and saved tensors, and every gradient of the
     backward pass. This runs what no other CPU test reaches: the barrier, the exchange areas and
     their parity, the norms' moments merged across programs, the resident backward's shares of dh.

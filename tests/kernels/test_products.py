@@ -1,6 +1,6 @@
 """The fused path's large matmuls (birnn.kernels.products): which precision cuDNN's RNNs use,
 the TF32 switch around the matmuls, and the projection's autograd (float64 gradcheck). Needs no
-Triton and no GPU; tests/test_cuda.py checks the TF32 products themselves on a GPU."""
+Triton and no GPU; tests/kernels/test_cuda.py checks the TF32 products themselves on a GPU."""
 
 import contextlib
 

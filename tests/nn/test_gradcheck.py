@@ -7,6 +7,7 @@ from torch.autograd import gradcheck
 from conftest import MODES, PATHS, flat_hidden, make_pair
 
 
+@pytest.mark.slow  # float64 gradcheck over every path: ~1 min of CPU
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("mode", MODES)
 def test_gradcheck_with_lengths(path, mode):

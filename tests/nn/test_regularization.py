@@ -367,6 +367,7 @@ def test_training_padding_never_changes_states_or_outputs(mode, feature):
     assert torch.equal(a.h_n[3], a.output[0, :, H:])  # backward final = step 0
 
 
+@pytest.mark.slow  # float64 gradcheck of every feature: ~4 min of CPU
 @pytest.mark.parametrize("feature", FEATURES, ids=lambda f: ",".join(f))
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_gradcheck_features_with_lengths(mode, feature):

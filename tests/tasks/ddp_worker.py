@@ -1,4 +1,4 @@
-"""Train a tiny tagger for tests/test_train.py::test_ddp_equals_one_process, on one process or
+"""Train a tiny tagger for tests/tasks/test_train.py::test_ddp_equals_one_process, on one process or
 under torchrun; rank 0 writes the final weights to argv[1]."""
 
 import sys

@@ -1,4 +1,4 @@
-"""Fault injection at the file-system level, for tests/test_reliability.py.
+"""Fault injection at the file-system level, for tests/tasks/test_reliability.py.
 
 ``faults(root)`` counts every file-system event under ``root`` — a file opened for writing,
 a temporary file or directory made, a rename, a removal, an fsync, a safetensors write — and can

@@ -13,6 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers import sentences, write_conllu
+
+pytestmark = pytest.mark.slow  # every test runs birnn in a subprocess
+
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 SMALL = ["--epochs", "2", "--layers", "bilstm:8", "--batch-size", "8", "--seed", "1"]
 
@@ -27,28 +31,6 @@ def birnn(*args, cwd=None, check=True, timeout=240):
 
 def last_json(proc):
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-LEXICON = {"DET": ["the", "a", "every"], "NOUN": ["cat", "dog", "house", "idea"], "VERB": ["sees", "likes", "runs"],
-           "ADJ": ["big", "green", "old"], "PUNCT": [".", "!"]}
-
-
-def sentences(n, seed=0):
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        pattern = rng.choice([["DET", "NOUN", "VERB", "PUNCT"], ["DET", "ADJ", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]])
-        out.append([(rng.choice(LEXICON[t]), t) for t in pattern])
-    return out
-
-
-def write_conllu(path, sents):
-    with open(path, "w") as f:
-        for k, s in enumerate(sents):
-            f.write(f"# sent_id = {k}\n")
-            for i, (w, t) in enumerate(s, 1):
-                f.write("\t".join([str(i), w, w, t, "_", "_", "0", "dep", "_", "_"]) + "\n")
-            f.write("\n")
 
 
 @pytest.fixture(scope="module")

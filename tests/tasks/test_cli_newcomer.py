@@ -16,11 +16,13 @@ import pytest
 import torch
 
 from birnn import cli, plots
-from test_reliability import train_args, write_text_data
+from helpers import train_args, write_text_data
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
+
+pytestmark = pytest.mark.slow  # most tests train in a subprocess (torchrun among them)
 
 def run_birnn(*args, cwd=None, timeout=240):
     return subprocess.run([sys.executable, "-m", "birnn", *map(str, args)], capture_output=True, text=True, env=ENV,

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from birnn import cli
-from test_reliability import train_args, write_text_data
+from helpers import train_args, write_text_data
 
 
 def _bio(path, n=40, seed=0):

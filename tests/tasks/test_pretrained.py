@@ -9,8 +9,7 @@ import torch
 
 import birnn
 from birnn import cli
-from test_cli import sentences, write_conllu
-from test_reliability import train_args, write_text_data
+from helpers import sentences, train_args, write_conllu, write_text_data
 
 
 def _cli_json(capsys, *args):

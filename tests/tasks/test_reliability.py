@@ -15,32 +15,9 @@ import birnn
 from birnn import cli
 from birnn.train.checkpoint import CheckpointError, load_checkpoint, load_weights, save_weights
 from faults import Killed, faults
+from helpers import train_args, write_text_data
 
 HERE = Path(__file__).parent
-
-
-def write_text_data(d: Path, n_train=24, n_dev=8):
-    g = torch.Generator().manual_seed(0)
-    words = {"pos": ["good", "fine", "great", "nice"], "neg": ["bad", "poor", "awful", "dull"]}
-
-    def rows(n):
-        out = []
-        for _ in range(n):
-            label = ["pos", "neg"][int(torch.randint(0, 2, (1,), generator=g))]
-            k = int(torch.randint(2, 6, (1,), generator=g))
-            text = " ".join(words[label][int(i)] for i in torch.randint(0, 4, (k,), generator=g))
-            out.append(f"{text},{label}")
-        return "text,label\n" + "\n".join(out) + "\n"
-
-    (d / "train.csv").write_text(rows(n_train))
-    (d / "dev.csv").write_text(rows(n_dev))
-    return d / "train.csv", d / "dev.csv"
-
-
-def train_args(train, dev, out, *extra):
-    return ["train", "classify", "--train", str(train), "--dev", str(dev), "--layers", "bigru:4", "--embedding-dim",
-            "4", "--min-freq", "1", "--epochs", "2", "--batch-size", "8", "--save-every", "2", "--seed", "0",
-            "--dropout", "0", "--out", str(out), *extra]
 
 
 def final_weights(run: Path):
@@ -82,6 +59,7 @@ def _log_rows(run: Path) -> list:
             for line in (run / "log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # one training a file-system event: ~1 min
 def test_a_kill_at_every_file_system_event_resumes_to_the_same_weights(reference, tmp_path, capsys):
     """... and to the same log: an epoch cut by the kill once logged the train_loss of the
     batches after the resume only (#36: 22 of 42 kills)."""
@@ -101,6 +79,7 @@ def test_a_kill_at_every_file_system_event_resumes_to_the_same_weights(reference
     assert "resumed" in outcomes.values()
 
 
+@pytest.mark.slow  # one training a write
 def test_a_full_disk_at_every_write_resumes_to_the_same_weights(reference, tmp_path, capsys):
     _, train, dev, want, _ = reference
     writes_run = tmp_path / "count"

@@ -168,6 +168,7 @@ def test_time_limit_saves_and_resumes(tmp_path):
     assert load_checkpoint(tmp_path / "r")["state"]["finished"]
 
 
+@pytest.mark.slow  # torchrun: two training processes
 @pytest.mark.parametrize("n_train", [30, 29], ids=["even", "empty-share"])
 def test_ddp_equals_one_process(tmp_path, n_train):
     """29 sentences in batches of 7: the last batch has one, so one process gets an empty share
