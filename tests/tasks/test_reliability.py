@@ -421,6 +421,12 @@ def test_memory_a_run_cannot_have_is_refused_before_it_is_allocated(tmp_path, ca
     assert "this machine has 256 MiB available" in err and not (tmp_path / "r1").exists()
     assert cli.main(train_args(tmp_path / "long.csv", dev, tmp_path / "r2", "--max-length", "64", "--epochs", "1")) == 0
     assert "1 training sequence(s) longer than --max-length 64 cut to their first 64 steps" in capsys.readouterr().out
+    words = "".join("\t".join([str(i), f"w{i % 50}", "w", "NOUN"] + ["_"] * 6) + "\n" for i in range(1, 20_001))
+    (tmp_path / "long.conllu").write_text("# a short one\n1\tthe\tthe\tDET" + "\t_" * 6 + "\n\n" + words + "\n")
+    assert cli.main(["train", "tag", "--train", str(tmp_path / "long.conllu"), "--dev", str(tmp_path / "long.conllu"),
+                     "--layers", "bilstm:4", "--out", str(tmp_path / "t1")]) == 2
+    err = capsys.readouterr().err
+    assert "long.conllu:4: a sequence of 20,000 steps; a batch of 2 padded to it needs about" in err, err
     assert cli.main(train_args(train, dev, tmp_path / "r3", "--layers", "bilstm:100000")) == 2
     err = capsys.readouterr().err
     assert "--layers bilstm:100000: the model would hold 80,005,200,042 float32 parameters, 1192.2 GiB" in err and "use smaller --layers" in err, err
