@@ -255,3 +255,29 @@ def test_select_last_keeps_its_metrics_when_a_finished_run_is_resumed(tmp_path):
     lines = []
     assert tasks.train_run(again, rec, conf, tmp_path / "r", resume=True, log=lines.append) == first
     assert "this run has finished already" in lines
+
+
+def test_the_memory_probe_prices_every_batch_and_never_stops_a_run_it_cannot_probe(tmp_path, monkeypatch):
+    """With the probe on for any batch, a training set too big for the memory available is
+    refused before training (naming the longest record); where the probe itself cannot run, the
+    run trains as before."""
+    from birnn.data import encoding
+    from birnn.train import loop, memory
+
+    monkeypatch.setattr(loop, "PROBE_FROM", 0)
+    run, rec = make()
+    monkeypatch.setattr(memory, "available", lambda: 2 ** 10)  # (after the model, which is priced when built)
+    with pytest.raises(memory.MemoryNeeded, match=r"record \d+: a sequence of \d+ steps; a batch of 5 padded to it "
+                                                  r"needs about .* this machine has 0 MiB available: --max-length N"):
+        tasks.train_run(run, rec, config(epochs=1), tmp_path / "small", log=lambda s: None)
+    assert not (tmp_path / "small" / "config.json").exists()
+
+    def broken(example, times):
+        raise ValueError("this model reads windows of one length")
+
+    monkeypatch.undo()
+    monkeypatch.setattr(loop, "PROBE_FROM", 0)
+    monkeypatch.setattr(encoding, "repeat_steps", broken)
+    run, rec = make()
+    monkeypatch.setattr(memory, "available", lambda: 2 ** 10)  # (would refuse, if the probe could run)
+    assert tasks.train_run(run, rec, config(epochs=1), tmp_path / "unprobed", log=lambda s: None)

@@ -313,11 +313,15 @@ class Trainer:
         was = self.model.training
         self.model.train()
         measured = []
-        for times in (1, 4):  # two lengths: the bytes a step adds, without the per-batch part
-            batch = self.collate([repeat_steps(self.examples[i], times) for i in probe]).to(self.device)
-            with torch.random.fork_rng(devices=[]), precision(self.config.precision, self.device):
-                measured.append(batch_bytes(lambda: self.model.loss(batch)[0], 1, self.model))
-        self.model.train(was)
+        try:
+            for times in (1, 4):  # two lengths: the bytes a step adds, without the per-batch part
+                batch = self.collate([repeat_steps(self.examples[i], times) for i in probe]).to(self.device)
+                with torch.random.fork_rng(devices=[]), precision(self.config.precision, self.device):
+                    measured.append(batch_bytes(lambda: self.model.loss(batch)[0], 1, self.model))
+        except Exception:  # a model the probe cannot run longer inputs through: train as before, unpriced
+            return
+        finally:
+            self.model.train(was)
         per_step = max(measured[1] - measured[0], 0) / (3 * steps) or measured[1] / (4 * steps)
         need, have = per_step * worst, available()
         if not fits(need, available=have):
