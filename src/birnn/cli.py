@@ -529,7 +529,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if hasattr(args, "threads"):
+    if hasattr(args, "threads") and args.func not in (cmd_train, cmd_resume):  # (a run applies its own count)
         from .runs import apply_threads
 
         note = apply_threads(args.threads)

@@ -49,6 +49,8 @@ def precision(name: str, device) -> "torch.autocast":
 # batches of fewer padded steps are not probed for memory: a few GiB would take over 1 MiB a step
 # (the model's own size is checked when it is built: birnn.train.memory.check_model)
 PROBE_FROM = 4096
+WAY_OUT = ("--max-length N splits (tag) or cuts (classify) longer training sequences; or use a smaller --batch-size "
+           "or smaller --layers")
 
 
 class TrainingDiverged(RuntimeError):
@@ -325,13 +327,15 @@ class Trainer:
         per_step = max(measured[1] - measured[0], 0) / (3 * steps) or measured[1] / (4 * steps)
         need, have = per_step * worst, available()
         if not fits(need, available=have):
-            ex = self.examples[longest]
-            at = self.where(ex.get("index", longest) if isinstance(ex, dict) else longest)
             raise MemoryNeeded(
-                f"{at}: a sequence of {self.lengths[longest]:,} steps; a batch of {worst // self.lengths[longest]} "
-                f"padded to it needs about {gib(need)} to train ({per_step / 1024:.1f} KiB a step), and this "
-                f"machine has {gib(have)} available: --max-length N splits (tag) or cuts (classify) longer "
-                "training sequences; or use a smaller --batch-size or smaller --layers")
+                f"{self._record_of(longest)}: a sequence of {self.lengths[longest]:,} steps; a batch of "
+                f"{worst // self.lengths[longest]} padded to it needs about {gib(need)} to train "
+                f"({per_step / 1024:.1f} KiB a step), and this machine has {gib(have)} available: {WAY_OUT}")
+
+    def _record_of(self, i: int) -> str:
+        """Where example ``i``'s record came from ("file:line"), for errors that name the data."""
+        ex = self.examples[i]
+        return self.where(ex.get("index", i) if isinstance(ex, dict) else i)
 
     def _out_of_memory(self, error: RuntimeError, share: List[int]) -> Exception:
         """A failed allocation as a one-line error naming the batch's longest sequence (any other
@@ -342,12 +346,9 @@ class Trainer:
         if not isinstance(error, torch.OutOfMemoryError) and "allocate" not in text:
             return error
         longest = max(share, key=self.lengths.__getitem__)
-        ex = self.examples[longest]
-        at = self.where(ex.get("index", longest) if isinstance(ex, dict) else longest)
-        return MemoryNeeded(f"{at}: training ran out of memory on a batch of {len(share)} padded to this sequence's "
-                            f"{self.lengths[longest]:,} steps ({text.splitlines()[0][:160]}): --max-length N splits "
-                            "(tag) or cuts (classify) longer training sequences; or use a smaller --batch-size or "
-                            "smaller --layers")
+        return MemoryNeeded(f"{self._record_of(longest)}: training ran out of memory on a batch of {len(share)} padded "
+                            f"to this sequence's {self.lengths[longest]:,} steps ({text.splitlines()[0][:160]}): "
+                            f"{WAY_OUT}")
 
     def _best_metrics(self) -> dict:
         c = self.config
