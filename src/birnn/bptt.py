@@ -44,7 +44,16 @@ from .cells import StepWeights
 from .cpu_kernel import Workspace, kernel
 from .prepacked import Prepacked, linear
 
-__all__ = ["Packing", "packed_lstm_layer", "packing"]
+__all__ = ["CELLS", "DEVICES", "Packing", "packed_lstm_layer", "packing", "runs"]
+
+CELLS = ("LSTM",)  # the step written out here (the backend's capabilities, birnn.backends.packed, read these)
+DEVICES = ("cpu",)  # what it was built and measured for (no GPU has run it)
+
+
+def runs(mode: str, device: torch.device) -> bool:
+    """Whether this layer runs the cell ``mode`` on ``device`` (a regularised layer whose other
+    options it runs: what the ``birnn::regularised_layer`` graph node asks)."""
+    return mode in CELLS and device.type in DEVICES
 
 EPS = 1e-5  # the layer norms' (birnn.cells.normalise)
 

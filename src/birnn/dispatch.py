@@ -9,8 +9,11 @@ Paths:
   :data:`CPU_LENGTHS` below, measured by ``benchmarks/cpu.py``).
 - ``"torch-packed"``: the fused op on a PackedSequence; variable lengths on GPU, where cuDNN
   handles packing natively, and on CPU where packing is faster.
+- ``"packed"``: the regularised LSTM (recurrent dropout, zoneout, layer norm) on CPU, run
+  eagerly: packed by length, a hand-written backward, oneDNN products and a C++ step
+  (:mod:`birnn.bptt`); what "auto" takes for those layers where it runs them.
 - ``"reference"``: the pure-PyTorch recurrence (:mod:`birnn.recurrence`); always available,
-  and the only path for features the fused op cannot express.
+  the oracle, and the path for features no other backend declares.
 - ``"fused"``: birnn's persistent Triton kernel (:mod:`birnn.kernels`), one launch per layer
   for both directions and all steps, lengths handled natively, recurrent dropout, zoneout and
   layer norm fused into the step; on CUDA where it is supported and measured faster than
@@ -37,14 +40,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import torch
 
 __all__ = ["CPU_LENGTHS", "PATHS", "Decision", "check_path", "choose", "fused_measured_faster", "measured_evidence",
            "measured_note", "nearest_measured", "unexpressible"]
 
-PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "reference", "fused")
+PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "packed", "reference", "fused")
 
 def nearest_measured(rows: Sequence[tuple], mode: str, dtype: str, hidden: int, batch: int,
                      training: Optional[bool] = None) -> Optional[tuple]:
@@ -169,31 +172,38 @@ def _lengths_strategy(device: torch.device, mode: str, needs_grad: bool) -> Deci
 
 
 def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool, variable_lengths: bool,
-           features: Sequence[str], fused_blocker: Optional[str] = "not asked for", fused_faster: bool = False,
-           native_blocker: Optional[str] = None) -> Decision:
+           features: Sequence[str], refused: Optional[Mapping[str, Optional[str]]] = None,
+           fused_faster: bool = False) -> Decision:
     """Pick the path for one call.
 
     Args:
         requested: the layer's ``path`` setting (one of :data:`PATHS`).
         mode: torch.nn's mode string ("LSTM", "GRU", "RNN_TANH", "RNN_RELU").
         needs_grad: autograd will record the call (training) rather than inference.
-        fused_blocker: why the fused kernel cannot run this call (None: it can).
-        fused_faster: the fused kernel was measured faster than cuDNN for this configuration.
         variable_lengths: some sequence is shorter than T.
-        features: birnn-only features in use that the fused op cannot express.
-        native_blocker: why PyTorch's fused op cannot be recorded in the graph being traced
-            (:meth:`birnn.backends.native.Native.traced_blocker`), or None.
+        features: birnn-only features and call arguments in use that the fused op cannot express.
+        refused: each backend's answer, by path: why it cannot run this call, or None where it
+            can (:meth:`birnn.backends.base.Backend.supports`). A path missing here was not asked
+            (it cannot run). PyTorch's op is under ``"torch"``.
+        fused_faster: the fused kernel was measured faster than cuDNN for this configuration.
 
     The backends (:mod:`birnn.backends`) say what each can run; this function is the policy
-    that picks among them.
+    that ranks what can: the fused kernel on CUDA (regularised calls, or measured faster), the
+    packed LSTM for regularised calls it runs, PyTorch's op for the rest, the reference scan
+    where nothing else runs the call.
     """
+    refused = dict(refused or {})
+
+    def can(path: str) -> bool:
+        return path in refused and refused[path] is None
+
     if requested == "reference":
         return Decision("reference", "requested with path='reference'")
-    if requested == "fused":
-        if fused_blocker is not None:
-            raise ValueError(f"path='fused' cannot run this call: {fused_blocker}")
-        return Decision("fused", "requested with path='fused'")
-    if requested == "auto" and fused_blocker is None and device.type == "cuda" and not torch.compiler.is_compiling():
+    if requested in ("fused", "packed"):
+        if not can(requested):
+            raise ValueError(f"path={requested!r} cannot run this call: {refused.get(requested) or 'not asked'}")
+        return Decision(requested, f"requested with path={requested!r}")
+    if requested == "auto" and can("fused") and device.type == "cuda" and not torch.compiler.is_compiling():
         if features:  # only the reference loop runs them otherwise: the kernel was 18-25x faster on an H200
             return Decision("fused", f"CUDA, {mode} with {', '.join(features)}: birnn's persistent kernel runs them "
                                      "in the step (measured 18-25x faster than the reference loop, "
@@ -204,7 +214,11 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
     if features:
         if requested != "auto":
             raise ValueError(f"path={requested!r} cannot run {', '.join(features)}; use path='auto' or 'reference'")
+        if can("packed"):
+            return Decision("packed", f"{unexpressible(features)}; the packed {mode} layer with its hand-written "
+                                      "backward (birnn.bptt)")
         return Decision("reference", unexpressible(features))
+    native_blocker = refused.get("torch")
     if native_blocker is not None:
         return Decision("reference", native_blocker)
     if not variable_lengths:

@@ -41,6 +41,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from .batch import traced
+from .bptt import packed_lstm_layer
+from .bptt import runs as packed_runs
 from .cells import cell_spec
 from .dispatch import CPU_LENGTHS
 from .native import run_chunked, run_packed, run_whole
@@ -215,8 +218,9 @@ def graph_layer(mode: str, inp: Tensor, lengths: Optional[Tensor], h0: Tensor, c
 
 # -- a regularised layer as one node: birnn::regularised_layer -------------------------------------
 # Under torch.compile a layer with recurrent dropout, zoneout or layer norm (what PyTorch's fused op
-# cannot run) is one node too: its kernel is the reference layer (birnn.recurrence: for an LSTM the
-# packed layer with its hand-written backward, birnn.bptt; else the step loop), so the
+# cannot run) is one node too: its kernel is the packed layer with its hand-written backward
+# (birnn.bptt) where that runs the cell on that device (an LSTM on CPU, as eager birnn's "packed"
+# path), else the reference step loop (birnn.recurrence), so the
 # compiled graph holds one node per layer for any T and B, instead of T unrolled steps (compile
 # time would grow with T, and every new T would compile again). Its arguments: as
 # birnn::recurrent_layer's, with ``params``, the tensors gradients flow to, those of PARAMS whose
@@ -246,6 +250,9 @@ def _regularised(lengths: Optional[Tensor], has: Sequence[bool], masks: Sequence
         zoneout = Zoneout(rates[0], rates[1], m.get("keep_h"), m.get("keep_c")) if (rates[0] or rates[1]) else None
         norms = Norms(p["ln_ih"], p["ln_hh"], p.get("ln_cell_w"), p.get("ln_cell_b")) if "ln_ih" in p else None
         w = step_weights(spec, directions, bias=bias, proj=False, drop_h=m.get("drop_h"), zoneout=zoneout, norms=norms)
+        if packed_runs(mode, x.device) and x.shape[1] > 0 and not traced():  # the packed layer, as eager birnn
+            z = zoneout or Zoneout(0.0, 0.0)
+            return packed_lstm_layer(x, lengths, h0, c0, w.w_ih, w.b_in, w.ln_x, w.step, rates, z.keep_h, z.keep_c)
         out, h, c, _ = reference_layer(spec, w, x, lengths, h0, c0, walk(x, lengths, D))
         return out, h, c
     return run

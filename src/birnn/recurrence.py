@@ -20,12 +20,8 @@ Per-step masks (zoneout) are indexed in *processing order*: ``keep_h[t, d]`` app
 t-th step direction ``d`` processes (for the backward direction, real step ``len-1-t``).
 
 Everything is differentiable by autograd, traceable by ``torch.compile``, and serves as the
-oracle the fused paths are tested against.
-
-A regularised LSTM layer (recurrent dropout, zoneout, layer norm: what PyTorch's fused op
-cannot run) that is run rather than traced takes :func:`birnn.bptt.packed_lstm_layer`
-instead: the same step on the packed batch with a hand-written backward, tested against this
-loop (:func:`_packs` says which).
+oracle the fused paths are tested against. It is always this loop: the packed regularised
+LSTM (:mod:`birnn.bptt`) is a backend of its own (``path="packed"``).
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .batch import mask_from_lengths, reverse_valid, traced
-from .bptt import packed_lstm_layer
 from .cells import Carry, CellSpec, StepWeights, normalise
 
 __all__ = ["Highway", "LayerWeights", "Norms", "Walk", "Zoneout", "layer_weights", "reference_layer", "scan",
@@ -229,25 +224,6 @@ def walk(x: Tensor, lengths: Optional[Tensor], D: int, resets: Optional[Tensor] 
     return Walk(steps, valid, resets)
 
 
-# what the packed layer runs (birnn.bptt): a field not named here (a projection, a highway, or
-# one added later) keeps the step loop until the packed layer learns it
-PACKED_RUNS = {"w_ih", "b_in", "ln_x", "zoneout", "hh_t", "drop_h", "ln_h", "ln_c"}
-
-
-def _packs(spec: CellSpec, w: LayerWeights, shared: Walk, cell_states: bool, B: int) -> bool:
-    """Whether the layer runs packed, with the hand-written backward (:mod:`birnn.bptt`): a
-    regularised LSTM (recurrent dropout, zoneout, layer norm) with nothing else the packed
-    layer does not run (:data:`PACKED_RUNS`; resets and cell states neither), on CPU (what it was
-    built and measured for; no GPU has run it), run rather than traced (packing sizes its loop
-    by the lengths' values)."""
-    s = w.step
-    regularised = s.drop_h is not None or s.ln_h is not None or s.ln_c is not None or w.zoneout is not None
-    fields = [(f, getattr(w, f)) for f in w._fields if f != "step"] + [(f, getattr(s, f)) for f in s._fields]
-    unknown = [f for f, v in fields if v is not None and f not in PACKED_RUNS]
-    return (regularised and spec.mode == "LSTM" and not unknown and shared.resets is None and not cell_states
-            and B > 0 and w.w_ih.device.type == "cpu" and not traced())
-
-
 def reference_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optional[Tensor], h0: Tensor,
                     c0: Optional[Tensor], shared: Walk, *, cell_states: bool = False
                     ) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
@@ -266,10 +242,6 @@ def reference_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optio
     """
     T, B = inp.shape[:2]
     D, steps = h0.shape[0], shared.steps
-    if _packs(spec, w, shared, cell_states, B):
-        z = w.zoneout or Zoneout(0.0, 0.0)
-        return (*packed_lstm_layer(inp, lengths, h0, c0, w.w_ih, w.b_in, w.ln_x, w.step, (z.rate_h, z.rate_c),
-                                   z.keep_h, z.keep_c), None)
     # each direction reads its own time order: reverse the (narrow) input, not the gates
     seqs = torch.stack([inp, reverse_valid(inp, lengths)], 0) if D == 2 else inp.unsqueeze(0)  # (D, T, B, F)
     flat = seqs.reshape(D, T * B, inp.shape[-1])  # (explicit sizes: B may be 0)

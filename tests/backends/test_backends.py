@@ -44,7 +44,10 @@ def test_supports_names_what_is_in_the_way(monkeypatch):
     ln = plan_of(birnn.LSTM(3, 16, layer_norm=True), x)
     assert BACKENDS["reference"].supports(ln) is None
     assert BACKENDS["torch"].supports(ln) == "layer_norm: not expressible in the fused op"
-    assert BACKENDS["graph-op"].supports(ln) is None  # (a birnn::regularised_layer node, under compile)
+    assert BACKENDS["graph-op"].supports(ln) == "graph capture does not run eagerly (outside graph capture)"
+    with monkeypatch.context() as m:  # a birnn::regularised_layer node, under compile
+        m.setattr(torch.compiler, "is_compiling", lambda: True)
+        assert BACKENDS["graph-op"].supports(ln) is None
     with monkeypatch.context() as m:  # torch.export records it step by step: ONNX has no operator for it
         m.setattr(torch.compiler, "is_exporting", lambda: True)
         assert BACKENDS["graph-op"].supports(ln) == "layer_norm has no single-node form (ONNX has no operator for it)"
@@ -53,6 +56,9 @@ def test_supports_names_what_is_in_the_way(monkeypatch):
     proj = plan_of(birnn.LSTM(3, 16, proj_size=8), x)
     assert BACKENDS["torch"].supports(proj) is None
     assert "proj_size" in BACKENDS["graph-op"].supports(proj)
+    assert BACKENDS["packed"].supports(ln) is None
+    assert BACKENDS["packed"].supports(plan_of(birnn.GRU(3, 16, zoneout=0.1), x)) == (
+        "the packed LSTM layer does not run the GRU cell (it runs LSTM)")
     assert BACKENDS["quantized"].supports(proj).startswith("is not quantized")
     resets = torch.zeros(4, 2, dtype=torch.bool)
     with_resets = plan_of(birnn.GRU(3, 16), x, resets=resets)
@@ -138,3 +144,36 @@ def test_lower_precision_falls_back_where_onednn_refuses_the_primitive(monkeypat
                                              for k in real})
         with torch.autocast("cpu", dtype=torch.bfloat16):
             lstm(x)
+
+
+def test_a_feature_no_backend_declares_is_refused_by_all_but_the_reference(monkeypatch):
+    """A feature added to birnn later (here a dummy one) is run by the reference scan until a
+    backend declares it: every other backend refuses it, naming it, whatever else the call is
+    (the fused kernel as if on its own device, graph capture while capturing), and "auto" takes
+    the reference scan; a path asked for by name raises."""
+    import birnn.backends.fused as fused
+
+    monkeypatch.setattr(fused.hardware, "interpreting", lambda: True)
+    x = torch.randn(4, 2, 3)
+    for layer in (birnn.LSTM(3, 16, zoneout=0.1), birnn.GRU(3, 16), birnn.LSTM(3, 16, layer_norm=True).eval()):
+        base = plan_of(layer, x)
+        plan = dataclasses.replace(base, features=base.features + ("dummy_feature",))
+        for path, backend in BACKENDS.items():
+            capture = "export" if path == "graph-op" else None
+            with monkeypatch.context() as m:
+                m.setattr(torch.compiler, "is_exporting", lambda: capture == "export")
+                declared = backend.capabilities.refuses(plan)
+                why = backend.supports(plan)
+            if path == "reference":
+                assert declared is None and why is None
+                continue
+            assert "dummy_feature" in declared, (path, declared)
+            assert why is not None, path
+            if path != "quantized":  # (which first says the layer is not quantized)
+                assert "dummy_feature" in why, (path, why)
+            for f in base.features:  # what the backend declares it runs is not in its refusal
+                assert (f in declared) != (f in backend.capabilities.uses), (path, f, declared)
+        assert decide(plan).path == "reference"
+        for path in ("torch", "fused", "packed"):
+            with pytest.raises(ValueError, match="dummy_feature"):
+                decide(dataclasses.replace(plan, requested=path))

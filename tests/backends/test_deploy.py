@@ -220,12 +220,13 @@ REGULARISED = dict(recurrent_dropout=0.25, zoneout=0.1, layer_norm=True)
 @pytest.mark.parametrize("mode,bi,layers", COMPILE_GRID)
 def test_regularised_layers_compile_once_for_every_T_and_B(mode, bi, layers):
     """Recurrent dropout + zoneout (h and c) + layer norm under torch.compile: fullgraph, one
-    birnn::regularised_layer node per layer (the reference loop inside) instead of T unrolled
+    birnn::regularised_layer node per layer (the packed LSTM or the reference loop inside) instead of T unrolled
     steps, so one graph serves every T, B and lengths; outputs, states and every gradient equal
     eager's with the same masks (aot_eager draws them as eager does), in training and eval."""
     extra = dict(REGULARISED, cell_zoneout=0.15) if mode == "LSTM" else REGULARISED
     layer = _layer(mode, bi, layers, **extra).train()
-    compiled = _compiles_once_and_equals_eager(layer, lambda path: path == "reference", same_masks=True)
+    eager = "packed" if mode == "LSTM" else "reference"
+    compiled = _compiles_once_and_equals_eager(layer, lambda path: path == eager, same_masks=True)
     layer.eval()
     x, lengths = _inputs(9, 3, 1)
     torch.testing.assert_close(compiled(x, lengths=lengths).output, layer(x, lengths=lengths).output)  # expectation
@@ -244,7 +245,7 @@ def test_a_regularised_training_step_under_inductor():
     with inductor_config.patch(fallback_random=True):
         torch.manual_seed(2)
         res = compiled(x, lengths=lengths)
-        assert "birnn::regularised_layer node per layer (the reference layer with recurrent_dropout, zoneout, " \
+        assert "birnn::regularised_layer node per layer (the packed LSTM layer with recurrent_dropout, zoneout, " \
                "layer_norm)" in lstm.last_decision.reason
         assert len(graph_op._KEPT) == 2  # each layer's forward kept its graph for the backward
         res.output.sum().backward()

@@ -113,11 +113,18 @@ def test_auto_runs_regularised_cuda_calls_on_the_fused_kernel():
     from birnn.dispatch import choose
 
     cuda = torch.device("cuda")
-    common = dict(device=cuda, mode="LSTM", needs_grad=True, variable_lengths=True, fused_blocker=None)
+    common = dict(device=cuda, mode="LSTM", needs_grad=True, variable_lengths=True, refused={"fused": None})
     assert choose("auto", features=[], fused_faster=True, **common).path == "fused"
     assert choose("auto", features=[], fused_faster=False, **common).path == "torch-packed"
     got = choose("auto", features=["layer_norm"], fused_faster=False, **common)
     assert got.path == "fused" and "with layer_norm" in got.reason
-    assert choose("auto", features=["layer_norm"], **dict(common, fused_blocker="no triton")).path == "reference"
+    assert choose("auto", features=["layer_norm"], **dict(common, refused={"fused": "no triton"})).path == "reference"
     assert choose("auto", features=["layer_norm"], **dict(common, device=torch.device("cpu"))).path == "reference"
     assert choose("fused", features=["layer_norm", "zoneout"], **common).path == "fused"
+    # the packed LSTM where it says it runs the call (on CPU), else the reference scan
+    cpu = dict(common, device=torch.device("cpu"))
+    assert choose("auto", features=["zoneout"], **dict(cpu, refused={"packed": None})).path == "packed"
+    assert choose("auto", features=["zoneout"], **dict(cpu, refused={"packed": "meta"})).path == "reference"
+    with pytest.raises(ValueError, match="path='packed' cannot run this call: the packed LSTM layer does not run"):
+        choose("packed", features=["highway"], **dict(cpu, refused={"packed": "the packed LSTM layer does not run "
+                                                                               "highway"}))

@@ -10,7 +10,9 @@ import torch
 import birnn
 import birnn.bptt as bptt
 import birnn.cpu_kernel as cpu_kernel
+import birnn.backends.packed as packed_backend
 import birnn.recurrence as recurrence
+from birnn.backends import BACKENDS
 from birnn.prepacked import Prepacked
 
 F64 = torch.float64
@@ -33,7 +35,7 @@ def _run(layer, x, lengths, *, packed, monkeypatch, seed=0):
     """Outputs and every gradient (input, parameters) of one call, the masks drawn from ``seed``."""
     with monkeypatch.context() as m:
         if not packed:
-            m.setattr(recurrence, "_packs", lambda *a: False)
+            m.setattr(BACKENDS["packed"], "supports", lambda plan: "off")
         torch.manual_seed(seed)
         x = x.detach().clone().requires_grad_()
         res = layer(x, lengths=lengths)
@@ -57,7 +59,7 @@ def test_packed_layer_equals_the_autograd_loop(bidirectional, num_layers, kw, le
     calls = []
     real = bptt.packed_lstm_layer
     with monkeypatch.context() as m:
-        m.setattr(recurrence, "packed_lstm_layer", lambda *a, **k: calls.append(1) or real(*a, **k))
+        m.setattr(packed_backend, "packed_lstm_layer", lambda *a, **k: calls.append(1) or real(*a, **k))
         got = _run(layer, x, lengths, packed=True, monkeypatch=monkeypatch)
     regularised = training or set(kw) != {"recurrent_dropout"}  # (recurrent dropout is off in eval)
     assert len(calls) == (num_layers if regularised else 0), "a regularised LSTM runs packed"
@@ -119,7 +121,7 @@ def test_double_backward_equals_the_loops(step, monkeypatch):
     for packed in (True, False):
         with monkeypatch.context() as m:
             if not packed:
-                m.setattr(recurrence, "_packs", lambda *a: False)
+                m.setattr(BACKENDS["packed"], "supports", lambda plan: "off")
             torch.manual_seed(0)
             x = x0.clone().requires_grad_()
             (g,) = torch.autograd.grad(layer(x, lengths=lengths).output.pow(2).sum(), x, create_graph=True)
@@ -167,7 +169,7 @@ def test_not_packed_where_the_loop_must_run(monkeypatch):
     """Projection, cell states, resets and tracing keep the step loop (packing needs the lengths'
     values; the others are not in the packed layer)."""
     calls = []
-    monkeypatch.setattr(recurrence, "packed_lstm_layer", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(packed_backend, "packed_lstm_layer", lambda *a, **k: calls.append(1))
     x = torch.randn(4, 2, 3)
     birnn.LSTM(3, 4, proj_size=2, zoneout=0.1)(x)
     birnn.LSTM(3, 4, zoneout=0.1)(x, return_all="c")
@@ -181,7 +183,7 @@ def test_not_packed_where_the_loop_must_run(monkeypatch):
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_plain_layers_never_pack(cell, monkeypatch):
     calls = []
-    monkeypatch.setattr(recurrence, "packed_lstm_layer", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(packed_backend, "packed_lstm_layer", lambda *a, **k: calls.append(1))
     getattr(birnn, cell)(3, 4, path="reference")(torch.randn(4, 2, 3), lengths=torch.tensor([4, 2]))
     assert calls == []
 
@@ -241,12 +243,19 @@ def test_kernel_builds_and_says_why_not(monkeypatch, tmp_path):
 
 
 def test_only_cpu_layers_pack():
-    """The packed layer is CPU's: on another device (CUDA, here the meta device) the step loop
-    runs, as the GPU has tested it."""
-    from birnn.cells import cell_spec
+    """The packed layer is CPU's: on another device (CUDA, here the meta device) the packed
+    backend refuses and "auto" takes the step loop, as the GPU has tested it; its decision
+    names the engine that ran."""
+    from birnn.arguments import prepare_call
+    from birnn.backends import decide, plan_call
 
-    spec = cell_spec("LSTM")
-    for device, packs in (("cpu", True), ("meta", False)):
-        params = [p.to(device) for p in birnn.LSTM(3, 4).parameters()]
-        w = recurrence.layer_weights(spec, [params], bias=True, proj=False, zoneout=recurrence.Zoneout(0.1, 0.0))
-        assert recurrence._packs(spec, w, recurrence.Walk(4, None, None), False, 2) is packs
+    for device in ("cpu", "meta"):
+        layer = birnn.LSTM(3, 4, zoneout=0.1, device=device)
+        plan = plan_call(layer, prepare_call(torch.randn(4, 2, 3, device=device), None, None, None, layer._shape()))
+        why = BACKENDS["packed"].supports(plan)
+        if device == "cpu":
+            assert why is None and decide(plan).path == "packed"
+            assert "the packed LSTM layer" in decide(plan).reason
+        else:
+            assert why == "the packed LSTM layer runs on cpu, the input is on meta"
+            assert decide(plan).path == "reference"

@@ -214,13 +214,15 @@ def test_layer_norm_lstm_against_a_hand_written_one():
     lstm = birnn.LSTM(4, 3, bidirectional=True, layer_norm=True, dtype=F64)
     _randomise(lstm)
     x = torch.randn(6, 2, 4, dtype=F64)
-    res = lstm(x)
-    assert res.path == "reference"
     out_f, h_f, c_f = layer_norm_lstm_by_hand(lstm, x)
     out_b, h_b, c_b = layer_norm_lstm_by_hand(lstm, x.flip(0), sfx="_reverse")
-    torch.testing.assert_close(res.output, torch.cat([out_f, out_b.flip(0)], -1))
-    torch.testing.assert_close(res.h_n, torch.stack([h_f, h_b]))
-    torch.testing.assert_close(res.c_n, torch.stack([c_f, c_b]))
+    for path, ran in (("auto", "packed"), ("reference", "reference")):  # both engines against the hand-written one
+        lstm.path = path
+        res = lstm(x)
+        assert res.path == ran
+        torch.testing.assert_close(res.output, torch.cat([out_f, out_b.flip(0)], -1))
+        torch.testing.assert_close(res.h_n, torch.stack([h_f, h_b]))
+        torch.testing.assert_close(res.c_n, torch.stack([c_f, c_b]))
 
 
 def test_layer_norm_gru_against_a_hand_written_one():
@@ -417,11 +419,13 @@ def test_features_choose_the_fastest_path_that_can_run_them():
     x = torch.randn(5, 2, 3)
     cases = [(dict(weight_dropout=0.3), "torch"), (dict(input_dropout=0.3, output_dropout=0.2), "torch"),
              (dict(num_layers=2, inter_layer_dropout=0.3, residual=True), "torch"),
-             (dict(recurrent_dropout=0.3), "reference"), (dict(layer_norm=True), "reference"),
-             (dict(zoneout=0.1), "reference"), (dict(residual="highway"), "reference")]
+             (dict(recurrent_dropout=0.3), "packed"), (dict(layer_norm=True), "packed"),
+             (dict(zoneout=0.1), "packed"), (dict(residual="highway"), "reference")]
     for kw, path in cases:
         layer = birnn.LSTM(3, 4, bidirectional=True, **kw).train()
         assert layer(x).path == path, kw
+        gru = birnn.GRU(3, 4, bidirectional=True, **kw).train()  # the packed layer is the LSTM's
+        assert gru(x).path == ("reference" if path == "packed" else path), kw
     layer = birnn.LSTM(3, 4, layer_norm=True, path="torch")
     with pytest.raises(ValueError, match="path='torch' cannot run layer_norm"):
         layer(x)

@@ -1,8 +1,11 @@
 """birnn's backends: every implementation of the layers behind one interface.
 
-Each backend (one module here) has ``paths``, ``supports(plan) -> reason or None`` and
-``run(plan, path) -> Ran``, and reads one frozen :class:`~birnn.backends.plan.LayerPlan`
-built once per call; multi-layer stacks run in one loop, :func:`~birnn.backends.stack.stack`.
+Each backend (one module here) has ``paths``, ``capabilities`` (what it declares it runs:
+cells, features, dtypes, devices, capture modes; :class:`~birnn.backends.base.Capabilities`),
+``supports(plan) -> reason or None`` and ``run(plan, path) -> Ran``, and reads one frozen
+:class:`~birnn.backends.plan.LayerPlan` built once per call; multi-layer stacks run in one
+loop, :func:`~birnn.backends.stack.stack`. What a plan uses that a backend does not declare,
+that backend refuses.
 
 =============  ======================  =====================================================
 backend        paths                   runs
@@ -10,14 +13,17 @@ backend        paths                   runs
 Reference      reference               the pure-PyTorch scan, every feature (always)
 Native         torch, torch-chunked,   PyTorch's fused op: whole batch, length-sorted
                torch-packed            chunks, or packed sequences
+Packed         packed                  the regularised LSTM on CPU: packed by length, a
+                                       hand-written backward, oneDNN products, a C++ step
 Fused          fused                   birnn's persistent Triton kernel
 Graph          graph-op                one ``birnn::recurrent_layer`` node per layer while a
                                        graph is captured (compile, export, ONNX)
 Quantized      quantized               torch.nn's dynamic quantized module (eval)
 =============  ======================  =====================================================
 
-:func:`decide` asks the backends what they can run and lets :func:`birnn.dispatch.choose`
-pick among them (the policy and the measurements live there); :func:`run` runs the decision.
+:func:`decide` asks every backend whether it can run the call and lets
+:func:`birnn.dispatch.choose` rank those that can (the policy and the measurements live there);
+:func:`run` runs the decision.
 
 >>> import torch, birnn
 >>> lstm = birnn.LSTM(3, 4, layer_norm=True)
@@ -25,8 +31,10 @@ pick among them (the policy and the measurements live there); :func:`run` runs t
 >>> p = plan_call(lstm, call)
 >>> BACKENDS["torch"].supports(p)
 'layer_norm: not expressible in the fused op'
->>> decide(p).path
-'reference'
+>>> BACKENDS["packed"].supports(p) is None, decide(p).path
+(True, 'packed')
+>>> BACKENDS["packed"].supports(plan_call(birnn.GRU(3, 4, layer_norm=True), call))
+'the packed LSTM layer does not run the GRU cell (it runs LSTM)'
 """
 
 from __future__ import annotations
@@ -36,11 +44,13 @@ from typing import Dict
 
 import torch
 
+from ..bptt import runs as packed_runs
 from ..dispatch import Decision, choose, measured_evidence
 from .base import Backend
 from .fused import Fused
 from .graph import Graph
 from .native import Native
+from .packed import Packed
 from .plan import LayerPlan, plan_call
 from .quantized import Quantized
 from .reference import Reference
@@ -48,14 +58,14 @@ from .stack import Ran, stack
 
 __all__ = ["BACKENDS", "Backend", "Decision", "LayerPlan", "Ran", "decide", "plan_call", "run", "stack"]
 
-_ALL = (Reference(), Native(), Fused(), Graph(), Quantized())
+_ALL = (Reference(), Native(), Packed(), Fused(), Graph(), Quantized())
 BACKENDS: Dict[str, Backend] = {path: backend for backend in _ALL for path in backend.paths}
 
 
 def decide(plan: LayerPlan) -> Decision:
     """Which backend and path run ``plan``, and why. Raises where the path the layer asks for
     cannot run the call (ValueError naming what is in the way)."""
-    quantized, graph, fused = BACKENDS["quantized"], BACKENDS["graph-op"], BACKENDS["fused"]
+    quantized, graph = BACKENDS["quantized"], BACKENDS["graph-op"]
     if plan.quantized is not None:
         why = quantized.supports(plan)
         if why is not None:
@@ -63,32 +73,36 @@ def decide(plan: LayerPlan) -> Decision:
         return Decision("quantized", f"dynamic quantized ({plan.quantized._get_name()}, torch.nn's module built by "
                                      "birnn.quantized)")
     capture = plan.capture
-    if capture is not None and plan.requested not in ("reference", "fused"):
+    if capture is not None and plan.requested not in ("reference", "fused", "packed"):
         blocker = graph.supports(plan)
         if blocker is None:
             where = "torch.export" if capture == "export" else "torch.compile"
             if plan.features:
-                return Decision("graph-op", f"{where}: one birnn::regularised_layer node per layer (the reference "
-                                            f"layer with {', '.join(plan.features)}), for any T, B and lengths")
+                engine = "the packed LSTM layer" if packed_runs(plan.mode, plan.x.device) else "the reference scan"
+                return Decision("graph-op", f"{where}: one birnn::regularised_layer node per layer ({engine} with "
+                                            f"{', '.join(plan.features)}), for any T, B and lengths")
             return Decision("graph-op", f"{where}: one birnn::recurrent_layer node per layer (PyTorch's fused op; "
                                         "ONNX's LSTM/GRU/RNN operator), for any T, B and lengths")
         if capture == "export":
             warnings.warn(f"torch.export records this {plan.mode} call step by step, so the exported program "
                           f"only takes inputs of T={plan.T} steps: {blocker}. Export without it for a program "
                           "that takes any T", stacklevel=4)
-    fused_blocker = fused.supports(plan) if plan.requested in ("auto", "fused") else "not asked for"
+    # every backend that could serve the request is asked (the graph and quantized ones above)
+    asked = ("fused", "packed", "torch") if plan.requested == "auto" else (plan.requested, "torch")
+    refused = {path: BACKENDS[path].supports(plan) for path in asked if path in BACKENDS}
     # the speed table is consulted only where "auto" could take the kernel (not on every CPU call),
     # once: the same row gives the choice and, when it takes the kernel, the reason
     fused_faster, measured = False, ""
-    if plan.requested == "auto" and fused_blocker is None:
+    if plan.requested == "auto" and refused["fused"] is None:
         fused_faster, measured = measured_evidence(plan.mode, plan.x.dtype, plan.hidden_size, plan.B, plan.needs_grad)
     decision = choose(plan.requested, device=plan.x.device, mode=plan.mode, needs_grad=plan.needs_grad,
                       variable_lengths=plan.lengths is not None, features=plan.features + plan.call_extras,
-                      fused_blocker=fused_blocker, fused_faster=fused_faster,
-                      native_blocker=Native.traced_blocker(plan))
+                      refused=refused, fused_faster=fused_faster)
     if decision.path == "fused":  # which kernel, and its grid, are part of the decision
         note = measured + "; " if plan.requested == "auto" else ""
         decision = Decision("fused", f"{decision.reason}; {note}{Fused.describe(plan)}")
+    elif decision.path == "packed":  # and which step the packed layer takes
+        decision = Decision("packed", f"{decision.reason}: {Packed.describe(plan)}")
     if plan.B == 0:  # the reference path all the same: outputs stay connected to the parameters (zero gradients)
         decision = Decision("reference", "empty batch (B=0): the reference path, outputs of shape (T, 0, ·) "
                                          "connected to the parameters, as torch.nn's")

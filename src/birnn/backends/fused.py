@@ -11,6 +11,7 @@ import torch
 
 from ..kernels import describe_kernel, hardware, offsets_fit, plan_grid, supported_hidden
 from ..kernels.products import cudnn_rnn_uses_tf32
+from .base import Capabilities
 from .plan import LayerPlan
 from .stack import Ran, stack
 
@@ -19,21 +20,21 @@ __all__ = ["Fused"]
 
 class Fused:
     paths = ("fused",)
+    capabilities = Capabilities("the fused kernel", uses=frozenset({"recurrent_dropout", "zoneout", "layer_norm"}),
+                                dtypes=frozenset({torch.float32, torch.bfloat16}))
 
     def supports(self, plan: LayerPlan) -> Optional[str]:
         x = plan.x
+        refused = self.capabilities.refuses(plan)
+        if refused is not None:
+            return refused
         if x.device.type != "cuda" and not hardware.interpreting():
             return f"the fused kernel runs on CUDA (or under TRITON_INTERPRET=1), the input is on {x.device.type}"
         if importlib.util.find_spec("triton") is None:
             return "Triton is not installed"
-        if x.dtype not in (torch.float32, torch.bfloat16):
-            return f"the fused kernel runs float32 and bfloat16, not {x.dtype}"
         if not supported_hidden(plan.hidden_size):
             return ("the fused kernel needs hidden_size a power of two >= 16 or a multiple of 64, "
                     f"got {plan.hidden_size}")
-        unrun = ["proj_size"] * (plan.proj_size > 0) + ["highway"] * plan.highway + list(plan.call_extras)
-        if unrun:
-            return f"the fused kernel does not run {', '.join(unrun)}"
         too_big = offsets_fit(plan.mode, plan.T, plan.B, plan.num_directions, plan.hidden_size)
         if too_big is not None:
             return too_big

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..graph_op import graph_layer, reference_graph_layer
+from .base import Capabilities
 from .plan import LayerPlan
 from .stack import Ran, stack
 
@@ -18,18 +19,20 @@ __all__ = ["Graph"]
 REGULARISERS = ("recurrent_dropout", "zoneout", "layer_norm")  # what the regularised node runs
 
 
+def _no_node(names) -> str:
+    return f"{', '.join(names)} has no single-node form (ONNX has no operator for it)"
+
+
 class Graph:
     paths = ("graph-op",)
+    capabilities = Capabilities("graph capture", uses=frozenset(REGULARISERS), captures=frozenset({"compile", "export"}),
+                                says=_no_node)
 
     def supports(self, plan: LayerPlan) -> Optional[str]:
-        blocked = list(plan.call_extras) + ["proj_size"] * bool(plan.proj_size)
-        if plan.capture == "export":
-            blocked = list(plan.features) + blocked
-        else:
-            blocked = [f for f in plan.features if f not in REGULARISERS] + blocked
-        if blocked:
-            return f"{', '.join(blocked)} has no single-node form (ONNX has no operator for it)"
-        return None
+        refused = self.capabilities.refuses(plan)
+        if refused is None and plan.capture == "export" and plan.features:  # ONNX has no regularised operator
+            return _no_node(plan.features)
+        return refused
 
     def run(self, plan: LayerPlan, path: str = "graph-op") -> Ran:
         keep = plan.needs_grad  # a training step: each node keeps its forward's graph for the backward

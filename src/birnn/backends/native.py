@@ -10,6 +10,7 @@ import torch
 
 from ..dispatch import unexpressible
 from ..native import run_chunked, run_packed, run_whole
+from .base import Capabilities
 from .plan import LayerPlan
 from .stack import Ran, stack
 
@@ -18,12 +19,10 @@ __all__ = ["Native"]
 
 class Native:
     paths = ("torch", "torch-chunked", "torch-packed")
+    capabilities = Capabilities("PyTorch's fused op", uses=frozenset({"proj_size"}), says=unexpressible)
 
     def supports(self, plan: LayerPlan) -> Optional[str]:
-        unrun = plan.features + plan.call_extras
-        if unrun:
-            return unexpressible(unrun)
-        return self.traced_blocker(plan)
+        return self.capabilities.refuses(plan) or self.traced_blocker(plan)
 
     @staticmethod
     def traced_blocker(plan: LayerPlan) -> Optional[str]:

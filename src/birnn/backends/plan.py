@@ -80,6 +80,13 @@ class LayerPlan:
         return cell_spec(self.mode)
 
     @property
+    def uses(self) -> Tuple[str, ...]:
+        """Everything the call uses beyond a plain torch.nn layer, by the names backends declare
+        (:class:`birnn.backends.base.Capabilities`): the features, the call's extras and
+        ``proj_size``."""
+        return self.features + self.call_extras + ("proj_size",) * (self.proj_size > 0)
+
+    @property
     def num_layers(self) -> int:
         return len(self.weights)
 
