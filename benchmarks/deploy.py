@@ -135,20 +135,20 @@ def regularised_rows(B, T, I, H, repeats):
 
 def _without_kernel(run):
     """``run`` with each packed step's elementwise part as PyTorch ops (the kernel's fallback)."""
-    import birnn.bptt
+    import birnn.backends.packed.layer
 
     def inner():
-        kernel, birnn.bptt.kernel = birnn.bptt.kernel, lambda t: None
+        kernel, birnn.backends.packed.layer.kernel = birnn.backends.packed.layer.kernel, lambda t: None
         try:
             run()
         finally:
-            birnn.bptt.kernel = kernel
+            birnn.backends.packed.layer.kernel = kernel
     return inner
 
 
 def _step_loop(run):
     """``run`` on the reference step loop, every op recorded by autograd (what ran before
-    birnn.bptt)."""
+    birnn.backends.packed.layer)."""
     from birnn.backends import BACKENDS
 
     def inner():

@@ -32,7 +32,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from birnn import speed_table
-from birnn.kernels import KERNELS, KernelConfig, configured, default_kernel, hardware
+from birnn.backends.fused import KERNELS, KernelConfig, configured, default_kernel, hardware
 from birnn.layers import GRU, LSTM, RNN
 
 _LAYERS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
@@ -214,7 +214,7 @@ measured in the same run. Times are per (time step x layer), both directions, in
                                                   # suite runs end to end before a GPU session
 
 --kernel stream times the kernels that stream W_hh from L2 each step instead of keeping it on chip
-where it fits (birnn.kernels.KernelConfig).
+where it fits (birnn.backends.fused.KernelConfig).
 
 Cases (bidirectional LSTM, I=256, H=512, L=2 unless stated): inference B=1 and B=64 (T=512);
 a training step B=64 (forward + backward); training with random lengths in [T/4, T] (cuDNN

@@ -62,11 +62,11 @@ def _seed():
 
 
 def poisoned(fn):
-    """``fn`` (a kernel call, ``birnn.kernels.recurrent.layer_forward`` or ``layer_backward``) with
+    """``fn`` (a kernel call, ``birnn.backends.fused.recurrent.layer_forward`` or ``layer_backward``) with
     every buffer the kernels write starting as NaN, so that whatever they leave unwritten shows."""
     import functools
 
-    from birnn.kernels import recurrent
+    from birnn.backends.fused import recurrent
 
     @functools.wraps(fn)
     def call(*args, **kwargs):

@@ -7,10 +7,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "birnn"
 # a path names the repository when its first folder is one of the repository's own (a top-level
-# folder, the package, or one of the package's folders: docs say "kernels/plan.py"); others are
-# placeholders (RUN/run.toml), other projects' files (torch/testing/...) or data in packages
+# folder, the package, or one of the package's folders at any depth: docs say "fused/plan.py");
+# others are placeholders (RUN/run.toml), other projects' files (torch/testing/...) or data in packages
+FOLDERS = [p for p in PACKAGE.rglob("*") if p.is_dir() and not p.name.startswith("__")]
 OWN = ({p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")} - {"runs"}
-       | {"birnn", ".ci"} | {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")})
+       | {"birnn", ".ci"} | {p.name for p in FOLDERS})
 PATH = re.compile(r"(?<![\w/.:-])((?:[\w.-]+/)+[\w.-]+\.(?:py|md|json|cpp|sh|toml|txt))\b")
 
 
@@ -32,7 +33,7 @@ def named_paths():
 
 
 def test_every_repository_path_named_exists():
-    bases = (ROOT, ROOT / "src", PACKAGE)
+    bases = (ROOT, ROOT / "src", PACKAGE, *(p.parent for p in FOLDERS))
     named = list(named_paths())
     assert len(named) > 50  # the pattern finds what the docs name
     stale = [f"{doc.relative_to(ROOT)}:{n}: {path}" for doc, n, path in named
@@ -42,6 +43,6 @@ def test_every_repository_path_named_exists():
 
 def test_the_check_sees_a_stale_path(tmp_path):
     gone = "tests/" "test_gone.py"  # (split, so that this file names no stale path itself)
-    assert PATH.findall(f"see {gone} and `kernels/plan.py`, not RUN/run.toml") == [gone, "kernels/plan.py",
-                                                                                  "RUN/run.toml"]
-    assert "tests" in OWN and "kernels" in OWN and "RUN" not in OWN
+    assert PATH.findall(f"see {gone} and `fused/plan.py`, not RUN/run.toml") == [gone, "fused/plan.py",
+                                                                                "RUN/run.toml"]
+    assert "tests" in OWN and "fused" in OWN and "csrc" in OWN and "RUN" not in OWN

@@ -16,12 +16,30 @@ __version__ = "0.1.0"
 
 
 def _register_quantization() -> None:
-    from .quantized import register_with_torch  # torch's own quantize_dynamic then quantizes birnn's layers
+    from .backends.quantized import register_with_torch  # torch's own quantize_dynamic then quantizes birnn's layers
 
     register_with_torch(LSTM, GRU, RNN)
 
 
 _register_quantization()
+
+# Module paths users have written whose modules now live in their backend's folder: the same
+# module objects under the old names (``from birnn.quantized import quantize_dynamic``,
+# ``birnn.cpu_kernel.unavailable()``, ``birnn.kernels.KernelConfig``).
+MOVED = {"quantized": "backends.quantized", "cpu_kernel": "backends.packed.cpu_kernel", "kernels": "backends.fused"}
+
+
+def _alias_moved() -> None:
+    import importlib
+    import sys
+
+    for old, new in MOVED.items():
+        module = importlib.import_module(f"{__name__}.{new}")
+        sys.modules[f"{__name__}.{old}"] = module
+        globals()[old] = module
+
+
+_alias_moved()
 
 _TRAINED = ("TrainedModel", "fit", "load")  # the task layer's Python API (birnn.pretrained), imported when used
 

@@ -30,9 +30,10 @@ import torch
 from torch import nn
 
 from .arguments import _state, input_shape, prepare_call
+from .backends.native import run_packed
 from .batch import reverse_valid
+from .cells import cell_spec
 from .errors import ShapeError
-from .native import run_packed
 from .output import RecurrentOutput, check_merge_mode, merge
 
 __all__ = ["Bidirectional"]
@@ -72,7 +73,8 @@ def _state_of(layer: nn.Module):
     """``(has_cell_state, P, H, L)`` of a wrapped layer — whether its state is (h, c), its output
     and hidden sizes, its layers — with None where a custom step cell does not say."""
     if hasattr(layer, "mode") and hasattr(layer, "hidden_size"):  # birnn's and torch.nn's layers
-        return layer.mode == "LSTM", layer.proj_size or layer.hidden_size, layer.hidden_size, layer.num_layers
+        P = layer.proj_size or layer.hidden_size
+        return cell_spec(layer.mode).has_cell_state, P, layer.hidden_size, layer.num_layers
     cell = getattr(layer, "cell", None)  # Recurrent(cell): torch.nn's cells through TorchCell, or the user's
     size = getattr(getattr(cell, "cell", cell), "hidden_size", None)
     return getattr(cell, "is_lstm", None), size, size, getattr(layer, "num_layers", 1)
@@ -120,7 +122,7 @@ def _run_torch_layer(layer: nn.RNNBase, input: torch.Tensor, hx, lengths: Option
     """A unidirectional torch.nn layer on a padded batch: time-major output (T, B, P), h_n, c_n (L, B, ·).
     With lengths it runs PyTorch's packed op on the layer's own parameters (empty sequences keep h_0)."""
     x = input.transpose(0, 1) if layer.batch_first else input  # (T, B, I)
-    is_lstm = layer.mode == "LSTM"
+    is_lstm = cell_spec(layer.mode).has_cell_state
     if lengths is None:
         out, h = layer(x.transpose(0, 1) if layer.batch_first else x, hx)
         seq = out.transpose(0, 1) if layer.batch_first else out

@@ -5,16 +5,16 @@ Paths:
 - ``"torch"``: PyTorch's fused op (cuDNN on GPU, oneDNN/aten on CPU) on the whole batch;
   used when every sequence is full. Identical to torch.nn.
 - ``"torch-chunked"``: the fused op on length-sorted time chunks with padded steps frozen
-  (see :mod:`birnn.native`); variable lengths on CPU where it beats packing (the table
+  (see :mod:`birnn.backends.native`); variable lengths on CPU where it beats packing (the table
   :data:`CPU_LENGTHS` below, measured by ``benchmarks/cpu.py``).
 - ``"torch-packed"``: the fused op on a PackedSequence; variable lengths on GPU, where cuDNN
   handles packing natively, and on CPU where packing is faster.
 - ``"packed"``: the regularised LSTM (recurrent dropout, zoneout, layer norm) on CPU, run
   eagerly: packed by length, a hand-written backward, oneDNN products and a C++ step
-  (:mod:`birnn.bptt`); what "auto" takes for those layers where it runs them.
-- ``"reference"``: the pure-PyTorch recurrence (:mod:`birnn.recurrence`); always available,
+  (:mod:`birnn.backends.packed.layer`); what "auto" takes for those layers where it runs them.
+- ``"reference"``: the pure-PyTorch recurrence (:mod:`birnn.backends.reference`); always available,
   the oracle, and the path for features no other backend declares.
-- ``"fused"``: birnn's persistent Triton kernel (:mod:`birnn.kernels`), one launch per layer
+- ``"fused"``: birnn's persistent Triton kernel (:mod:`birnn.backends.fused`), one launch per layer
   for both directions and all steps, lengths handled natively, recurrent dropout, zoneout and
   layer norm fused into the step; on CUDA where it is supported and measured faster than
   cuDNN (:func:`fused_measured_faster`, the table :mod:`birnn.speed_table`), for regularised
@@ -216,7 +216,7 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
             raise ValueError(f"path={requested!r} cannot run {', '.join(features)}; use path='auto' or 'reference'")
         if can("packed"):
             return Decision("packed", f"{unexpressible(features)}; the packed {mode} layer with its hand-written "
-                                      "backward (birnn.bptt)")
+                                      "backward (birnn.backends.packed.layer)")
         return Decision("reference", unexpressible(features))
     native_blocker = refused.get("torch")
     if native_blocker is not None:

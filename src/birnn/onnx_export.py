@@ -1,7 +1,7 @@
 """ONNX export: each birnn layer as the standard ``LSTM`` / ``GRU`` / ``RNN`` operator.
 
 ``torch.onnx.export(..., dynamo=True)`` exports through ``torch.export``, where a birnn layer
-is one ``birnn::recurrent_layer`` node (:mod:`birnn.graph_op`). The translation here writes
+is one ``birnn::recurrent_layer`` node (:mod:`birnn.backends.graph`). The translation here writes
 that node as ONNX's own recurrent operator, which takes ``sequence_lens`` and
 ``direction="bidirectional"`` natively: the model takes any T, B and lengths, and runs on
 onnxruntime's fused kernels. Its backward direction starts at each sequence's last real step,
@@ -23,7 +23,7 @@ from typing import Optional
 
 import torch
 
-from . import graph_op  # noqa: F401  (registers torch.ops.birnn.recurrent_layer)
+from .backends import graph  # noqa: F401  (registers torch.ops.birnn.recurrent_layer)
 from .cells import cell_spec
 
 __all__ = ["export_onnx", "onnx_translations"]

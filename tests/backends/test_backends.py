@@ -116,7 +116,7 @@ def test_decide_and_run_are_what_the_layer_does():
 def test_lower_precision_falls_back_where_onednn_refuses_the_primitive(monkeypatch):
     """On a CPU without bf16 instructions oneDNN cannot build the bf16 LSTM primitive at some
     sizes (torch.nn.LSTM fails alike): PyTorch's op reruns on its generic kernel instead."""
-    from birnn import native
+    from birnn.backends import native
 
     real = dict(native._OPS)
     calls = []

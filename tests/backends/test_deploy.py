@@ -194,7 +194,7 @@ def test_the_issue_lstm_training_step_under_inductor():
     lstm = birnn.LSTM(5, 6)
     counter = CompileCounterWithBackend("inductor")
     compiled = torch.compile(lstm, backend=counter, fullgraph=True, dynamic=True)
-    from birnn import graph_op
+    from birnn.backends import graph as graph_op
 
     frames = None
     for T in (4, 9):
@@ -236,7 +236,7 @@ def test_a_regularised_training_step_under_inductor():
     """The default backend (inductor, with PyTorch's eager random numbers so the masks match):
     the regularised LSTM trains as one node per layer, says so, and equals eager."""
     import torch._inductor.config as inductor_config
-    from birnn import graph_op
+    from birnn.backends import graph as graph_op
 
     torch._dynamo.reset()
     lstm = birnn.LSTM(5, 6, num_layers=2, bidirectional=True, **REGULARISED).train()
@@ -264,8 +264,8 @@ def test_regularised_node_gradients_pass_gradcheck(keep_graph):
     """birnn::regularised_layer's backward (the kept graph, or a recompute) against float64
     finite differences: layer norm gains included, fixed dropout and zoneout masks, lengths with
     a zero-length row, both directions."""
-    from birnn.graph_op import reference_graph_layer
-    from birnn.recurrence import Norms
+    from birnn.backends.graph import reference_graph_layer
+    from birnn.backends.weights import Norms
 
     torch.manual_seed(0)
     for mode, G in (("LSTM", 4), ("GRU", 3)):

@@ -28,7 +28,7 @@ def kernels():
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise RuntimeError("run this script without TRITON_INTERPRET=1")
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src"))
-    from birnn.kernels import recurrent
+    from birnn.backends.fused import recurrent
 
     return recurrent
 

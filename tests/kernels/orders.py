@@ -1,7 +1,7 @@
 """The two orders the kernel tests meet: the kernels' boundary (the layer's own layout,
 (T, B, D, F), each row in its own time order) and processing order ((T, D, B, F), the backward
 direction reversed within each row's real steps), in which the reference step loop
-(:func:`birnn.recurrence.scan`) and the kernels' saved tensors run. Padded steps stay in place."""
+(:func:`birnn.backends.reference.scan`) and the kernels' saved tensors run. Padded steps stay in place."""
 
 import torch
 from birnn.batch import reverse_valid

@@ -28,7 +28,7 @@ if not GPU:
     round_bfloat16_as_the_gpu()
 
 import birnn  # noqa: E402
-from birnn.kernels.recurrent import layer_backward, layer_forward, plan_grid, plan_resident  # noqa: E402
+from birnn.backends.fused.recurrent import layer_backward, layer_forward, plan_grid, plan_resident  # noqa: E402
 from conftest import MODES, poisoned  # noqa: E402
 from orders import natural, processing  # noqa: E402
 
@@ -51,7 +51,7 @@ def _h100_grid_on_cpu(monkeypatch):
         return
     from threaded_grid import threaded_programs
 
-    from birnn.kernels import recurrent as R
+    from birnn.backends.fused import recurrent as R
 
     monkeypatch.setattr(R.hardware, "multiprocessors", lambda dev: SMS)
     with threaded_programs():
@@ -134,7 +134,7 @@ def test_fused_kernel_at_real_sizes_poisoned_and_repeatable(mode, B, kernel):
     assert torch.isfinite(out).all() and torch.all(out.masked_select(~valid.expand_as(out)) == 0)
     # the reference loop on the same inputs (float64)
     from birnn.cells import StepWeights, cell_spec
-    from birnn.recurrence import scan
+    from birnn.backends.reference import scan
 
     spec = cell_spec(mode)
     sw = StepWeights(w.double().transpose(1, 2), (b.double().unsqueeze(1) if b is not None else None))
@@ -165,7 +165,7 @@ def test_fused_backward_kernels_at_real_sizes_repeatable(mode, B):
     for other in runs["resident"][1:]:
         assert all(a is None or torch.equal(a, b_) for a, b_ in zip(runs["resident"][0], other)), "a race"
     from birnn.cells import StepWeights, cell_spec
-    from birnn.recurrence import scan
+    from birnn.backends.reference import scan
 
     def reference(dtype):  # autograd through the reference step loop
         x_, h_ = xs.to(dtype).requires_grad_(), h0.to(dtype).requires_grad_()
@@ -223,8 +223,8 @@ def test_fused_training_gradients_match_the_reference(mode):
 @gpu_only
 def test_fused_matmuls_use_tf32_exactly_where_cudnn_rnns_do():
     """The input projection (forward and backward) is cuBLAS's TF32 product by default, and the
-    full float32 one when cuDNN's RNNs are told not to use TF32 (birnn.kernels.products)."""
-    from birnn.kernels.products import project
+    full float32 one when cuDNN's RNNs are told not to use TF32 (birnn.backends.fused.products)."""
+    from birnn.backends.fused.products import project
 
     g = torch.Generator(device=DEV).manual_seed(0)
     linear = torch.nn.functional.linear
@@ -269,9 +269,9 @@ def test_bf16_dx_written_as_bf16_gives_the_same_bits(mode, kernel, monkeypatch):
     """Variant 19 at real sizes: a bf16 training step whose backward kernel writes dx as bf16
     gives the same bits as one writing it in float32 and rounding after (both round to nearest
     even on the GPU), with lengths."""
-    from birnn.kernels import recurrent as R
+    from birnn.backends.fused import recurrent as R
 
-    monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.backends.fused.plan, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
     torch.manual_seed(0)
     I, H, T, B = sized(128, 16), sized(256, 32), sized(40, 6), sized(16, 3)
     layer = getattr(birnn, mode)(I, H, num_layers=2, bidirectional=True, path="fused").to(DEV).bfloat16()
@@ -330,7 +330,7 @@ def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, 
 
     from birnn.backends import plan as P
 
-    monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.backends.fused.plan, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
     # the masks drawn in float32 whatever the layer's dtype, so the float64 reference gets the same ones
     draw_v, draw_z = P.variational_mask, P.zoneout_masks
     monkeypatch.setattr(P, "variational_mask", lambda b, f, p, like: draw_v(b, f, p, like=like.float()).to(like.dtype))
@@ -369,7 +369,7 @@ def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, 
 
 def test_fused_regularised_buffers_are_fully_written():
     """Outputs and every saved buffer poisoned with NaN first: the kernel writes all of them."""
-    from birnn.kernels.recurrent import StepExtras
+    from birnn.backends.fused.recurrent import StepExtras
 
     H, T, D, B = sized(512, 64), sized(50, 6), 2, sized(8, 3)
     g = torch.Generator(device=DEV).manual_seed(0)

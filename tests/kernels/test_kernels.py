@@ -92,12 +92,12 @@ def test_fused_with_training_features_the_kernel_runs():
 
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_fused_path_runs_its_large_matmuls_through_products(layer_norm, monkeypatch):
-    """Every layer's input projection and W_hh gradient go through birnn.kernels.products (TF32
+    """Every layer's input projection and W_hh gradient go through birnn.backends.fused.products (TF32
     on a GPU where cuDNN's RNNs use it), at one precision read once per call; the reference
     path keeps its own."""
     import birnn.backends.fused as backend
-    import birnn.kernels.function as function
-    import birnn.kernels.products as products
+    import birnn.backends.fused.function as function
+    import birnn.backends.fused.products as products
 
     calls = []
 
@@ -175,7 +175,7 @@ def test_calls_beyond_32_bit_offsets_are_refused_not_miscomputed():
     """The kernels index per-step tensors with 32-bit offsets: a call whose (T, B, D, G*H) gates
     reach 2**31 elements is not theirs — "auto" sees why (the blocker), path="fused" says so, and
     the kernel API refuses before allocating anything."""
-    from birnn.kernels.recurrent import layer_forward
+    from birnn.backends.fused.recurrent import layer_forward
 
     lstm = birnn.LSTM(1, 1024)
     x = torch.zeros(32768, 16, 1)  # T*B*4H = 2**31
@@ -250,7 +250,7 @@ def test_fused_bfloat16_is_as_close_to_float64_as_the_reference(mode, kw, traini
 def kernel_inputs(mode, T=5, D=2, B=3, H=16):
     """One layer's kernel inputs: xs (T, B, D, G*H) (the layer's layout), W_hh, the GRU's b_hh,
     h0, c0, lengths [T, 2, 0]."""
-    from birnn.kernels.recurrent import CELL_CODES, _GATES
+    from birnn.backends.fused.recurrent import CELL_CODES, _GATES
 
     G = _GATES[CELL_CODES[mode]]
     g = torch.Generator().manual_seed(0)
@@ -265,7 +265,7 @@ def kernel_inputs(mode, T=5, D=2, B=3, H=16):
 @pytest.mark.parametrize("mode", MODES)
 def test_zoneout_masks_of_ones_freeze_the_state_exactly(mode):
     """keep = 1 everywhere: every real step emits h_0 bit for bit, and h_n = h_0 (c_n = c_0)."""
-    from birnn.kernels.recurrent import StepExtras, layer_forward
+    from birnn.backends.fused.recurrent import StepExtras, layer_forward
 
     xs, w, b, h0, c0, lengths = kernel_inputs(mode)
     T, B, D, _ = xs.shape
@@ -283,7 +283,7 @@ def test_zoneout_masks_of_ones_freeze_the_state_exactly(mode):
 @pytest.mark.parametrize("mode", ["RNN_TANH", "LSTM"])
 def test_recurrent_dropout_mask_of_zeros_cuts_the_recurrence(mode):
     """drop = 0: W_hh sees zeros, so each step is the cell on its input alone (by hand)."""
-    from birnn.kernels.recurrent import StepExtras, layer_forward
+    from birnn.backends.fused.recurrent import StepExtras, layer_forward
 
     xs, w, b, h0, c0, lengths = kernel_inputs(mode)
     full = torch.full((3,), 5)
@@ -348,7 +348,7 @@ def test_streaming_kernels_equal_the_reference(mode):
     """The kernels that stream W_hh from L2 each step (``configured(kernel="stream")``, what calls
     run where the resident tile does not fit; forward and backward) pass the same checks as the
     default: plain layers with lengths, the regularisers, bfloat16."""
-    from birnn.kernels import configured
+    from birnn.backends.fused import configured
 
     with configured(kernel="stream"):
         test_fused_layer_equals_reference(mode, True)
@@ -361,7 +361,7 @@ def test_streaming_kernels_equal_the_reference(mode):
 def test_resident_and_streaming_kernels_agree(mode):
     """Kernel level, 18 sequences (a 32-row batch tile, padding rows masked), H=32: the two ways
     of reading W_hh give the same outputs, states and saved activations."""
-    from birnn.kernels.recurrent import layer_forward
+    from birnn.backends.fused.recurrent import layer_forward
 
     xs, w, b, h0, c0, _ = kernel_inputs(mode, T=6, B=18, H=32)
     lengths = torch.randint(0, 7, (18,), generator=torch.Generator().manual_seed(1))
@@ -379,7 +379,7 @@ def test_resident_and_streaming_backward_kernels_agree(mode, features):
     without recurrent dropout + zoneout masks + layer norm: the backward that sums every
     program's share of dh from W_hh held on chip equals the one that streams W_hh's columns —
     every gradient it returns, the dropout mask's place in dh included."""
-    from birnn.kernels.recurrent import layer_backward, layer_forward
+    from birnn.backends.fused.recurrent import layer_backward, layer_forward
 
     T, B, H = 6, 18, 32
     (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
@@ -397,7 +397,7 @@ def test_resident_kernel_limits():
     it elsewhere is refused; the default (``kernel="resident"``) falls back to streaming, and
     ``configured(kernel="stream")`` always streams. (Planned for an H100's 132 multiprocessors; the
     interpreter itself runs power-of-two H only.)"""
-    from birnn.kernels import KernelConfig, configured, current, describe_kernel, kernel_plan
+    from birnn.backends.fused import KernelConfig, configured, current, describe_kernel, kernel_plan
 
     with pytest.raises(ValueError, match="powers of two from 16 to 512, got 192"):
         kernel_plan("resident", "GRU", 192, 2, 2, False, 132)
@@ -426,7 +426,7 @@ def test_resident_kernel_limits():
 
 
 def _kernel_case(mode, T, B, H, features, seed=5):
-    from birnn.kernels.recurrent import StepExtras
+    from birnn.backends.fused.recurrent import StepExtras
 
     xs, w, b, h0, c0, _ = kernel_inputs(mode, T=T, B=B, H=H)
     g = torch.Generator().manual_seed(seed)
@@ -453,7 +453,7 @@ def test_saved_tensors_are_direction_major_and_everything_is_written(mode, kerne
     views (each direction's steps one block: the weight gradient's matrices need no copy); ``y``,
     the norm's x̂ and the gradients dx/dy/draw are in the layer's (T, B, D, ·) layout; and the
     kernels write every element of what they return (all poisoned with NaN first)."""
-    from birnn.kernels.recurrent import layer_backward, layer_forward
+    from birnn.backends.fused.recurrent import layer_backward, layer_forward
 
     T, B, H = 5, 3, 16
     (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, True)
@@ -483,12 +483,13 @@ def test_the_layer_layout_at_the_boundary_against_the_step_loop(mode, kernel, fe
     """The kernels read xs and dout and write y and dx in the layer's (T, B, D, ·) layout, each row
     in its own time order (the backward direction's steps read and written reversed within each
     row): against float64 autograd through the reference step loop run in processing order
-    (:func:`birnn.recurrence.scan` on each row reversed by PyTorch), with a zero-length row,
+    (:func:`birnn.backends.reference.scan` on each row reversed by PyTorch), with a zero-length row,
     the regularisers' masks, and ``steps`` (4) below T (5): the last step is every row's padding,
     zero and written (NaN-poisoned first)."""
     from birnn.cells import StepWeights, cell_spec
-    from birnn.kernels.recurrent import layer_backward, layer_forward
-    from birnn.recurrence import Zoneout, scan
+    from birnn.backends.fused.recurrent import layer_backward, layer_forward
+    from birnn.backends.reference import scan
+    from birnn.backends.weights import Zoneout
 
     T, B, H, steps = 5, 3, 16, 4
     (xs, w, b, h0, c0, _), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
@@ -536,7 +537,7 @@ def test_bfloat16_layers_exchange_bfloat16_with_the_same_bits(mode, features, mo
     same bits as with float32 exchange areas (variant 17); h0 and the dropout scale (1/0.7) are
     not exact in bfloat16, so the h0 rounded by PyTorch into the exchange area must round as the
     kernel does (tests/kernels/interpreter_rounding.py: to nearest even, as on the GPU)."""
-    from birnn.kernels import recurrent as R
+    from birnn.backends.fused import recurrent as R
 
     T, B, H = 5, 3, 16
     (xs, w, b, h0, c0, lengths), extras, (dout, dhn, dcn) = _kernel_case(mode, T, B, H, features)
@@ -566,9 +567,9 @@ def test_bfloat16_layers_write_dx_as_bfloat16_with_the_same_bits(mode, kernel, k
     it to bfloat16 anyway (the projection's backward, dW_hh's operand), so a training step's
     outputs and gradients are the same bits as with dx written in float32 and rounded after
     (rounding to nearest even in both places: tests/kernels/interpreter_rounding.py)."""
-    from birnn.kernels import recurrent as R
+    from birnn.backends.fused import recurrent as R
 
-    monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.backends.fused.plan, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
     layer = pair(mode, num_layers=2, bidirectional=True, **kw).bfloat16()
     x, lengths = torch.randn(5, 3, 4).bfloat16(), torch.tensor([5, 2, 4])
     half, half_grads = run(layer, "fused", x, lengths, None, seed=3)
@@ -590,9 +591,9 @@ def test_bfloat16_layers_output_bfloat16_with_the_same_bits(mode, kernel, kw, mo
     dout converted by PyTorch (the kernel rounds to nearest even, as PyTorch does; the states that
     dW_hh multiplies are rounded to bfloat16 there anyway). With recurrent dropout the states are
     scaled after that rounding instead of before, so dW_hh may differ in its last bit."""
-    from birnn.kernels import recurrent as R
+    from birnn.backends.fused import recurrent as R
 
-    monkeypatch.setattr(birnn.kernels.plan, "_CURRENT", [birnn.kernels.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.backends.fused.plan, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
     layer = pair(mode, num_layers=2, bidirectional=True, **kw).bfloat16()
     x, lengths = torch.randn(5, 3, 4).bfloat16(), torch.tensor([5, 2, 4])
     half, half_grads = run(layer, "fused", x, lengths, None, seed=3)
@@ -615,7 +616,7 @@ def test_multi_program_groups_equal_one_program(mode, kernel, features, T, B, mo
     backward pass. This runs what no other CPU test reaches: the barrier, the exchange areas and
     their parity, the norms' moments merged across programs, the resident backward's shares of dh.
     (Removing the barrier's wait makes these differ by ~1.)"""
-    from birnn.kernels import recurrent as R
+    from birnn.backends.fused import recurrent as R
     from threaded_grid import threaded_programs
 
     H = 128 if (mode.startswith("RNN") and kernel == "resident") else 64  # Elman tiles hold 64 units
@@ -643,7 +644,7 @@ def test_hidden_size_not_a_power_of_two_on_the_gpu_grid(mode, monkeypatch):
     group, the norms' partial moments gathered in 16 masked slots: here every program in a thread,
     with all regularisers, against the reference path with the same masks (outputs, states and
     every gradient, norm gains included)."""
-    from birnn.kernels import recurrent as R
+    from birnn.backends.fused import recurrent as R
     from threaded_grid import threaded_programs
 
     torch.manual_seed(0)

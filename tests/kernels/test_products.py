@@ -1,4 +1,4 @@
-"""The fused path's large matmuls (birnn.kernels.products): which precision cuDNN's RNNs use,
+"""The fused path's large matmuls (birnn.backends.fused.products): which precision cuDNN's RNNs use,
 the TF32 switch around the matmuls, and the projection's autograd (float64 gradcheck). Needs no
 Triton and no GPU; tests/kernels/test_cuda.py checks the TF32 products themselves on a GPU."""
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from birnn.kernels.products import Projection, cudnn_rnn_uses_tf32, project, tf32_matmuls, weight_product
+from birnn.backends.fused.products import Projection, cudnn_rnn_uses_tf32, project, tf32_matmuls, weight_product
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
-"""The regularised LSTM's packed layer with a hand-written backward (birnn.bptt) against the
-autograd step loop it replaces (birnn.recurrence's loop, every op recorded), each step's
-elementwise part both in the C++ kernel (birnn.cpu_kernel) and in PyTorch ops; float64
+"""The regularised LSTM's packed layer with a hand-written backward (birnn.backends.packed.layer) against the
+autograd step loop it replaces (birnn.backends.reference's loop, every op recorded), each step's
+elementwise part both in the C++ kernel (birnn.backends.packed.cpu_kernel) and in PyTorch ops; float64
 gradcheck and gradgradcheck, a hand-computed packing, the oneDNN products against torch.bmm,
 the kernel's build and its fallback."""
 
@@ -8,12 +8,11 @@ import pytest
 import torch
 
 import birnn
-import birnn.bptt as bptt
-import birnn.cpu_kernel as cpu_kernel
+import birnn.backends.packed.layer as bptt
+import birnn.backends.packed.cpu_kernel as cpu_kernel
 import birnn.backends.packed as packed_backend
-import birnn.recurrence as recurrence
 from birnn.backends import BACKENDS
-from birnn.prepacked import Prepacked
+from birnn.backends.packed.prepacked import Prepacked
 
 F64 = torch.float64
 REGULARISERS = [dict(recurrent_dropout=0.3), dict(zoneout=0.2), dict(cell_zoneout=0.3), dict(layer_norm=True),

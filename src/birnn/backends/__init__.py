@@ -44,13 +44,13 @@ from typing import Dict
 
 import torch
 
-from ..bptt import runs as packed_runs
 from ..dispatch import Decision, choose, measured_evidence
 from .base import Backend
 from .fused import Fused
 from .graph import Graph
 from .native import Native
 from .packed import Packed
+from .packed.layer import runs as packed_runs
 from .plan import LayerPlan, plan_call
 from .quantized import Quantized
 from .reference import Reference

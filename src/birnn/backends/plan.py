@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cells import CellSpec, cell_spec
-from ..recurrence import Highway, LayerWeights, Norms, Zoneout, step_weights
+from .weights import Highway, LayerWeights, Norms, Zoneout, step_weights
 from ..regularization import dropout_weights, variational_mask, zoneout_masks
 
 __all__ = ["LayerPlan", "Masks", "plan_call"]
@@ -116,12 +116,12 @@ class LayerPlan:
         """Layer ``l``'s layer-norm parameters, directions stacked (None without layer norm)."""
         if f"ln_ih_l{l}" not in self.params:
             return None
-        cell = [self._stacked(f"ln_cell_{k}_l{l}") for k in ("weight", "bias")] if self.mode == "LSTM" else []
+        cell = [self._stacked(f"ln_cell_{k}_l{l}") for k in ("weight", "bias")] if self.spec.has_cell_state else []
         return Norms(self._stacked(f"ln_ih_l{l}"), self._stacked(f"ln_hh_l{l}"), *cell)
 
     def step_layers(self) -> List[LayerWeights]:
         """Every layer's weights, directions stacked, with its layer norms, highway and masks, in the
-        layout the reference step (:mod:`birnn.recurrence`) and the fused kernel read."""
+        layout the reference step (:mod:`birnn.backends.reference`) and the fused kernel read."""
         layers = []
         for l, masks in enumerate(self.masks):
             highway = None
@@ -149,14 +149,15 @@ def _dropper(p: float, variational: bool, training: bool, batch: int, width: int
 def _initial_states(layer, call, batch: int) -> Tuple[Tensor, Optional[Tensor]]:
     h0, c0 = call.h0, call.c0
     rows, P = layer.num_layers * layer.num_directions, layer.proj_size or layer.hidden_size
+    cell = cell_spec(layer.mode).has_cell_state
     if h0 is None:
         if layer.initial_state == "learned":
             h0 = layer.initial_h.expand(rows, batch, P).contiguous()
-            c0 = layer.initial_c.expand(rows, batch, layer.hidden_size).contiguous() if layer.mode == "LSTM" else None
+            c0 = layer.initial_c.expand(rows, batch, layer.hidden_size).contiguous() if cell else None
         else:
             w = layer._flat_weights[0]
             h0 = w.new_zeros(rows, batch, P)
-            c0 = w.new_zeros(rows, batch, layer.hidden_size) if layer.mode == "LSTM" else None
+            c0 = w.new_zeros(rows, batch, layer.hidden_size) if cell else None
     if layer.training and layer.initial_state_noise > 0:
         h0 = h0 + layer.initial_state_noise * torch.randn_like(h0)
     return h0, c0

@@ -7,7 +7,7 @@
 // in packed order (step-major, then rows sorted by length), so step t is the block of rows
 // [off, off + n) of every direction; per-row tensors (D, B, .) (h0, c0, h_n, c_n, drop, the
 // gradient carries) are in the sorted batch order; gains and biases are (D, .). G = 4H, gates
-// in the step's order [i|f|o|g]. The equations are birnn.bptt's (the reference step's).
+// in the step's order [i|f|o|g]. The equations are birnn.backends.packed.layer's (the reference step's).
 //
 // Per step, forward:  a = [LN(x) * ln_x + b_x | x] + [LN(r) * ln_h | r],  r = (h * drop) @ W_hh^T
 //   computed by the caller; i, f, o = sigmoid(a_ifo), g = tanh(a_g); c' = f c + i g;

@@ -1,7 +1,7 @@
-"""The device functions the fused kernels share (:mod:`birnn.kernels.forward`,
-:mod:`birnn.kernels.backward`): activations, a program's tile and its place in the layer's
+"""The device functions the fused kernels share (:mod:`birnn.backends.fused.forward`,
+:mod:`birnn.backends.fused.backward`): activations, a program's tile and its place in the layer's
 layout, the group barrier, the recurrent product (W_hh streamed or resident), zoneout, and the
-layer norms' moments across a group. Symbols as in :mod:`birnn.kernels.recurrent`."""
+layer norms' moments across a group. Symbols as in :mod:`birnn.backends.fused.recurrent`."""
 
 import triton
 import triton.language as tl

@@ -1,6 +1,6 @@
 """The packed LSTM step's elementwise part as a C++ kernel (``birnn/csrc/packed_lstm.cpp``).
 
-:mod:`birnn.bptt` runs a regularised LSTM step by step; per step, besides the recurrent
+:mod:`birnn.backends.packed.layer` runs a regularised LSTM step by step; per step, besides the recurrent
 product, the step is some twenty elementwise PyTorch ops forward and forty backward, each a
 call through Python and the dispatcher on a (D, n, 4H) block. The kernel does that part in one
 pass over the step's rows (forward: the gates, the layer norms, the cell, zoneout, the final

@@ -1,5 +1,5 @@
-"""The launch of the fused kernels (:mod:`~birnn.kernels.forward`, :mod:`~birnn.kernels.backward`,
-sharing :mod:`~birnn.kernels.device`): persistent Triton kernels that run one recurrent layer —
+"""The launch of the fused kernels (:mod:`~birnn.backends.fused.forward`, :mod:`~birnn.backends.fused.backward`,
+sharing :mod:`~birnn.backends.fused.device`): persistent Triton kernels that run one recurrent layer —
 both directions, all time steps, per-sequence lengths — in a single launch each way. This
 module owns their buffers, dtypes and layouts (:func:`layer_forward`, :func:`layer_backward`);
 how they work is described here once.
@@ -55,7 +55,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..cells import CELLS
+from ...cells import CELLS
 from .backward import _recurrent_layer_backward_kernel
 from .forward import _recurrent_layer_kernel
 from . import KERNELS, default_kernel, hardware, kernel_plan, offsets_fit, plan_grid, plan_resident, supported_hidden
@@ -80,7 +80,7 @@ def _launch(kernel, grid, args, BK: int, **meta):
 
 class StepExtras(NamedTuple):
     """What the fused step adds to the plain cell, as :mod:`birnn.cells` and
-    :func:`birnn.recurrence.scan` define it; masks are sampled by the caller, so the kernel and
+    :func:`birnn.backends.reference.scan` define it; masks are sampled by the caller, so the kernel and
     the reference loop give the same numbers for the same masks. Every field is optional."""
 
     drop: Optional[Tensor] = None  # (D, B, H) recurrent dropout mask, scaled; multiplies h before W_hh

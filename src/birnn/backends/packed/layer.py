@@ -1,9 +1,11 @@
 """The regularised LSTM layer, packed, with a hand-written backward (backpropagation through time).
 
-What the reference path runs on CPU, in eager mode and inside the ``birnn::regularised_layer``
-graph node, for an LSTM layer with recurrent dropout, zoneout or layer norm (what PyTorch's
-fused op cannot run; on CUDA the fused Triton kernel runs those, or the step loop). The step is the reference step's (:mod:`birnn.cells`); what differs is how the
-layer is run, which made the regularised training step 3x the plain one on CPU before:
+The engine of the ``packed`` backend (:mod:`birnn.backends.packed`): what runs on CPU, in eager
+mode (``path="packed"``) and inside the ``birnn::regularised_layer`` graph node, for an LSTM
+layer with recurrent dropout, zoneout or layer norm (what PyTorch's fused op cannot run; on
+CUDA the fused Triton kernel runs those, or the reference step loop). The step is the
+reference step's (:mod:`birnn.cells`); what differs is how the layer is run, which made the
+regularised training step 3x the plain one on CPU before:
 
 - the batch is *packed* (as :class:`torch.nn.utils.rnn.PackedSequence` is): sorted by length,
   longest first, every real step of every sequence once, step ``t`` a block of the ``n_t``
@@ -13,8 +15,8 @@ layer is run, which made the regularised training step 3x the plain one on CPU b
   gates', the layer norms' and the recurrent product's; the weight gradients are one batched
   matmul each after the loop;
 - the products run through oneDNN with the weights packed once per call
-  (:mod:`birnn.prepacked`), and each step's elementwise part, forward and backward, is one call
-  of a small C++ kernel (:mod:`birnn.cpu_kernel`, :class:`_KernelLSTM`), on CPU in float32 and
+  (:mod:`birnn.backends.packed.prepacked`), and each step's elementwise part, forward and backward, is one call
+  of a small C++ kernel (:mod:`birnn.backends.packed.cpu_kernel`, :class:`_KernelLSTM`), on CPU in float32 and
   float64. In bfloat16, or without a C++ compiler, the same steps run as PyTorch's fused ops (:class:`_PackedLSTM`: its sigmoid/tanh/layer-norm backward ops).
 
 Symbols: ``T`` time, ``S`` steps run (``max(lengths)``), ``N`` real tokens (``sum(lengths)``),
@@ -40,7 +42,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .cells import StepWeights
+from ...cells import StepWeights
 from .cpu_kernel import Workspace, kernel
 from .prepacked import Prepacked, linear
 
@@ -339,9 +341,9 @@ def _kernel_forward(kern, xp, h0, c0, hh_t, ln_x, b_x, ln_h, ln_cw, ln_cb, drop,
 
 class _KernelLSTM(torch.autograd.Function):
     """:class:`_PackedLSTM` with each step's elementwise part in the C++ kernel
-    (:mod:`birnn.cpu_kernel`): per step, forward, the product and one kernel call; backward,
+    (:mod:`birnn.backends.packed.cpu_kernel`): per step, forward, the product and one kernel call; backward,
     one kernel call and the product. The buffers the backward reads come from a pool
-    (:class:`birnn.cpu_kernel.Workspace`) and go back to it when the backward is done; a second
+    (:class:`birnn.backends.packed.cpu_kernel.Workspace`) and go back to it when the backward is done; a second
     backward through a retained graph runs the forward again for them."""
 
     @staticmethod
@@ -413,7 +415,7 @@ def packed_lstm_layer(inp: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Te
         h0, c0: (D, B, H) initial states.
         w_ih: (D*4H, F) input weights, ``b_in`` (D*4H,) or None, ``ln_x`` (D, 1, 4H) the input
             projection's layer-norm gain or None, in the step's gate order
-            (:class:`birnn.recurrence.LayerWeights`); ``w`` the step's weights (no projection).
+            (:class:`birnn.backends.weights.LayerWeights`); ``w`` the step's weights (no projection).
         rates: the zoneout rates of h and c (the eval-mode expectation); ``keep_h``/``keep_c``
             (T, D, B, H) the training masks in processing order, or None.
 

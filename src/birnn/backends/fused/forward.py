@@ -1,6 +1,6 @@
 """The forward kernel: one persistent program per (direction, batch tile, unit block) runs every
-step of one layer (:func:`birnn.kernels.recurrent.layer_forward` launches it; the design:
-:mod:`birnn.kernels.recurrent` and docs/design.md)."""
+step of one layer (:func:`birnn.backends.fused.recurrent.layer_forward` launches it; the design:
+:mod:`birnn.backends.fused.recurrent` and docs/design.md)."""
 
 import triton
 import triton.language as tl

@@ -1,5 +1,5 @@
 """The fused recurrence as an autograd Function, and one layer on it (:func:`fused_layer`, the
-fused counterpart of :func:`birnn.recurrence.reference_layer`; :mod:`birnn.backends.fused`
+fused counterpart of :func:`birnn.backends.reference.reference_layer`; :mod:`birnn.backends.fused`
 stacks the layers).
 
 Each layer is three steps, as cuDNN runs it:
@@ -14,7 +14,7 @@ Each layer is three steps, as cuDNN runs it:
    ``dW_hh[d] = sum_t dA_t^T (h_{t-1} * drop)``, and the layer norms' gains and biases are
    reductions of saved tensors.
 
-The large matmuls run at cuDNN's RNN precision (:mod:`birnn.kernels.products`).
+The large matmuls run at cuDNN's RNN precision (:mod:`birnn.backends.fused.products`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..cells import CellSpec, StepWeights, normalise
-from ..recurrence import LayerWeights
+from ...cells import CellSpec, StepWeights, normalise
+from ..weights import LayerWeights
 from .products import project, weight_product
 from .recurrent import StepExtras, layer_backward, layer_forward
 
@@ -132,12 +132,12 @@ class FusedRecurrence(torch.autograd.Function):
 
 def fused_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Tensor, steps: int, h0: Tensor,
                 c0: Optional[Tensor], tf32: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """:func:`birnn.recurrence.reference_layer` on the fused kernel: one layer, (T, B, F) ->
+    """:func:`birnn.backends.reference.reference_layer` on the fused kernel: one layer, (T, B, F) ->
     output (T, B, D*H), h_n, c_n (D, B, H), recurrent dropout, zoneout and layer norm included
     (``w`` as the reference reads it; what the kernel cannot run is refused before, by
     :mod:`birnn.backends.fused`). ``lengths`` (B,) int64 on the input's device (T for full
     rows), ``steps`` = max(lengths) > 0; ``tf32``: float32 products use TF32 where cuDNN's
-    RNNs would (:func:`birnn.kernels.products.cudnn_rnn_uses_tf32`), read once per call."""
+    RNNs would (:func:`birnn.backends.fused.products.cudnn_rnn_uses_tf32`), read once per call."""
     T, B, F_in = inp.shape
     D = h0.shape[0]
     norm = w.ln_x is not None

@@ -1,5 +1,5 @@
 """The backward kernel: backpropagation through time over the forward's saved activations, one
-persistent program per (direction, batch tile, unit block) (:func:`birnn.kernels.recurrent.layer_backward`
+persistent program per (direction, batch tile, unit block) (:func:`birnn.backends.fused.recurrent.layer_backward`
 launches it)."""
 
 import triton

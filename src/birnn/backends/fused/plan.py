@@ -8,11 +8,12 @@ import contextlib
 from dataclasses import dataclass, replace
 from typing import Iterator, Optional, Tuple
 
-from ..cells import cell_spec
+from ...cells import cell_spec
 
-__all__ = ["KERNELS", "KernelConfig", "configured", "current", "default_kernel", "describe_kernel",
+__all__ = ["KERNEL_CELLS", "KERNELS", "KernelConfig", "configured", "current", "default_kernel", "describe_kernel",
            "kernel_plan", "offsets_fit", "plan_grid", "plan_resident", "supported_hidden"]
 
+KERNEL_CELLS = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")  # the cells the kernels' CELL switch runs (device.py)
 KERNELS = ("resident", "stream")
 
 

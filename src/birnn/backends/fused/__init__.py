@@ -1,6 +1,17 @@
-"""birnn's persistent Triton kernel as a backend (:mod:`birnn.kernels`): one launch per layer
-for both directions and all steps, lengths handled natively, recurrent dropout, zoneout and
-layer norm fused into the step. Runs on CUDA, or on CPU under ``TRITON_INTERPRET=1``."""
+"""The fused backend: birnn's persistent Triton kernel, one launch per layer for both directions
+and all steps, lengths handled natively, recurrent dropout, zoneout and layer norm fused into
+the step (:class:`Fused`, at the end). Used on CUDA and tested on CPU under
+``TRITON_INTERPRET=1``. The kernel modules need Triton; this one does not, so the layers can
+ask what the kernels support without importing it.
+
+Roles: :mod:`~birnn.backends.fused.plan` (sizes, grid, configuration; re-exported here),
+:mod:`~birnn.backends.fused.device` (the device functions the kernels share),
+:mod:`~birnn.backends.fused.forward` and :mod:`~birnn.backends.fused.backward` (the two kernels),
+:mod:`~birnn.backends.fused.recurrent` (their launch: buffers, dtypes, layouts),
+:mod:`~birnn.backends.fused.function` (the autograd boundary and one layer on it),
+:mod:`~birnn.backends.fused.products` (the large matmuls around them) and
+:mod:`~birnn.backends.fused.hardware` (the device's multiprocessors, the interpreter).
+"""
 
 from __future__ import annotations
 
@@ -9,19 +20,23 @@ from typing import Optional
 
 import torch
 
-from ..kernels import describe_kernel, hardware, offsets_fit, plan_grid, supported_hidden
-from ..kernels.products import cudnn_rnn_uses_tf32
-from .base import Capabilities
-from .plan import LayerPlan
-from .stack import Ran, stack
+from ..base import Capabilities
+from ..plan import LayerPlan
+from ..stack import Ran, stack
+from . import hardware
+from .products import cudnn_rnn_uses_tf32
+from .plan import (KERNEL_CELLS, KERNELS, KernelConfig, configured, current, default_kernel, describe_kernel,
+                   kernel_plan, offsets_fit, plan_grid, plan_resident, supported_hidden)
 
-__all__ = ["Fused"]
+__all__ = ["Fused", "KERNELS", "KernelConfig", "configured", "current", "default_kernel", "describe_kernel",
+           "kernel_plan", "offsets_fit", "plan_grid", "plan_resident", "supported_hidden"]
+
 
 
 class Fused:
     paths = ("fused",)
     capabilities = Capabilities("the fused kernel", uses=frozenset({"recurrent_dropout", "zoneout", "layer_norm"}),
-                                dtypes=frozenset({torch.float32, torch.bfloat16}))
+                                cells=frozenset(KERNEL_CELLS), dtypes=frozenset({torch.float32, torch.bfloat16}))
 
     def supports(self, plan: LayerPlan) -> Optional[str]:
         x = plan.x
@@ -52,7 +67,7 @@ class Fused:
                                plan.x.dtype == torch.bfloat16, hardware.multiprocessors(plan.x.device))
 
     def run(self, plan: LayerPlan, path: str = "fused") -> Ran:
-        from ..kernels.function import fused_layer  # (imports Triton)
+        from .function import fused_layer  # (imports Triton)
 
         tf32 = cudnn_rnn_uses_tf32()  # read once for the whole call
         T, B = plan.T, plan.B

@@ -1,9 +1,9 @@
-"""The regularised LSTM, packed, with a hand-written backward (:mod:`birnn.bptt`) as a backend.
+"""The regularised LSTM, packed, with a hand-written backward (:mod:`birnn.backends.packed.layer`) as a backend.
 
 An LSTM with recurrent dropout, zoneout or layer norm (what PyTorch's fused op cannot run),
 run eagerly on CPU: the batch packed by length, the products through oneDNN with the weights
-packed once (:mod:`birnn.prepacked`), each step's elementwise part one call of a small C++
-kernel (:mod:`birnn.cpu_kernel`; PyTorch's ops where it cannot be built). Tested against the
+packed once (:mod:`birnn.backends.packed.prepacked`), each step's elementwise part one call of a small C++
+kernel (:mod:`birnn.backends.packed.cpu_kernel`; PyTorch's ops where it cannot be built). Tested against the
 reference scan, which it replaces only where it declares it can."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Optional
 
 import torch
 
-from ..bptt import CELLS, DEVICES, packed_lstm_layer
-from ..cpu_kernel import kernel, unavailable
-from ..recurrence import Zoneout
-from .base import EAGER, Capabilities
-from .plan import LayerPlan
-from .stack import Ran, stack
+from ..base import EAGER, Capabilities
+from ..plan import LayerPlan
+from ..stack import Ran, stack
+from ..weights import Zoneout
+from .cpu_kernel import kernel, unavailable
+from .layer import CELLS, DEVICES, packed_lstm_layer
 
 __all__ = ["Packed"]
 
