@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from . import backends
 from .arguments import Call, LayerShape, prepare_call
+from .cells import cell_spec
 from .dispatch import Decision, check_path
 from .errors import ArgumentTypeError
 from .options import PROBABILITIES, LayerOptions
@@ -133,7 +134,7 @@ class RecurrentLayer(nn.RNNBase):
     def _shape(self) -> LayerShape:
         w = self._flat_weights[0]
         return LayerShape(self.input_size, self.hidden_size, self.proj_size or self.hidden_size, self.num_layers,
-                          self.num_directions, self.mode == "LSTM", self.batch_first, w.dtype, w.device)
+                          self.num_directions, cell_spec(self.mode).has_cell_state, self.batch_first, w.dtype, w.device)
 
     def _weights_by_layer_flat(self) -> List[List[Tensor]]:
         # under torch.export the parameters are read by name (the cached _flat_weights are not refreshed there)
@@ -209,7 +210,7 @@ class RecurrentLayer(nn.RNNBase):
         unknown = [n for n in names if n not in self.RETURN_ALL]
         if unknown:
             raise ValueError(f"return_all takes names from {self.RETURN_ALL}, got {unknown}")
-        if "c" in names and self.mode != "LSTM":
+        if "c" in names and not cell_spec(self.mode).has_cell_state:
             raise ValueError(f"return_all='c' needs an LSTM: {self.mode} has no cell state")
         return names
 

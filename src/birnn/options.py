@@ -35,6 +35,7 @@ import numbers
 from dataclasses import dataclass, field, fields
 from typing import Optional, Tuple, Union
 
+from .cells import cell_spec
 from .output import check_merge_mode
 from .regularization import check_probability
 
@@ -88,11 +89,11 @@ class LayerOptions:
             fb = self.forget_bias
             if isinstance(fb, bool) or not isinstance(fb, numbers.Real) or not math.isfinite(fb):
                 raise ValueError(f"forget_bias must be a finite number, got {fb!r}")
-            if self.mode != "LSTM":
+            if "f" not in cell_spec(self.mode).gate_names:
                 raise ValueError(f"forget_bias applies to LSTM only, got it for mode {self.mode!r}")
             if not self.bias:
                 raise ValueError("forget_bias needs bias=True (there is no bias to set)")
-        if self.cell_zoneout and self.mode != "LSTM":
+        if self.cell_zoneout and not cell_spec(self.mode).has_cell_state:
             raise ValueError(f"cell_zoneout applies to the LSTM cell state; mode {self.mode!r} has none")
         if not isinstance(self.variational, bool):
             raise TypeError(f"variational must be a bool, got {type(self.variational).__name__}")

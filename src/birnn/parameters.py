@@ -60,7 +60,7 @@ def create_extras(layer, device=None, dtype=None) -> Dict[str, nn.Parameter]:
 
     if layer.initial_state == "learned":
         add("initial_h", rows, 1, P)
-        if layer.mode == "LSTM":
+        if spec.has_cell_state:
             add("initial_c", rows, 1, H)
     for l in range(layer.num_layers):
         F_l = layer.input_size if l == 0 else P * D
@@ -68,7 +68,7 @@ def create_extras(layer, device=None, dtype=None) -> Dict[str, nn.Parameter]:
             if layer.layer_norm:
                 add(f"ln_ih_l{l}{sfx}", spec.gates * H)
                 add(f"ln_hh_l{l}{sfx}", spec.gates * H)
-                if layer.mode == "LSTM":
+                if spec.has_cell_state:
                     add(f"ln_cell_weight_l{l}{sfx}", H)
                     add(f"ln_cell_bias_l{l}{sfx}", H)
             if layer.residual == "highway":

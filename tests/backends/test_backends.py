@@ -177,3 +177,28 @@ def test_a_feature_no_backend_declares_is_refused_by_all_but_the_reference(monke
         for path in ("torch", "fused", "packed"):
             with pytest.raises(ValueError, match="dummy_feature"):
                 decide(dataclasses.replace(plan, requested=path))
+
+
+def test_a_new_cell_runs_on_the_reference_scan_and_no_fast_engine_takes_it(monkeypatch):
+    """A cell is its step plus one entry in birnn.cells.CELLS: a new one (here torch's tanh step
+    under another name, so the answer is known) runs on the reference scan, and every backend
+    that does not declare it refuses it by name, so "auto" never sends it to an engine that
+    would run another cell's equations."""
+    import birnn.cells as cells
+
+    spec = dataclasses.replace(cells.CELLS["RNN_TANH"], mode="NEW_CELL", name="new_cell")
+    monkeypatch.setitem(cells.CELLS, "NEW_CELL", spec)
+    rnn = birnn.RNN(3, 8, bidirectional=True, dtype=torch.float64)
+    x, lengths = torch.randn(5, 2, 3, dtype=torch.float64), torch.tensor([5, 3])
+    base = plan_of(rnn, x, lengths)
+    plan = dataclasses.replace(base, mode="NEW_CELL")
+    for path, backend in BACKENDS.items():
+        why = backend.capabilities.refuses(plan)
+        if path == "reference":
+            assert why is None
+        else:
+            assert "NEW_CELL" in why, (path, why)
+    assert decide(plan).path == "reference" and "NEW_CELL" in decide(plan).reason
+    got, want = BACKENDS["reference"].run(plan), BACKENDS["torch-packed"].run(base, "torch-packed")
+    torch.testing.assert_close(got.output, want.output)
+    torch.testing.assert_close(got.h_n, want.h_n)
