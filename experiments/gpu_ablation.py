@@ -26,8 +26,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))  # the timing harness
-import birnn.kernels.function as function  # noqa: E402
-import birnn.kernels.recurrent as recurrent  # noqa: E402
+import birnn.backends.fused.function as function  # noqa: E402
+import birnn.backends.fused.recurrent as recurrent  # noqa: E402
 from harness import cuda_time, layers_for, markdown_table, smoke_device  # noqa: E402
 
 L = 2

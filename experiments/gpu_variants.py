@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))  # the timing harness
 from harness import cuda_time, smoke_device  # noqa: E402
-from birnn.kernels.recurrent import StepExtras, layer_backward, layer_forward  # noqa: E402
+from birnn.backends.fused.recurrent import StepExtras, layer_backward, layer_forward  # noqa: E402
 
 warnings.filterwarnings("ignore")
 D = 2

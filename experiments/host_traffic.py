@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") != "1":
         p.error("the kernels run under Triton's interpreter here: set TRITON_INTERPRET=1")
-    import birnn.kernels.recurrent as R
+    import birnn.backends.fused.recurrent as R
 
     T, B, I, H = (int(v) for v in a.shape.split(","))
     counter = BytesWritten(T * B * H)

@@ -29,6 +29,31 @@ _register_quantization()
 MOVED = {"quantized": "backends.quantized", "cpu_kernel": "backends.packed.cpu_kernel", "kernels": "backends.fused"}
 
 
+class _Moved:
+    """Imports of ``birnn.OLD[.sub]`` give the module ``birnn.NEW[.sub]`` itself (one module
+    object under both names, never a second copy of it)."""
+
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        import importlib.util
+
+        head, _, rest = fullname.partition(".")
+        old, _, sub = rest.partition(".")
+        if head != __name__ or old not in MOVED or not sub:
+            return None
+        return importlib.util.spec_from_loader(fullname, _Moved, origin=f"{__name__}.{MOVED[old]}.{sub}")
+
+    @staticmethod
+    def create_module(spec):
+        import importlib
+
+        return importlib.import_module(spec.origin)
+
+    @staticmethod
+    def exec_module(module) -> None:
+        pass
+
+
 def _alias_moved() -> None:
     import importlib
     import sys
@@ -37,6 +62,7 @@ def _alias_moved() -> None:
         module = importlib.import_module(f"{__name__}.{new}")
         sys.modules[f"{__name__}.{old}"] = module
         globals()[old] = module
+    sys.meta_path.insert(0, _Moved)
 
 
 _alias_moved()

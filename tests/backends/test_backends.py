@@ -202,3 +202,23 @@ def test_a_new_cell_runs_on_the_reference_scan_and_no_fast_engine_takes_it(monke
     got, want = BACKENDS["reference"].run(plan), BACKENDS["torch-packed"].run(base, "torch-packed")
     torch.testing.assert_close(got.output, want.output)
     torch.testing.assert_close(got.h_n, want.h_n)
+
+
+def test_moved_module_paths_are_the_same_modules():
+    """birnn.quantized, birnn.cpu_kernel and birnn.kernels (and its submodules) moved into their
+    backends' folders: the old paths give the same module objects, never a second copy (whose
+    relative imports would fail, and whose custom ops would register twice)."""
+    import importlib
+
+    import birnn.backends.fused.function
+    import birnn.backends.packed.cpu_kernel
+    import birnn.backends.quantized
+
+    assert importlib.import_module("birnn.kernels.function") is birnn.backends.fused.function
+    assert importlib.import_module("birnn.cpu_kernel") is birnn.backends.packed.cpu_kernel
+    from birnn.quantized import quantize_dynamic
+
+    assert quantize_dynamic is birnn.backends.quantized.quantize_dynamic
+    assert birnn.kernels.KernelConfig is birnn.backends.fused.KernelConfig
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("birnn.kernels.no_such_module")
