@@ -18,7 +18,8 @@ from typing import List, Optional, Tuple
 
 from . import report
 from .options import LayerOptions
-from .config import DEFAULT_DATASET, RULES, UsageError, check_device, check_value, flag, resolve
+from .tasks import WEIGHTS
+from .config import DEFAULT_DATASET, RULES, TASKS, UsageError, check_device, check_value, flag, resolve
 from .config import choices as option_choices
 
 __all__ = ["main"]
@@ -121,24 +122,15 @@ def cmd_resume(args) -> int:
     return _train_or_resume(conf, args, run_dir, resume=True)
 
 
-def _precision(args, run) -> str:
-    """--precision, else the precision the run trained at."""
-    return args.precision or run.config.get("train", {}).get("precision", "fp32")
-
-
 def cmd_evaluate(args) -> int:
-    from .tasks import class_breakdown, evaluate_run, load_run, predictions, read_for_evaluation
+    from .pretrained import TrainedModel
 
-    from .train import precision
-
-    run = load_run(args.run_dir, weights=args.weights)
-    records = read_for_evaluation(run, args.data, args.format)
-    with precision(_precision(args, run), "cpu"):
-        predicted = predictions(run, records)  # once, for the metrics and the per-class report
-    metrics = {f"test_{k}": v for k, v in evaluate_run(run, records, predicted=predicted).items()}
-    lead = run.config.get("train", {}).get("monitor")
+    model = TrainedModel.load(args.run_dir, weights=args.weights)
+    # predicted once, for the metrics and the per-class report
+    metrics = model.evaluate(args.data, format=args.format, report=True, precision=args.precision)
+    breakdown = metrics.pop("report", None)
+    lead = model.config.get("train", {}).get("monitor")
     print(report.summary(metrics, lead=lead))
-    breakdown = class_breakdown(run, records, predicted=predicted)
     if breakdown is not None:
         print()
         print(report.class_table(breakdown))
@@ -173,41 +165,17 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .tasks import class_scores, load_run, predict_records, read_for_prediction
+    from .pretrained import TrainedModel
 
-    run = load_run(args.run_dir, weights=args.weights)
-    if args.scores and run.kind not in ("text", "series"):
-        raise UsageError(f"--scores gives class probabilities: for classify runs, this is a {run.task} run")
-    from .train import precision
-
-    records = read_for_prediction(run, args.input, args.format)
-    with precision(_precision(args, run), "cpu"):
-        preds = predict_records(run, records)
-        scores = class_scores(run, records) if args.scores else [None] * len(records)
-    out = []
-    for rec, pred, score in zip(records, preds, scores):
-        if run.kind == "tagging":
-            out.append({"words": rec[0], "tags": pred})
-        elif run.kind == "text":
-            out.append({"text": rec[0], "label": pred})
-        elif run.kind == "series":
-            out.append({"label": pred})
-        else:
-            out.append({"forecast": [[float(v) for v in row] for row in pred]})
-        if score is not None:
-            out[-1]["scores"] = score
+    model = TrainedModel.load(args.run_dir, weights=args.weights)
+    if args.scores and model.task != "classify":
+        raise UsageError(f"--scores gives class probabilities: for classify runs, this is a {model.task} run")
+    out = model.predict_file(args.input, format=args.format, scores=args.scores, precision=args.precision)
     if args.output == "json":
         print(json.dumps(out))
         return 0
     for item in out:
-        if run.kind == "tagging":
-            print("\n".join(f"{w}\t{t}" for w, t in zip(item["words"], item["tags"])) + "\n")
-        elif run.kind in ("text", "series"):
-            probs = "".join(f"\t{p:.4f}" for p in item["scores"].values()) if "scores" in item else ""
-            print(f"{item['label']}{probs}" + (f"\t{item['text']}" if run.kind == "text" else ""))
-        else:
-            for k, row in enumerate(item["forecast"], 1):
-                print(f"t+{k}\t" + "\t".join(f"{v:.6g}" for v in row))
+        print(model.show(item))
     return 0
 
 
@@ -280,10 +248,10 @@ def _model_default(name: str) -> str:
     """A model option's default for each task whose model has it, for --help."""
     import inspect
 
-    from .models import Forecaster, SequenceClassifier, SequenceTagger
+    from .tasks import KINDS
 
     found = {}
-    for task, cls in (("classify", SequenceClassifier), ("tag", SequenceTagger), ("forecast", Forecaster)):
+    for task, cls in {t.task: t.model_class for t in KINDS.values()}.items():
         p = inspect.signature(cls).parameters.get(name)
         if p is not None and p.default is not inspect.Parameter.empty:
             v = p.default
@@ -294,7 +262,7 @@ def _model_default(name: str) -> str:
 
 
 def _weights_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", choices=("final", "best", "latest"), default="final",
+    parser.add_argument("--weights", choices=WEIGHTS, default="final",
                         help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
 
 
@@ -328,7 +296,7 @@ def _parser() -> argparse.ArgumentParser:
                               "  birnn train tag --train train.conllu --dev dev.conllu --layers bilstm:128*2 --crf\n"
                               "  birnn train classify --train reviews.csv --layers bigru:64 --pooling max\n"
                               "  birnn train forecast --train series.csv --window 60 --horizon 20 --plot")
-    t.add_argument("task", nargs="?", choices=("classify", "tag", "forecast"),
+    t.add_argument("task", nargs="?", choices=TASKS,
                    help="what to train; implied by --dataset or --config")
     d = t.add_argument_group("data")
     d.add_argument("--train", help="training file: .conllu, .txt (word/TAG), .bio/.conll (columns) for tag; "

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from .options import PROBABILITIES, LayerOptions
+from .tasks import TASKS
 
 __all__ = ["DEFAULT_DATASET", "LAYER_FIELDS", "MODEL_FIELDS", "PATH_FIELDS", "RULES", "SECTIONS", "SOURCE_FIELDS",
            "TASKS", "TRAIN_FIELDS", "UsageError", "check_device", "check_file", "check_value", "choices", "dump_toml",
@@ -42,7 +43,6 @@ LAYER_FIELDS = tuple(name for name, *_ in LayerOptions.command_line())  # (birnn
 SOURCE_FIELDS = ("dataset", "train", "dev", "test", "format", "text_column", "label_column", "tag_column",
                   "columns", "split_seed")
 PATH_FIELDS = ("train", "dev", "test")  # stored absolute in run.toml, so a run reruns from any folder
-TASKS = ("classify", "tag", "forecast")
 # what each table of a config file may hold (run.toml's [train] also records "maximize")
 SECTIONS = {"source": SOURCE_FIELDS, "model": MODEL_FIELDS, "layer": LAYER_FIELDS,
             "train": TRAIN_FIELDS + ("maximize",)}

@@ -37,7 +37,6 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from .data import Batch
 
 __all__ = ["FORMATS", "export_run"]
 
@@ -45,35 +44,20 @@ FORMATS = ("onnx", "pt2")
 
 
 class _Scores(nn.Module):
-    """The run's model on plain tensors (export takes no dataclasses as inputs)."""
+    """The run's model on plain tensors (export takes no dataclasses as inputs): what its task
+    exports (class probabilities, tag emissions, forecasts)."""
 
-    def __init__(self, model: nn.Module, kind: str) -> None:
+    def __init__(self, model: nn.Module, task) -> None:
         super().__init__()
-        self.model, self.kind = model, kind
+        self.model, self.task = model, task
 
     def forward(self, x, lengths=None, chars=None):
-        if self.kind == "forecast":
-            return self.model(Batch(x, torch.full((x.shape[0],), x.shape[1], dtype=torch.int64)))
-        out = self.model(Batch(x, lengths, None, chars))
-        return torch.softmax(out, -1) if self.kind in ("text", "series") else out
+        return self.task.exported(self.model, x, lengths, chars)
 
 
 def _example(run) -> Tuple[List[str], tuple, tuple]:
     """Input names, an example batch and its dynamic shapes."""
-    B, T = Dim("B", min=1), Dim("T", min=2)
-    lengths = torch.tensor([5, 3])
-    if run.kind == "forecast":
-        return ["x"], (torch.zeros(2, run.encoder.window, run.encoder.channels),), ({0: B},)
-    if run.kind == "series":  # (a model that reads patches of k steps takes them ready: (B, ceil(T/k), k*C))
-        return (["x", "lengths"], (torch.zeros(2, 5, run.encoder.channels * run.model.patch), lengths),
-                ({0: B, 1: T}, {0: B}))
-    ids = torch.full((2, 5), 2, dtype=torch.int64)
-    chars = run.kind == "tagging" and run.model.chars is not None or \
-        run.kind == "text" and run.encoder.input == "both"
-    if not chars:
-        return ["ids", "lengths"], (ids, lengths), ({0: B, 1: T}, {0: B})
-    return (["ids", "lengths", "chars"], (ids, lengths, torch.full((2, 5, 4), 2, dtype=torch.int64)),
-            ({0: B, 1: T}, {0: B}, {0: B, 1: T, 2: Dim("W", min=2)}))
+    return run.impl.export_inputs(run, Dim("B", min=1), Dim("T", min=2), Dim)
 
 
 def export_run(run, path, fmt: str) -> Path:
@@ -86,7 +70,7 @@ def export_run(run, path, fmt: str) -> Path:
     if patch > 1:  # the windowing's size arithmetic would pin T: the exported model takes the patches
         model = copy.deepcopy(model)
         model.patch = 1
-    module = _Scores(model, run.kind).eval()
+    module = _Scores(model, run.impl).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "pt2":
@@ -99,9 +83,6 @@ def export_run(run, path, fmt: str) -> Path:
                     verbose=False).save(str(path))
     meta = {"kind": run.kind, "format": fmt, "inputs": names, "output": "scores", "patch": patch,
             "preprocessing": {"class": type(run.encoder).__name__, **run.encoder.to_dict()}}
-    crf = getattr(run.model, "crf", None) if run.kind == "tagging" else None
-    if crf is not None:  # the scores are the CRF's emissions: decode them with these (Viterbi, docs/deploy.md)
-        meta["decode"] = "viterbi"
-        meta["crf"] = {k: getattr(crf, k).detach().tolist() for k in ("transitions", "start", "end")}
+    meta.update(run.impl.export_meta(run))
     (path.parent / "preprocessing.json").write_text(json.dumps(meta, indent=1))
     return path

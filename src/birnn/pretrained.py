@@ -71,12 +71,7 @@ class TrainedModel:
 
     @property
     def labels(self) -> Optional[List[str]]:
-        enc = self._run.encoder
-        if self.kind == "tagging":
-            return list(enc.tags.itos)
-        if self.kind in ("text", "series"):
-            return list(enc.labels.itos)
-        return None
+        return self._run.impl.labels(self._run.encoder)
 
     @property
     def config(self) -> dict:
@@ -103,7 +98,7 @@ class TrainedModel:
         from . import __version__
         from .data.encoding import ENCODERS
         from .models import MODELS
-        from .tasks import TASKS, Run
+        from .tasks import KINDS, TASKS, Run
 
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -111,11 +106,9 @@ class TrainedModel:
             raise TypeError(f"model must be one of birnn.models' {', '.join(MODELS)}, got {type(model).__name__}")
         if type(encoder).__name__ not in ENCODERS:
             raise TypeError(f"encoder must be one of birnn.data's {', '.join(ENCODERS)}, got {type(encoder).__name__}")
-        kinds = {"TaggingEncoder": "tagging", "TextEncoder": "text", "SeriesEncoder": "series",
-                 "ForecastEncoder": "forecast"}
-        kind = kinds[type(encoder).__name__]
-        expected = {"tag": ("tagging",), "forecast": ("forecast",), "classify": ("text", "series")}[task]
-        if kind not in expected:
+        impl = next(t for t in KINDS.values() if t.encoder_name == type(encoder).__name__)
+        kind = impl.kind
+        if impl.task != task:
             raise ValueError(f"a {type(encoder).__name__} makes {kind} batches, not batches for the {task} task")
         config = {"birnn_version": __version__, "task": task, "kind": kind,
                   "model": {"class": type(model).__name__, "config": model.config},
@@ -159,15 +152,41 @@ class TrainedModel:
         records, single = self._records(inputs)
         with self._precision(precision, device):
             out = predict_records(self._run, records, device)
-        out = [np.asarray(o) for o in out] if self.kind == "forecast" else out
+        out = [np.asarray(o) for o in out] if self._run.impl.forecasts else out
         return out[0] if single else out
+
+    def predict_file(self, path: PathLike, *, format: Optional[str] = None, scores: bool = False,
+                     device: str = "cpu", precision: Optional[str] = None) -> List[dict]:
+        """Predictions on a file (``format`` as ``birnn predict --format``, else from its
+        extension), one dict per record as ``birnn predict --output json`` writes them (the
+        input, and the label, tags or forecast); ``scores=True`` adds each classify record's class
+        probabilities."""
+        from .tasks import class_scores, predict_records, read_for_prediction
+
+        impl = self._run.impl
+        if scores and not impl.classifies:
+            raise ValueError(f"scores are class probabilities of classify runs; this is a {self.task} run")
+        records = read_for_prediction(self._run, str(path), format)
+        with self._precision(precision, device):
+            preds = predict_records(self._run, records, device)
+            probs = class_scores(self._run, records, device) if scores else [None] * len(records)
+        out = []
+        for record, pred, p in zip(records, preds, probs):
+            out.append(impl.output(record, pred))
+            if p is not None:
+                out[-1]["scores"] = p
+        return out
+
+    def show(self, item: dict) -> str:
+        """One of :meth:`predict_file`'s predictions as ``birnn predict`` prints it."""
+        return self._run.impl.show(item)
 
     def predict_proba(self, inputs, *, device: str = "cpu", precision: Optional[str] = None):
         """Classification: each input's class probabilities, ``{label: p}`` (``birnn predict
         --scores``)."""
         from .tasks import class_scores
 
-        if self.kind not in ("text", "series"):
+        if not self._run.impl.classifies:
             raise ValueError(f"predict_proba gives class probabilities of classify runs; this is a {self.task} run")
         records, single = self._records(inputs)
         with self._precision(precision, device):
@@ -200,69 +219,7 @@ class TrainedModel:
 
     def _records(self, inputs) -> Tuple[list, bool]:
         """Raw inputs as the run's records, and whether one item was given."""
-        kind = self.kind
-        if kind == "text":
-            if isinstance(inputs, str):
-                return [(inputs, None)], True
-            items = _sequence(inputs, "a string or a list of strings")
-            for i, t in enumerate(items):
-                if not isinstance(t, str):
-                    raise TypeError(f"inputs[{i}] must be a string (a text), got {type(t).__name__}")
-            return [(t, None) for t in items], False
-        if kind == "tagging":
-            if isinstance(inputs, str):
-                return [(inputs.split(), None)], True
-            items = _sequence(inputs, "a string, a list of strings or a list of token lists")
-            out = []
-            for i, s in enumerate(items):
-                if isinstance(s, str):
-                    out.append((s.split(), None))
-                elif isinstance(s, (list, tuple)) and all(isinstance(w, str) for w in s):
-                    out.append((list(s), None))
-                else:
-                    raise TypeError(f"inputs[{i}] must be a sentence (a string) or a list of tokens, "
-                                    f"got {type(s).__name__}")
-            return out, False
-        arrays, single = _arrays(inputs)
-        if kind == "series":
-            C = self._run.encoder.channels
-            for i, x in enumerate(arrays):
-                if x.shape[1] != C:
-                    raise ValueError(f"inputs[{i}] has {x.shape[1]} channels, the model reads {C} (arrays (T, C))")
-            return [(x, None) for x in arrays], single
-        W, C = self._run.encoder.window, self._run.encoder.channels
-        records = []
-        for i, x in enumerate(arrays):
-            if x.shape[1] != C or len(x) < W:
-                raise ValueError(f"inputs[{i}] must be a series (T >= {W}, C = {C}) for a window of {W} steps, "
-                                 f"got shape {tuple(x.shape)}")
-            records.append((x[-W:], None))
-        return records, single
-
-
-def _sequence(inputs, what: str) -> list:
-    if isinstance(inputs, (list, tuple)):
-        return list(inputs)
-    raise TypeError(f"inputs must be {what}, got {type(inputs).__name__}")
-
-
-def _arrays(inputs) -> Tuple[List[np.ndarray], bool]:
-    """Series inputs as float32 (T, C) arrays: one (T,) or (T, C) array, an (N, T, C) array, or
-    a list of them."""
-    def one(x, where: str) -> np.ndarray:
-        a = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float32)
-        if a.ndim == 1:
-            a = a[:, None]
-        if a.ndim != 2 or not len(a):
-            raise ValueError(f"{where} must be a series, (T,) or (T, C) with T >= 1, got shape {a.shape}")
-        return a
-
-    if isinstance(inputs, (list, tuple)):
-        return [one(x, f"inputs[{i}]") for i, x in enumerate(inputs)], False
-    a = np.asarray(inputs.detach().cpu() if hasattr(inputs, "detach") else inputs, dtype=np.float32)
-    if a.ndim == 3:
-        return [one(x, f"inputs[{i}]") for i, x in enumerate(a)], False
-    return [one(a, "inputs")], True
+        return self._run.impl.records_of(self._run, inputs)
 
 
 def load(path: PathLike, *, weights: str = "final") -> TrainedModel:

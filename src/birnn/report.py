@@ -68,13 +68,13 @@ def plot_run(run_dir: Path, history: list, run, records, train, test_start: Opti
     written = [run_dir / "learning_curves.png"]
     plots.learning_curves(history, train.monitor, train.maximize, written[0])
     written = [str(p) for p in written]
-    if run.kind != "forecast":
-        from .tasks import class_breakdown
+    from .tasks import class_breakdown
 
-        split = "test" if records.get("test") else "dev"
-        if records.get(split):
-            written += plot_breakdown(class_breakdown(run, records[split], device=train.device), run_dir, split)
-    if run.kind == "forecast" and records.get("test"):
+    split = "test" if records.get("test") else "dev"
+    breakdown = class_breakdown(run, records[split], device=train.device) if records.get(split) else None
+    if breakdown is not None:  # classification and tagging
+        written += plot_breakdown(breakdown, run_dir, split)
+    elif run.impl.forecasts and records.get("test"):
         from .tasks import predict_records
 
         test = records["test"]

@@ -44,9 +44,10 @@ def train_config(conf: dict, progress: bool):
 
     from .train import TrainConfig
 
-    task = conf["task"]
+    from .tasks import default_monitor
+
     t = dict(conf["train"])
-    t.setdefault("monitor", "mae" if task == "forecast" else "accuracy")
+    t.setdefault("monitor", default_monitor(conf["task"]))
     t.setdefault("maximize", t["monitor"] not in ("mae", "rmse", "loss"))
     if t.get("device", "auto") == "auto":
         t["device"] = "cuda" if torch.cuda.is_available() else "cpu"
@@ -206,7 +207,7 @@ def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, 
         run, records = build_run(conf["task"], data, model_options, seed=train.seed)
     except TypeError as e:
         raise UsageError(f"bad model option: {e}") from None
-    tags = run.encoder.tags.itos if run.kind == "tagging" else ()
+    tags = run.impl.tags(run)
     updates, selection = selection_defaults(run.kind, records, tags, conf["train"], train.epochs,
                                             batches_per_epoch(records, train)[1])
     train = replace(train, **updates)
@@ -214,13 +215,7 @@ def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, 
         raise UsageError(f"--monitor {train.monitor}: a {run.kind} run reports {', '.join(monitorable(run.kind, tags))}")
     run.config["source"] = conf["source"]
     run.config["resolved"] = conf
-    model_resolved = resolved_model_options(run.kind, conf["model"])
-    if run.kind == "text":
-        model_resolved["input"] = run.encoder.input  # what "auto" chose, so a rerun reads the same
-    if run.kind == "series":
-        model_resolved["patch"] = run.model.patch
-    if run.kind == "tagging":
-        model_resolved["crf"] = run.model.crf is not None  # what "auto" chose
+    model_resolved = {**resolved_model_options(run.kind, conf["model"]), **run.impl.chosen(run)}
     resolved = {"task": conf["task"], "source": conf["source"], "model": model_resolved, "layer": conf["layer"],
                 "train": {k: v for k, v in asdict(train).items() if k != "progress"}}
     if resume:
