@@ -18,6 +18,7 @@ from typing import List, Optional, Tuple
 
 from . import report
 from .options import LayerOptions
+from .run_options import MODEL, MODEL_OPTIONS, SOURCE_OPTIONS, TRAIN, TRAIN_OPTIONS
 from .tasks import WEIGHTS
 from .config import DEFAULT_DATASET, RULES, TASKS, UsageError, check_device, check_value, flag, resolve
 from .config import choices as option_choices
@@ -261,6 +262,36 @@ def _model_default(name: str) -> str:
     return ", ".join(f"{task} {v}" for task, v in found.items())
 
 
+def _add_options(group, options, choices: dict) -> None:
+    """Flags for the rows of an option table (:mod:`birnn.run_options`), help and checks from
+    the row: ``--lr`` parses and checks a number as ``lr``'s rule says, ``--pooling`` takes
+    its owner's choices, a switch its ``--no-`` form."""
+    from .train import TrainConfig
+
+    defaults = {MODEL: _model_default, TRAIN: lambda name: str(getattr(TrainConfig, name)),
+                "<dataset>": lambda name: DEFAULT_DATASET}
+    for o in options:
+        if not o.flagged:
+            continue
+        text = o.help.replace("{default}", defaults[o.default](o.name)) if o.default else o.help
+        if o.type is bool:
+            if o.negative == "both":
+                group.add_argument(o.flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+            else:
+                group.add_argument("--no-" + o.flag[2:], dest=o.name, action="store_const", const=False, help=text)
+        elif o.type is list:
+            group.add_argument(o.flag, nargs="+", help=text)
+        elif o.choices == "device":
+            group.add_argument(o.flag, type=_check_flag_device, help=text)
+        elif o.choices is not None:
+            group.add_argument(o.flag, choices=choices[o.choices] if isinstance(o.choices, str) else o.choices,
+                               help=text)
+        elif o.rule is not None:
+            group.add_argument(o.flag, type=_typed(o.name), help=text)
+        else:
+            group.add_argument(o.flag, help=text)
+
+
 def _weights_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", choices=WEIGHTS, default="final",
                         help="the weights the run ended on (default), its best dev epoch, or its latest checkpoint")
@@ -278,8 +309,6 @@ def _parser() -> argparse.ArgumentParser:
 
     from .data import FORMATS
     from .explain import MODES
-    from .train import TrainConfig as _TC
-
     choices = option_choices()
     p = _Parser(prog="birnn", description="Bidirectional RNNs that handle padding for you.")
     p.add_argument("--version", action="version", version=f"birnn {__version__}")
@@ -298,105 +327,16 @@ def _parser() -> argparse.ArgumentParser:
                               "  birnn train forecast --train series.csv --window 60 --horizon 20 --plot")
     t.add_argument("task", nargs="?", choices=TASKS,
                    help="what to train; implied by --dataset or --config")
-    d = t.add_argument_group("data")
-    d.add_argument("--train", help="training file: .conllu, .txt (word/TAG), .bio/.conll (columns) for tag; "
-                                   ".csv/.tsv (text,label) or .ts for classify; .csv/.tsv series for forecast")
-    d.add_argument("--dev", help="dev file for early stopping and selection (default: a seeded 10%% of --train; "
-                                 "a forecast series is split in time 80/10/10)")
-    d.add_argument("--test", help="test file, scored once at the end")
-    d.add_argument("--dataset", help=f"an offline dataset and its preset instead of files (default "
-                                     f"{DEFAULT_DATASET} when no --train; see birnn data list)")
-    d.add_argument("--format", choices=FORMATS,
-                   help="the files' format (default: from the extension)")
-    d.add_argument("--text-column", help="[classify] CSV column of the texts (default: text, sentence, review, ...)")
-    d.add_argument("--label-column", help="[classify] CSV column of the labels (default: label, category, class, ...)")
-    d.add_argument("--tag-column", choices=("upos", "xpos"), help="[tag] CoNLL-U column of the tags (default upos)")
-    d.add_argument("--columns", help="[forecast] series columns, comma-separated names (default: the last column)")
-    d.add_argument("--split-seed", type=_typed("split_seed"), help="seed of the dev split without --dev (default 13)")
+    choices["format"] = FORMATS
+    _add_options(t.add_argument_group("data"), SOURCE_OPTIONS, choices)
     m = t.add_argument_group("model")
-    m.add_argument("--layers", nargs="+", help="layer specs [bi]CELL:HIDDEN[:MERGE][*LAYERS], e.g. bilstm:128*2 "
-                                               "gru:64 bigru:32:sum (default: " + _model_default("layers") + ")")
-    m.add_argument("--input", choices=choices["input"],
-                   help="[classify text] what the model reads: words, chars (each text's characters) or both "
-                        "(words + each word's characters); auto (the default) picks chars for texts of a few words "
-                        "or mostly unseen words, else words, and says why in the run header")
-    m.add_argument("--pooling", choices=choices["pooling"],
-                   help="[classify, forecast] how a sequence becomes one vector: final = forward state at the last "
-                        "real step + backward state at the first (default " + _model_default("pooling") + ")")
-    m.add_argument("--dropout", type=_typed("dropout"), help="dropout on inputs, between layers and in the head, in "
-                                                              "[0, 1) (default " + _model_default("dropout") + ")")
-    m.add_argument("--embedding-dim", type=_typed("embedding_dim"),
-                   help="[classify text] word embedding size (default " + _model_default("embedding_dim") + ")")
-    m.add_argument("--embedding-dropout", type=_typed("embedding_dropout"),
-                   help="[classify text] whole-word dropout on the embeddings (default 0)")
-    m.add_argument("--word-dim", type=_typed("word_dim"), help="[tag] word embedding size (default "
-                                                                + _model_default("word_dim") + ")")
-    m.add_argument("--char-dim", type=_typed("char_dim"),
-                   help="[tag, classify --input both] character embedding size (default "
-                        + _model_default("char_dim") + ")")
-    m.add_argument("--char-hidden", type=_typed("char_hidden"),
-                   help="[tag, classify --input both] character BiLSTM size per direction (default "
-                        + _model_default("char_hidden") + ")")
-    m.add_argument("--no-chars", dest="chars", action="store_const", const=False,
-                   help="[tag] no character features (words only)")
-    m.add_argument("--word-dropout", type=_typed("word_dropout"),
-                   help="[tag] probability of replacing a word by <unk> in training (default 0)")
-    m.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
-                   help="[tag] a CRF output layer (Viterbi decoding); default: one for BIO/IOB tag sets (entity "
-                        "spans), none otherwise")
-    m.add_argument("--window", type=_typed("window"), help="[forecast] input steps per example (default 30)")
-    m.add_argument("--horizon", type=_typed("horizon"), help="[forecast] steps predicted at once (default 1)")
-    m.add_argument("--min-freq", type=_typed("min_freq"),
-                   help="[classify text, tag] words seen fewer times in training become <unk> (default: classify 2, "
-                        "tag 1)")
-    m.add_argument("--patch", type=_typed("patch"),
-                   help="[classify series] time steps the RNN reads at once (a long series becomes a short "
-                        "sequence; default 1)")
-    m.add_argument("--input-noise", type=_typed("input_noise"),
-                   help="[classify series] sd of Gaussian noise added to the inputs in training (default 0)")
+    _add_options(m, MODEL_OPTIONS, choices)
     for name, kind, default, text in LayerOptions.command_line():  # every recurrent layer's options
         if kind is bool:
             m.add_argument(flag(name), action="store_const", const=True, help=text)
         else:
             m.add_argument(flag(name), type=_typed(name), help=f"{text} (default {default:g})")
-    r = t.add_argument_group("training")
-    r.add_argument("--epochs", type=_typed("epochs"), help=f"passes over the training data (default {_TC.epochs})")
-    r.add_argument("--batch-size", type=_typed("batch_size"), help=f"examples per batch (default {_TC.batch_size})")
-    r.add_argument("--max-length", type=_typed("max_length"),
-                   help="[tag] split, [classify] cut training sequences longer than this many steps (default: none; "
-                        "a run whose longest batch would not fit in memory is refused before training and says so)")
-    r.add_argument("--accumulate", type=_typed("accumulate"),
-                   help="batches whose gradients make one optimizer step (default 1)")
-    r.add_argument("--lr", type=_typed("lr"), help=f"AdamW learning rate (default {_TC.lr:g})")
-    r.add_argument("--warmup-steps", type=_typed("warmup_steps"),
-                   help="optimizer steps of linear learning-rate warm-up (default 0)")
-    r.add_argument("--weight-decay", type=_typed("weight_decay"), help=f"AdamW weight decay (default {_TC.weight_decay})")
-    r.add_argument("--clip-norm", type=_typed("clip_norm"),
-                   help=f"clip the gradients' global norm to this, 0 for no clipping (default {_TC.clip_norm})")
-    r.add_argument("--schedule", choices=choices["schedule"],
-                   help="learning rate: plateau halves it after 2 epochs without dev improvement; cosine decays it "
-                        f"to 0 over the run (default {_TC.schedule})")
-    r.add_argument("--monitor", help="the dev metric for early stopping and selection, e.g. accuracy, macro_f1, "
-                                     "span_f1, mae (default: accuracy; mae for forecast)")
-    r.add_argument("--patience", type=_typed("patience"),
-                   help=f"stop after this many epochs without dev improvement (default {_TC.patience})")
-    r.add_argument("--precision", choices=choices["precision"],
-                   help="fp32 (default), or bf16: forward passes under bfloat16 autocast (matmuls and RNN ops in "
-                        "bfloat16; weights, optimizer and losses in float32)")
-    r.add_argument("--logger", choices=choices["logger"],
-                   help="json: log.jsonl and log.csv (default); tensorboard: also TensorBoard event files in "
-                        "RUN/tensorboard (scalars per step and epoch, the configuration; pip install tensorboard)")
-    r.add_argument("--select", choices=choices["select"],
-                   help="the weights the run ends on: the best dev epoch, or the last (for fixed budgets) "
-                        f"(default {_TC.select})")
-    r.add_argument("--save-every", type=_typed("save_every"),
-                   help=f"optimizer steps (not epochs) between mid-epoch checkpoints, 0 for epoch ends only "
-                        f"(default {_TC.save_every})")
-    r.add_argument("--max-minutes", type=_typed("max_minutes"),
-                   help="stop after this many minutes; birnn resume continues (default: no limit)")
-    r.add_argument("--device", type=lambda v: _check_flag_device(v),
-                   help="cpu, cuda, cuda:N, or auto: cuda when this PyTorch has a GPU, else cpu (default auto)")
-    r.add_argument("--seed", type=_typed("seed"), help=f"seed of the weights and batch order (default {_TC.seed})")
+    _add_options(t.add_argument_group("training"), TRAIN_OPTIONS, choices)
     t.add_argument("--config", help="a TOML file with [source] [model] [layer] [train] tables (a run's run.toml "
                                     "reruns it); relative paths in it are relative to the file")
     t.add_argument("--out", help="run directory (default runs/TASK-DATA-TIME)")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from .options import PROBABILITIES, LayerOptions
+from .run_options import MODEL_OPTIONS, SOURCE_OPTIONS, TRAIN_OPTIONS
 from .tasks import TASKS
 
 __all__ = ["DEFAULT_DATASET", "LAYER_FIELDS", "MODEL_FIELDS", "PATH_FIELDS", "RULES", "SECTIONS", "SOURCE_FIELDS",
@@ -33,15 +34,11 @@ __all__ = ["DEFAULT_DATASET", "LAYER_FIELDS", "MODEL_FIELDS", "PATH_FIELDS", "RU
            "flag", "load_toml", "resolve"]
 
 DEFAULT_DATASET = "japanese-vowels"
-TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "clip_norm", "schedule", "patience", "seed",
-                 "save_every", "max_minutes", "select", "device", "accumulate", "warmup_steps", "monitor", "logger",
-                 "precision", "threads", "max_length")
-MODEL_FIELDS = ("layers", "pooling", "dropout", "embedding_dim", "embedding_dropout", "word_dim", "char_dim",
-                 "char_hidden", "chars", "input", "word_dropout", "crf", "window", "horizon", "min_freq", "head",
-                 "input_noise", "patch")
-LAYER_FIELDS = tuple(name for name, *_ in LayerOptions.command_line())  # (birnn.options: the one option table)
-SOURCE_FIELDS = ("dataset", "train", "dev", "test", "format", "text_column", "label_column", "tag_column",
-                  "columns", "split_seed")
+# the option tables (birnn.run_options, birnn.options) name every option each table holds
+TRAIN_FIELDS = tuple(o.name for o in TRAIN_OPTIONS)
+MODEL_FIELDS = tuple(o.name for o in MODEL_OPTIONS)
+LAYER_FIELDS = tuple(name for name, *_ in LayerOptions.command_line())
+SOURCE_FIELDS = tuple(o.name for o in SOURCE_OPTIONS)
 PATH_FIELDS = ("train", "dev", "test")  # stored absolute in run.toml, so a run reruns from any folder
 # what each table of a config file may hold (run.toml's [train] also records "maximize")
 SECTIONS = {"source": SOURCE_FIELDS, "model": MODEL_FIELDS, "layer": LAYER_FIELDS,
@@ -52,20 +49,12 @@ class UsageError(Exception):
     """A user error: printed as one line."""
 
 
-# What each numeric option accepts: (type, lowest, lowest allowed?, highest or None, highest allowed?).
-# The same rules check flags (argparse types) and values from a --config file.
+# What each numeric option accepts: (type, lowest, lowest allowed?, highest or None, highest allowed?),
+# from the option tables. The same rules check flags (argparse types) and values from a --config file.
 RULES = {
-    **{k: (int, 1, True, None, False) for k in ("epochs", "batch_size", "patience", "window", "horizon", "max_length",
-                                                 "embedding_dim", "word_dim", "char_dim", "char_hidden", "min_freq",
-                                                 "patch")},
-    **{k: (int, 0, True, None, False) for k in ("save_every", "seed", "split_seed", "warmup_steps")},
-    "accumulate": (int, 1, True, None, False),
+    **{o.name: (o.type, *o.rule) for o in SOURCE_OPTIONS + MODEL_OPTIONS + TRAIN_OPTIONS if o.rule is not None},
     "count": (int, 1, True, None, False),  # explain's sizes
-    "threads": (int, 1, True, None, False),
-    **{k: (float, 0, False, None, False) for k in ("lr", "max_minutes")},
-    **{k: (float, 0, True, None, False) for k in ("weight_decay", "clip_norm", "input_noise")},
-    **{k: (float, 0, True, 1, False) for k in ("dropout", "embedding_dropout", "word_dropout")
-       + tuple(n for n in LAYER_FIELDS if n in PROBABILITIES)},
+    **{k: (float, 0, True, 1, False) for k in LAYER_FIELDS if k in PROBABILITIES},
 }
 
 
