@@ -4,11 +4,13 @@ from .datasets import DATASETS, DatasetUnavailable, SeriesSplits, Splits, datase
 from .encoding import (Batch, ForecastEncoder, SeriesEncoder, TaggingEncoder, TextEncoder, bucket_batches,
                        make_windows)
 from .errors import DataFormatError
-from .readers import (FORMATS, Records, bio_tags, infer_format, read_columns, read_conllu, read_lines, read_series_csv,
-                      read_text_csv, read_ts, read_wordtag, where)
+from .readers import FORMATS, Records, infer_format, read_lines, where
 from .scaling import Standardizer
 from .sources import TASK_FORMATS, load_source, read_source_file
+from .tables import read_series_csv, read_text_csv
+from .tagged import bio_tags, read_columns, read_conllu, read_wordtag
 from .text import tokenize
+from .ts import read_ts
 from .vocab import Vocab
 
 __all__ = [

@@ -30,7 +30,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .readers import Records, read_conllu, read_series_csv, read_text_csv, read_ts
+from .readers import Records
+from .tables import read_series_csv, read_text_csv
+from .tagged import read_conllu
+from .ts import read_ts
 
 __all__ = ["DATASETS", "DatasetUnavailable", "SeriesSplits", "Splits", "dataset_status", "load_dataset", "locate", "seeded_split"]
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 from .datasets import SeriesSplits, Splits, load_dataset, seeded_split
-from .readers import infer_format, read_columns, read_conllu, read_series_csv, read_text_csv, read_ts, read_wordtag
+from .readers import infer_format
+from .tables import read_series_csv, read_text_csv
+from .tagged import read_columns, read_conllu, read_wordtag
+from .ts import read_ts
 
 __all__ = ["TASK_FORMATS", "load_source", "read_source_file"]
 
