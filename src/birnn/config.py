@@ -67,7 +67,7 @@ def choices() -> dict:
     argparse choices; configs are checked here)."""
     from .data.encoding import TEXT_INPUTS
     from .models import POOLINGS
-    from .train.loop import LOGGERS, PRECISIONS, SCHEDULES, SELECTS
+    from .train.settings import LOGGERS, PRECISIONS, SCHEDULES, SELECTS
 
     return {"input": ("auto",) + TEXT_INPUTS, "pooling": POOLINGS, "schedule": SCHEDULES, "select": SELECTS,
             "crf": ("auto", True, False), "logger": LOGGERS, "precision": PRECISIONS}

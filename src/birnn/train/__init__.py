@@ -2,7 +2,8 @@
 
 from .checkpoint import CheckpointError, load_checkpoint, load_config, load_weights, save_checkpoint
 from .distributed import init_from_env
-from .loop import PRECISIONS, TrainConfig, Trainer, TrainingDiverged, precision
+from .loop import Trainer, TrainingDiverged
+from .settings import PRECISIONS, TrainConfig, precision
 from .metrics import accuracy, bio_spans, class_report, confusion_matrix, entity_report, macro_f1, mae, rmse, span_f1
 
 __all__ = ["CheckpointError", "PRECISIONS", "TrainConfig", "Trainer", "TrainingDiverged", "accuracy", "bio_spans",

@@ -1,4 +1,4 @@
-"""The training loop. It knows nothing about the model beyond one method,
+"""The training loop (:class:`Trainer`; what it is told: :mod:`.settings`). It knows nothing about the model beyond one method,
 ``model.loss(batch) -> (summed loss, count)``, and calls an ``evaluate(model) -> metrics``
 function it is given. It provides AdamW, gradient clipping, a learning-rate schedule, early
 stopping on a dev metric, a progress bar, JSON/CSV logs, atomic checkpoints that a killed run
@@ -23,28 +23,10 @@ from torch import nn
 
 from .checkpoint import (CheckpointError, atomic_write_text, check_config, checkpoint_path, load_checkpoint,
                          load_config, load_weights, save_checkpoint, save_weights)
+from .progress import Progress
+from .settings import TrainConfig, precision
 
-__all__ = ["PRECISIONS", "TrainConfig", "Trainer", "TrainingDiverged", "precision"]
-
-SCHEDULES = ("plateau", "cosine", "constant")
-LOGGERS = ("json", "tensorboard")  # json: log.jsonl and log.csv (always written); tensorboard: also event files
-SELECTS = ("best", "last")  # the weights a run ends on
-PRECISIONS = ("fp32", "bf16")  # bf16: the forward passes under torch.autocast (bfloat16 matmuls), float32 weights
-
-
-def precision(name: str, device) -> "torch.autocast":
-    """The context a model runs in at ``precision``: ``"bf16"`` is :class:`torch.autocast` to
-    bfloat16 on ``device``'s type (matmuls and RNN ops in bfloat16, weights, optimizer state and
-    losses in float32: no loss scaling needed), ``"fp32"`` a context that changes nothing.
-
-    >>> with precision("bf16", "cpu"):
-    ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
-    torch.bfloat16
-    """
-    if name not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}; got {name!r}")
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=name == "bf16")
-
+__all__ = ["Trainer", "TrainingDiverged"]
 
 # batches of fewer padded steps are not probed for memory: a few GiB would take over 1 MiB a step
 # (the model's own size is checked when it is built: birnn.train.memory.check_model)
@@ -55,48 +37,6 @@ WAY_OUT = ("--max-length N splits (tag) or cuts (classify) longer training seque
 
 class TrainingDiverged(RuntimeError):
     pass
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    clip_norm: float = 5.0
-    schedule: str = "plateau"  # plateau: halve the lr after 2 epochs without dev improvement
-    warmup_steps: int = 0
-    patience: int = 6  # early stopping: epochs without dev improvement
-    monitor: str = "accuracy"
-    maximize: bool = True
-    seed: int = 0
-    save_every: int = 50  # steps between mid-epoch checkpoints (0: epoch ends only)
-    max_minutes: Optional[float] = None
-    select: str = "best"  # the weights a run ends on: "best" dev epoch, or "last" (fixed budgets)
-    progress: bool = True
-    device: str = "cpu"
-    accumulate: int = 1  # batches whose gradients make one optimizer step
-    logger: str = "json"  # "tensorboard": also TensorBoard event files in RUN/tensorboard (birnn.train.tensorboard)
-    precision: str = "fp32"  # "bf16": forward passes (training and dev scoring) under bfloat16 autocast
-    # CPU threads (None: this process's default). birnn.runs applies it and run.toml records it:
-    # another count sums in another order, so the weights differ (birnn resume keeps the count)
-    threads: Optional[int] = None
-    # training sequences longer than this are split into pieces (tagging) or cut (classification)
-    # by the task (birnn.tasks.train_run); None: as they are
-    max_length: Optional[int] = None
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
-        if self.logger not in LOGGERS:
-            raise ValueError(f"logger must be one of {LOGGERS}; got {self.logger!r}")
-        if self.select not in SELECTS:
-            raise ValueError(f"select must be {' or '.join(map(repr, SELECTS))}; got {self.select!r}")
-        for name in ("epochs", "batch_size", "accumulate"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 class _Loss(nn.Module):
@@ -258,7 +198,7 @@ class Trainer:
         start = time.time()
         per_epoch = math.ceil(len(self.examples) / c.batch_size)
         total = self.total_steps()
-        self._progress = _Progress(self, total, start)
+        self._progress = Progress(self, total, start)
         stop_reason = None
         try:
             while self.state.epoch < c.epochs and stop_reason is None:
@@ -461,67 +401,3 @@ class Trainer:
         if s.bad_epochs >= c.patience:
             return f"early stopping: no dev {c.monitor} improvement in {c.patience} epochs"
         return None
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
-
-
-class _Progress:
-    """Whole-run progress: a tqdm bar over every step of the run on a terminal; without one, a
-    line every 30 seconds. Each epoch's line says where the run is and how long it has left."""
-
-    EVERY = 30.0  # seconds between progress lines without a terminal
-
-    def __init__(self, trainer: "Trainer", total: int, start: float) -> None:
-        self.trainer, self.total, self.start = trainer, total, start
-        self.first_step = trainer.state.step
-        self.last_line = start
-        self.bar = None
-        if trainer.config.progress and trainer.main:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=trainer.state.step, desc="training", unit="step", leave=True,
-                            dynamic_ncols=True)
-
-    def eta(self) -> str:
-        done = self.trainer.state.step - self.first_step
-        if done <= 0:
-            return "?"
-        left = (time.time() - self.start) / done * (self.total - self.trainer.state.step)
-        return _clock(left)
-
-    def where(self) -> str:
-        s = self.trainer.state
-        pct = 100 * s.step / max(self.total, 1)
-        return f"step {s.step}/{self.total} ({pct:.0f}%), {_clock(time.time() - self.start)} elapsed, {self.eta()} left"
-
-    def step(self, loss: float) -> None:
-        s, c = self.trainer.state, self.trainer.config
-        if self.bar is not None:
-            shown = {"epoch": f"{s.epoch + 1}/{c.epochs}", "loss": f"{loss:.4f}"}
-            if s.history:  # the dev metric of the last epoch
-                shown[f"dev_{c.monitor}"] = f"{s.history[-1][f'dev_{c.monitor}']:.4f}"
-            self.bar.set_postfix(shown)
-            self.bar.update(1)
-        elif self.trainer.main and time.time() - self.last_line >= self.EVERY:
-            self.last_line = time.time()
-            self.trainer.log(f"  epoch {s.epoch + 1}/{c.epochs}, {self.where()}, loss {loss:.4f}")
-
-    def epoch(self, row: dict, improved: bool) -> None:
-        c = self.trainer.config
-        parts = [f"epoch {row['epoch']}/{c.epochs}", f"train_loss {row['train_loss']:.4f}"]
-        parts += [f"{k} {v:.4f}" for k, v in row.items() if k.startswith("dev_") and isinstance(v, float)]
-        parts += [f"lr {row['lr']:.2e}", f"{row['seconds']:.1f} s", f"({self.where()})"]
-        line = "  ".join(parts) + (f"  * new best dev {c.monitor}" if improved else "")
-        if self.bar is not None:
-            self.bar.write(line)
-        else:
-            self.trainer.log(line)
-        self.last_line = time.time()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
