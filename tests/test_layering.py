@@ -15,7 +15,7 @@ SRC = pathlib.Path(birnn.__file__).parent
 LAYERS = [
     "errors", "batch", "cells", "output", "bridge", "regularization", "options", "init", "parameters",
     "speed_table", "arguments", "dispatch", "backends", "layers", "onnx_export", "driver", "bidirectional", "explain",
-    "data", "models", "train", "tasks", "export", "plots", "run_options", "config", "runs", "pretrained", "report", "cli", "__main__",
+    "data", "models", "train", "tasks", "export", "plots", "run_options", "config", "runs", "pretrained", "report", "flags", "cli", "__main__",
 ]
 
 
