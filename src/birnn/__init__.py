@@ -23,10 +23,14 @@ def _register_quantization() -> None:
 
 _register_quantization()
 
-# Module paths users have written whose modules now live in their backend's folder: the same
-# module objects under the old names (``from birnn.quantized import quantize_dynamic``,
-# ``birnn.cpu_kernel.unavailable()``, ``birnn.kernels.KernelConfig``).
-MOVED = {"quantized": "backends.quantized", "cpu_kernel": "backends.packed.cpu_kernel", "kernels": "backends.fused"}
+# Module paths users have written whose modules now live elsewhere: the same module objects
+# under the old names (``from birnn.quantized import quantize_dynamic``, ``birnn.cpu_kernel
+# .unavailable()``, ``birnn.kernels.KernelConfig``, ``birnn.tasks``, ``birnn.cli``). The
+# backends' are imported with birnn (they are anyway); the task layer's (birnn.app) when used.
+MOVED = {"quantized": "backends.quantized", "cpu_kernel": "backends.packed.cpu_kernel", "kernels": "backends.fused",
+         **{name: f"app.{name}" for name in ("tasks", "runs", "pretrained", "config", "run_options", "report",
+                                              "export", "plots", "flags", "cli")}}
+EAGER = ("quantized", "cpu_kernel", "kernels")
 
 
 class _Moved:
@@ -39,9 +43,10 @@ class _Moved:
 
         head, _, rest = fullname.partition(".")
         old, _, sub = rest.partition(".")
-        if head != __name__ or old not in MOVED or not sub:
+        if head != __name__ or old not in MOVED:
             return None
-        return importlib.util.spec_from_loader(fullname, _Moved, origin=f"{__name__}.{MOVED[old]}.{sub}")
+        target = f"{__name__}.{MOVED[old]}" + (f".{sub}" if sub else "")
+        return importlib.util.spec_from_loader(fullname, _Moved, origin=target)
 
     @staticmethod
     def create_module(spec):
@@ -58,8 +63,8 @@ def _alias_moved() -> None:
     import importlib
     import sys
 
-    for old, new in MOVED.items():
-        module = importlib.import_module(f"{__name__}.{new}")
+    for old in EAGER:
+        module = importlib.import_module(f"{__name__}.{MOVED[old]}")
         sys.modules[f"{__name__}.{old}"] = module
         globals()[old] = module
     sys.meta_path.insert(0, _Moved)
@@ -67,12 +72,12 @@ def _alias_moved() -> None:
 
 _alias_moved()
 
-_TRAINED = ("TrainedModel", "fit", "load")  # the task layer's Python API (birnn.pretrained), imported when used
+_TRAINED = ("TrainedModel", "fit", "load")  # the task layer's Python API (birnn.app.pretrained), imported when used
 
 
 def __getattr__(name: str):
     if name in _TRAINED:
-        from . import pretrained
+        from .app import pretrained
 
         return getattr(pretrained, name)
     raise AttributeError(f"module 'birnn' has no attribute {name!r}")

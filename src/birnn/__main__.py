@@ -1,5 +1,5 @@
 """``python -m birnn``: the birnn command."""
 
-from .cli import main
+from .app.cli import main
 
 raise SystemExit(main())

@@ -8,9 +8,9 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
-from ..data import ForecastEncoder, SeriesSplits, make_windows
-from ..data.encoding import Batch
-from ..models import Forecaster
+from ...data import ForecastEncoder, SeriesSplits, make_windows
+from ...data.encoding import Batch
+from ...models import Forecaster
 from .base import Run, Task, register
 from .inputs import arrays_of
 
@@ -74,7 +74,7 @@ class Forecasting(Task):
         return [run.encoder.scaler.inverse(p) for p in preds]
 
     def infer_format(self, path: str) -> str:
-        from ..data import infer_format
+        from ...data import infer_format
 
         try:
             return infer_format(path, "forecast")
@@ -82,7 +82,7 @@ class Forecasting(Task):
             return "lines"
 
     def read_for_prediction(self, run: Run, path: str, fmt: str) -> list:
-        from ..data import read_series_csv
+        from ...data import read_series_csv
 
         series = read_series_csv(path, run.config.get("source", {}).get("columns"))
         W = run.encoder.window

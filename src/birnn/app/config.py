@@ -9,7 +9,7 @@ parses flags with :func:`check_value`'s rules and hands them to :func:`resolve`.
 0.01
 >>> check_value("dropout", 1.5)
 Traceback (most recent call last):
-birnn.config.UsageError: --dropout must be in [0, 1), got 1.5
+birnn.app.config.UsageError: --dropout must be in [0, 1), got 1.5
 >>> print(dump_toml({"task": "tag", "train": {"epochs": 3, "lr": 0.01}}).strip())
 task = "tag"
 <BLANKLINE>
@@ -25,7 +25,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
-from .options import PROBABILITIES, LayerOptions
+from ..options import PROBABILITIES, LayerOptions
 from .run_options import MODEL_OPTIONS, SOURCE_OPTIONS, TRAIN_OPTIONS
 from .tasks import TASKS
 
@@ -65,9 +65,9 @@ def flag(name: str) -> str:
 def choices() -> dict:
     """What each named-choice option accepts, from the module that owns it (flags get them as
     argparse choices; configs are checked here)."""
-    from .data.encoding import TEXT_INPUTS
-    from .models import POOLINGS
-    from .train.settings import LOGGERS, PRECISIONS, SCHEDULES, SELECTS
+    from ..data.encoding import TEXT_INPUTS
+    from ..models import POOLINGS
+    from ..train.settings import LOGGERS, PRECISIONS, SCHEDULES, SELECTS
 
     return {"input": ("auto",) + TEXT_INPUTS, "pooling": POOLINGS, "schedule": SCHEDULES, "select": SELECTS,
             "crf": ("auto", True, False), "logger": LOGGERS, "precision": PRECISIONS}
@@ -236,7 +236,7 @@ def _absolute(path, where: str) -> str:
 def resolve(flags: dict) -> dict:
     """Merge preset (dataset defaults) < config file (``flags["config"]``, a TOML path) < flags
     (option name -> value, None where not given) into {task, source, model, layer, train}."""
-    from .data import DATASETS
+    from ..data import DATASETS
 
     conf = {"source": {}, "model": {}, "layer": {}, "train": {}}
     path = flags.get("config")

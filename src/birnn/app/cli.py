@@ -60,7 +60,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from .train import load_config
+    from ..train import load_config
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").exists() and (run_dir / "run.toml").exists():
@@ -140,7 +140,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .explain import draw, explain
+    from ..explain import draw, explain
 
     lengths = None
     if args.lengths:
@@ -193,7 +193,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_data_list(args) -> int:
-    from .data import dataset_status
+    from ..data import dataset_status
 
     rows = [["dataset", "task", "available", "what", "install"]]
     for spec, ok, detail in dataset_status():
@@ -239,10 +239,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as e:  # one clear line unless --debug
         if args.debug:
             raise
-        from .data import DataFormatError, DatasetUnavailable
-        from .train import CheckpointError, TrainingDiverged
+        from ..data import DataFormatError, DatasetUnavailable
+        from ..train import CheckpointError, TrainingDiverged
 
-        from .train.lock import RunLocked
+        from ..train.lock import RunLocked
 
         known = (UsageError, DataFormatError, DatasetUnavailable, CheckpointError, TrainingDiverged, FileNotFoundError,
                  ValueError, RunLocked)

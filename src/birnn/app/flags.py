@@ -11,7 +11,7 @@ from typing import List, Optional, Tuple
 
 from .config import DEFAULT_DATASET, RULES, TASKS, UsageError, check_device, check_value, flag
 from .config import choices as option_choices
-from .options import LayerOptions
+from ..options import LayerOptions
 from .run_options import MODEL, MODEL_OPTIONS, SOURCE_OPTIONS, TRAIN, TRAIN_OPTIONS
 from .tasks import WEIGHTS
 
@@ -77,7 +77,7 @@ def _add_options(group, options, choices: dict) -> None:
     """Flags for the rows of an option table (:mod:`birnn.run_options`), help and checks from
     the row: ``--lr`` parses and checks a number as ``lr``'s rule says, ``--pooling`` takes
     its owner's choices, a switch its ``--no-`` form."""
-    from .train import TrainConfig
+    from ..train import TrainConfig
 
     defaults = {MODEL: _model_default, TRAIN: lambda name: str(getattr(TrainConfig, name)),
                 "<dataset>": lambda name: DEFAULT_DATASET}
@@ -117,10 +117,10 @@ def _running_flags(parser: argparse.ArgumentParser, choices: dict) -> None:
 
 def parser(commands: dict) -> argparse.ArgumentParser:
     """``birnn``'s parser; ``commands``: each command's function by name (:mod:`birnn.cli`)."""
-    from . import __version__
+    from .. import __version__
 
-    from .data import FORMATS
-    from .explain import MODES
+    from ..data import FORMATS
+    from ..explain import MODES
     choices = option_choices()
     p = Parser(prog="birnn", description="Bidirectional RNNs that handle padding for you.")
     p.add_argument("--version", action="version", version=f"birnn {__version__}")

@@ -95,9 +95,9 @@ class TrainedModel:
         """A model trained from Python (one of :mod:`birnn.models`) with the encoder that made
         its batches (one of :mod:`birnn.data`'s), ready to predict, :meth:`save` and load
         back — from Python or with ``birnn predict``."""
-        from . import __version__
-        from .data.encoding import ENCODERS
-        from .models import MODELS
+        from .. import __version__
+        from ..data.encoding import ENCODERS
+        from ..models import MODELS
         from .tasks import KINDS, TASKS, Run
 
         if task not in TASKS:
@@ -121,7 +121,7 @@ class TrainedModel:
         predict``, ``birnn evaluate`` and ``birnn export`` read it. Returns the directory."""
         import json
 
-        from .train.checkpoint import atomic_write_text, save_weights
+        from ..train.checkpoint import atomic_write_text, save_weights
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,7 @@ class TrainedModel:
 
     # -- using it ------------------------------------------------------------------------------
     def _precision(self, precision: Optional[str], device: str):
-        from .train import precision as context
+        from ..train import precision as context
 
         return context(precision or self.config.get("train", {}).get("precision", "fp32"), device)
 

@@ -120,7 +120,7 @@ class Task:
 
     def infer_format(self, path: str) -> str:
         """The format of ``path`` when none was given: from its extension, else one item per line."""
-        from ..data import infer_format
+        from ...data import infer_format
 
         try:
             return infer_format(path, None)

@@ -10,13 +10,13 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from .. import __version__
-from ..data import bucket_batches
-from ..data.encoding import ENCODERS, clip_examples
-from ..models import MODELS
-from ..train import TrainConfig, Trainer, load_config, load_weights
-from ..train.checkpoint import CheckpointError
-from ..train.memory import MemoryNeeded, check_model
+from ... import __version__
+from ...data import bucket_batches
+from ...data.encoding import ENCODERS, clip_examples
+from ...models import MODELS
+from ...train import TrainConfig, Trainer, load_config, load_weights
+from ...train.checkpoint import CheckpointError
+from ...train.memory import MemoryNeeded, check_model
 from .base import KINDS, Run, Task, task_of
 
 __all__ = ["MIN_STEPS", "SMALL_DEV", "TASKS", "WEIGHTS", "batches_of", "build_run", "check_labels", "class_breakdown",
@@ -164,7 +164,7 @@ def train_run(run: Run, records: dict, train: TrainConfig, run_dir, *, resume: b
               log: Callable[[str], None] = print, callbacks=()) -> dict:
     """Train with early stopping on dev; returns best dev metrics (the model ends on them).
     Each epoch's dev metrics include ``loss`` (the training loss on dev, for learning curves)."""
-    from ..data import where
+    from ...data import where
 
     impl = run.impl
     examples = encode_all(run.encoder, records["train"])
@@ -209,7 +209,7 @@ def load_run(run_dir, *, weights: str = "final") -> Run:
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{run_dir / 'config.json'}: not a configuration this birnn can build ({e!r})") from None
     if weights == "latest":
-        from ..train import load_checkpoint
+        from ...train import load_checkpoint
 
         ckpt = load_checkpoint(run_dir)
         if ckpt is None:
@@ -311,7 +311,7 @@ def read_for_evaluation(run: Run, path, fmt: Optional[str] = None) -> list:
     """The labelled records in ``path`` that ``run`` is scored on (``fmt``: a format of the
     run's task, default from the extension): every label or tag one the model knows (else
     ValueError naming ``file:line``); a forecast series becomes its windows."""
-    from ..data import read_source_file
+    from ...data import read_source_file
 
     impl = run.impl
     source = dict(run.config.get("source", {}), format=fmt)

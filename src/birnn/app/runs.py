@@ -42,7 +42,7 @@ def train_config(conf: dict, progress: bool):
     """The :class:`birnn.train.TrainConfig` of a resolved configuration's ``train`` section."""
     import torch
 
-    from .train import TrainConfig
+    from ..train import TrainConfig
 
     from .tasks import default_monitor
 
@@ -160,8 +160,8 @@ def train(conf: dict, run_dir, *, resume: bool = False, log: Callable[[str], Non
     receives the header, the notes and a line per epoch. Under torchrun only rank 0 owns the
     directory and reports: the other ranks return None. A failure before training began leaves
     no half-made run directory; an interrupted run keeps its checkpoints for ``birnn resume``."""
-    from .train import init_from_env
-    from .train.lock import run_lock
+    from ..train import init_from_env
+    from ..train.lock import run_lock
 
     run_dir = Path(run_dir)
     init_from_env()
@@ -184,10 +184,10 @@ def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, 
 
     import torch
 
-    from .data import load_source
+    from ..data import load_source
     from .tasks import (build_run, check_labels, monitorable, resolved_model_options, score, selection_defaults,
                         train_run)
-    from .train.checkpoint import atomic_write_text, load_checkpoint
+    from ..train.checkpoint import atomic_write_text, load_checkpoint
 
     data = load_source(conf["task"], conf["source"])
     check_labels(conf["task"], data)

@@ -6,10 +6,10 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from ..data import TaggingEncoder, bio_tags
-from ..data.encoding import Batch
-from ..models import SequenceTagger
-from ..train import entity_report, span_f1
+from ...data import TaggingEncoder, bio_tags
+from ...data.encoding import Batch
+from ...models import SequenceTagger
+from ...train import entity_report, span_f1
 from .base import Run, register
 from .classify import _Classification
 from .inputs import sequence_of
@@ -122,7 +122,7 @@ class Tagging(_Classification):
         return [run.encoder.tags.decode(p) for p in preds]
 
     def read_for_prediction(self, run: Run, path: str, fmt: str) -> list:
-        from ..data import read_columns, read_conllu, read_lines
+        from ...data import read_columns, read_conllu, read_lines
 
         if fmt == "conllu":
             return [(w, None) for w, _ in read_conllu(path, require_tags=False)]

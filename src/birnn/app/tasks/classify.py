@@ -8,10 +8,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..data import SeriesEncoder, TextEncoder
-from ..data.encoding import Batch
-from ..models import SequenceClassifier
-from ..train import accuracy, class_report, confusion_matrix, macro_f1
+from ...data import SeriesEncoder, TextEncoder
+from ...data.encoding import Batch
+from ...models import SequenceClassifier
+from ...train import accuracy, class_report, confusion_matrix, macro_f1
 from .base import Run, Task, register
 from .inputs import arrays_of, sequence_of
 from .labels import check_known_labels
@@ -38,7 +38,7 @@ def text_input(records: dict, min_freq: int = 2) -> Tuple[str, str]:
     """
     from collections import Counter
 
-    from ..data.text import tokenize
+    from ...data.text import tokenize
 
     counts = Counter(w for t, _ in records["train"] for w in tokenize(t))
     per_text = sum(counts.values()) / max(len(records["train"]), 1)
@@ -151,7 +151,7 @@ class TextClassification(_Classification):
         return "lines" if fmt == "wordtag" else fmt  # .txt: one text per line
 
     def read_for_prediction(self, run: Run, path: str, fmt: str) -> list:
-        from ..data import read_lines, read_text_csv
+        from ...data import read_lines, read_text_csv
 
         if fmt == "text":
             column = run.config.get("source", {}).get("text_column")
@@ -205,7 +205,7 @@ class SeriesClassification(_Classification):
         return run.encoder.channels
 
     def read_for_prediction(self, run: Run, path: str, fmt: str) -> list:
-        from ..data import read_ts
+        from ...data import read_ts
 
         return [(x, None) for x, _ in read_ts(path, channels=run.encoder.channels)]
 

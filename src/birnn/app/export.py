@@ -77,7 +77,7 @@ def export_run(run, path, fmt: str) -> Path:
         program = torch.export.export(module, args, dynamic_shapes=dynamic)
         torch.export.save(program, str(path))
     else:
-        from .onnx_export import export_onnx
+        from ..onnx_export import export_onnx
 
         export_onnx(module, args, dynamic_shapes=dynamic, input_names=names, output_names=["scores"],
                     verbose=False).save(str(path))

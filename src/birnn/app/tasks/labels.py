@@ -7,7 +7,7 @@ __all__ = ["check_known_labels"]
 
 def check_known_labels(records, known, what: str, tagging: bool = False) -> None:
     """Every label (or tag) of ``records`` is in ``known``, else ValueError naming ``file:line``."""
-    from ..data import where
+    from ...data import where
 
     known = set(known)
     for i, (_, label) in enumerate(records):
