@@ -7,7 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "birnn"
 # a path names the repository when its first folder is one of the repository's own (a top-level
-# folder, the package, or one of the package's folders at any depth: docs say "fused/plan.py");
+# folder, the package, or one of the package's folders at any depth: docs say "fused/grid.py");
 # others are placeholders (RUN/run.toml), other projects' files (torch/testing/...) or data in packages
 FOLDERS = [p for p in PACKAGE.rglob("*") if p.is_dir() and not p.name.startswith("__")]
 OWN = ({p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")} - {"runs"}
@@ -43,6 +43,6 @@ def test_every_repository_path_named_exists():
 
 def test_the_check_sees_a_stale_path(tmp_path):
     gone = "tests/" "test_gone.py"  # (split, so that this file names no stale path itself)
-    assert PATH.findall(f"see {gone} and `fused/plan.py`, not RUN/run.toml") == [gone, "fused/plan.py",
+    assert PATH.findall(f"see {gone} and `fused/grid.py`, not RUN/run.toml") == [gone, "fused/grid.py",
                                                                                 "RUN/run.toml"]
     assert "tests" in OWN and "fused" in OWN and "csrc" in OWN and "RUN" not in OWN

@@ -271,7 +271,7 @@ def test_bf16_dx_written_as_bf16_gives_the_same_bits(mode, kernel, monkeypatch):
     even on the GPU), with lengths."""
     from birnn.backends.fused import recurrent as R
 
-    monkeypatch.setattr(birnn.backends.fused.plan, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.backends.fused.grid, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
     torch.manual_seed(0)
     I, H, T, B = sized(128, 16), sized(256, 32), sized(40, 6), sized(16, 3)
     layer = getattr(birnn, mode)(I, H, num_layers=2, bidirectional=True, path="fused").to(DEV).bfloat16()
@@ -330,7 +330,7 @@ def test_fused_regularisers_match_the_reference_and_repeat_bit_for_bit(mode, B, 
 
     from birnn.backends import plan as P
 
-    monkeypatch.setattr(birnn.backends.fused.plan, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.backends.fused.grid, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
     # the masks drawn in float32 whatever the layer's dtype, so the float64 reference gets the same ones
     draw_v, draw_z = P.variational_mask, P.zoneout_masks
     monkeypatch.setattr(P, "variational_mask", lambda b, f, p, like: draw_v(b, f, p, like=like.float()).to(like.dtype))

@@ -569,7 +569,7 @@ def test_bfloat16_layers_write_dx_as_bfloat16_with_the_same_bits(mode, kernel, k
     (rounding to nearest even in both places: tests/kernels/interpreter_rounding.py)."""
     from birnn.backends.fused import recurrent as R
 
-    monkeypatch.setattr(birnn.backends.fused.plan, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.backends.fused.grid, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
     layer = pair(mode, num_layers=2, bidirectional=True, **kw).bfloat16()
     x, lengths = torch.randn(5, 3, 4).bfloat16(), torch.tensor([5, 2, 4])
     half, half_grads = run(layer, "fused", x, lengths, None, seed=3)
@@ -593,7 +593,7 @@ def test_bfloat16_layers_output_bfloat16_with_the_same_bits(mode, kernel, kw, mo
     scaled after that rounding instead of before, so dW_hh may differ in its last bit."""
     from birnn.backends.fused import recurrent as R
 
-    monkeypatch.setattr(birnn.backends.fused.plan, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
+    monkeypatch.setattr(birnn.backends.fused.grid, "_CURRENT", [birnn.backends.fused.KernelConfig(kernel=kernel)])
     layer = pair(mode, num_layers=2, bidirectional=True, **kw).bfloat16()
     x, lengths = torch.randn(5, 3, 4).bfloat16(), torch.tensor([5, 2, 4])
     half, half_grads = run(layer, "fused", x, lengths, None, seed=3)

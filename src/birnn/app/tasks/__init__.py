@@ -1,5 +1,5 @@
 """The task layer's tasks: ``classify`` (text or series inputs), ``tag`` and ``forecast``, each
-one :class:`~birnn.tasks.base.Task` that owns its formats, encoder, model, metrics, monitor,
+one :class:`~birnn.app.tasks.task.Task` that owns its formats, encoder, model, metrics, monitor,
 prediction and display (:mod:`.classify`, :mod:`.tag`, :mod:`.forecast`), and the lifecycle
 that drives any of them (:mod:`.lifecycle`: build, train, load, predict, score). The command
 line, :mod:`birnn.runs` and :class:`birnn.TrainedModel` compose these; so do the quality
@@ -7,7 +7,7 @@ benchmarks. A run directory written here loads back with :func:`load_run` for ev
 prediction with the same preprocessing.
 """
 
-from .base import KINDS, Run, Task, task_of
+from .task import KINDS, Run, Task, task_of
 from .classify import SeriesClassification, TextClassification, series_patch, text_input
 from .forecast import Forecasting
 from .labels import check_known_labels

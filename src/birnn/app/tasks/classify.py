@@ -12,7 +12,7 @@ from ...data import SeriesEncoder, TextEncoder
 from ...data.encoding import Batch
 from ...models import SequenceClassifier
 from ...train import accuracy, class_report, confusion_matrix, macro_f1
-from .base import Run, Task, register
+from .task import Run, Task, register
 from .inputs import arrays_of, sequence_of
 from .labels import check_known_labels
 

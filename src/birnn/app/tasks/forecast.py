@@ -11,7 +11,7 @@ import torch
 from ...data import ForecastEncoder, SeriesSplits, make_windows
 from ...data.encoding import Batch
 from ...models import Forecaster
-from .base import Run, Task, register
+from .task import Run, Task, register
 from .inputs import arrays_of
 
 __all__ = ["Forecasting"]

@@ -1,4 +1,4 @@
-"""A run's lifecycle over any :class:`~birnn.tasks.base.Task`: build (split, choose, fit the
+"""A run's lifecycle over any :class:`~birnn.app.tasks.task.Task`: build (split, choose, fit the
 encoder, build the model), train, load, predict, score, read files for evaluation and
 prediction. Nothing here branches on the kind of run: each step asks the run's task."""
 
@@ -17,7 +17,7 @@ from ...models import MODELS
 from ...train import TrainConfig, Trainer, load_config, load_weights
 from ...train.checkpoint import CheckpointError
 from ...train.memory import MemoryNeeded, check_model
-from .base import KINDS, Run, Task, task_of
+from .task import KINDS, Run, Task, task_of
 
 __all__ = ["MIN_STEPS", "SMALL_DEV", "TASKS", "WEIGHTS", "batches_of", "build_run", "check_labels", "class_breakdown",
            "class_scores", "default_monitor", "encode_all", "evaluate_run", "load_run", "mean_loss", "monitorable", "predict_format",

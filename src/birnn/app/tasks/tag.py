@@ -10,7 +10,7 @@ from ...data import TaggingEncoder, bio_tags
 from ...data.encoding import Batch
 from ...models import SequenceTagger
 from ...train import entity_report, span_f1
-from .base import Run, register
+from .task import Run, register
 from .classify import _Classification
 from .inputs import sequence_of
 from .labels import check_known_labels

@@ -4,7 +4,7 @@ the step (:class:`Fused`, at the end). Used on CUDA and tested on CPU under
 ``TRITON_INTERPRET=1``. The kernel modules need Triton; this one does not, so the layers can
 ask what the kernels support without importing it.
 
-Roles: :mod:`~birnn.backends.fused.plan` (sizes, grid, configuration; re-exported here),
+Roles: :mod:`~birnn.backends.fused.grid` (sizes, grid, configuration; re-exported here),
 :mod:`~birnn.backends.fused.device` (the device functions the kernels share),
 :mod:`~birnn.backends.fused.forward` and :mod:`~birnn.backends.fused.backward` (the two kernels),
 :mod:`~birnn.backends.fused.recurrent` (their launch: buffers, dtypes, layouts),
@@ -25,7 +25,7 @@ from ..plan import LayerPlan
 from ..stack import Ran, stack
 from . import hardware
 from .products import cudnn_rnn_uses_tf32
-from .plan import (KERNEL_CELLS, KERNELS, KernelConfig, configured, current, default_kernel, describe_kernel,
+from .grid import (KERNEL_CELLS, KERNELS, KernelConfig, configured, current, default_kernel, describe_kernel,
                    kernel_plan, offsets_fit, plan_grid, plan_resident, supported_hidden)
 
 __all__ = ["Fused", "KERNELS", "KernelConfig", "configured", "current", "default_kernel", "describe_kernel",
