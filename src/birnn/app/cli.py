@@ -169,7 +169,7 @@ def cmd_explain(args) -> int:
 def benchmarks_dir() -> Path:
     """The repository's ``benchmarks/`` folder, next to ``src/`` in a checkout (the suites are
     not part of the installed package); FileNotFoundError saying so where there is none."""
-    here = Path(__file__).resolve().parents[2] / "benchmarks"
+    here = Path(__file__).resolve().parents[3] / "benchmarks"  # (src/birnn/app/cli.py)
     if not (here / "harness.py").exists():
         raise FileNotFoundError("birnn bench runs the suites in the repository's benchmarks/ folder, which is not "
                                 f"installed with the package (looked in {here}): run it from a clone of the "

@@ -1,4 +1,4 @@
-"""The packed LSTM step's elementwise part as a C++ kernel (``birnn/csrc/packed_lstm.cpp``).
+"""The packed LSTM step's elementwise part as a C++ kernel (``birnn/backends/packed/csrc/packed_lstm.cpp``).
 
 :mod:`birnn.backends.packed.layer` runs a regularised LSTM step by step; per step, besides the recurrent
 product, the step is some twenty elementwise PyTorch ops forward and forty backward, each a
