@@ -45,7 +45,7 @@ from ..batch import traced
 from ..cells import cell_spec
 from ..dispatch import CPU_LENGTHS
 from .base import Capabilities
-from .native import _OPS, run_chunked, run_packed, run_whole
+from .native import Native, run_chunked, run_packed, run_whole
 from .packed.layer import packed_lstm_layer
 from .packed.layer import runs as packed_runs
 from .plan import LayerPlan
@@ -351,7 +351,7 @@ def _no_node(names) -> str:
 class Graph:
     paths = ("graph-op",)
     capabilities = Capabilities("graph capture", uses=frozenset(REGULARISERS), captures=frozenset({"compile", "export"}),
-                                cells=frozenset(_OPS), says=_no_node)  # (the cells of PyTorch's op and ONNX's)
+                                cells=Native.capabilities.cells, says=_no_node)  # (PyTorch's op's, and ONNX's)
 
     def supports(self, plan: LayerPlan) -> Optional[str]:
         refused = self.capabilities.refuses(plan)

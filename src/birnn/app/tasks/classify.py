@@ -68,6 +68,16 @@ def series_patch(records: dict) -> Tuple[int, str]:
                f"--patch to change)")
 
 
+def token_inputs(B, T, Dim, chars: bool):
+    """``birnn export``'s example for token models: ids and lengths, and each word's character ids
+    where the model reads them (names, example tensors, dynamic shapes)."""
+    ids, lengths = torch.full((2, 5), 2, dtype=torch.int64), torch.tensor([5, 3])
+    if not chars:
+        return ["ids", "lengths"], (ids, lengths), ({0: B, 1: T}, {0: B})
+    return (["ids", "lengths", "chars"], (ids, lengths, torch.full((2, 5, 4), 2, dtype=torch.int64)),
+            ({0: B, 1: T}, {0: B}, {0: B, 1: T, 2: Dim("W", min=2)}))
+
+
 class _Classification(Task):
     """What text and series classification share: labels, their metrics and their display."""
 
@@ -82,11 +92,15 @@ class _Classification(Task):
         for what, records in (("dev", data.dev), ("test", data.test)):
             check_known_labels(records, known, what)
 
+    def vocab(self, encoder):
+        """The classes' vocabulary (labels; the tags of a tagger)."""
+        return encoder.labels
+
     def check_records(self, run: Run, records: list, what: str) -> None:
-        check_known_labels(records, run.encoder.labels.itos, what)
+        check_known_labels(records, self.vocab(run.encoder).itos, what)
 
     def labels(self, encoder) -> Optional[List[str]]:
-        return list(encoder.labels.itos)
+        return list(self.vocab(encoder).itos)
 
     def collect(self, pred, batch, k: int):
         return int(pred[0][k])
@@ -98,12 +112,9 @@ class _Classification(Task):
         flat_p, flat_g = self.class_ids(examples, preds)
         return {"accuracy": accuracy(flat_p, flat_g), "macro_f1": macro_f1(flat_p, flat_g)}
 
-    def vocab(self, run: Run):
-        return run.encoder.labels
-
     def breakdown(self, run: Run, examples: list, preds: list) -> Optional[dict]:
         flat_p, flat_g = self.class_ids(examples, preds)
-        vocab = self.vocab(run)
+        vocab = self.vocab(run.encoder)
         labels = list(range(len(vocab)))
         return {"labels": list(vocab.itos),
                 "per_class": dict(zip(vocab.itos, class_report(flat_p, flat_g, labels).values())),
@@ -171,11 +182,7 @@ class TextClassification(_Classification):
         return {"text": record[0], "label": pred}
 
     def export_inputs(self, run: Run, B, T, Dim):
-        ids, lengths = torch.full((2, 5), 2, dtype=torch.int64), torch.tensor([5, 3])
-        if run.encoder.input != "both":
-            return ["ids", "lengths"], (ids, lengths), ({0: B, 1: T}, {0: B})
-        return (["ids", "lengths", "chars"], (ids, lengths, torch.full((2, 5, 4), 2, dtype=torch.int64)),
-                ({0: B, 1: T}, {0: B}, {0: B, 1: T, 2: Dim("W", min=2)}))
+        return token_inputs(B, T, Dim, chars=run.encoder.input == "both")
 
 
 class SeriesClassification(_Classification):

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-import torch
-
 from ...data import TaggingEncoder, bio_tags
 from ...data.encoding import Batch
 from ...models import SequenceTagger
 from ...train import entity_report, span_f1
-from .task import Run, register
-from .classify import _Classification
+from .classify import _Classification, token_inputs
 from .inputs import sequence_of
 from .labels import check_known_labels
+from .task import Run, register
 
 __all__ = ["Tagging", "tagger_crf"]
 
@@ -89,10 +87,7 @@ class Tagging(_Classification):
         """(Tags unknown to training are part of the tag set: the encoder is fitted with them.)"""
 
     def check_records(self, run: Run, records: list, what: str) -> None:
-        check_known_labels(records, run.encoder.tags.itos, what, tagging=True)
-
-    def labels(self, encoder) -> Optional[List[str]]:
-        return list(encoder.tags.itos)
+        check_known_labels(records, self.vocab(run.encoder).itos, what, tagging=True)
 
     def collect(self, pred, batch, k: int):
         return pred[k, : int(batch.lengths[k])].tolist()
@@ -100,8 +95,8 @@ class Tagging(_Classification):
     def class_ids(self, examples: list, preds: list) -> Tuple[list, list]:
         return [t for p in preds for t in p], [t for ex in examples for t in ex["tags"]]
 
-    def vocab(self, run: Run):
-        return run.encoder.tags
+    def vocab(self, encoder):
+        return encoder.tags
 
     def score(self, run: Run, examples: list, preds: list, records: list) -> Dict[str, float]:
         metrics = super().score(run, examples, preds, records)
@@ -154,11 +149,7 @@ class Tagging(_Classification):
         return "\n".join(f"{w}\t{t}" for w, t in zip(item["words"], item["tags"])) + "\n"
 
     def export_inputs(self, run: Run, B, T, Dim):
-        ids, lengths = torch.full((2, 5), 2, dtype=torch.int64), torch.tensor([5, 3])
-        if run.model.chars is None:
-            return ["ids", "lengths"], (ids, lengths), ({0: B, 1: T}, {0: B})
-        return (["ids", "lengths", "chars"], (ids, lengths, torch.full((2, 5, 4), 2, dtype=torch.int64)),
-                ({0: B, 1: T}, {0: B}, {0: B, 1: T, 2: Dim("W", min=2)}))
+        return token_inputs(B, T, Dim, chars=run.model.chars is not None)
 
     def exported(self, model, x, lengths, chars):
         return model(Batch(x, lengths, None, chars))  # emissions (a CRF's: decode with preprocessing.json's)
