@@ -8,7 +8,7 @@ from .bidirectional import Bidirectional
 from .bridge import bridge
 from .dispatch import Decision
 from .driver import Recurrent, TorchCell
-from .layers import GRU, LSTM, RNN, RecurrentLayer
+from .layers import GRU, LSTM, RNN, MinGRU, MinLSTM, RecurrentLayer
 from .output import RecurrentOutput
 from .regularization import EmbeddingDropout, VariationalDropout
 
@@ -86,6 +86,8 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "MinGRU",
+    "MinLSTM",
     "Bidirectional",
     "Decision",
     "EmbeddingDropout",

@@ -17,6 +17,15 @@ Equations (identical to torch.nn):
 - GRU:  ``[r|z|n]``: ``r = σ(x_r + h_r)``, ``z = σ(x_z + h_z)``, ``n = tanh(x_n + r * h_n)``
   with ``h_* = h W_h*^T + b_h*`` (``b_hn`` sits inside ``r *``), ``h' = (1 - z) n + z h``.
 
+Two cells read only the input in their gates (Feng et al. 2024, "Were RNNs All We Needed?"),
+so their recurrence is *linear*, ``h' = a * h + b`` with ``(a, b)`` from ``xg`` alone, and a
+whole sequence is one parallel scan (:mod:`birnn.backends.scan`). They have no ``W_hh``; ``g``
+is the paper's positive activation ``g(x) = x + 0.5 if x >= 0 else σ(x)`` (its log-space form):
+
+- minGRU ``[z|h]``: ``z = σ(x_z)``; ``a = 1 - z``, ``b = z g(x_h)``.
+- minLSTM ``[f|i|h]``: ``f' = σ(x_f) / (σ(x_f) + σ(x_i))`` computed as
+  ``σ(log σ(x_f) - log σ(x_i))`` (no 0/0), ``i' = 1 - f'``; ``a = f'``, ``b = i' g(x_h)``.
+
 Optional, per :class:`StepWeights` (all off for torch.nn's cells):
 
 - recurrent dropout: ``h`` is multiplied by a fixed mask ``drop_h`` before ``W_hh`` (Gal).
@@ -34,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["CELLS", "CELL_NAMES", "CellSpec", "StepWeights", "cell_spec", "normalise"]
+__all__ = ["CELLS", "CELL_NAMES", "CellSpec", "StepWeights", "cell_spec", "normalise", "positive"]
 
 Carry = Tuple[Tensor, ...]  # (h,) or (h, c), each (D, B, ·)
 
@@ -42,7 +51,7 @@ Carry = Tuple[Tensor, ...]  # (h,) or (h, c), each (D, B, ·)
 class StepWeights(NamedTuple):
     """Recurrent weights of one layer, stacked over directions, laid out for ``baddbmm``."""
 
-    hh_t: Tensor  # (D, P, G*H): W_hh transposed, gate blocks in step order
+    hh_t: Optional[Tensor]  # (D, P, G*H): W_hh transposed, gate blocks in step order; None for a linear cell
     b_hh: Optional[Tensor] = None  # (D, 1, G*H), used inside the step only by the GRU
     hr_t: Optional[Tensor] = None  # (D, H, P): W_hr transposed (projected LSTM)
     drop_h: Optional[Tensor] = None  # (D, B, P) recurrent dropout mask, already scaled by 1/(1-p)
@@ -101,11 +110,36 @@ def _gru_step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
     return (n + z * (h - n),)  # (1 - z) n + z h
 
 
+def positive(x: Tensor) -> Tensor:
+    """The paper's ``g``: ``x + 0.5`` for ``x >= 0``, else ``σ(x)``; positive and continuous."""
+    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+
+
+def _mingru(xg: Tensor) -> Tuple[Tensor, Tensor]:
+    k_z, k_h = xg.chunk(2, dim=-1)
+    return torch.sigmoid(-k_z), torch.sigmoid(k_z) * positive(k_h)  # a = 1 - z, b = z g(h~)
+
+
+def _minlstm(xg: Tensor) -> Tuple[Tensor, Tensor]:
+    k_f, k_i, k_h = xg.chunk(3, dim=-1)
+    d = F.logsigmoid(k_f) - F.logsigmoid(k_i)  # log f - log i
+    return torch.sigmoid(d), torch.sigmoid(-d) * positive(k_h)  # a = f / (f + i), b = i / (f + i) g(h~)
+
+
+def _linear_step(coefficients: Callable[[Tensor], Tuple[Tensor, Tensor]]):
+    def step(xg: Tensor, carry: Carry, w: StepWeights) -> Carry:
+        (h,) = carry
+        a, b = coefficients(xg)
+        return (torch.addcmul(b, a, h),)  # (D, B, H)
+
+    return step
+
+
 @dataclass(frozen=True)
 class CellSpec:
-    """What a cell type is: torch.nn's mode name, gate count and its step function."""
+    """What a cell type is: its mode name, gate count, parameters and step function."""
 
-    mode: str  # torch.nn's mode string: "RNN_TANH", "RNN_RELU", "LSTM", "GRU"
+    mode: str  # the layer's mode string: torch.nn's "RNN_TANH", "RNN_RELU", "LSTM", "GRU", or birnn's
     gates: int
     has_cell_state: bool
     hidden_bias_in_step: bool  # GRU: b_hh stays inside the step (b_hn is multiplied by r)
@@ -113,8 +147,30 @@ class CellSpec:
     gate_names: str  # the order of gate blocks in W_ih / W_hh / biases (torch.nn's)
     step_order: Tuple[int, ...] = ()  # torch.nn's blocks in the order the step reads them (() = same)
     name: str = ""  # the cell in layer specs and on the command line ("bilstm:128", --mode lstm)
-    code: int = 0  # the kernels' CELL switch
+    code: int = -1  # the kernels' CELL switch (-1: no kernel runs it)
     onnx_order: Tuple[int, ...] = (0,)  # torch.nn's blocks in the order ONNX's operator reads them
+    # a linear cell (no W_hh): xg (..., G*H) -> (a, b) of h' = a * h + b, each (..., H)
+    coefficients: Optional[Callable[[Tensor], Tuple[Tensor, Tensor]]] = None
+
+    @property
+    def linear(self) -> bool:
+        """The gates read only the input: no ``W_hh``, one bias, a parallel scan runs it."""
+        return self.coefficients is not None
+
+    @property
+    def in_torch(self) -> bool:
+        """``torch.nn.RNNBase`` knows the mode (creates its parameters, has an op for it)."""
+        return self.mode in ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+
+    def weight_names(self, bias: bool, proj: bool) -> Tuple[str, ...]:
+        """One layer and direction's parameters, as ``str.format`` patterns of (layer, suffix), in
+        torch.nn's order: ``weight_ih``, ``weight_hh`` (not for a linear cell), the biases (one
+        for a linear cell), ``weight_hr`` (projection)."""
+        recurrent = not self.linear
+        names = ("weight_ih_l{}{}",) + ("weight_hh_l{}{}",) * recurrent
+        if bias:
+            names += ("bias_ih_l{}{}",) + ("bias_hh_l{}{}",) * recurrent
+        return names + ("weight_hr_l{}{}",) * proj
 
     @property
     def layout(self) -> str:
@@ -142,6 +198,10 @@ CELLS = {
     "LSTM": CellSpec("LSTM", 4, True, False, _lstm_step, "ifgo", step_order=(0, 1, 3, 2),  # the step reads [i|f|o|g]
                      name="lstm", code=2, onnx_order=(0, 3, 1, 2)),  # ONNX: [i|o|f|c]
     "GRU": CellSpec("GRU", 3, False, True, _gru_step, "rzn", name="gru", code=3, onnx_order=(1, 0, 2)),  # ONNX: [z|r|h]
+    "MINGRU": CellSpec("MINGRU", 2, False, False, _linear_step(_mingru), "zh", name="mingru",
+                       coefficients=_mingru),
+    "MINLSTM": CellSpec("MINLSTM", 3, False, False, _linear_step(_minlstm), "fih", name="minlstm",
+                        coefficients=_minlstm),
 }
 CELL_NAMES = {spec.name: mode for mode, spec in CELLS.items()}  # "lstm" -> "LSTM", ...
 

@@ -17,12 +17,11 @@ from typing import List, Optional, Sequence
 import torch
 
 from .cells import CELL_NAMES, cell_spec
-from .layers import GRU, LSTM, RNN
+from .layers import layer_class
 
 __all__ = ["MODES", "Check", "Report", "draw", "explain"]
 
-_LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
-MODES = tuple(_LAYERS)  # the cells explain draws (the command's --mode choices)
+MODES = tuple(CELL_NAMES)  # the cells explain draws (the command's --mode choices): every cell of birnn.cells
 
 
 @dataclass
@@ -62,8 +61,8 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
             lengths: Optional[Sequence[int]] = None, seed: int = 0) -> Report:
     """Build the layer, run it, and check what its outputs mean."""
     mode = mode.lower()
-    if mode not in _LAYERS:
-        raise ValueError(f"mode must be one of {sorted(_LAYERS)}; got {mode!r}")
+    if mode not in CELL_NAMES:
+        raise ValueError(f"mode must be one of {sorted(CELL_NAMES)}; got {mode!r}")
     if lengths is not None:
         lengths = [int(v) for v in lengths]
         if len(lengths) != batch:
@@ -72,8 +71,9 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
             raise ValueError(f"lengths must be in [0, time={time}], got {lengths}")
     torch.manual_seed(seed)
     D, L, H, T, B, I = (2 if bidirectional else 1), layers, hidden, time, batch, input
-    layer = _LAYERS[mode](I, H, num_layers=L, bidirectional=bidirectional, batch_first=batch_first,
-                          dtype=torch.float64)
+    spec = cell_spec(CELL_NAMES[mode])  # (birnn.cells: the gate layouts, the parameters)
+    layer = layer_class(spec.mode, I, H, num_layers=L, bidirectional=bidirectional, batch_first=batch_first,
+                        dtype=torch.float64)
     x = torch.randn((B, T, I) if batch_first else (T, B, I), dtype=torch.float64)
     lens = torch.tensor(lengths) if lengths is not None else None
     res = layer(x, lengths=lens)
@@ -93,7 +93,7 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
         ("h_0 / h_n", _shape(f"L*D={L * D}", f"B={B}", f"H={H}"), "row 2*l + d: layer l, direction d (0 fwd, 1 bwd)"
          if bidirectional else "row l: layer l"),
     ]
-    if mode == "lstm":
+    if spec.has_cell_state:
         rep.shapes.append(("c_0 / c_n", _shape(f"L*D={L * D}", f"B={B}", f"H={H}"), "cell states, same order"))
     rep.shapes += [
         ("output", _shape(*seq, f"D*H={D * H}"), "every step of the LAST layer; [..., :H] forward"
@@ -102,17 +102,20 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
         ("per_layer()", _shape(f"L={L}", f"D={D}", f"B={B}", f"H={H}"), "h_n split by layer"),
         ('pool("final")', _shape(f"B={B}", f"D*H={D * H}"), "one vector per sequence for a classifier"),
     ]
-    spec = cell_spec(CELL_NAMES[mode])  # (birnn.cells: the gate layouts)
     G, layout = spec.gates, spec.layout
     gates = f"{G}H" if G > 1 else "H"
+    meaning = {"weight_ih": f"input -> gates {layout}".strip(), "weight_hh": "h_{t-1} -> gates", "bias_ih": "",
+               "bias_hh": "b_hn sits inside r * (...)" if spec.hidden_bias_in_step else ""}
+    if spec.linear:
+        meaning["weight_ih"] += " (no W_hh: the gates read only the input)"
     for l in range(L):
         fan_in = f"I={I}" if l == 0 else f"D*H={D * H}"
         for sfx in ("", "_reverse")[:D]:
-            rep.params += [(f"weight_ih_l{l}{sfx}", _shape(f"{gates}={G * H}", fan_in), f"input -> gates {layout}".strip()),
-                           (f"weight_hh_l{l}{sfx}", _shape(f"{gates}={G * H}", f"H={H}"), "h_{t-1} -> gates"),
-                           (f"bias_ih_l{l}{sfx}", _shape(f"{gates}={G * H}"), ""),
-                           (f"bias_hh_l{l}{sfx}", _shape(f"{gates}={G * H}"),
-                            "b_hn sits inside r * (...)" if mode == "gru" else "")]
+            for pattern in spec.weight_names(True, False):
+                kind = pattern.split("_l")[0]
+                dims = (f"{gates}={G * H}",) + ((fan_in,) if kind == "weight_ih" else (f"H={H}",)
+                                                 if kind == "weight_hh" else ())
+                rep.params.append((pattern.format(l, sfx), _shape(*dims), meaning[kind]))
     last_f = (L - 1) * D
     checks = rep.checks
     full = [b for b in range(B) if int(real[b]) > 0]  # sequences with at least one real step
@@ -149,7 +152,7 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
     if L > 1 and full:
         lower = [r for r in range(0, last_f)]
         in_output = any(torch.equal(out[t, b, k * H:(k + 1) * H], h_n[r, b]) for r in lower for b in full
-                        for t in range(T) for k in range(D))
+                        for t in range(T) for k in range(D) if h_n[r, b].ne(0).any())  # (relu: zeros are padding's)
         checks.append(Check(f"h_n rows {lower[0]}..{lower[-1]} (layers 0..{L - 2}) appear nowhere in output: only "
                             f"h_n holds the lower layers' final states", not in_output))
     per_layer = res.per_layer()
@@ -160,8 +163,19 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
     checks.append(Check('pool("final") == ' + ("cat(h_n[-2], h_n[-1]): forward at the last real step + backward at "
                                                "step 0" if bidirectional else "h_n[-1]"),
                         torch.equal(final, expect)))
+    if not spec.in_torch:  # no torch.nn twin: the sequential step loop is the reference
+        layer.path = "reference"
+        loop = layer(x, lengths=lens)
+        checks.append(Check(f"equal to the step-by-step loop (path='reference') where {res.path!r} ran it",
+                            torch.allclose(loop.output, res.output) and torch.allclose(loop.h_n, res.h_n)))
+        rep.equivalents.append(f"torch.nn and Keras: none (no {name}); the step-by-step loop is birnn's "
+                               f"{name}(..., path='reference')")
+        return rep
     ref = getattr(torch.nn, name)(I, H, num_layers=L, bidirectional=bidirectional, batch_first=batch_first,
                                   dtype=torch.float64)
+    if mode == "rnn_relu":
+        ref = torch.nn.RNN(I, H, num_layers=L, nonlinearity="relu", bidirectional=bidirectional,
+                           batch_first=batch_first, dtype=torch.float64)
     ref.load_state_dict(layer.state_dict())
     if lens is None:
         ref_out, _ = ref(x)
@@ -180,7 +194,7 @@ def explain(mode: str = "lstm", layers: int = 2, bidirectional: bool = True, bat
     tnn = f"torch.nn.{name}({args})"
     rep.equivalents.append(f"torch.nn: {tnn}" + ("; lengths need pack_padded_sequence(x, lengths, "
                                                  "enforce_sorted=False) and pad_packed_sequence" if lens is not None else ""))
-    keras_cell = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}[mode]
+    keras_cell = {"lstm": "LSTM", "gru": "GRU"}.get(mode, "SimpleRNN")
     inner = f"keras.layers.{keras_cell}({H}, return_sequences=True, return_state=True)"
     rep.equivalents.append("Keras: " + (f"keras.layers.Bidirectional({inner}, merge_mode='concat')" if bidirectional
                                         else inner) + (f" x {L} stacked" if L > 1 else "")

@@ -27,8 +27,10 @@ __all__ = ["initialise"]
 
 
 @torch.no_grad()
-def initialise(weights: Sequence[Sequence[Tensor]], *, scheme: str, gates: int, hidden_size: int) -> None:
-    """Initialise torch.nn-layout weights in place (see the module doc)."""
+def initialise(weights: Sequence[Sequence[Tensor]], *, scheme: str, gates: int, hidden_size: int,
+               recurrent: bool = True) -> None:
+    """Initialise torch.nn-layout weights in place (see the module doc); ``recurrent=False``: a
+    linear cell's ``[w_ih, (b_ih)]`` (no W_hh)."""
     if scheme == "torch":  # torch.nn's draws, in torch.nn's order
         stdv = 1.0 / math.sqrt(hidden_size)
         for group in weights:
@@ -36,10 +38,10 @@ def initialise(weights: Sequence[Sequence[Tensor]], *, scheme: str, gates: int, 
                 init.uniform_(w, -stdv, stdv)
     else:
         for group in weights:
-            w_ih, w_hh = group[0], group[1]
-            for block in w_ih.chunk(gates, 0):
+            for block in group[0].chunk(gates, 0):  # w_ih
                 init.xavier_uniform_(block)
-            for block in w_hh.chunk(gates, 0):
-                init.orthogonal_(block) if scheme == "orthogonal" else init.xavier_uniform_(block)
-            for w in group[2:]:
+            if recurrent:
+                for block in group[1].chunk(gates, 0):  # w_hh
+                    init.orthogonal_(block) if scheme == "orthogonal" else init.xavier_uniform_(block)
+            for w in group[1 + recurrent:]:
                 init.zeros_(w) if w.dim() == 1 else init.xavier_uniform_(w)  # biases; w_hr

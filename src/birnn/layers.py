@@ -47,9 +47,9 @@ from .dispatch import Decision, check_path
 from .errors import ArgumentTypeError
 from .options import PROBABILITIES, LayerOptions
 from .output import RecurrentOutput, merge
-from .parameters import create_extras, extra_names, reset, torch_draws
+from .parameters import create_extras, create_weights, extra_names, reset, torch_draws
 
-__all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
+__all__ = ["GRU", "LSTM", "MinGRU", "MinLSTM", "RNN", "RecurrentLayer", "layer_class"]
 
 
 def _check_constructor(input_size, hidden_size, proj_size, **flags) -> None:
@@ -87,8 +87,17 @@ class RecurrentLayer(nn.RNNBase):
         options = LayerOptions(mode, num_layers, bias, proj_size, **extras)
         check_path(options.path)
         self._extras_ready = False
-        super().__init__(mode, input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
-                         dropout=dropout, bidirectional=bidirectional, proj_size=proj_size, device=device, dtype=dtype)
+        if cell_spec(mode).in_torch:
+            super().__init__(mode, input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
+                             dropout=dropout, bidirectional=bidirectional, proj_size=proj_size, device=device,
+                             dtype=dtype)
+        else:  # a cell torch.nn does not know: RNNBase's attributes, the parameters the registry declares
+            nn.Module.__init__(self)
+            self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
+            self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+            self.bidirectional, self.proj_size = bidirectional, proj_size
+            create_weights(self, device, dtype)
+            self.reset_parameters()
         for name in LayerOptions.names():
             setattr(self, name, getattr(options, name))
         self.last_decision: Optional[Decision] = None
@@ -110,6 +119,11 @@ class RecurrentLayer(nn.RNNBase):
             torch_draws(self._flat_weights, self.hidden_size)
             return
         reset(self, scheme=self.init)
+
+    def flatten_parameters(self) -> None:
+        """torch.nn's cuDNN weight flattening, for the cells cuDNN runs (a no-op for the others)."""
+        if cell_spec(self.mode).in_torch:
+            super().flatten_parameters()
 
     def extra_repr(self) -> str:
         s = super().extra_repr()
@@ -317,3 +331,69 @@ class GRU(RecurrentLayer):
         _refuse_projection(extras)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
                          device, dtype, **extras)
+
+
+class MinGRU(RecurrentLayer):
+    """minGRU (Feng et al. 2024): ``z_t = σ(x_t W_z^T + b_z)``, ``h~_t = g(x_t W_h^T + b_h)``,
+    ``h_t = (1 - z_t) h_{t-1} + z_t h~_t`` with the paper's positive ``g`` (its log-space form).
+
+    The gates read only the input, so the recurrence is linear and a whole sequence runs as one
+    parallel scan (``path="scan"``, :mod:`birnn.backends.scan`), lengths, padding, resets and
+    both directions included. Parameters per layer and direction: ``weight_ih_l{k}{sfx}``
+    (2H, F) with gate blocks ``[z|h]`` and ``bias_ih_l{k}{sfx}`` (2H,); no ``W_hh``. Arguments
+    as :class:`GRU`; the extras that act on ``W_hh`` (``recurrent_dropout``,
+    ``weight_dropout``, ``layer_norm``) are refused.
+
+    Equivalent to (one direction, one sequence, ``h`` = h_0)::
+
+        for x_t in x:
+            k_z, k_h = (x_t @ weight_ih.T + bias_ih).chunk(2)
+            z = torch.sigmoid(k_z)
+            h = (1 - z) * h + z * torch.where(k_h >= 0, k_h + 0.5, torch.sigmoid(k_h))
+            outputs.append(h)
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None, **extras) -> None:
+        _refuse_projection(extras)
+        super().__init__("MINGRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
+                         device, dtype, **extras)
+
+
+class MinLSTM(RecurrentLayer):
+    """minLSTM (Feng et al. 2024): ``f_t, i_t = σ(x_t W_f^T + b_f), σ(x_t W_i^T + b_i)``,
+    normalised ``f'_t = f_t / (f_t + i_t)``, ``i'_t = 1 - f'_t``, ``h~_t = g(x_t W_h^T + b_h)``,
+    ``h_t = f'_t h_{t-1} + i'_t h~_t``; no cell state (h_n only), no ``W_hh``.
+
+    Gate blocks ``[f|i|h]`` in ``weight_ih_l{k}{sfx}`` (3H, F) and ``bias_ih_l{k}{sfx}``
+    (3H,); ``forget_bias`` sets ``b_f``. Runs as :class:`MinGRU` does (one parallel scan).
+
+    Equivalent to (one direction, one sequence, ``h`` = h_0)::
+
+        for x_t in x:
+            k_f, k_i, k_h = (x_t @ weight_ih.T + bias_ih).chunk(3)
+            f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+            h = f / (f + i) * h + i / (f + i) * torch.where(k_h >= 0, k_h + 0.5, torch.sigmoid(k_h))
+            outputs.append(h)
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None, **extras) -> None:
+        _refuse_projection(extras)
+        super().__init__("MINLSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         0, device, dtype, **extras)
+
+
+_CLASSES = {"RNN_TANH": RNN, "RNN_RELU": RNN, "LSTM": LSTM, "GRU": GRU, "MINGRU": MinGRU, "MINLSTM": MinLSTM}
+
+
+def layer_class(mode: str, input_size: int, hidden_size: int, **kwargs) -> RecurrentLayer:
+    """The public layer of cell ``mode`` (:data:`birnn.cells.CELLS`), e.g. ``birnn.RNN`` with
+    ``nonlinearity="relu"`` for "RNN_RELU"; ``kwargs`` as that class takes them."""
+    if mode not in _CLASSES:
+        raise ValueError(f"mode must be one of {sorted(_CLASSES)}, got {mode!r}")
+    if mode.startswith("RNN_"):
+        kwargs["nonlinearity"] = mode[4:].lower()
+    return _CLASSES[mode](input_size, hidden_size, **kwargs)

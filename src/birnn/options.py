@@ -93,6 +93,11 @@ class LayerOptions:
                 raise ValueError(f"forget_bias applies to LSTM only, got it for mode {self.mode!r}")
             if not self.bias:
                 raise ValueError("forget_bias needs bias=True (there is no bias to set)")
+        if cell_spec(self.mode).linear:  # no W_hh and no recurrent pre-activation to act on
+            for name in ("recurrent_dropout", "weight_dropout", "layer_norm"):
+                if getattr(self, name):
+                    raise ValueError(f"{name} acts on h_{{t-1}} W_hh, which the {self.mode} cell does not have "
+                                     f"(its gates read only the input); got {name}={getattr(self, name)!r}")
         if self.cell_zoneout and not cell_spec(self.mode).has_cell_state:
             raise ValueError(f"cell_zoneout applies to the LSTM cell state; mode {self.mode!r} has none")
         if not isinstance(self.variational, bool):

@@ -36,13 +36,38 @@ from torch.nn import init
 from .cells import cell_spec
 from .init import initialise
 
-__all__ = ["EXTRA_PREFIXES", "create_extras", "extra_names", "reset", "torch_draws"]
+__all__ = ["EXTRA_PREFIXES", "create_extras", "create_weights", "extra_names", "reset", "torch_draws"]
 
 EXTRA_PREFIXES = ("ln_", "weight_hw_", "bias_hw_")
 
 
 def _suffixes(layer) -> Tuple[str, ...]:
     return ("", "_reverse")[: 2 if layer.bidirectional else 1]
+
+
+def create_weights(layer, device=None, dtype=None) -> None:
+    """Register the weights of a cell torch.nn does not know (``RNNBase.__init__`` creates the
+    others), in torch.nn's naming and order: per layer and direction the names of
+    :meth:`birnn.cells.CellSpec.weight_names` (a linear cell: ``weight_ih_l{l}{sfx}`` (G*H, F_l)
+    and ``bias_ih_l{l}{sfx}`` (G*H,)), listed in ``_flat_weights_names`` / ``_all_weights`` as
+    ``RNNBase`` lists its own, so every reader of torch.nn's layout reads these too."""
+    spec, H = cell_spec(layer.mode), layer.hidden_size
+    P = layer.proj_size or H
+    D = 2 if layer.bidirectional else 1
+    shapes = {"weight_ih": None, "weight_hh": (spec.gates * H, P), "bias_ih": (spec.gates * H,),
+              "bias_hh": (spec.gates * H,), "weight_hr": (P, H)}
+    layer._flat_weight_refs = []
+    layer._flat_weights_names, layer._all_weights = [], []
+    for l in range(layer.num_layers):
+        F_l = layer.input_size if l == 0 else P * D
+        for sfx in _suffixes(layer):
+            names = [n.format(l, sfx) for n in spec.weight_names(layer.bias, layer.proj_size > 0)]
+            for name in names:
+                shape = shapes[name.rsplit("_l", 1)[0]] or (spec.gates * H, F_l)
+                setattr(layer, name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
+            layer._flat_weights_names.extend(names)
+            layer._all_weights.append(names)
+    layer._init_flat_weights()
 
 
 def create_extras(layer, device=None, dtype=None) -> Dict[str, nn.Parameter]:
@@ -105,12 +130,14 @@ def reset(layer, scheme: Optional[str]) -> None:
     spec = cell_spec(layer.mode)
     groups = layer._weights_by_layer_flat()
     if scheme is not None:
-        initialise(groups, scheme=scheme, gates=spec.gates, hidden_size=layer.hidden_size)
+        initialise(groups, scheme=scheme, gates=spec.gates, hidden_size=layer.hidden_size, recurrent=not spec.linear)
     if layer.forget_bias is not None:
         f = spec.gate_slice("f", layer.hidden_size)
-        for group in groups:
-            group[2][f] = layer.forget_bias
-            group[3][f] = 0.0
+        names = spec.weight_names(True, False)
+        for group in groups:  # b_ih holds the forget bias, b_hh (where the cell has one) starts at 0
+            group[names.index("bias_ih_l{}{}")][f] = layer.forget_bias
+            if "bias_hh_l{}{}" in names:
+                group[names.index("bias_hh_l{}{}")][f] = 0.0
     stdv = 1.0 / math.sqrt(layer.hidden_size)
     for name in _own_extras(layer):
         p: Tensor = getattr(layer, name)

@@ -50,11 +50,15 @@ class LayerWeights(NamedTuple):
 
 def layer_weights(spec: CellSpec, directions: Sequence[Sequence[Tensor]], *, bias: bool, proj: bool,
                   **extras) -> LayerWeights:
-    """Stack torch.nn-layout parameters ``[w_ih, w_hh, (b_ih, b_hh), (w_hr)]`` per direction,
+    """Stack torch.nn-layout parameters ``[w_ih, w_hh, (b_ih, b_hh), (w_hr)]`` (a linear cell's
+    ``[w_ih, (b_ih)]``, :attr:`birnn.cells.CellSpec.linear`) per direction,
     gate blocks reordered as the cell's step reads them. ``extras`` fill the other fields of
     :class:`LayerWeights` (step extras go in via ``step_extras``)."""
     order = spec.to_step_order
     w_ih = torch.cat([order(p[0]) for p in directions], 0)
+    if spec.linear:  # [w_ih, (b_ih)]: no W_hh, one bias
+        b_in = torch.cat([order(p[1]) for p in directions], 0) if bias else None
+        return LayerWeights(w_ih, b_in, StepWeights(None, **extras.pop("step_extras", {})), **extras)
     hh_t = torch.stack([order(p[1]).t() for p in directions], 0)
     b_in = b_hh = None
     if bias:

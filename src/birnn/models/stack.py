@@ -1,7 +1,8 @@
 """``RecurrentStack``: birnn layers stacked from short specs, uni- and bidirectional in any
 order, each with its own merge mode.
 
-A spec is ``[bi]CELL:HIDDEN[:MERGE][*LAYERS]``: CELL is lstm, gru, rnn (tanh) or rnn_relu;
+A spec is ``[bi]CELL:HIDDEN[:MERGE][*LAYERS]``: CELL is a name of :data:`birnn.cells.CELLS`
+(lstm, gru, rnn (tanh), rnn_relu, mingru, minlstm);
 ``bi`` makes it bidirectional; MERGE is concat (default), sum, mul or ave; ``*LAYERS`` stacks
 that many layers in one birnn layer (torch.nn-style, both directions feeding the next).
 
@@ -24,7 +25,7 @@ from typing import Optional, Sequence, Union
 from torch import Tensor, nn
 
 from ..cells import CELL_NAMES
-from ..layers import GRU, LSTM, RNN
+from ..layers import layer_class
 from ..output import RecurrentOutput
 from ..regularization import VariationalDropout
 
@@ -61,13 +62,8 @@ class LayerSpec:
 
 
 def build_layer(spec: LayerSpec, input_size: int, *, batch_first: bool, **options) -> nn.Module:
-    kw = dict(num_layers=spec.layers, bidirectional=spec.bidirectional, batch_first=batch_first,
-              merge_mode=spec.merge, **options)
-    if spec.cell == "lstm":
-        return LSTM(input_size, spec.hidden, **kw)
-    if spec.cell == "gru":
-        return GRU(input_size, spec.hidden, **kw)
-    return RNN(input_size, spec.hidden, nonlinearity="relu" if spec.cell == "rnn_relu" else "tanh", **kw)
+    return layer_class(CELL_NAMES[spec.cell], input_size, spec.hidden, num_layers=spec.layers,
+                       bidirectional=spec.bidirectional, batch_first=batch_first, merge_mode=spec.merge, **options)
 
 
 class RecurrentStack(nn.Module):

@@ -63,8 +63,8 @@ from . import KERNELS, default_kernel, hardware, kernel_plan, offsets_fit, plan_
 __all__ = ["CELL_CODES", "KERNELS", "Backward", "Forward", "StepExtras", "default_kernel", "layer_backward",
            "layer_forward", "plan_grid", "plan_resident", "supported_hidden"]
 
-CELL_CODES = {mode: spec.code for mode, spec in CELLS.items()}  # (birnn.cells: the one cell table)
-_GATES = {spec.code: spec.gates for spec in CELLS.values()}
+CELL_CODES = {mode: spec.code for mode, spec in CELLS.items() if spec.code >= 0}  # (birnn.cells: the one cell table)
+_GATES = {spec.code: spec.gates for spec in CELLS.values() if spec.code >= 0}
 
 
 def _launch(kernel, grid, args, BK: int, **meta):
