@@ -12,6 +12,8 @@ Paths:
 - ``"packed"``: the regularised LSTM (recurrent dropout, zoneout, layer norm) on CPU, run
   eagerly: packed by length, a hand-written backward, oneDNN products and a C++ step
   (:mod:`birnn.backends.packed.layer`); what "auto" takes for those layers where it runs them.
+- ``"scan"``: the linear cells (minGRU, minLSTM), whose gates read only the input, as one
+  parallel scan over time (:mod:`birnn.backends.scan`); what "auto" takes for them.
 - ``"reference"``: the pure-PyTorch recurrence (:mod:`birnn.backends.reference`); always available,
   the oracle, and the path for features no other backend declares.
 - ``"fused"``: birnn's persistent Triton kernel (:mod:`birnn.backends.fused`), one launch per layer
@@ -47,7 +49,7 @@ import torch
 __all__ = ["CPU_LENGTHS", "PATHS", "Decision", "check_path", "choose", "fused_measured_faster", "measured_evidence",
            "measured_note", "nearest_measured", "unexpressible"]
 
-PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "packed", "reference", "fused")
+PATHS = ("auto", "torch", "torch-chunked", "torch-packed", "packed", "scan", "reference", "fused")
 
 def nearest_measured(rows: Sequence[tuple], mode: str, dtype: str, hidden: int, batch: int,
                      training: Optional[bool] = None) -> Optional[tuple]:
@@ -199,7 +201,7 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
 
     if requested == "reference":
         return Decision("reference", "requested with path='reference'")
-    if requested in ("fused", "packed"):
+    if requested in ("fused", "packed", "scan"):
         if not can(requested):
             raise ValueError(f"path={requested!r} cannot run this call: {refused.get(requested) or 'not asked'}")
         return Decision(requested, f"requested with path={requested!r}")
@@ -211,6 +213,9 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
         if fused_faster:
             return Decision("fused", f"CUDA, {mode}: birnn's persistent kernel, measured faster than cuDNN for this "
                                      "size (birnn.dispatch.fused_measured_faster)")
+    if requested == "auto" and can("scan"):
+        return Decision("scan", f"{mode}: its gates read only the input, so the whole sequence is one parallel scan "
+                                "(ceil(log2 T) vectorised levels, lengths and resets folded in; birnn.backends.scan)")
     if features:
         if requested != "auto":
             raise ValueError(f"path={requested!r} cannot run {', '.join(features)}; use path='auto' or 'reference'")

@@ -466,3 +466,42 @@ def test_torchs_own_quantize_dynamic_quantizes_birnn_layers_in_its_spec(dtype):
         got = q[1](q[0](x, lengths=lengths).output, lengths=lengths)
         want = ours[1](ours[0](x, lengths=lengths).output, lengths=lengths)
     assert got.path == "quantized" and torch.equal(got.output, want.output)
+
+
+SCAN_GRID = [("MinGRU", True, 2), ("MinLSTM", False, 1)]
+
+
+@pytest.mark.parametrize("name,bi,layers", SCAN_GRID)
+def test_scan_cells_export_with_the_users_own_onnx_call_and_run_in_onnxruntime(name, bi, layers, tmp_path):
+    """The linear cells are plain tensor ops: ``torch.onnx.export(..., dynamo=True)`` with no
+    extra argument gives a graph of standard operators for any T, B and lengths."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import onnx
+
+    torch.manual_seed(0)
+    model = WithLengths(getattr(birnn, name)(5, 6, num_layers=layers, bidirectional=bi)).eval()
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, _inputs(7, 3, 0), str(path), dynamo=True, dynamic_shapes=DYNAMIC,
+                          input_names=["x", "lengths"], verbose=False)
+    assert all(n.domain in ("", "ai.onnx") for n in onnx.load(str(path)).graph.node)
+    sess = ort.InferenceSession(str(path))
+    for T, B in SHAPES + [(300, 2)]:
+        x, lengths = _inputs(T, B, T)
+        lengths[-1] = 0 if B > 1 else lengths[-1]  # an empty row: zeros, h_n = h_0
+        got = sess.run(None, {"x": x.numpy(), "lengths": lengths.numpy()})
+        with torch.no_grad():
+            want = model(x, lengths)
+        assert model.layer.last_decision.path == "scan"
+        for g, w in zip(got, want):
+            torch.testing.assert_close(torch.from_numpy(g), w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow  # torch.compile: a minute of CPU
+@pytest.mark.parametrize("name", ["MinGRU", "MinLSTM"])
+def test_scan_cells_compile_once_for_every_T_and_B_training_equals_eager(name):
+    torch.manual_seed(0)
+    layer = getattr(birnn, name)(5, 6, num_layers=2, bidirectional=True).train()
+    _compiles_once_and_equals_eager(layer, lambda path: path == "scan")

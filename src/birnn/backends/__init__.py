@@ -15,6 +15,8 @@ Native         torch, torch-chunked,   PyTorch's fused op: whole batch, length-s
                torch-packed            chunks, or packed sequences
 Packed         packed                  the regularised LSTM on CPU: packed by length, a
                                        hand-written backward, oneDNN products, a C++ step
+Scan           scan                    linear cells (minGRU, minLSTM): one parallel scan
+                                       over T, lengths and resets folded in
 Fused          fused                   birnn's persistent Triton kernel
 Graph          graph-op                one ``birnn::recurrent_layer`` node per layer while a
                                        graph is captured (compile, export, ONNX)
@@ -54,11 +56,12 @@ from .packed.layer import runs as packed_runs
 from .plan import LayerPlan, plan_call
 from .quantized import Quantized
 from .reference import Reference
+from .scan import Scan
 from .stack import Ran, stack
 
 __all__ = ["BACKENDS", "Backend", "Decision", "LayerPlan", "Ran", "decide", "plan_call", "run", "stack"]
 
-_ALL = (Reference(), Native(), Packed(), Fused(), Graph(), Quantized())
+_ALL = (Reference(), Native(), Packed(), Scan(), Fused(), Graph(), Quantized())
 BACKENDS: Dict[str, Backend] = {path: backend for backend in _ALL for path in backend.paths}
 
 
@@ -73,7 +76,8 @@ def decide(plan: LayerPlan) -> Decision:
         return Decision("quantized", f"dynamic quantized ({plan.quantized._get_name()}, torch.nn's module built by "
                                      "birnn.quantized)")
     capture = plan.capture
-    if capture is not None and plan.requested not in ("reference", "fused", "packed"):
+    if capture is not None and plan.requested not in ("reference", "fused", "packed", "scan") \
+            and BACKENDS["scan"].supports(plan) is not None:  # (the scan is plain ops: it is captured as it is)
         blocker = graph.supports(plan)
         if blocker is None:
             where = "torch.export" if capture == "export" else "torch.compile"
@@ -88,7 +92,7 @@ def decide(plan: LayerPlan) -> Decision:
                           f"only takes inputs of T={plan.T} steps: {blocker}. Export without it for a program "
                           "that takes any T", stacklevel=4)
     # every backend that could serve the request is asked (the graph and quantized ones above)
-    asked = ("fused", "packed", "torch") if plan.requested == "auto" else (plan.requested, "torch")
+    asked = ("fused", "packed", "scan", "torch") if plan.requested == "auto" else (plan.requested, "torch")
     refused = {path: BACKENDS[path].supports(plan) for path in asked if path in BACKENDS}
     # the speed table is consulted only where "auto" could take the kernel (not on every CPU call),
     # once: the same row gives the choice and, when it takes the kernel, the reason
@@ -103,6 +107,8 @@ def decide(plan: LayerPlan) -> Decision:
         decision = Decision("fused", f"{decision.reason}; {note}{Fused.describe(plan)}")
     elif decision.path == "packed":  # and which step the packed layer takes
         decision = Decision("packed", f"{decision.reason}: {Packed.describe(plan)}")
+    elif decision.path == "reference" and plan.spec.linear and refused.get("scan"):  # why not its scan
+        decision = Decision("reference", refused["scan"])
     if plan.B == 0:  # the reference path all the same: outputs stay connected to the parameters (zero gradients)
         decision = Decision("reference", "empty batch (B=0): the reference path, outputs of shape (T, 0, ·) "
                                          "connected to the parameters, as torch.nn's")

@@ -40,7 +40,7 @@ from .plan import LayerPlan
 from .stack import Ran, stack
 from .weights import Highway, LayerWeights, Zoneout
 
-__all__ = ["Reference", "Walk", "project_inputs", "reference_layer", "scan", "walk"]
+__all__ = ["Reference", "Walk", "gate_inputs", "natural", "project_inputs", "reference_layer", "scan", "walk"]
 
 
 def _zone(new: Tensor, old: Tensor, rate: float, keep: Optional[Tensor]) -> Tensor:
@@ -105,7 +105,7 @@ def scan(spec: CellSpec, xs: Tensor, carry: Carry, w: StepWeights, valid: Option
     return torch.stack(ys, 0), carry
 
 
-def _natural(ys: Tensor, steps: int, T: int, lengths: Optional[Tensor]) -> Tensor:
+def natural(ys: Tensor, steps: int, T: int, lengths: Optional[Tensor]) -> Tensor:
     """Per-step states (steps, D, B, F) in processing order -> (T, B, D*F) in each row's own order."""
     if steps < T:
         ys = F.pad(ys, (0, 0, 0, 0, 0, 0, 0, T - steps))
@@ -144,6 +144,25 @@ def walk(x: Tensor, lengths: Optional[Tensor], D: int, resets: Optional[Tensor] 
     return Walk(steps, valid, resets)
 
 
+def gate_inputs(w: LayerWeights, inp: Tensor, lengths: Optional[Tensor], D: int) -> Tuple[Tensor, Tensor]:
+    """Every step's input half of the gates, each direction in its own time order.
+
+    Each direction reads its own order: the (narrow) input is reversed within each sequence's
+    real part for the backward direction, not the gates. Returns the directions' inputs
+    ``flat`` (D, T*B, F) and the gates ``xs`` (T, D, B, G*H) (a view; layer-normalised with
+    ``ln_x``, bias added)."""
+    T, B = inp.shape[:2]
+    seqs = torch.stack([inp, reverse_valid(inp, lengths)], 0) if D == 2 else inp.unsqueeze(0)  # (D, T, B, F)
+    flat = seqs.reshape(D, T * B, inp.shape[-1])  # (explicit sizes: B may be 0)
+    w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
+    bias = None if w.b_in is None else w.b_in.view(D, 1, -1)
+    if w.ln_x is not None:
+        xg = normalise(project_inputs(flat, w_ih, None), w.ln_x, bias)
+    else:
+        xg = project_inputs(flat, w_ih, bias)
+    return flat, xg.view(D, T, B, xg.shape[-1]).transpose(0, 1)
+
+
 def reference_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optional[Tensor], h0: Tensor,
                     c0: Optional[Tensor], shared: Walk, *, cell_states: bool = False
                     ) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
@@ -162,16 +181,7 @@ def reference_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optio
     """
     T, B = inp.shape[:2]
     D, steps = h0.shape[0], shared.steps
-    # each direction reads its own time order: reverse the (narrow) input, not the gates
-    seqs = torch.stack([inp, reverse_valid(inp, lengths)], 0) if D == 2 else inp.unsqueeze(0)  # (D, T, B, F)
-    flat = seqs.reshape(D, T * B, inp.shape[-1])  # (explicit sizes: B may be 0)
-    w_ih = w.w_ih.view(D, -1, inp.shape[-1]).transpose(1, 2)  # (D, F, G*H)
-    bias = None if w.b_in is None else w.b_in.view(D, 1, -1)
-    if w.ln_x is not None:
-        xg = normalise(project_inputs(flat, w_ih, None), w.ln_x, bias)
-    else:
-        xg = project_inputs(flat, w_ih, bias)
-    xs = xg.view(D, T, B, xg.shape[-1]).transpose(0, 1)  # (T, D, B, G*H), a view
+    flat, xs = gate_inputs(w, inp, lengths, D)
     highway = None
     if w.highway is not None:
         hx_all = torch.bmm(flat, w.highway.w_x)
@@ -186,8 +196,8 @@ def reference_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optio
     else:  # every sequence is empty: outputs are zero and the state stays h_0
         ys = h0.new_zeros(0, D, B, h0.shape[-1])
         cs = [h0.new_zeros(0, D, B, c0.shape[-1])] if cell_states else None
-    out = _natural(ys, steps, T, lengths)
-    cells = _natural(cs[0], steps, T, lengths) if cell_states else None
+    out = natural(ys, steps, T, lengths)
+    cells = natural(cs[0], steps, T, lengths) if cell_states else None
     return out, carry[0], (carry[1] if c0 is not None else None), cells
 
 
