@@ -214,8 +214,8 @@ def choose(requested: str, *, device: torch.device, mode: str, needs_grad: bool,
             return Decision("fused", f"CUDA, {mode}: birnn's persistent kernel, measured faster than cuDNN for this "
                                      "size (birnn.dispatch.fused_measured_faster)")
     if requested == "auto" and can("scan"):
-        return Decision("scan", f"{mode}: its gates read only the input, so the whole sequence is one parallel scan "
-                                "(ceil(log2 T) vectorised levels, lengths and resets folded in; birnn.backends.scan)")
+        return Decision("scan", f"{mode}: its gates read only the input, so the whole sequence is one scan, lengths "
+                                "and resets folded in (birnn.backends.scan)")
     if features:
         if requested != "auto":
             raise ValueError(f"path={requested!r} cannot run {', '.join(features)}; use path='auto' or 'reference'")

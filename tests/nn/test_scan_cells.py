@@ -11,9 +11,20 @@ import pytest
 import torch
 
 import birnn
-from birnn.backends.scan import linear_scan
+from birnn.backends.scan import linear, linear_scan
 
 CELLS = [birnn.MinGRU, birnn.MinLSTM]
+
+
+@pytest.fixture(params=["cpp", "doubling"])
+def engine(request, monkeypatch):
+    """Each eager scan: birnn's C++ pass (CPU) and the doubling scan (what other devices run)."""
+    if request.param == "cpp" and linear.kernel_unavailable() is not None:
+        pytest.skip(f"the C++ scan does not run here: {linear.kernel_unavailable()}")
+    if request.param == "doubling":
+        monkeypatch.setattr(linear, "_TRIED", True)
+        monkeypatch.setattr(linear, "_WHY", "turned off by the test")
+    return request.param
 
 
 def _layer(cls, I=3, H=4, **kw):
@@ -69,19 +80,22 @@ def test_the_paper_equations_by_hand():
         assert res.h_n.item() == res.output[-1].item()
 
 
-def test_linear_scan_matches_the_recurrence_at_every_length():
+def test_linear_scan_matches_the_recurrence_at_every_length(engine):
     torch.manual_seed(0)
     for T in (1, 2, 3, 5, 8, 13, 64, 100):
         a, b = torch.rand(T, 3, dtype=torch.float64), torch.randn(T, 3, dtype=torch.float64)
-        h, want = torch.zeros(3, dtype=torch.float64), []
+        h0 = torch.randn(3, dtype=torch.float64)
+        h, want = h0, []
         for t in range(T):
             h = a[t] * h + b[t]
             want.append(h)
-        _close(linear_scan(a, b), torch.stack(want), 1e-12)
+        _close(linear_scan(a, b, h0), torch.stack(want), 1e-12)
+        if T <= 13:
+            assert torch.autograd.gradcheck(linear_scan, tuple(t.requires_grad_() for t in (a, b, h0)))
 
 
 @pytest.mark.parametrize("cls", CELLS)
-def test_scan_equals_the_step_loop_forward_and_backward(cls):
+def test_scan_equals_the_step_loop_forward_and_backward(cls, engine):
     layer = _layer(cls, num_layers=2, bidirectional=True)
     T, B = 9, 5
     x = torch.randn(T, B, 3, dtype=torch.float64, requires_grad=True)
@@ -97,7 +111,7 @@ def test_scan_equals_the_step_loop_forward_and_backward(cls):
 
 
 @pytest.mark.parametrize("cls", CELLS)
-def test_gradcheck(cls):
+def test_gradcheck(cls, engine):
     layer = _layer(cls, I=2, H=3, bidirectional=True)
     x = torch.randn(6, 3, 2, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
@@ -106,6 +120,7 @@ def test_gradcheck(cls):
     resets[2, 0] = True
     assert torch.autograd.gradcheck(lambda x, h0: layer(x, h0, lengths=lengths, resets=resets).output, (x, h0))
     assert layer.last_decision.path == "scan"
+    assert ("C++" in layer.last_decision.reason) == (engine == "cpp")
 
 
 @pytest.mark.parametrize("cls", CELLS)
@@ -170,7 +185,7 @@ def test_step_streams_the_scan(cls):
     _close(state, whole.h_n)
 
 
-def test_float32_is_stable_at_16384_steps():
+def test_float32_is_stable_at_16384_steps(engine):
     layer = _layer(birnn.MinGRU, I=2, H=8, bidirectional=True)
     x = torch.randn(16384, 2, 2, dtype=torch.float64)
     lengths = torch.tensor([16384, 9000])

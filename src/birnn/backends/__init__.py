@@ -105,6 +105,8 @@ def decide(plan: LayerPlan) -> Decision:
     if decision.path == "fused":  # which kernel, and its grid, are part of the decision
         note = measured + "; " if plan.requested == "auto" else ""
         decision = Decision("fused", f"{decision.reason}; {note}{Fused.describe(plan)}")
+    elif decision.path == "scan":  # and which scan
+        decision = Decision("scan", f"{decision.reason}: {Scan.describe(plan)}")
     elif decision.path == "packed":  # and which step the packed layer takes
         decision = Decision("packed", f"{decision.reason}: {Packed.describe(plan)}")
     elif decision.path == "reference" and plan.spec.linear and refused.get("scan"):  # why not its scan

@@ -6,27 +6,24 @@ call through Python and the dispatcher on a (D, n, 4H) block. The kernel does th
 pass over the step's rows (forward: the gates, the layer norms, the cell, zoneout, the final
 states and the next step's product input; backward: every gradient but the products').
 
-It is plain C++ with a C ABI (no PyTorch headers), built on first use with the system's C++
-compiler (``$CXX`` or ``c++``, about a second) into a cache folder (``$BIRNN_CACHE``, else
-``$XDG_CACHE_HOME/birnn`` or ``~/.cache/birnn``), and loaded with ctypes. Where it cannot be
-built or loaded (no compiler, a read-only cache), or with ``BIRNN_CPU_KERNEL=0``, the packed
-layer runs its PyTorch ops instead: :func:`unavailable` says why.
+It is plain C++ with a C ABI (no PyTorch headers), built on first use and loaded with ctypes
+(:mod:`birnn.backends.cpp`). Where it cannot be built or loaded (no compiler, a read-only
+cache), or with ``BIRNN_CPU_KERNEL=0``, the packed layer runs its PyTorch ops instead:
+:func:`unavailable` says why.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 from typing import Dict, Optional
 
 import torch
 from torch import Tensor
+
+from .. import cpp
 
 __all__ = ["Kernel", "Workspace", "kernel", "unavailable"]
 
@@ -85,46 +82,14 @@ _WHY: Optional[str] = None
 _TRIED = False
 
 
-def _flags() -> list:
-    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd"]
-    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
-        flags += ["-mavx2", "-mfma"]
-    return flags
-
-
-def _cache() -> Path:
-    if os.environ.get("BIRNN_CACHE"):
-        return Path(os.environ["BIRNN_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "birnn"
-
-
-def _build() -> ctypes.CDLL:
-    compiler = os.environ.get("CXX") or "c++"
-    if shutil.which(compiler) is None:
-        raise OSError(f"no C++ compiler ({compiler!r} is not on PATH)")
-    flags = _flags()
-    source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source + " ".join([compiler] + flags).encode()).hexdigest()[:16]
-    target = _cache() / f"packed_lstm-{digest}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:  # built aside, then moved in whole
-            built = Path(tmp) / target.name
-            done = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(built)], capture_output=True, text=True)
-            if done.returncode != 0:
-                raise OSError(f"{compiler} failed: {done.stderr.strip()[-500:]}")
-            os.replace(built, target)
-    return ctypes.CDLL(str(target))
-
-
 def _load() -> None:
     global _WHY, _TRIED
     _TRIED = True
-    if os.environ.get("BIRNN_CPU_KERNEL", "1") == "0":
+    if cpp.disabled():
         _WHY = "BIRNN_CPU_KERNEL=0"
         return
     try:
-        lib = _build()
+        lib = cpp.build(SOURCE)
         for dtype in DTYPES:
             _LOADED[dtype] = Kernel(lib, dtype)
     except (OSError, subprocess.SubprocessError, AttributeError) as e:
