@@ -5,6 +5,8 @@ with the simple baseline each is judged against computed beside it.
     python benchmarks/quality.py sine sunspots   # some
     python benchmarks/quality.py ucr             # the six UCR/UEA sets against 1-NN DTW (aeon)
     python benchmarks/quality.py ner             # two public NER sets against the most-frequent-tag lookup
+    python benchmarks/quality.py --cell mingru japanese-vowels ucr   # each row again with the layers'
+                                                 # cells swapped (bilstm:128*2 -> bimingru:128*2), side by side
 
 Prints a markdown table (dataset, command, metric, value, baseline, bar, time) for
 benchmarks/RESULTS.md and copies the sine forecast plot to benchmarks/sine_forecast.png.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 
 import numpy as np
 import shutil
@@ -30,7 +33,11 @@ except ValueError:
     pass
 
 
-def birnn_train(*args: str) -> tuple:
+CELL = None  # --cell: run each row again with its layers' cells swapped for this one
+COMPARED: list = []  # (task, default layers, metric, seconds, swapped layers, metric, seconds)
+
+
+def _train(args) -> tuple:
     if "--out" in args:  # a fresh run each time (birnn refuses to train over a finished run)
         shutil.rmtree(args[args.index("--out") + 1], ignore_errors=True)
     cmd = ["birnn", "train", *args, "--json"]
@@ -39,6 +46,28 @@ def birnn_train(*args: str) -> tuple:
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1]), time.time() - t, " ".join(cmd)
+
+
+def _layers(run_dir: Path) -> list:
+    import tomllib
+
+    return tomllib.loads((run_dir / "run.toml").read_text())["model"]["layers"]
+
+
+def birnn_train(*args: str) -> tuple:
+    metrics, secs, cmd = _train(list(args))
+    if CELL and "--out" in args:  # the same run with the cells swapped (same sizes, merges, depths)
+        out = Path(args[args.index("--out") + 1])
+        layers = _layers(out)
+        swapped = [re.sub(r"^(bi)?[a-z_]+:", lambda m: f"{m.group(1) or ''}{CELL}:", spec) for spec in layers]
+        rest = list(args)
+        if "--layers" in rest:  # (one spec after --layers in these commands)
+            del rest[rest.index("--layers"):rest.index("--layers") + 2]
+        rest[rest.index("--out") + 1] = str(out) + f"-{CELL}"
+        m2, secs2, _ = _train(rest + ["--layers", *swapped])
+        key = next(k for k in ("test_accuracy", "test_span_f1", "test_mae", "test_rmse_step1") if k in metrics)
+        COMPARED.append((out.name, " ".join(layers), key, metrics[key], secs, " ".join(swapped), m2[key], secs2))
+    return metrics, secs, cmd
 
 
 def most_frequent_tag(train, test) -> list:
@@ -220,7 +249,12 @@ def run(names) -> list:
 
 
 def main(argv=None) -> int:
-    names = (argv if argv is not None else sys.argv[1:]) or ["turkish-upos", "japanese-vowels", "rotten-tomatoes",
+    global CELL
+    argv = list(argv if argv is not None else sys.argv[1:])
+    if "--cell" in argv:
+        CELL = argv.pop(argv.index("--cell") + 1)
+        argv.remove("--cell")
+    names = argv or ["turkish-upos", "japanese-vowels", "rotten-tomatoes",
                                                               "first-names", "ucr", "ner", "sine", "sunspots"]
     if "ner" in names:  # the public NER sets no preset was tuned on
         names = [n for n in names if n != "ner"] + list(NER)
@@ -233,6 +267,11 @@ def main(argv=None) -> int:
     rows = run(names)
     print(markdown_table(["task", "command", "metric", "birnn", "baseline", "bar", "seconds"],
                          [[a, f"`{b}`", c, f"{d:.4f}", e, f, f"{g:.0f}"] for a, b, c, d, e, f, g in rows]))
+    if COMPARED:
+        print(f"\nThe same runs with the cells swapped for {CELL} (--cell {CELL}):\n")
+        print(markdown_table(["run", "layers", "metric", "value", "seconds", f"{CELL} layers", "value", "seconds"],
+                             [[a, b, c, f"{d:.4f}", f"{e:.0f}", f, f"{g:.4f}", f"{h:.0f}"]
+                              for a, b, c, d, e, f, g, h in COMPARED]))
     return 0
 
 

@@ -246,3 +246,35 @@ def test_bidirectional_wrapper_and_merge_modes():
     wrapped = birnn.Bidirectional(_layer(birnn.MinLSTM), merge_mode="concat")
     out = wrapped(x, lengths=lengths)
     assert out.output.shape == (6, 2, 8) and out.output[4:, 1].eq(0).all()
+
+
+def test_the_captured_scan_is_exact_to_its_depth_and_nan_beyond(monkeypatch):
+    """What a compiled or exported graph holds: a fixed number of levels, exact up to 2**levels
+    steps, NaN past them (never a silently truncated scan)."""
+    monkeypatch.setattr(linear, "MAX_DEPTH", 3)
+    torch.manual_seed(0)
+    for T in (1, 5, 8, 9):
+        a, b = torch.rand(T, 2, dtype=torch.float64), torch.randn(T, 2, dtype=torch.float64)
+        h0 = torch.randn(2, dtype=torch.float64)
+        got = linear._captured(a, b, h0)
+        if T <= 8:
+            _close(got, linear_scan(a, b, h0), 1e-12)
+        else:
+            assert got.isnan().all()
+
+
+def test_per_sample_gradients_with_vmap_and_lengths():
+    from torch.func import functional_call, grad, vmap
+
+    layer = _layer(birnn.MinGRU, bidirectional=True)
+    params = {k: v.detach() for k, v in layer.named_parameters()}
+    x, lengths = torch.randn(6, 3, 3, dtype=torch.float64), torch.tensor([6, 2, 4])
+
+    def loss(p, x_b, n):
+        return functional_call(layer, p, (x_b.unsqueeze(1),), {"lengths": n.unsqueeze(0)}).pool("final").pow(2).sum()
+
+    per_sample = vmap(grad(loss), in_dims=(None, 1, 0))(params, x, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        alone = torch.func.grad(loss)(params, x[:n, b], torch.tensor(n))
+        for name in params:
+            _close(per_sample[name][b], alone[name])

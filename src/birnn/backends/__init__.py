@@ -4,7 +4,7 @@ Each backend (one module here) has ``paths``, ``capabilities`` (what it declares
 cells, features, dtypes, devices, capture modes; :class:`~birnn.backends.base.Capabilities`),
 ``supports(plan) -> reason or None`` and ``run(plan, path) -> Ran``, and reads one frozen
 :class:`~birnn.backends.plan.LayerPlan` built once per call; multi-layer stacks run in one
-loop, :func:`~birnn.backends.stack.stack`. What a plan uses that a backend does not declare,
+loop, :func:`~birnn.backends.multilayer.stack`. What a plan uses that a backend does not declare,
 that backend refuses.
 
 =============  ======================  =====================================================
@@ -57,7 +57,7 @@ from .plan import LayerPlan, plan_call
 from .quantized import Quantized
 from .reference import Reference
 from .scan import Scan
-from .stack import Ran, stack
+from .multilayer import Ran, stack
 
 __all__ = ["BACKENDS", "Backend", "Decision", "LayerPlan", "Ran", "decide", "plan_call", "run", "stack"]
 

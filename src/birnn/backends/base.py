@@ -15,7 +15,7 @@ from typing import Callable, FrozenSet, Optional, Protocol, Sequence, Tuple
 import torch
 
 from .plan import LayerPlan
-from .stack import Ran
+from .multilayer import Ran
 
 __all__ = ["ANY", "Backend", "Capabilities", "EAGER"]
 

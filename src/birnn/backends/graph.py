@@ -50,7 +50,7 @@ from .packed.layer import packed_lstm_layer
 from .packed.layer import runs as packed_runs
 from .plan import LayerPlan
 from .reference import reference_layer, walk
-from .stack import Ran, stack
+from .multilayer import Ran, stack
 from .weights import Norms, Zoneout, step_weights
 
 __all__ = ["Graph", "graph_layer", "recurrent_layer", "reference_graph_layer", "regularised_layer"]

@@ -31,7 +31,7 @@ from ..batch import mask_from_lengths, reverse_index
 from ..dispatch import unexpressible
 from .base import Capabilities
 from .plan import LayerPlan
-from .stack import Ran, stack
+from .multilayer import Ran, stack
 
 __all__ = ["Native", "packed_call", "plan_chunks", "run_chunked", "run_packed", "run_whole"]
 

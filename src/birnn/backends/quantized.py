@@ -35,7 +35,7 @@ from torch.nn.utils.rnn import PackedSequence
 from .base import Capabilities
 from .native import packed_call
 from .plan import LayerPlan
-from .stack import Ran
+from .multilayer import Ran
 
 __all__ = ["Quantized", "quantize_dynamic", "quantize_layer", "quantized_blocker", "register_with_torch",
            "run_quantized"]

@@ -15,7 +15,7 @@ How it runs, per layer:
 3. At step ``t`` a sequence with ``lengths[b] <= t`` keeps its state (``torch.where``) and
    emits zeros; the loop ends at ``max(lengths)``.
 4. The backward outputs are reversed back and directions are concatenated; what happens
-   between layers (dropout, residual connections) is the stack's (:mod:`birnn.backends.stack`).
+   between layers (dropout, residual connections) is the stack's (:mod:`birnn.backends.multilayer`).
 
 Per-step masks (zoneout) are indexed in *processing order*: ``keep_h[t, d]`` applies to the
 t-th step direction ``d`` processes (for the backward direction, real step ``len-1-t``).
@@ -37,7 +37,7 @@ from ..batch import mask_from_lengths, reverse_valid, traced
 from ..cells import Carry, CellSpec, StepWeights, normalise
 from .base import ANY, Capabilities
 from .plan import LayerPlan
-from .stack import Ran, stack
+from .multilayer import Ran, stack
 from .weights import Highway, LayerWeights, Zoneout
 
 __all__ = ["Reference", "Walk", "gate_inputs", "natural", "project_inputs", "reference_layer", "scan", "walk"]

@@ -22,7 +22,7 @@ import torch
 
 from ..base import Capabilities
 from ..plan import LayerPlan
-from ..stack import Ran, stack
+from ..multilayer import Ran, stack
 from . import hardware
 from .products import cudnn_rnn_uses_tf32
 from .grid import (KERNEL_CELLS, KERNELS, KernelConfig, configured, current, default_kernel, describe_kernel,

@@ -14,7 +14,7 @@ import torch
 
 from ..base import EAGER, Capabilities
 from ..plan import LayerPlan
-from ..stack import Ran, stack
+from ..multilayer import Ran, stack
 from ..weights import Zoneout
 from .cpu_kernel import kernel, unavailable
 from .layer import CELLS, DEVICES, packed_lstm_layer

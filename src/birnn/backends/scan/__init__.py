@@ -35,7 +35,7 @@ from ...cells import CELLS, CellSpec
 from ..base import Capabilities
 from ..plan import LayerPlan
 from ..reference import Walk, gate_inputs, natural, walk
-from ..stack import Ran, stack
+from ..multilayer import Ran, stack
 from ..weights import LayerWeights
 from .linear import CELL_KERNELS, MAX_DEPTH, cell_kernel_runs, cell_scan, kernel_unavailable, linear_scan
 

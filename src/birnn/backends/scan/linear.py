@@ -8,7 +8,7 @@
   the one ``2^k`` before it), with the same hand-written backward.
 - While a graph is captured (torch.compile, torch.export, ONNX, torch.func transforms): the
   doubling scan as plain differentiable ops of a fixed depth, :data:`MAX_DEPTH` levels, so one
-  graph serves every T up to ``2**MAX_DEPTH``.
+  graph serves every T up to ``2**MAX_DEPTH`` (NaN beyond it).
 
 All three work on ``a`` and ``b`` directly: with decays in (0, 1) products only shrink (to 0,
 never to infinity), so no logarithm, division or ``logcumsumexp`` is needed.
@@ -33,7 +33,7 @@ SOURCE = Path(__file__).parent / "csrc" / "linear_scan.cpp"
 # exp and log1p vectorised from glibc's vector math library (declared under __FAST_MATH__); the
 # kernel's arguments never overflow, so assuming finite math changes nothing it computes
 FAST_MATH = ("-ffast-math", "-lmvec")
-MAX_DEPTH = 16  # levels of a captured scan: one graph for every T <= 65,536
+MAX_DEPTH = 20  # levels of a captured scan: one graph for every T <= 1,048,576
 
 
 def _levels(T: int) -> int:
@@ -76,7 +76,6 @@ def _shifted(x: Tensor, k: int, fill: float) -> Tensor:
 def _captured(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     """The same scan as differentiable ops of a fixed depth (no branch on T): what a graph holds.
     ``h0`` is folded into the first step by a mask (a slice of T-1 steps would specialise on T)."""
-    torch._check(a.shape[0] <= 2 ** MAX_DEPTH, lambda: f"a captured scan runs at most 2**{MAX_DEPTH} steps")
     first = (torch.arange(a.shape[0], device=a.device) == 0).view((-1,) + (1,) * (a.dim() - 1))
     b = torch.where(first, torch.addcmul(b, a, h0), b)
     k = 1
@@ -85,7 +84,10 @@ def _captured(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
         if level < MAX_DEPTH - 1:
             a = a * _shifted(a, k, 1.0)
         k *= 2
-    return b
+    # past 2**MAX_DEPTH steps the graph would be wrong: NaN then, loudly (a check on T would make
+    # every export name a maximum for T)
+    fits = torch.full((), a.shape[0], device=a.device) <= 2 ** MAX_DEPTH
+    return torch.where(fits, b, float("nan"))
 
 
 _LIB: Optional[ctypes.CDLL] = None
