@@ -8,7 +8,8 @@ from .bidirectional import Bidirectional
 from .bridge import bridge
 from .dispatch import Decision
 from .driver import Recurrent, TorchCell
-from .layers import GRU, LSTM, RNN, MinGRU, MinLSTM, RecurrentLayer
+from .layers import GRU, LSTM, RNN, RecurrentLayer
+from .linear_cells import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from .output import RecurrentOutput
 from .regularization import EmbeddingDropout, VariationalDropout
 
@@ -87,7 +88,9 @@ __all__ = [
     "LSTM",
     "RNN",
     "MinGRU",
+    "MinGRUCell",
     "MinLSTM",
+    "MinLSTMCell",
     "Bidirectional",
     "Decision",
     "EmbeddingDropout",

@@ -49,7 +49,7 @@ from .options import PROBABILITIES, LayerOptions
 from .output import RecurrentOutput, merge
 from .parameters import create_extras, create_weights, extra_names, reset, torch_draws
 
-__all__ = ["GRU", "LSTM", "MinGRU", "MinLSTM", "RNN", "RecurrentLayer", "layer_class"]
+__all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer", "layer_class", "refuse_projection"]
 
 
 def _check_constructor(input_size, hidden_size, proj_size, **flags) -> None:
@@ -67,7 +67,14 @@ def _check_constructor(input_size, hidden_size, proj_size, **flags) -> None:
 
 
 class RecurrentLayer(nn.RNNBase):
-    """Shared machinery of RNN, LSTM and GRU; use those classes."""
+    """Shared machinery of RNN, LSTM, GRU, MinGRU and MinLSTM; use those classes."""
+
+    CLASSES: dict = {}  # mode -> the public class of that cell (each class registers its modes)
+
+    def __init_subclass__(cls, modes: Sequence[str] = (), **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for mode in modes:
+            RecurrentLayer.CLASSES[mode] = cls
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
@@ -279,14 +286,14 @@ class RecurrentLayer(nn.RNNBase):
         return res
 
 
-def _refuse_projection(extras: dict) -> None:
+def refuse_projection(extras: dict) -> None:
     """RNN and GRU have no projection: refuse ``proj_size`` as torch.nn does (ValueError)."""
     if "proj_size" in extras:
         raise ValueError(f"proj_size argument is only supported for LSTM, not RNN or GRU "
                          f"(got proj_size={extras['proj_size']!r})")
 
 
-class RNN(RecurrentLayer):
+class RNN(RecurrentLayer, modes=("RNN_TANH", "RNN_RELU")):
     """Elman RNN, ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, act = tanh or relu.
 
     Arguments and parameters as ``torch.nn.RNN``, plus birnn's keyword-only extras
@@ -298,13 +305,13 @@ class RNN(RecurrentLayer):
                  device=None, dtype=None, **extras) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        _refuse_projection(extras)
+        refuse_projection(extras)
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
                          bias, batch_first, dropout, bidirectional, 0, device, dtype, **extras)
 
 
-class LSTM(RecurrentLayer):
+class LSTM(RecurrentLayer, modes=("LSTM",)):
     """LSTM with torch.nn's gates ``[i|f|g|o]`` and optional projection (``proj_size``).
 
     Arguments and parameters as ``torch.nn.LSTM``, plus birnn's keyword-only extras
@@ -318,7 +325,7 @@ class LSTM(RecurrentLayer):
                          proj_size, device, dtype, **extras)
 
 
-class GRU(RecurrentLayer):
+class GRU(RecurrentLayer, modes=("GRU",)):
     """GRU with torch.nn's gates ``[r|z|n]`` (``b_hn`` inside ``r *``).
 
     Arguments and parameters as ``torch.nn.GRU``, plus birnn's keyword-only extras
@@ -328,72 +335,18 @@ class GRU(RecurrentLayer):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None, **extras) -> None:
-        _refuse_projection(extras)
+        refuse_projection(extras)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
                          device, dtype, **extras)
 
 
-class MinGRU(RecurrentLayer):
-    """minGRU (Feng et al. 2024): ``z_t = σ(x_t W_z^T + b_z)``, ``h~_t = g(x_t W_h^T + b_h)``,
-    ``h_t = (1 - z_t) h_{t-1} + z_t h~_t`` with the paper's positive ``g`` (its log-space form).
-
-    The gates read only the input, so the recurrence is linear and a whole sequence runs as one
-    parallel scan (``path="scan"``, :mod:`birnn.backends.scan`), lengths, padding, resets and
-    both directions included. Parameters per layer and direction: ``weight_ih_l{k}{sfx}``
-    (2H, F) with gate blocks ``[z|h]`` and ``bias_ih_l{k}{sfx}`` (2H,); no ``W_hh``. Arguments
-    as :class:`GRU`; the extras that act on ``W_hh`` (``recurrent_dropout``,
-    ``weight_dropout``, ``layer_norm``) are refused.
-
-    Equivalent to (one direction, one sequence, ``h`` = h_0)::
-
-        for x_t in x:
-            k_z, k_h = (x_t @ weight_ih.T + bias_ih).chunk(2)
-            z = torch.sigmoid(k_z)
-            h = (1 - z) * h + z * torch.where(k_h >= 0, k_h + 0.5, torch.sigmoid(k_h))
-            outputs.append(h)
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None, **extras) -> None:
-        _refuse_projection(extras)
-        super().__init__("MINGRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
-                         device, dtype, **extras)
-
-
-class MinLSTM(RecurrentLayer):
-    """minLSTM (Feng et al. 2024): ``f_t, i_t = σ(x_t W_f^T + b_f), σ(x_t W_i^T + b_i)``,
-    normalised ``f'_t = f_t / (f_t + i_t)``, ``i'_t = 1 - f'_t``, ``h~_t = g(x_t W_h^T + b_h)``,
-    ``h_t = f'_t h_{t-1} + i'_t h~_t``; no cell state (h_n only), no ``W_hh``.
-
-    Gate blocks ``[f|i|h]`` in ``weight_ih_l{k}{sfx}`` (3H, F) and ``bias_ih_l{k}{sfx}``
-    (3H,); ``forget_bias`` sets ``b_f``. Runs as :class:`MinGRU` does (one parallel scan).
-
-    Equivalent to (one direction, one sequence, ``h`` = h_0)::
-
-        for x_t in x:
-            k_f, k_i, k_h = (x_t @ weight_ih.T + bias_ih).chunk(3)
-            f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
-            h = f / (f + i) * h + i / (f + i) * torch.where(k_h >= 0, k_h + 0.5, torch.sigmoid(k_h))
-            outputs.append(h)
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None, **extras) -> None:
-        _refuse_projection(extras)
-        super().__init__("MINLSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         0, device, dtype, **extras)
-
-
-_CLASSES = {"RNN_TANH": RNN, "RNN_RELU": RNN, "LSTM": LSTM, "GRU": GRU, "MINGRU": MinGRU, "MINLSTM": MinLSTM}
-
 
 def layer_class(mode: str, input_size: int, hidden_size: int, **kwargs) -> RecurrentLayer:
     """The public layer of cell ``mode`` (:data:`birnn.cells.CELLS`), e.g. ``birnn.RNN`` with
-    ``nonlinearity="relu"`` for "RNN_RELU"; ``kwargs`` as that class takes them."""
-    if mode not in _CLASSES:
-        raise ValueError(f"mode must be one of {sorted(_CLASSES)}, got {mode!r}")
+    ``nonlinearity="relu"`` for "RNN_RELU"; ``kwargs`` as that class takes them. A layer class
+    registers its cells by ``class MyCell(RecurrentLayer, modes=("MYCELL",))``."""
+    if mode not in RecurrentLayer.CLASSES:
+        raise ValueError(f"mode must be one of {sorted(RecurrentLayer.CLASSES)}, got {mode!r}")
     if mode.startswith("RNN_"):
         kwargs["nonlinearity"] = mode[4:].lower()
-    return _CLASSES[mode](input_size, hidden_size, **kwargs)
+    return RecurrentLayer.CLASSES[mode](input_size, hidden_size, **kwargs)

@@ -204,6 +204,47 @@ def test_a_new_cell_runs_on_the_reference_scan_and_no_fast_engine_takes_it(monke
     torch.testing.assert_close(got.h_n, want.h_n)
 
 
+def test_a_new_linear_cell_is_its_entry_and_its_class(monkeypatch):
+    """A new cell touches its registry entry and its class, nothing else: here a toy linear cell
+    (a constant decay, h' = 0.5 h + 0.5 tanh(x W^T + b)), registered at run time. Layer specs,
+    explain, the scan (through its generic (a, b) path: no kernel formula for it) and the
+    reference loop run it, and agree with the recurrence written out."""
+    import birnn.cells as cells
+    from birnn.explain import explain
+    from birnn.layers import RecurrentLayer
+    from birnn.models.stack import RecurrentStack
+
+    def halves(xg):
+        return torch.full_like(xg, 0.5), 0.5 * torch.tanh(xg)
+
+    spec = cells.CellSpec("TOY", 1, False, False, cells._linear_step(halves), "h", name="toy", coefficients=halves)
+    monkeypatch.setitem(cells.CELLS, "TOY", spec)
+    monkeypatch.setitem(cells.CELL_NAMES, "toy", "TOY")
+
+    class Toy(RecurrentLayer, modes=("TOY",)):
+        def __init__(self, input_size, hidden_size, **kw):
+            super().__init__("TOY", input_size, hidden_size, **kw)
+
+    monkeypatch.setitem(RecurrentLayer.CLASSES, "TOY", Toy)
+    torch.manual_seed(0)
+    layer = Toy(3, 4, bidirectional=True, dtype=torch.float64)
+    assert [n for n, _ in layer.named_parameters()] == ["weight_ih_l0", "bias_ih_l0", "weight_ih_l0_reverse",
+                                                        "bias_ih_l0_reverse"]
+    x, lengths = torch.randn(6, 2, 3, dtype=torch.float64), torch.tensor([6, 3])
+    res = layer(x, lengths=lengths)
+    assert res.path == "scan" and "the scan in one pass" in layer.last_decision.reason  # (not the cell kernel)
+    h, want = torch.zeros(4, dtype=torch.float64), []
+    for t in range(3):  # row 1 forward, written out
+        h = 0.5 * h + 0.5 * torch.tanh(x[t, 1] @ layer.weight_ih_l0.T + layer.bias_ih_l0)
+        want.append(h)
+    torch.testing.assert_close(res.output[:3, 1, :4], torch.stack(want))
+    layer.path = "reference"
+    torch.testing.assert_close(layer(x, lengths=lengths).output, res.output)
+    stack = RecurrentStack(3, ["bitoy:4*2", "gru:2"], dtype=torch.float64)
+    assert type(stack.layers[0]) is Toy and stack(x.transpose(0, 1), lengths=lengths).output.shape == (2, 6, 2)
+    assert all(c.holds for c in explain(mode="toy", lengths=[7, 5, 0, 3]).checks)
+
+
 def test_moved_module_paths_are_the_same_modules():
     """birnn.quantized, birnn.cpu_kernel and birnn.kernels (and its submodules) moved into their
     backends' folders: the old paths give the same module objects, never a second copy (whose

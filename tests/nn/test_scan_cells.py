@@ -278,3 +278,20 @@ def test_per_sample_gradients_with_vmap_and_lengths():
         alone = torch.func.grad(loss)(params, x[:n, b], torch.tensor(n))
         for name in params:
             _close(per_sample[name][b], alone[name])
+
+
+@pytest.mark.parametrize("cls,cell", [(birnn.MinGRU, birnn.MinGRUCell), (birnn.MinLSTM, birnn.MinLSTMCell)])
+def test_step_cells_in_recurrent_equal_the_layer(cls, cell):
+    """Keras' RNN(cell): the step cell run by birnn.Recurrent, with lengths, equals the layer."""
+    layer = _layer(cls)
+    step = cell(3, 4, dtype=torch.float64)
+    with torch.no_grad():
+        step.weight_ih.copy_(layer.weight_ih_l0)
+        step.bias_ih.copy_(layer.bias_ih_l0)
+    x, lengths = torch.randn(6, 3, 3, dtype=torch.float64), torch.tensor([6, 2, 4])
+    want = layer(x, lengths=lengths)
+    got = birnn.Recurrent(step)(x, lengths=lengths)
+    _close(got.output, want.output)
+    _close(got.h_n, want.h_n)
+    both = birnn.Bidirectional(birnn.Recurrent(step), merge_mode="sum")(x, lengths=lengths)
+    assert both.output.shape == (6, 3, 4) and both.output[2:, 1].eq(0).all()

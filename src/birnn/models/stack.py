@@ -31,8 +31,12 @@ from ..regularization import VariationalDropout
 
 __all__ = ["LayerSpec", "RecurrentStack"]
 
-_CELLS = sorted(CELL_NAMES, key=len, reverse=True)  # (longest first: rnn_relu before rnn)
-_SPEC = re.compile(rf"^(bi)?({'|'.join(_CELLS)}):(\d+)(?::(concat|sum|mul|ave))?(?:\*(\d+))?$")
+
+
+def _spec_pattern() -> "re.Pattern":
+    """The spec grammar over the cells registered now (longest names first: rnn_relu before rnn)."""
+    cells = sorted(CELL_NAMES, key=len, reverse=True)
+    return re.compile(rf"^(bi)?({'|'.join(cells)}):(\d+)(?::(concat|sum|mul|ave))?(?:\*(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class LayerSpec:
     def parse(cls, spec: Union[str, "LayerSpec"]) -> "LayerSpec":
         if isinstance(spec, LayerSpec):
             return spec
-        m = _SPEC.match(spec.strip().lower())
+        m = _spec_pattern().match(spec.strip().lower())
         if not m:
             raise ValueError(f"layer spec must look like [bi]CELL:HIDDEN[:MERGE][*LAYERS] with CELL in "
                              f"{', '.join(CELL_NAMES)} and MERGE in concat, sum, mul, ave (e.g. 'bilstm:128*2'); "

@@ -84,11 +84,22 @@ def scan_layer(spec: CellSpec, w: LayerWeights, inp: Tensor, lengths: Optional[T
     return natural(torch.where(valid, h, 0.0), steps, T, lengths), h_n, None, None
 
 
+class _LinearCells:
+    """The linear cells registered now (:attr:`birnn.cells.CellSpec.linear`), as a set of modes
+    (a cell registered later is included: the scan runs any cell's coefficients)."""
+
+    def __contains__(self, mode) -> bool:
+        return mode in CELLS and CELLS[mode].linear
+
+    def __iter__(self):
+        return iter(sorted(mode for mode, spec in CELLS.items() if spec.linear))
+
+
 class Scan:
     paths = ("scan",)
     # every device, dtype and capture mode (plain tensor ops); the calls' features go to the reference loop
     capabilities = Capabilities("the parallel scan", uses=frozenset({"resets"}),
-                                cells=frozenset(mode for mode, spec in CELLS.items() if spec.linear),
+                                cells=_LinearCells(),
                                 says=lambda names: f"the parallel scan does not run {', '.join(names)} (the "
                                                    "reference loop does)")
 
