@@ -472,9 +472,14 @@ SCAN_GRID = [("MinGRU", True, 1), ("MinLSTM", False, 1)]  # (the captured scan i
 
 
 @pytest.mark.parametrize("name,bi,layers", SCAN_GRID)
-def test_scan_cells_export_with_the_users_own_onnx_call_and_run_in_onnxruntime(name, bi, layers, tmp_path):
+def test_scan_cells_export_with_the_users_own_onnx_call_and_run_in_onnxruntime(name, bi, layers, tmp_path,
+                                                                                 monkeypatch):
     """The linear cells are plain tensor ops: ``torch.onnx.export(..., dynamo=True)`` with no
-    extra argument gives a graph of standard operators for any T, B and lengths."""
+    extra argument gives a graph of standard operators for any T, B and lengths. (A captured
+    scan of 9 levels here, T <= 512, for the suite's time; the depth's limit has its own test.)"""
+    from birnn.backends.scan import linear
+
+    monkeypatch.setattr(linear, "MAX_DEPTH", 9)
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     import onnx
@@ -500,8 +505,12 @@ def test_scan_cells_export_with_the_users_own_onnx_call_and_run_in_onnxruntime(n
 
 
 @pytest.mark.slow  # torch.compile: half a minute of CPU
-def test_scan_cells_compile_once_for_every_T_and_B_training_equals_eager():
-    """(MinLSTM differs from MinGRU only in its coefficients, which the eager tests cover.)"""
+def test_scan_cells_compile_once_for_every_T_and_B_training_equals_eager(monkeypatch):
+    """(MinLSTM differs from MinGRU only in its coefficients, which the eager tests cover; a
+    captured scan of 6 levels, T <= 64, for the suite's time.)"""
+    from birnn.backends.scan import linear
+
+    monkeypatch.setattr(linear, "MAX_DEPTH", 6)
     torch.manual_seed(0)
     layer = birnn.MinGRU(5, 6, bidirectional=True).train()
     _compiles_once_and_equals_eager(layer, lambda path: path == "scan")

@@ -258,8 +258,9 @@ class _Cell(torch.autograd.Function):
 
 def cell_kernel_runs(mode: str, xs: Tensor) -> bool:
     """Whether the C++ kernel runs cell ``mode`` whole on ``xs`` (eagerly, on CPU, float32/64)."""
-    return (mode in CELL_KERNELS and _kernel_runs(xs) and not torch.compiler.is_compiling()
-            and not torch._C._functorch.is_functorch_wrapped_tensor(xs) and xs.stride(-1) == 1)
+    if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(xs):
+        return False  # (first: under capture nothing may build or load the kernel)
+    return mode in CELL_KERNELS and xs.stride(-1) == 1 and _kernel_runs(xs)
 
 
 def cell_scan(mode: str, xs: Tensor, h0: Tensor, valid: Optional[Tensor], resets: Optional[Tensor]) -> Tensor:
