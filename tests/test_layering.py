@@ -20,7 +20,7 @@ LAYERS = [
     "data", "models", "train", "app", "__main__",
 ]
 # the task layer (birnn/app), lowest first
-APP_LAYERS = ["tasks", "export", "plots", "run_options", "config", "runs", "pretrained", "report", "flags", "cli"]
+APP_LAYERS = ["baselines", "tasks", "export", "plots", "run_options", "config", "runs", "pretrained", "report", "flags", "cli"]
 
 
 def unit_of(path: pathlib.Path, src: pathlib.Path = SRC) -> str:

@@ -87,7 +87,8 @@ def cmd_evaluate(args) -> int:
 
     model = TrainedModel.load(args.run_dir, weights=args.weights)
     # predicted once, for the metrics and the per-class report
-    metrics = model.evaluate(args.data, format=args.format, report=True, precision=args.precision)
+    metrics = model.evaluate(args.data, format=args.format, report=True, precision=args.precision,
+                             baseline=args.baseline != "none")
     breakdown = metrics.pop("report", None)
     lead = model.config.get("train", {}).get("monitor")
     print(report.summary(metrics, lead=lead))

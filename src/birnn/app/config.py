@@ -39,7 +39,7 @@ TRAIN_FIELDS = tuple(o.name for o in TRAIN_OPTIONS)
 MODEL_FIELDS = tuple(o.name for o in MODEL_OPTIONS)
 LAYER_FIELDS = tuple(name for name, *_ in LayerOptions.command_line())
 SOURCE_FIELDS = tuple(o.name for o in SOURCE_OPTIONS)
-PATH_FIELDS = ("train", "dev", "test")  # stored absolute in run.toml, so a run reruns from any folder
+PATH_FIELDS = ("train", "dev", "test", "embeddings")  # stored absolute in run.toml, so a run reruns from any folder
 # what each table of a config file may hold (run.toml's [train] also records "maximize")
 SECTIONS = {"source": SOURCE_FIELDS, "model": MODEL_FIELDS, "layer": LAYER_FIELDS,
             "train": TRAIN_FIELDS + ("maximize",)}
@@ -254,7 +254,7 @@ def resolve(flags: dict) -> dict:
                     raise UsageError(f"{place} must be a layer spec or a list of them, such as \"bilstm:64\" or "
                                      f"[\"bilstm:64\", \"bigru:32\"]; got {value!r}")
                 check_value(key, value, where=place)
-            if section == "source":  # a config's relative paths are relative to the config file
+            if section in ("source", "model"):  # a config's relative paths are relative to the config file
                 base = Path(path).resolve().parent
                 values = {k: (str(base / v) if k in PATH_FIELDS and v else v) for k, v in values.items()}
             conf[section].update(values)

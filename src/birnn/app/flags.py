@@ -164,6 +164,9 @@ def parser(commands: dict) -> argparse.ArgumentParser:
     e.add_argument("--format", choices=FORMATS,
                    help="the file's format (default: from the extension)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
+    e.add_argument("--baseline", choices=("auto", "none"), default="auto",
+                   help="auto (the default): also refit the run's baseline on its training split (read again from "
+                        "its recorded source) and score it on the same data; none: skip it")
     e.add_argument("--plot", metavar="DIR", help="write the confusion matrix and F1 per class (per entity type for "
                                                  "BIO tags) as PNGs into DIR")
     _running_flags(e, choices)

@@ -194,12 +194,16 @@ class TrainedModel:
         return out[0] if single else out
 
     def evaluate(self, data, *, format: Optional[str] = None, report: bool = False, device: str = "cpu",
-                 precision: Optional[str] = None) -> dict:
+                 precision: Optional[str] = None, baseline: bool = False) -> dict:
         """Metrics on labelled data — a file (``format`` as ``birnn evaluate --format``, else
         from its extension) or a list of ``(input, label)`` records as :mod:`birnn.data`'s
         readers make them — as ``birnn evaluate`` prints them (``test_*``). ``report=True``
         adds ``report``: per class (tag) precision, recall, F1 and support, the confusion
-        matrix, and for BIO tags the entity-level scores per type (as seqeval computes them)."""
+        matrix, and for BIO tags the entity-level scores per type (as seqeval computes them).
+        ``baseline=True`` adds ``baseline``: the task's practitioner's baseline refitted on
+        the run's training split (read again from its recorded source) and scored on the same
+        data (``{"name", "seconds", "test_<metric>", ...}``; ``{"unavailable": why}`` where it
+        cannot be refitted)."""
         from .tasks import class_breakdown, evaluate_run, predictions, read_for_evaluation
 
         if isinstance(data, (str, Path)):
@@ -215,6 +219,10 @@ class TrainedModel:
             breakdown = class_breakdown(self._run, records, device, predicted)
             if breakdown is not None:
                 metrics["report"] = breakdown
+        if baseline:
+            from .runs import refit_baseline
+
+            metrics["baseline"] = refit_baseline(self._run, records)
         return metrics
 
     def _records(self, inputs) -> Tuple[list, bool]:

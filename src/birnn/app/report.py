@@ -24,12 +24,23 @@ def fmt(v) -> str:
 
 
 def summary(metrics: dict, lead: Optional[str] = None) -> str:
+    """The metrics table, dev and test, and where the run fitted the practitioner's baseline
+    (``metrics["baseline"]``, :mod:`birnn.app.baselines`) its scores in two more columns."""
     names = sorted({k.split("_", 1)[1] for k in metrics if "_" in k and k.split("_", 1)[0] in ("dev", "test")},
                    key=lambda n: (n != lead, n))  # the monitored metric first
-    rows = [["metric", "dev", "test"]]
+    base = metrics.get("baseline") or {}
+    scored = "name" in base
+    splits = [s for s in ("dev", "test") if any(f"{s}_{n}" in metrics for n in names)] if scored else []
+    rows = [["metric", "dev", "test"] + [f"baseline {s}" for s in splits]]
     for n in names:
-        rows.append([n, fmt(metrics.get(f"dev_{n}", "-")), fmt(metrics.get(f"test_{n}", "-"))])
-    return table(rows)
+        rows.append([n, fmt(metrics.get(f"dev_{n}", "-")), fmt(metrics.get(f"test_{n}", "-"))]
+                    + [fmt(base.get(f"{s}_{n}", "-")) for s in splits])
+    out = table(rows)
+    if scored:
+        out += f"\nbaseline: {base['name']}, fitted on the same training split in {base['seconds']:.1f} s"
+    elif "unavailable" in base:
+        out += f"\nbaseline: not fitted ({base['unavailable']})"
+    return out
 
 
 def json_metrics(metrics: dict, lead: Optional[str] = None) -> dict:

@@ -73,6 +73,13 @@ MODEL_OPTIONS = (
            default=MODEL),
     Option("embedding_dropout", float, "[classify text] whole-word dropout on the embeddings (default 0)",
            rule=PROBABILITY),
+    Option("embeddings", help="[classify text, tag] pretrained word vectors for the word embedding: word2vec, "
+                              "GloVe or fastText text files (.txt, .vec) or word2vec binary (.bin), optionally .gz; "
+                              "the dimension is read from the file, the run keeps the rows of its vocabulary"),
+    Option("freeze_embeddings", bool, "[classify text, tag] keep the word embedding fixed in training (with "
+                                      "--embeddings)", negative="both"),
+    Option("embeddings_sha256", help="the SHA-256 of the embeddings file (run.toml records it; a rerun refuses a "
+                                     "changed file)", flagged=False),
     Option("word_dim", int, "[tag] word embedding size (default {default})", rule=POSITIVE, default=MODEL),
     Option("char_dim", int, "[tag, classify --input both] character embedding size (default {default})",
            rule=POSITIVE, default=MODEL),
@@ -126,5 +133,9 @@ TRAIN_OPTIONS = (
     Option("device", help="cpu, cuda, cuda:N, or auto: cuda when this PyTorch has a GPU, else cpu (default auto)",
            choices="device"),
     Option("seed", int, "seed of the weights and batch order (default {default})", rule=NATURAL, default=TRAIN),
+    Option("baseline", help="auto (the default): also fit the practitioner's baseline of the task on the same "
+                            "split (tf-idf + logistic regression, a feature CRF, 1-NN DTW, the naive forecast; "
+                            "pip install 'birnn[baselines]') and report it beside the model; none: skip it",
+           choices=("auto", "none")),
     Option("threads", int, rule=POSITIVE, flagged=False),  # (the CLI's flag: train, evaluate and predict take it)
 )

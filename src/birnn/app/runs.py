@@ -46,7 +46,7 @@ def train_config(conf: dict, progress: bool):
 
     from .tasks import default_monitor
 
-    t = dict(conf["train"])
+    t = {k: v for k, v in conf["train"].items() if k != "baseline"}  # (the run's, not the trainer's)
     t.setdefault("monitor", default_monitor(conf["task"]))
     t.setdefault("maximize", t["monitor"] not in ("mae", "rmse", "loss"))
     if t.get("device", "auto") == "auto":
@@ -120,7 +120,7 @@ def apply_threads(requested: Optional[int]) -> Optional[str]:
 
 
 # what a resume may change in run.toml's settings: the time budget and (with a note) the threads
-RESUMABLE = (("train", "max_minutes"), ("train", "threads"))
+RESUMABLE = (("train", "max_minutes"), ("train", "threads"), ("train", "baseline"))
 
 
 def check_unchanged(path: Path, resolved: dict) -> None:
@@ -148,6 +148,49 @@ def check_unchanged(path: Path, resolved: dict) -> None:
         raise UsageError(f"{path} was edited after the run began ({'; '.join(diffs)}); a run's settings are fixed "
                          f"once it trains: put run.toml back to resume it, or train a new run with the edited "
                          f"settings: birnn train --config {path} --out NEW_DIR")
+
+
+def run_baseline(run, records: dict, monitor: str, log) -> Optional[dict]:
+    """Fit the task's baseline on the run's train split (choosing on dev) and score it on dev
+    and test: ``{"name", "seconds", "dev_<metric>", "test_<metric>", ...}``; the header line
+    gives its dev score, the run's summary both beside the model's."""
+    from .baselines import fit_baseline, score_baseline
+
+    dev = records.get("dev") or records["train"]
+    fitted, skipped = fit_baseline(run.impl.baselines, records["train"], dev)
+    for line in skipped:
+        log(f"baseline: passed over {line}")
+    if fitted is None:
+        log("baseline: none can run here (pip install 'birnn[baselines]')")
+        return None
+    out = score_baseline(run, fitted, {"dev": dev, "test": records.get("test") or []})
+    value = out.get(f"dev_{monitor}")
+    said = f"dev {monitor} {value:.4f}" if isinstance(value, float) else "no dev score"
+    log(f"baseline: {fitted.name} on the same split: {said} (fitted in {fitted.seconds:.1f} s; the model's bar; "
+        f"--baseline none to skip)")
+    return out
+
+
+def refit_baseline(run, records: list) -> dict:
+    """The run's baseline fitted again on its training split (its recorded source, split as
+    it was) and scored on labelled ``records``, as :func:`run_baseline` reports it:
+    ``{"name", "seconds", "test_<metric>", ...}``, or ``{"unavailable": why}``."""
+    from ..data import load_source
+    from .baselines import fit_baseline, score_baseline
+    from .tasks import split_records
+
+    source = run.config.get("source")
+    if not source:
+        return {"unavailable": "the run records no data source to refit it on"}
+    try:
+        data = load_source(run.task, source)
+        split = split_records(run.task, data, dict(run.config.get("resolved", {}).get("model", {})))
+    except (OSError, ValueError) as e:
+        return {"unavailable": f"its training data cannot be read again ({e})"}
+    fitted, skipped = fit_baseline(run.impl.baselines, split["train"], split.get("dev") or split["train"])
+    if fitted is None:
+        return {"unavailable": "; ".join(skipped) or "the task has none"}
+    return score_baseline(run, fitted, {"test": records})
 
 
 def _print(line: str) -> None:
@@ -215,9 +258,11 @@ def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, 
         raise UsageError(f"--monitor {train.monitor}: a {run.kind} run reports {', '.join(monitorable(run.kind, tags))}")
     run.config["source"] = conf["source"]
     run.config["resolved"] = conf
-    model_resolved = {**resolved_model_options(run.kind, conf["model"]), **run.impl.chosen(run)}
+    model_resolved = {**resolved_model_options(run.kind, conf["model"]), **run.impl.chosen(run),
+                      **run.config.get("chosen", {})}
     resolved = {"task": conf["task"], "source": conf["source"], "model": model_resolved, "layer": conf["layer"],
-                "train": {k: v for k, v in asdict(train).items() if k != "progress"}}
+                "train": {**{k: v for k, v in asdict(train).items() if k != "progress"},
+                          "baseline": conf["train"].get("baseline", "auto")}}
     if resume:
         check_unchanged(run_dir / "run.toml", resolved)
     elif (run_dir / "config.json").exists() or (run_dir / "latest.json").exists():
@@ -227,6 +272,9 @@ def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, 
     log(header(run, records, resolved, train, run_dir))
     for line in run.config.get("notes", []) + selection:
         log(line)
+    baseline = None
+    if conf["train"].get("baseline", "auto") != "none":
+        baseline = run_baseline(run, records, train.monitor, log)
     best = train_run(run, records, train, run_dir, resume=resume, log=log)
     ckpt = load_checkpoint(run_dir)
     history = ckpt["state"]["history"] if ckpt else []
@@ -235,5 +283,7 @@ def _train_locked(conf: dict, run_dir: Path, resume: bool, log, progress: bool, 
     metrics = {k: v for k, v in best.items() if k.startswith("dev_")}
     if records.get("test"):
         metrics.update({f"test_{k}": v for k, v in score(run, records["test"], device=train.device).items()})
+    if baseline is not None:
+        metrics["baseline"] = baseline
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return Finished(run, records, metrics, history, train, data, run_dir)

@@ -40,6 +40,20 @@ class Vocab:
             items = items[: max(0, max_size - len(specials))]
         return cls(list(specials) + items, specials)
 
+    def extended(self, items: Iterable[str]) -> "Vocab":
+        """This vocabulary with ``items`` it lacks appended (in order, once each): the ids it
+        had stay.
+
+        >>> Vocab(["<pad>", "<unk>", "a"]).extended(["b", "a", "b"]).itos
+        ['<pad>', '<unk>', 'a', 'b']
+        """
+        itos, seen = list(self.itos), set(self.itos)
+        for item in items:
+            if item not in seen:
+                seen.add(item)
+                itos.append(item)
+        return type(self)(itos, self.specials)
+
     def __len__(self) -> int:
         return len(self.itos)
 

@@ -12,6 +12,8 @@ from ...data import SeriesEncoder, TextEncoder
 from ...data.encoding import Batch
 from ...models import SequenceClassifier
 from ...train import accuracy, class_report, confusion_matrix, macro_f1
+from ..baselines.series import NearestDTW, NearestEuclidean
+from ..baselines.text import TfidfLogistic
 from .task import Run, Task, register
 from .inputs import arrays_of, sequence_of
 from .labels import check_known_labels
@@ -123,6 +125,9 @@ class _Classification(Task):
     def decode(self, run: Run, preds: list) -> list:
         return [run.encoder.labels.itos[p] for p in preds]
 
+    def encode_predictions(self, run: Run, decoded: list) -> list:
+        return [self.vocab(run.encoder).stoi[p] for p in decoded]
+
     def show(self, item: dict) -> str:
         probs = "".join(f"\t{p:.4f}" for p in item["scores"].values()) if "scores" in item else ""
         return f"{item['label']}{probs}" + (f"\t{item['text']}" if "text" in item else "")
@@ -137,12 +142,17 @@ class TextClassification(_Classification):
                   "char_dim", "char_hidden")
     encoder_defaults = {"min_freq": 2, "input": "auto"}
     encoder_name = "TextEncoder"
+    baselines = (TfidfLogistic,)
+    embedding_key = "embedding_dim"
     formats = ("text", "lines")
     formats_said = "a .csv/.tsv with a text column, or one text per line (.txt)"
 
     def auto_options(self, records: dict, options: dict) -> List[str]:
         if options.get("input", "auto") != "auto":
             return []
+        if options.get("embeddings"):
+            options["input"] = "words"
+            return ["input: words (--embeddings gives word vectors; --input both adds characters)"]
         options["input"], note = text_input(records, options.get("min_freq", 2))
         return [note]
 
@@ -156,6 +166,12 @@ class TextClassification(_Classification):
 
     def chosen(self, run: Run) -> dict:
         return {"input": run.encoder.input}  # what "auto" chose, so a rerun reads the same
+
+    def word_vocab(self, encoder):
+        return encoder.tokens if encoder.input in ("words", "both") else None
+
+    def word_embedding(self, model):
+        return model.embed.embedding
 
     def infer_format(self, path: str) -> str:
         fmt = super().infer_format(path)
@@ -189,6 +205,7 @@ class SeriesClassification(_Classification):
     kind = "series"
     model_keys = ("layers", "dropout", "pooling", "head", "input_noise", "layer_options", "patch")
     encoder_name = "SeriesEncoder"
+    baselines = (NearestDTW, NearestEuclidean)
     formats = ("ts",)
     formats_said = "a .ts file (UCR/UEA)"
 

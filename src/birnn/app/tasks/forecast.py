@@ -11,6 +11,7 @@ import torch
 from ...data import ForecastEncoder, SeriesSplits, make_windows
 from ...data.encoding import Batch
 from ...models import Forecaster
+from ..baselines.forecast import NaiveForecast
 from .task import Run, Task, register
 from .inputs import arrays_of
 
@@ -27,6 +28,7 @@ class Forecasting(Task):
     default_monitor = "mae"
     forecasts = True
     encoder_name = "ForecastEncoder"
+    baselines = (NaiveForecast,)
     formats = ("series",)
     formats_said = "a .csv/.tsv series"
 
@@ -72,6 +74,9 @@ class Forecasting(Task):
 
     def decode(self, run: Run, preds: list) -> list:
         return [run.encoder.scaler.inverse(p) for p in preds]
+
+    def encode_predictions(self, run: Run, decoded: list) -> list:
+        return [run.encoder.scaler.transform(np.asarray(p, dtype=np.float32)) for p in decoded]
 
     def infer_format(self, path: str) -> str:
         from ...data import infer_format

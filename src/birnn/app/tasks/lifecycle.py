@@ -17,6 +17,7 @@ from ...models import MODELS
 from ...train import TrainConfig, Trainer, load_config, load_weights
 from ...train.checkpoint import CheckpointError
 from ...train.memory import MemoryNeeded, check_model
+from .embeddings import apply_embeddings, read_embeddings
 from .task import KINDS, Run, Task, task_of
 
 __all__ = ["MIN_STEPS", "SMALL_DEV", "TASKS", "WEIGHTS", "batches_of", "build_run", "check_labels", "class_breakdown",
@@ -134,15 +135,20 @@ def build_run(task: str, data, model_options: Optional[dict] = None, seed: int =
     impl = task_for(task, records["train"])
     notes = impl.auto_options(records, options)
     encoder = impl.fit_encoder(data, options)
+    vectors = read_embeddings(impl, encoder, options)
     torch.manual_seed(seed)
     layers = " ".join(map(str, options.get("layers") or ())) or "the default layers"
     check_model(lambda: impl.make_model(encoder, options), f"--layers {layers}", training=True,
                 way_out="use smaller --layers (hidden sizes, fewer layers) or a smaller vocabulary (--min-freq)")
     model = impl.make_model(encoder, options)
+    chosen = {}
+    if vectors is not None:
+        notes.append(apply_embeddings(impl, encoder, model, vectors, options, seed))
+        chosen = {impl.embedding_key: vectors.dim, "embeddings_sha256": vectors.sha256}
     config = {"birnn_version": __version__, "task": task, "kind": impl.kind,
               "model": {"class": type(model).__name__, "config": model.config},
               "preprocessing": {"class": type(encoder).__name__, **encoder.to_dict()},
-              "data": dict(getattr(data, "info", {})), "notes": notes}
+              "data": dict(getattr(data, "info", {})), "notes": notes, "chosen": chosen}
     return Run(task, impl.kind, encoder, model, config), records
 
 

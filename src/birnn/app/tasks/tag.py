@@ -8,6 +8,7 @@ from ...data import TaggingEncoder, bio_tags
 from ...data.encoding import Batch
 from ...models import SequenceTagger
 from ...train import entity_report, span_f1
+from ..baselines.tagging import FeatureCRF, MostFrequentTag
 from .classify import _Classification, token_inputs
 from .inputs import sequence_of
 from .labels import check_known_labels
@@ -41,6 +42,8 @@ class Tagging(_Classification):
                   "chars")
     encoder_defaults = {"min_freq": 1}
     encoder_name = "TaggingEncoder"
+    baselines = (FeatureCRF, MostFrequentTag)
+    embedding_key = "word_dim"
     formats = ("conllu", "wordtag", "columns", "tokens", "lines")
     formats_said = ("a .conllu file, a .txt of word/TAG tokens, .bio/.conll columns, or one tokenised sentence per "
                     "line")
@@ -70,6 +73,12 @@ class Tagging(_Classification):
 
     def chosen(self, run: Run) -> dict:
         return {"crf": run.model.crf is not None}  # what "auto" chose
+
+    def word_vocab(self, encoder):
+        return encoder.words
+
+    def word_embedding(self, model):
+        return model.words
 
     def split_long(self) -> bool:
         return True
@@ -115,6 +124,9 @@ class Tagging(_Classification):
 
     def decode(self, run: Run, preds: list) -> list:
         return [run.encoder.tags.decode(p) for p in preds]
+
+    def encode_predictions(self, run: Run, decoded: list) -> list:
+        return [[run.encoder.tags.stoi[t] for t in tags] for tags in decoded]
 
     def read_for_prediction(self, run: Run, path: str, fmt: str) -> list:
         from ...data import read_columns, read_conllu, read_lines

@@ -34,6 +34,10 @@ class Task:
     classifies: bool = False  # predictions are classes with probabilities (--scores, predict_proba)
     forecasts: bool = False  # predictions are future values (the forecast plot)
     encoder_name: str = ""  # the birnn.data encoder that makes this kind's batches
+    # the practitioner's baselines (birnn.app.baselines), preferred first: the first that can run
+    # here is fitted on the run's split and reported beside the model
+    baselines: Tuple[type, ...] = ()
+    embedding_key: str = ""  # the option sizing the word embedding pretrained vectors fill ("": none)
 
     # -- preprocess ----------------------------------------------------------------------------
     def split_records(self, data, options: dict) -> dict:
@@ -48,6 +52,18 @@ class Task:
         raise NotImplementedError
 
     def make_model(self, encoder, options: dict) -> nn.Module:
+        raise NotImplementedError
+
+    def word_vocab(self, encoder):
+        """The vocabulary of the word embedding (--embeddings), or None where the run reads none."""
+        return None
+
+    def set_word_vocab(self, encoder, vocab) -> None:
+        """Give ``encoder`` the (extended) word vocabulary ``vocab`` (--embeddings)."""
+        encoder.words = vocab
+
+    def word_embedding(self, model: nn.Module) -> nn.Embedding:
+        """The model's word embedding (--embeddings fills it)."""
         raise NotImplementedError
 
     def model_options(self, options: dict) -> dict:
@@ -113,6 +129,11 @@ class Task:
 
     def decode(self, run: "Run", preds: list) -> list:
         """Human-readable predictions."""
+        raise NotImplementedError
+
+    def encode_predictions(self, run: "Run", decoded: list) -> list:
+        """Human-readable predictions (a baseline's) as :meth:`collect` gives the model's, so
+        that :meth:`score` scores both alike: the inverse of :meth:`decode`."""
         raise NotImplementedError
 
     def labels(self, encoder) -> Optional[List[str]]:
