@@ -64,6 +64,9 @@ MODEL_OPTIONS = (
     Option("input", help="[classify text] what the model reads: words, chars (each text's characters) or both "
                          "(words + each word's characters); auto (the default) picks chars for texts of a few words "
                          "or mostly unseen words, else words, and says why in the run header", choices="input"),
+    Option("ngrams", int, "[classify text] beside the RNN, the mean embedding of the tokens' n-grams of orders "
+                          "1..N, hashed as fastText's (4 over characters and 2 over words read what char and word "
+                          "n-gram tf-idf read; default 0: none)", rule=NATURAL),
     Option("pooling", help="[classify, forecast] how a sequence becomes one vector: final = forward state at the "
                            "last real step + backward state at the first (default {default})", choices="pooling",
            default=MODEL),

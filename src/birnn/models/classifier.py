@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from ..regularization import EmbeddingDropout
 from .chars import CharWordEncoder
 from .heads import AttentionPooling, mlp
+from .ngrams import NgramBag
 from .stack import RecurrentStack
 
 __all__ = ["POOLINGS", "SequenceClassifier"]
@@ -54,6 +55,10 @@ class SequenceClassifier(nn.Module):
         patch: feature inputs: the RNN reads ``patch`` consecutive steps at once, (B, T, C) ->
             (B, ceil(T/patch), patch*C), so a long series becomes a short sequence.
         layer_options: birnn layer extras for every layer (e.g. ``{"recurrent_dropout": 0.2}``).
+        ngrams: with token ids, puts beside the RNN's summary the mean embedding of the tokens'
+            n-grams of orders 1..``ngrams`` (:class:`~birnn.models.ngrams.NgramBag`: over
+            characters, what char n-gram tf-idf features see; ``ngram_buckets`` hashed rows of
+            ``ngram_dim``); 0: none.
         char_vocab_size: with token ids, adds each word's character BiLSTM features
             (``char_dim`` embedding, ``char_hidden`` per direction) to its embedding; the batch
             then carries ``chars`` (B, T, W).
@@ -64,7 +69,7 @@ class SequenceClassifier(nn.Module):
                  pooling: str = "final", head: Sequence[int] = (), dropout: float = 0.3,
                  embedding_dropout: float = 0.0, input_noise: float = 0.0, layer_options: Optional[dict] = None,
                  char_vocab_size: Optional[int] = None, char_dim: int = 32, char_hidden: int = 32,
-                 patch: int = 1) -> None:
+                 patch: int = 1, ngrams: int = 0, ngram_buckets: int = 1 << 15, ngram_dim: int = 32) -> None:
         super().__init__()
         if (vocab_size is None) == (input_size is None):
             raise ValueError("give exactly one of vocab_size (token input) or input_size (feature input)")
@@ -74,7 +79,12 @@ class SequenceClassifier(nn.Module):
                            input_size=input_size, padding_idx=padding_idx, layers=list(layers), pooling=pooling,
                            head=list(head), dropout=dropout, embedding_dropout=embedding_dropout,
                            input_noise=input_noise, layer_options=dict(layer_options or {}),
-                           char_vocab_size=char_vocab_size, char_dim=char_dim, char_hidden=char_hidden, patch=patch)
+                           char_vocab_size=char_vocab_size, char_dim=char_dim, char_hidden=char_hidden, patch=patch,
+                           ngrams=ngrams, ngram_buckets=ngram_buckets, ngram_dim=ngram_dim)
+        if not isinstance(ngrams, int) or isinstance(ngrams, bool) or ngrams < 0:
+            raise ValueError(f"ngrams must be an int >= 0 (the longest token n-gram; 0: none), got {ngrams!r}")
+        if ngrams and vocab_size is None:
+            raise ValueError("ngrams applies to token ids (vocab_size), not feature inputs (input_size)")
         if not isinstance(patch, int) or isinstance(patch, bool) or patch < 1:
             raise ValueError(f"patch must be an int >= 1 (time steps per RNN step), got {patch!r}")
         if patch > 1 and vocab_size is not None:
@@ -99,11 +109,13 @@ class SequenceClassifier(nn.Module):
         self.stack = RecurrentStack(size, list(layers), dropout=dropout, **(layer_options or {}))
         self.attention = AttentionPooling(self.stack.output_size) if pooling == "attention" else None
         self.pooling = pooling
-        self.head = mlp(self.stack.output_size, head, num_classes, dropout)
+        self.ngrams = NgramBag(ngrams, ngram_buckets, ngram_dim) if ngrams else None
+        self.head = mlp(self.stack.output_size + (ngram_dim if ngrams else 0), head, num_classes, dropout)
         self.head_dropout = nn.Dropout(dropout)
 
     def features(self, batch) -> Tensor:
-        """The pooled sequence summary (B, F)."""
+        """The pooled sequence summary (B, F), and with ``ngrams`` the tokens' n-gram bag beside
+        it (B, F + ngram_dim)."""
         x = self.embed(batch.inputs) if self.embed is not None else batch.inputs
         x, lengths = self.patched(x, batch.lengths)
         if self.chars is not None:
@@ -115,9 +127,10 @@ class SequenceClassifier(nn.Module):
             valid = (torch.arange(x.shape[1], device=x.device)[None] < lengths.to(x.device)[:, None])
             x = x + self.input_noise * torch.randn_like(x) * valid.unsqueeze(-1)
         res = self.stack(self.input_dropout(x), lengths=lengths)
-        if self.pooling == "attention":
-            return self.attention(res.output, lengths)
-        return res.pool(self.pooling)
+        pooled = self.attention(res.output, lengths) if self.pooling == "attention" else res.pool(self.pooling)
+        if self.ngrams is None:
+            return pooled
+        return torch.cat([pooled, self.ngrams(batch.inputs, batch.lengths)], -1)
 
     def patched(self, x: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
         """(B, T, C) -> (B, ceil(T/k), k*C): k = ``patch`` consecutive steps side by side (zeros

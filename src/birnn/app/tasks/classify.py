@@ -139,7 +139,7 @@ class _Classification(Task):
 class TextClassification(_Classification):
     kind = "text"
     model_keys = ("layers", "embedding_dim", "dropout", "embedding_dropout", "pooling", "head", "layer_options",
-                  "char_dim", "char_hidden")
+                  "char_dim", "char_hidden", "ngrams")
     encoder_defaults = {"min_freq": 2, "input": "auto"}
     encoder_name = "TextEncoder"
     baselines = (TfidfLogistic,)
@@ -148,13 +148,15 @@ class TextClassification(_Classification):
     formats_said = "a .csv/.tsv with a text column, or one text per line (.txt)"
 
     def auto_options(self, records: dict, options: dict) -> List[str]:
-        if options.get("input", "auto") != "auto":
-            return []
-        if options.get("embeddings"):
-            options["input"] = "words"
-            return ["input: words (--embeddings gives word vectors; --input both adds characters)"]
-        options["input"], note = text_input(records, options.get("min_freq", 2))
-        return [note]
+        notes = []
+        if options.get("input", "auto") == "auto":
+            if options.get("embeddings"):
+                options["input"] = "words"
+                notes.append("input: words (--embeddings gives word vectors; --input both adds characters)")
+            else:
+                options["input"], note = text_input(records, options.get("min_freq", 2))
+                notes.append(note)
+        return notes
 
     def fit_encoder(self, data, options: dict):
         return TextEncoder.fit(data.train, min_freq=options.get("min_freq", 2), input=options.get("input", "words"))
