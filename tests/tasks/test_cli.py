@@ -18,7 +18,9 @@ from helpers import sentences, write_conllu
 pytestmark = pytest.mark.slow  # every test runs birnn in a subprocess
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-SMALL = ["--epochs", "2", "--layers", "bilstm:8", "--batch-size", "8", "--seed", "1"]
+# (--baseline none: the baseline has its own tests, tests/tasks/test_baselines.py; here it would cost
+# a few seconds of scikit-learn per subprocess)
+SMALL = ["--epochs", "2", "--layers", "bilstm:8", "--batch-size", "8", "--seed", "1", "--baseline", "none"]
 
 
 def birnn(*args, cwd=None, check=True, timeout=240):
