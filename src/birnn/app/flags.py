@@ -12,6 +12,7 @@ from typing import List, Optional, Tuple
 from .config import DEFAULT_DATASET, RULES, TASKS, UsageError, check_device, check_value, flag
 from .config import choices as option_choices
 from ..options import LayerOptions
+from .baselines import BASELINE_CHOICES
 from .run_options import MODEL, MODEL_OPTIONS, SOURCE_OPTIONS, TRAIN, TRAIN_OPTIONS
 from .tasks import WEIGHTS
 
@@ -164,7 +165,7 @@ def parser(commands: dict) -> argparse.ArgumentParser:
     e.add_argument("--format", choices=FORMATS,
                    help="the file's format (default: from the extension)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON on the last line")
-    e.add_argument("--baseline", choices=("auto", "none"), default="auto",
+    e.add_argument("--baseline", choices=BASELINE_CHOICES, default="auto",
                    help="auto (the default): also refit the run's baseline on its training split (read again from "
                         "its recorded source) and score it on the same data; none: skip it")
     e.add_argument("--plot", metavar="DIR", help="write the confusion matrix and F1 per class (per entity type for "

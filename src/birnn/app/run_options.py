@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
+from .baselines import BASELINE_CHOICES
+
 __all__ = ["MODEL", "MODEL_OPTIONS", "Option", "SOURCE_OPTIONS", "TRAIN", "TRAIN_OPTIONS"]
 
 MODEL, TRAIN = "<model>", "<train>"  # defaults read from the model classes / TrainConfig
@@ -139,6 +141,6 @@ TRAIN_OPTIONS = (
     Option("baseline", help="auto (the default): also fit the practitioner's baseline of the task on the same "
                             "split (tf-idf + logistic regression, a feature CRF, 1-NN DTW, the naive forecast; "
                             "pip install 'birnn[baselines]') and report it beside the model; none: skip it",
-           choices=("auto", "none")),
+           choices=BASELINE_CHOICES),
     Option("threads", int, rule=POSITIVE, flagged=False),  # (the CLI's flag: train, evaluate and predict take it)
 )

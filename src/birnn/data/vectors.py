@@ -75,8 +75,9 @@ def _text_rows(path: Path, keep) -> Tuple[int, List[Tuple[str, np.ndarray]]]:
     dim, out, seen = None, [], 0
     with _open(path) as f:
         for lineno, raw in enumerate(f, 1):
-            if lineno == 1 and _header(raw):
-                dim = _header(raw)[1]
+            head = _header(raw) if lineno == 1 else None
+            if head:
+                dim = head[1]
                 continue
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if not line.strip():

@@ -44,15 +44,21 @@ class NgramBag(nn.Module):
         self.embed = nn.Embedding(buckets, dim)
         nn.init.normal_(self.embed.weight, std=0.1)
 
-    def ids(self, tokens: Tensor, k: int) -> Tensor:
-        """Table rows (B, T) of the order-``k`` n-grams starting at each step (the steps past a
-        sequence's end read padding; :meth:`forward` masks them)."""
+    def rows(self, tokens: Tensor):
+        """``(k, table rows (B, T))`` of the order-``k`` n-grams starting at each step, for k =
+        1..n: one rolling hash, each order extending the last (the steps past a sequence's end
+        read padding; :meth:`forward` masks them)."""
         T = tokens.shape[1]
         padded = F.pad(tokens, (0, self.n - 1))
         h = padded[:, 0:T] % self.buckets
-        for j in range(1, k):
-            h = (h * _MIX + padded[:, j:j + T]) % self.buckets
-        return (h + k * _ORDER) % self.buckets
+        for k in range(1, self.n + 1):
+            if k > 1:
+                h = (h * _MIX + padded[:, k - 1:k - 1 + T]) % self.buckets
+            yield k, (h + k * _ORDER) % self.buckets
+
+    def ids(self, tokens: Tensor, k: int) -> Tensor:
+        """Table rows (B, T) of the order-``k`` n-grams starting at each step (:meth:`rows`)."""
+        return next(rows for order, rows in self.rows(tokens) if order == k)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """The mean embedding (B, E) of every n-gram of orders 1..n that lies inside each
@@ -60,9 +66,9 @@ class NgramBag(nn.Module):
         steps = torch.arange(tokens.shape[1], device=tokens.device)[None]
         lengths = lengths.to(tokens.device)[:, None]
         total, count = 0, 0
-        for k in range(1, self.n + 1):
+        for k, rows in self.rows(tokens):
             inside = (steps + k <= lengths).unsqueeze(-1)  # (B, T, 1): the n-gram ends by the last token
-            total = total + (self.embed(self.ids(tokens, k)) * inside).sum(1)
+            total = total + (self.embed(rows) * inside).sum(1)
             count = count + inside.sum(1)
         return total / count.clamp(min=1)
 

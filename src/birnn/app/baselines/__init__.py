@@ -13,11 +13,12 @@ never a failed run.
 
 from __future__ import annotations
 
+import importlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["BASELINE_CHOICES", "Baseline", "Fitted", "Unavailable", "fit_baseline", "score_baseline"]
+__all__ = ["BASELINE_CHOICES", "Baseline", "Fitted", "Unavailable", "fit_baseline", "needs", "score_baseline"]
 
 BASELINE_CHOICES = ("auto", "none")  # --baseline
 
@@ -25,6 +26,14 @@ BASELINE_CHOICES = ("auto", "none")  # --baseline
 class Unavailable(RuntimeError):
     """A baseline cannot run here (a missing package, data beyond its budget): the task's next
     baseline is tried. The message says why, for the run's note."""
+
+
+def needs(module: str, package: str):
+    """``module`` imported, or :class:`Unavailable` saying which optional package to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise Unavailable(f"needs {package} (pip install 'birnn[baselines]')") from None
 
 
 class Baseline:
@@ -43,11 +52,10 @@ class Baseline:
 
 @dataclass
 class Fitted:
-    """A fitted baseline, how long fitting took, and the baselines passed over (and why)."""
+    """A fitted baseline and how long fitting took."""
 
     baseline: Baseline
     seconds: float
-    skipped: List[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -65,7 +73,7 @@ def fit_baseline(classes: Sequence[type], train: list, dev: list) -> Tuple[Optio
         except Unavailable as e:
             skipped.append(f"{cls.name or cls.__name__}: {e}")
             continue
-        return Fitted(baseline, time.perf_counter() - start, skipped), skipped
+        return Fitted(baseline, time.perf_counter() - start), skipped
     return None, skipped
 
 

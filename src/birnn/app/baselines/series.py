@@ -10,7 +10,7 @@ from typing import List
 
 import numpy as np
 
-from . import Baseline, Unavailable
+from . import Baseline, Unavailable, needs
 
 __all__ = ["DTW_CELLS", "NearestDTW", "NearestEuclidean"]
 
@@ -30,11 +30,7 @@ class NearestDTW(Baseline):
     name = "1-NN DTW (aeon)"
 
     def fit(self, train: list, dev: list) -> "NearestDTW":
-        try:
-            from aeon.distances import dtw_pairwise_distance
-        except ImportError:
-            raise Unavailable("needs aeon (pip install 'birnn[baselines]')") from None
-        self.distance = dtw_pairwise_distance
+        self.distance = needs("aeon.distances", "aeon").dtw_pairwise_distance
         self.train = _arrays(train)
         self.labels = np.array([str(y) for _, y in train])
         self.train_steps = sum(x.shape[1] for x in self.train)

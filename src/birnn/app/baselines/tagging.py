@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Dict, List
 
-from . import Baseline, Unavailable
+from . import Baseline, Unavailable, needs
 
 __all__ = ["FeatureCRF", "MostFrequentTag", "token_features"]
 
@@ -56,11 +56,7 @@ class FeatureCRF(Baseline):
     name = "feature CRF (sklearn-crfsuite)"
 
     def fit(self, train: list, dev: list) -> "FeatureCRF":
-        try:
-            import sklearn_crfsuite
-        except ImportError:
-            raise Unavailable("needs sklearn-crfsuite (pip install 'birnn[baselines]')") from None
-        self.model = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=CRF_ITERATIONS,
+        self.model = needs("sklearn_crfsuite", "sklearn-crfsuite").CRF(algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=CRF_ITERATIONS,
                                           all_possible_transitions=True)
         self.model.fit([self._features(w) for w, _ in train], [list(map(str, t)) for _, t in train])
         self.name = "feature CRF (word, affix, shape and context features; sklearn-crfsuite)"

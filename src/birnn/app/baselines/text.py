@@ -4,7 +4,7 @@ on the dev split — what a practitioner fits first."""
 
 from __future__ import annotations
 
-from . import Baseline, Unavailable
+from . import Baseline, Unavailable, needs
 
 __all__ = ["TfidfLogistic"]
 
@@ -17,11 +17,8 @@ class TfidfLogistic(Baseline):
     name = "n-gram tf-idf + logistic regression"
 
     def fit(self, train: list, dev: list) -> "TfidfLogistic":
-        try:
-            from sklearn.feature_extraction.text import TfidfVectorizer
-            from sklearn.linear_model import LogisticRegression
-        except ImportError:
-            raise Unavailable("needs scikit-learn (pip install 'birnn[baselines]')") from None
+        TfidfVectorizer = needs("sklearn.feature_extraction.text", "scikit-learn").TfidfVectorizer
+        LogisticRegression = needs("sklearn.linear_model", "scikit-learn").LogisticRegression
         labels = [str(y) for _, y in train]
         if len(set(labels)) < 2:
             raise Unavailable("one class in the training split")

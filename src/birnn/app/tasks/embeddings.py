@@ -1,8 +1,8 @@
 """Pretrained word vectors in a run (``--embeddings PATH``): read for the run's word vocabulary,
-checked against the model's embedding size and the hash a configuration records, the vocabulary extended by the file's most frequent
-words (:data:`FILE_WORDS`), and copied
-into the model's word embedding, whose rows the run's weights then keep (prediction, export
-and :func:`birnn.load` never read the file again). Only tasks that name their word
+checked against the model's embedding size and the hash a configuration records, the
+vocabulary extended by the file's most frequent words (:data:`FILE_WORDS`), and copied into
+the model's word embedding, whose rows the run's weights then keep (prediction, export and
+:func:`birnn.load` never read the file again). Only tasks that name their word
 embedding (:attr:`birnn.app.tasks.task.Task.embedding_key`) take them."""
 
 from __future__ import annotations
