@@ -96,13 +96,15 @@ def test_export_of_what_has_no_single_node_warns_that_T_is_fixed():
     torch.testing.assert_close(program.module()(x)[0], layer(x).output)
 
 
-def _onnx_session(model, args, dynamic_shapes, path):
+def _onnx_session(model, args, dynamic_shapes, path, **kwargs):
+    """The user's own call, ``torch.onnx.export(..., dynamo=True)``, with no extra argument."""
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from birnn.onnx_export import export_onnx
-
-    program = export_onnx(model, args, dynamic_shapes=dynamic_shapes, verbose=False)
-    program.save(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, args, str(path), dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False,
+                          external_data=False,
+                          **kwargs)
     import onnx
 
     ops = {(n.domain or "ai.onnx", n.op_type) for n in onnx.load(str(path)).graph.node}
@@ -138,6 +140,66 @@ def test_onnx_without_lengths_and_with_empty_sequences(mode, tmp_path):
     with torch.no_grad():
         for g, w in zip(sess.run(None, {"x": x.numpy(), "lengths": lengths.numpy()}), model(x, lengths)):
             torch.testing.assert_close(torch.from_numpy(g), w, rtol=1e-5, atol=1e-5)
+
+
+class SpeechEncoder(torch.nn.Module):
+    """A TTS text encoder's shape (Kokoro's, kokoro#87, litert-torch#1062): embedding -> Conv1d ->
+    batch-first BiLSTM with lengths -> Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(20, 8)
+        self.conv = torch.nn.Conv1d(8, 8, 5, padding=2)
+        self.lstm = birnn.LSTM(8, 6, bidirectional=True, batch_first=True)
+        self.proj = torch.nn.Linear(12, 4)
+
+    def forward(self, tokens, lengths):  # tokens (B, T), lengths (B,)
+        x = self.conv(self.embed(tokens).transpose(1, 2)).relu().transpose(1, 2)  # (B, T, 8)
+        return self.proj(self.lstm(x, lengths=lengths).output)  # (B, T, 4), zeros' image at padded steps
+
+
+def test_a_tts_text_encoder_exports_with_dynamic_T_through_the_plain_call(tmp_path):
+    torch.manual_seed(0)
+    model = SpeechEncoder().eval()
+    example = (torch.randint(0, 20, (3, 9)), torch.tensor([9, 4, 6]))
+    sess, ops = _onnx_session(model, example, ({0: Dim("B"), 1: Dim("T")}, {0: Dim("B")}), tmp_path / "tts.onnx",
+                              input_names=["tokens", "lengths"])
+    assert "LSTM" in ops and "Conv" in ops
+    for B, T in [(3, 9), (2, 40), (5, 3)]:
+        tokens, lengths = torch.randint(0, 20, (B, T)), torch.randint(1, T + 1, (B,))
+        lengths[0] = T
+        (got,) = sess.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(got), model(tokens, lengths), rtol=1e-5, atol=1e-5)
+
+
+def test_export_onnx_takes_an_exported_program_too(tmp_path):
+    """A ``torch.export`` program holds birnn's node, which the plain call cannot translate;
+    ``birnn.onnx_export.export_onnx`` rewrites it as ONNX's operators first."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from birnn.onnx_export import export_onnx
+
+    model = WithLengths(_layer("GRU", True, 2)).eval()
+    program = torch.export.export(model, _inputs(7, 3, 0), dynamic_shapes=DYNAMIC)
+    export_onnx(program, (), verbose=False).save(str(tmp_path / "p.onnx"))
+    sess = ort.InferenceSession(str(tmp_path / "p.onnx"))
+    x, lengths = torch.randn(10, 4, 5), torch.tensor([10, 0, 3, 7])
+    with torch.no_grad():
+        for g, w in zip(sess.run(None, {"x": x.numpy(), "lengths": lengths.numpy()}), model(x, lengths)):
+            torch.testing.assert_close(torch.from_numpy(g), w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("option,value", [("zoneout", 0.1), ("layer_norm", True)])
+def test_onnx_export_refuses_what_onnx_cannot_write_naming_the_option(option, value, tmp_path):
+    pytest.importorskip("onnxscript")
+    model = WithLengths(birnn.LSTM(5, 6, bidirectional=True, **{option: value})).eval()
+    with pytest.raises(Exception, match=rf"torch.onnx.export cannot write this birnn.LSTM layer as ONNX's "
+                                        rf"recurrent operator: {option}"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, _inputs(7, 3, 0), str(tmp_path / "z.onnx"), dynamo=True,
+                              dynamic_shapes=DYNAMIC, verbose=False)
 
 
 COMPILE_GRID = [("LSTM", True, 2), ("LSTM", False, 1), ("GRU", True, 2), ("GRU", False, 1), ("RNN_TANH", True, 2),

@@ -51,6 +51,7 @@ from .base import Backend
 from .fused import Fused
 from .graph import Graph
 from .native import Native
+from .onnx import writing_onnx
 from .packed import Packed
 from .packed.layer import runs as packed_runs
 from .plan import LayerPlan, plan_call
@@ -87,6 +88,10 @@ def decide(plan: LayerPlan) -> Decision:
                                             f"{', '.join(plan.features)}), for any T, B and lengths")
             return Decision("graph-op", f"{where}: one birnn::recurrent_layer node per layer (PyTorch's fused op; "
                                         "ONNX's LSTM/GRU/RNN operator), for any T, B and lengths")
+        if capture == "export" and writing_onnx():
+            raise ValueError(f"torch.onnx.export cannot write this birnn.{plan.mode} layer as ONNX's recurrent "
+                             f"operator: {blocker}. Export the model without it (birnn.LSTM/GRU/RNN without "
+                             "zoneout, layer_norm, highway, proj_size or resets) for a graph that takes any T")
         if capture == "export":
             warnings.warn(f"torch.export records this {plan.mode} call step by step, so the exported program "
                           f"only takes inputs of T={plan.T} steps: {blocker}. Export without it for a program "

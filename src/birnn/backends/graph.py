@@ -46,12 +46,14 @@ from ..cells import cell_spec
 from ..dispatch import CPU_LENGTHS
 from .base import Capabilities
 from .native import Native, run_chunked, run_packed, run_whole
+from .onnx import onnx_layer, writing_onnx
 from .packed.layer import packed_lstm_layer
 from .packed.layer import runs as packed_runs
 from .plan import LayerPlan
 from .reference import reference_layer, walk
 from .multilayer import Ran, stack
 from .weights import Norms, Zoneout, step_weights
+
 
 __all__ = ["Graph", "graph_layer", "recurrent_layer", "reference_graph_layer", "regularised_layer"]
 
@@ -215,6 +217,8 @@ def graph_layer(mode: str, inp: Tensor, lengths: Optional[Tensor], h0: Tensor, c
     ``keep_graph``: a training step (the node keeps its forward's graph for the backward).
     Returns ``(output (T, B, D*H), h_n (D, B, H), c_n (D, B, H) or None)``."""
     stacked = [torch.stack([w[k] for w in directions]) for k in range(4 if bias else 2)]
+    if writing_onnx():  # torch.onnx.export: ONNX's own recurrent operator in the graph
+        return onnx_layer(mode, inp, lengths, h0, c0, *stacked, *((None, None) if not bias else ()))
     out, h, c, _ = torch.ops.birnn.recurrent_layer(inp, lengths, h0, c0, stacked[0], stacked[1],
                                                    *(stacked[2:] if bias else (None, None)), mode, keep_graph)
     return out, h, (c if c0 is not None else None)
