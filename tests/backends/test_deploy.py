@@ -494,6 +494,53 @@ def test_birnn_export_from_the_cli(tmp_path, capsys):
     assert (tmp_path / "run" / "preprocessing.json").exists()
 
 
+def test_int8_onnx_export_of_a_trained_run_scores_as_the_float_one(tmp_path, capsys):
+    """``birnn export --int8``: onnxruntime's dynamic quantization (its LSTM operator with int8
+    weights); the test split's accuracy in onnxruntime within 0.01 of the float file's."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime.quantization")
+    import numpy as np
+    import onnx
+
+    from birnn import cli, tasks
+    from birnn.data import load_source
+
+    g = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(40)]
+    rows = []
+    for _ in range(600):  # the label: which marker word comes first
+        text = list(g.choice(words, g.integers(4, 14)))
+        a, b = sorted(g.choice(len(text), 2, replace=False))
+        first = g.integers(2)
+        text[a], text[b] = ("yes", "no") if first else ("no", "yes")
+        rows.append(f"{' '.join(text)},{'Y' if first else 'N'}\n")
+    (tmp_path / "t.csv").write_text("text,label\n" + "".join(rows[:400]))
+    (tmp_path / "test.csv").write_text("text,label\n" + "".join(rows[400:]))
+    assert cli.main(["train", "classify", "--train", str(tmp_path / "t.csv"), "--test", str(tmp_path / "test.csv"),
+                     "--layers", "bilstm:16",
+                     "--embedding-dim", "8", "--epochs", "6", "--input", "words", "--baseline", "none",
+                     "--out", str(tmp_path / "run")]) == 0
+    accuracy = {}
+    for int8 in (False, True):
+        out = tmp_path / ("int8" if int8 else "float") / "model.onnx"
+        assert cli.main(["export", str(tmp_path / "run"), "--out", str(out)] + (["--int8"] if int8 else [])) == 0
+        if int8:
+            assert "int8: " in capsys.readouterr().out
+            assert "DynamicQuantizeLSTM" in {n.op_type for n in onnx.load(str(out)).graph.node}
+        run = tasks.load_run(tmp_path / "run")
+        test = tasks.split_records(run.task, load_source(run.task, run.config["source"]),
+                                   dict(run.config["resolved"]["model"]))["test"]
+        session, right = ort.InferenceSession(str(out)), 0
+        for batch in tasks.batches_of(run.encoder, tasks.encode_all(run.encoder, test)):
+            (probs,) = session.run(None, {"ids": batch.inputs.numpy(), "lengths": batch.lengths.numpy()})
+            right += int((torch.from_numpy(probs.argmax(-1)) == batch.targets).sum())
+        accuracy[int8] = right / len(test)
+    assert accuracy[False] > 0.75, accuracy  # (a trained model, not chance: 0.5)
+    assert abs(accuracy[True] - accuracy[False]) <= 0.01, accuracy
+    assert cli.main(["export", str(tmp_path / "run"), "--format", "pt2", "--int8"]) != 0
+    assert "int8 is an ONNX export" in capsys.readouterr().err
+
+
 def test_a_quantized_layer_refuses_what_it_cannot_run():
     from birnn.quantized import quantize_layer
 

@@ -115,13 +115,16 @@ def cmd_export(args) -> int:
     run = load_run(args.run_dir, weights=args.weights)
     path = Path(args.out) if args.out else Path(args.run_dir) / f"model.{args.format}"
     try:
-        written = export_run(run, path, args.format)
+        written = export_run(run, path, args.format, int8=args.int8)
     except ImportError as e:
-        raise UsageError(f"--format onnx needs onnx and onnxscript: pip install \"birnn[onnx]\" ({e})") from None
+        raise UsageError(f"--format onnx needs onnx and onnxscript (--int8 onnxruntime too): "
+                         f"pip install \"birnn[onnx]\" ({e})") from None
     except ValueError as e:
         raise UsageError(str(e)) from None
+    meta = json.loads((written.parent / "preprocessing.json").read_text())
+    int8 = f"; int8: {', '.join(meta['int8']) or 'nothing it could quantize'}" if args.int8 else ""
     print(f"exported {written} and {written.parent / 'preprocessing.json'} (inputs: "
-          f"{', '.join(json.loads((written.parent / 'preprocessing.json').read_text())['inputs'])})")
+          f"{', '.join(meta['inputs'])}{int8})")
     return 0
 
 

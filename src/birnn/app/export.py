@@ -17,6 +17,9 @@ forecast    ``x`` (B, W, C) float32 (standardised)                next values (B
                                                                   standardised
 ==========  ====================================================  ============================
 
+``int8=True`` (``birnn export --int8``) writes the ONNX file with int8 weights, for
+onnxruntime (:func:`_int8`); ``preprocessing.json`` lists the int8 operators it holds.
+
 ``preprocessing.json`` holds the encoder (vocabularies, labels, scaler), for a CRF tagger
 ``decode: "viterbi"`` and ``crf`` (``transitions`` [from][to], ``start``, ``end``: a path scores
 ``start[y_0] + sum_t scores[t, y_t] + sum_{t>0} transitions[y_{t-1}][y_t] + end[y_last]``), these
@@ -28,8 +31,10 @@ input names and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import logging
 from pathlib import Path
 from typing import List, Tuple
 
@@ -60,11 +65,46 @@ def _example(run) -> Tuple[List[str], tuple, tuple]:
     return run.impl.export_inputs(run, Dim("B", min=1), Dim("T", min=2), Dim)
 
 
-def export_run(run, path, fmt: str) -> Path:
+def _int8(path: Path) -> List[str]:
+    """Rewrite the ONNX file at ``path`` with int8 weights (onnxruntime's dynamic quantization:
+    activations quantized per batch at run time); returns the quantized operators' types.
+
+    Layers with lengths are exported in onnxruntime's form (one operator each, without the
+    padding column whose large weights would swamp the single int8 scale of a weight tensor;
+    :func:`birnn.backends.onnx.onnxruntime_form`). The weights' reordering into ONNX's gate order is folded into constants first (the
+    exporter folds only small tensors), so each ``LSTM`` operator holds its weights as
+    initializers and becomes ``DynamicQuantizeLSTM`` (onnxruntime's contrib operator: the file
+    then runs in onnxruntime only). ``GRU`` / ``RNN`` operators have no int8 form there and
+    stay in float; products (``MatMul``, ``Gemm``) and embeddings (``Gather``) become int8."""
+    try:
+        import onnx
+        import onnxscript.optimizer
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as e:
+        raise ImportError(f"int8 needs onnxruntime (its quantization tool) and onnxscript ({e})") from None
+    model = onnxscript.optimizer.optimize(onnx.load(str(path)), input_size_limit=1 << 40, output_size_limit=1 << 40)
+    folded = path.with_suffix(".float.onnx")
+    onnx.save(model, str(folded))
+    before = {n.op_type for n in model.graph.node}
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # (its advice to run shape inference first: the optimizer did)
+    try:
+        quantize_dynamic(str(folded), str(path), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+        folded.unlink()
+    return sorted({n.op_type for n in onnx.load(str(path)).graph.node} - before)
+
+
+def export_run(run, path, fmt: str, *, int8: bool = False) -> Path:
     """Write ``run``'s model to ``path`` as ``fmt`` ("onnx" or "pt2") and
-    ``preprocessing.json`` beside it; returns the model file's path."""
+    ``preprocessing.json`` beside it; returns the model file's path. ``int8``: ONNX with int8
+    weights (:func:`_int8`)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if int8 and fmt != "onnx":
+        raise ValueError(f"int8 is an ONNX export (onnxruntime's dynamic quantization); got format {fmt!r}")
     names, args, dynamic = _example(run)
     model, patch = run.model.eval(), getattr(run.model, "patch", 1)
     if patch > 1:  # the windowing's size arithmetic would pin T: the exported model takes the patches
@@ -77,11 +117,15 @@ def export_run(run, path, fmt: str) -> Path:
         program = torch.export.export(module, args, dynamic_shapes=dynamic)
         torch.export.save(program, str(path))
     else:
+        from ..backends.onnx import onnxruntime_form
         from ..onnx_export import export_onnx
 
-        export_onnx(module, args, dynamic_shapes=dynamic, input_names=names, output_names=["scores"],
-                    verbose=False).save(str(path))
+        with onnxruntime_form() if int8 else contextlib.nullcontext():
+            export_onnx(module, args, dynamic_shapes=dynamic, input_names=names, output_names=["scores"],
+                        verbose=False).save(str(path))
+    quantized = _int8(path) if int8 else None
     meta = {"kind": run.kind, "format": fmt, "inputs": names, "output": "scores", "patch": patch,
+            **({"int8": quantized} if int8 else {}),
             "preprocessing": {"class": type(run.encoder).__name__, **run.encoder.to_dict()}}
     meta.update(run.impl.export_meta(run))
     (path.parent / "preprocessing.json").write_text(json.dumps(meta, indent=1))

@@ -191,6 +191,9 @@ def parser(commands: dict) -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=("onnx", "pt2"), default="onnx",
                     help="onnx (runs in onnxruntime, without birnn) or pt2 (torch.export.load; default onnx)")
     ex.add_argument("--out", help="the model file (default RUN/model.FORMAT); preprocessing.json goes beside it")
+    ex.add_argument("--int8", action="store_true",
+                    help="onnx with int8 weights (onnxruntime's dynamic quantization: LSTM operators, products "
+                         "and embeddings; runs in onnxruntime)")
     _weights_flag(ex)
     ex.set_defaults(func=commands["export"])
 

@@ -20,6 +20,7 @@ Symbols: ``T`` time, ``B`` batch, ``I`` input size, ``D`` directions, ``H`` hidd
 
 from __future__ import annotations
 
+import contextlib
 from typing import List, Optional, Tuple
 
 import torch
@@ -28,7 +29,7 @@ from torch import Tensor
 from ..batch import mask_from_lengths
 from ..cells import cell_spec
 
-__all__ = ["onnx_layer", "writing_onnx"]
+__all__ = ["onnx_layer", "onnxruntime_form", "writing_onnx"]
 
 
 # Runtimes read ONNX's recurrent operators with ``sequence_lens`` differently: onnxruntime stops
@@ -47,6 +48,22 @@ FREEZE = {"LSTM": (-BIG, 0.0, BIG, 0.0)}  # the padding column's weight per gate
 @torch.compiler.assume_constant_result  # (dynamo would read torch.onnx.is_in_onnx_export() as False)
 def _onnx_exporting() -> bool:
     return torch.onnx.is_in_onnx_export()
+
+
+_FORM = {"onnxruntime": False}
+
+
+@contextlib.contextmanager
+def onnxruntime_form():
+    """Export layers with lengths in onnxruntime's reading of ``sequence_lens`` only: one
+    operator per layer, no padding column (see :data:`FREEZE`). For a file that onnxruntime
+    alone runs, such as one with int8 weights, whose single scale per tensor the padding
+    column's large weights would swamp."""
+    _FORM["onnxruntime"] = True
+    try:
+        yield
+    finally:
+        _FORM["onnxruntime"] = False
 
 
 def writing_onnx() -> bool:
@@ -106,6 +123,10 @@ def onnx_layer(mode: str, x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: 
     B = None if b_ih is None else torch.cat([_reorder(b_ih, mode, H), _reorder(b_hh, mode, H)], dim=1)
     if lengths is None:
         Y, h, c = _operator(mode, x, W, R, B, None, h0, c0)
+    elif _FORM["onnxruntime"]:  # one operator that honours sequence_lens; an empty row keeps h_0 (and c_0)
+        Y, h, c = _operator(mode, x, W, R, B, lengths.to(torch.int32), h0, c0)
+        read = (lengths > 0).view(1, -1, 1)
+        h, c = torch.where(read, h, h0), None if c0 is None else torch.where(read, c, c0)
     else:  # each direction forward over its own order, h_n read at the last real step (see FREEZE)
         valid = mask_from_lengths(lengths, x.shape[0])  # (T, B)
         if mode in FREEZE:  # a padding input column that holds the cell state still
