@@ -15,7 +15,7 @@ SRC = pathlib.Path(birnn.__file__).parent
 # lowest first
 LAYERS = [
     "errors", "batch", "cells", "output", "bridge", "regularization", "options", "init", "parameters",
-    "speed_table", "arguments", "dispatch", "backends", "layers", "linear_cells", "onnx_export", "driver",
+    "speed_table", "arguments", "dispatch", "backends", "layers", "linear_cells", "onnx_export", "pte_export", "driver",
     "bidirectional", "explain",
     "data", "models", "train", "app", "__main__",
 ]

@@ -666,3 +666,71 @@ def test_onnx_reads_the_same_in_openvino_and_onnxruntime(mode, tmp_path):
                     [compiled([x.numpy(), lengths.numpy()])[k] for k in range(len(want))]):
             for g, w in zip(got, want):
                 torch.testing.assert_close(torch.from_numpy(g), w, rtol=1e-4, atol=1e-4)
+
+
+# -- ExecuTorch ------------------------------------------------------------------------------------
+def _pte_method(model, args, dynamic_shapes, path):
+    pytest.importorskip("executorch")
+    from executorch.runtime import Runtime
+
+    from birnn.pte_export import export_pte
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_pte(model, args, str(path), dynamic_shapes=dynamic_shapes)
+    return Runtime.get().load_program(str(path)).load_method("forward")
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])  # (the RNN's step is the GRU's path: one state)
+def test_executorch_runs_birnn_layers_at_any_T_up_to_its_bound(mode, tmp_path):
+    """The layers become a higher-order scan over T, which ExecuTorch's runtime runs as a loop:
+    eager's numbers at every T up to the bound, lengths and an empty row included."""
+    model = WithStates(_layer(mode, True, 2)).eval()
+    method = _pte_method(model, _inputs(7, 3, 0), ({0: Dim("T", min=2, max=40)}, None), tmp_path / "m.pte")
+    for T in (7, 19, 40, 2):
+        x, lengths = _inputs(T, 3, T)
+        lengths[2] = 0
+        with torch.no_grad():
+            want = model(x, lengths)
+        got = method.execute([x, lengths])
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+    with pytest.raises(Exception):  # above the bound the runtime refuses the input
+        method.execute(list(_inputs(41, 3, 0)))
+
+
+def test_executorch_export_refuses_a_dynamic_batch_naming_it(tmp_path):
+    pytest.importorskip("executorch")
+    from birnn.pte_export import export_pte
+
+    with pytest.raises(ValueError, match="batch dimension is dynamic"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_pte(WithLengths(_layer("GRU", True, 1)).eval(), _inputs(7, 3, 0),
+                       dynamic_shapes=({0: Dim("T", max=40), 1: Dim("B", max=8)}, {0: Dim("B", max=8)}))
+
+
+@pytest.mark.parametrize("kind", ["words", "series"])
+def test_birnn_export_pte_scores_as_the_run_does(kind, tmp_path):
+    pytest.importorskip("executorch")
+    from executorch.runtime import Runtime
+
+    from birnn import tasks
+    from birnn.export import export_run
+
+    run, records = _export_case(kind)
+    path = export_run(run, tmp_path / "model.pte", "pte", max_steps=200)
+    meta = json.loads((tmp_path / "preprocessing.json").read_text())
+    assert meta["format"] == "pte" and meta["batch"] == 1 and meta["max_steps"] == 200
+    method = Runtime.get().load_program(str(path)).load_method("forward")
+    for example in tasks.encode_all(run.encoder, records["test"])[:3]:
+        batch = run.encoder.collate([example])
+        x, lengths = (run.model.patched(batch.inputs, batch.lengths) if run.kind == "series"
+                      else (batch.inputs, batch.lengths))
+        feeds = {"ids": x, "x": x, "lengths": lengths}
+        with torch.no_grad():
+            out = run.model(batch)
+            want = torch.softmax(out, -1) if run.kind in ("text", "series") else out
+        (got,) = method.execute([feeds[name] for name in meta["inputs"]])
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

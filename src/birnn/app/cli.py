@@ -115,8 +115,10 @@ def cmd_export(args) -> int:
     run = load_run(args.run_dir, weights=args.weights)
     path = Path(args.out) if args.out else Path(args.run_dir) / f"model.{args.format}"
     try:
-        written = export_run(run, path, args.format, int8=args.int8)
+        written = export_run(run, path, args.format, int8=args.int8, max_steps=args.max_steps)
     except ImportError as e:
+        if args.format == "pte":
+            raise UsageError(str(e)) from None
         raise UsageError(f"--format onnx needs onnx and onnxscript (--int8 onnxruntime too): "
                          f"pip install \"birnn[onnx]\" ({e})") from None
     except ValueError as e:

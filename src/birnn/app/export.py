@@ -1,5 +1,6 @@
-"""A trained run as a file that runs without birnn: ONNX (onnxruntime) or a torch.export
-program (``.pt2``), with the preprocessing written beside it as JSON (``birnn export``).
+"""A trained run as a file that runs without birnn: ONNX (onnxruntime), a torch.export
+program (``.pt2``) or an ExecuTorch program (``.pte``: one example at a time, T up to
+``max_steps``), with the preprocessing written beside it as JSON (``birnn export``).
 
 The exported model takes the encoded batch — what the run's encoder makes of raw records —
 with dynamic B and T, and returns scores:
@@ -45,7 +46,8 @@ from torch.export import Dim
 
 __all__ = ["FORMATS", "export_run"]
 
-FORMATS = ("onnx", "pt2")
+FORMATS = ("onnx", "pt2", "pte")
+MAX_STEPS = 1024  # a .pte's default bound on T (ExecuTorch plans its memory for it)
 
 
 class _Scores(nn.Module):
@@ -60,9 +62,13 @@ class _Scores(nn.Module):
         return self.task.exported(self.model, x, lengths, chars)
 
 
-def _example(run) -> Tuple[List[str], tuple, tuple]:
-    """Input names, an example batch and its dynamic shapes."""
-    return run.impl.export_inputs(run, Dim("B", min=1), Dim("T", min=2), Dim)
+def _example(run, fmt: str, max_steps: int) -> Tuple[List[str], tuple, tuple]:
+    """Input names, an example batch and its dynamic shapes (for a .pte: one row, any T up
+    to ``max_steps``)."""
+    if fmt != "pte":
+        return run.impl.export_inputs(run, Dim("B", min=1), Dim("T", min=2), Dim)
+    names, args, dynamic = run.impl.export_inputs(run, None, Dim("T", min=2, max=max_steps), Dim)
+    return names, tuple(a[:1] for a in args), dynamic
 
 
 def _int8(path: Path) -> List[str]:
@@ -97,15 +103,18 @@ def _int8(path: Path) -> List[str]:
     return sorted({n.op_type for n in onnx.load(str(path)).graph.node} - before)
 
 
-def export_run(run, path, fmt: str, *, int8: bool = False) -> Path:
-    """Write ``run``'s model to ``path`` as ``fmt`` ("onnx" or "pt2") and
+def export_run(run, path, fmt: str, *, int8: bool = False, max_steps: int = MAX_STEPS) -> Path:
+    """Write ``run``'s model to ``path`` as ``fmt`` ("onnx", "pt2" or "pte") and
     ``preprocessing.json`` beside it; returns the model file's path. ``int8``: ONNX with int8
-    weights (:func:`_int8`)."""
+    weights (:func:`_int8`). A "pte" (ExecuTorch) takes one example at a time, of any T up to
+    ``max_steps`` (:mod:`birnn.pte_export`)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     if int8 and fmt != "onnx":
         raise ValueError(f"int8 is an ONNX export (onnxruntime's dynamic quantization); got format {fmt!r}")
-    names, args, dynamic = _example(run)
+    if fmt == "pte" and max_steps < 2:
+        raise ValueError(f"max_steps must be at least 2, got {max_steps}")
+    names, args, dynamic = _example(run, fmt, max_steps)
     model, patch = run.model.eval(), getattr(run.model, "patch", 1)
     if patch > 1:  # the windowing's size arithmetic would pin T: the exported model takes the patches
         model = copy.deepcopy(model)
@@ -116,6 +125,10 @@ def export_run(run, path, fmt: str, *, int8: bool = False) -> Path:
     if fmt == "pt2":
         program = torch.export.export(module, args, dynamic_shapes=dynamic)
         torch.export.save(program, str(path))
+    elif fmt == "pte":
+        from ..pte_export import export_pte
+
+        export_pte(module, args, str(path), dynamic_shapes=dynamic)
     else:
         from ..backends.onnx import onnxruntime_form
         from ..onnx_export import export_onnx
@@ -125,6 +138,7 @@ def export_run(run, path, fmt: str, *, int8: bool = False) -> Path:
                         verbose=False).save(str(path))
     quantized = _int8(path) if int8 else None
     meta = {"kind": run.kind, "format": fmt, "inputs": names, "output": "scores", "patch": patch,
+            **({"batch": 1, "max_steps": max_steps} if fmt == "pte" else {}),
             **({"int8": quantized} if int8 else {}),
             "preprocessing": {"class": type(run.encoder).__name__, **run.encoder.to_dict()}}
     meta.update(run.impl.export_meta(run))

@@ -188,8 +188,11 @@ def parser(commands: dict) -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write a trained run's model as ONNX or a torch.export program")
     ex.add_argument("run_dir", help="a run directory written by birnn train")
-    ex.add_argument("--format", choices=("onnx", "pt2"), default="onnx",
-                    help="onnx (runs in onnxruntime, without birnn) or pt2 (torch.export.load; default onnx)")
+    ex.add_argument("--format", choices=("onnx", "pt2", "pte"), default="onnx",
+                    help="onnx (runs in onnxruntime, without birnn), pt2 (torch.export.load) or pte (ExecuTorch: "
+                         "one example at a time, T up to --max-steps); default onnx")
+    ex.add_argument("--max-steps", type=int, default=1024,
+                    help="[pte] the longest input the program takes (ExecuTorch plans its memory for it)")
     ex.add_argument("--out", help="the model file (default RUN/model.FORMAT); preprocessing.json goes beside it")
     ex.add_argument("--int8", action="store_true",
                     help="onnx with int8 weights (onnxruntime's dynamic quantization: LSTM operators, products "
