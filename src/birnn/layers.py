@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from . import backends
+from .backends import segments
 from .arguments import Call, LayerShape, prepare_call
 from .cells import cell_spec
 from .dispatch import Decision, check_path
@@ -201,11 +202,19 @@ class RecurrentLayer(nn.RNNBase):
         wanted = self._check_return_all(return_all)
         call = prepare_call(input, hx, lengths, mask, self._shape(), padding=padding, resets=resets,
                             cu_seqlens=cu_seqlens)
-        plan = backends.plan_call(self, call, wanted)  # shapes, weights, every mask: sampled once
+        run_call, join = call, None
+        if not cell_spec(self.mode).linear and segments.applies(call, self.training and self._stochastic()):
+            # a row with resets is several sequences (the linear cells' scan takes resets as they are)
+            run_call, join = segments.split(call, self.num_directions)
+        plan = backends.plan_call(self, run_call, wanted)  # shapes, weights, every mask: sampled once
         if plan.T == 0:
             return self._empty(call, plan)
         decision = backends.decide(plan)  # raises where torch.jit.trace would record it wrongly
         ran = backends.run(plan, decision)
+        if join is not None:
+            ran = join(ran)
+            decision = Decision(decision.path, f"resets: the rows' {plan.B} segments as sequences of their own; "
+                                               f"{decision.reason}")
         self.last_decision = decision
         return self._result(call, ran, decision.path)
 
