@@ -77,8 +77,8 @@ def _int8(path: Path) -> List[str]:
 
     Layers with lengths are exported in onnxruntime's form (one operator each, without the
     padding column whose large weights would swamp the single int8 scale of a weight tensor;
-    :func:`birnn.backends.onnx.onnxruntime_form`). The weights' reordering into ONNX's gate order is folded into constants first (the
-    exporter folds only small tensors), so each ``LSTM`` operator holds its weights as
+    :func:`birnn.backends.onnx.onnxruntime_form`). The weights' reordering into ONNX's gate
+    order is folded into constants first (the exporter folds only small tensors), so each ``LSTM`` operator holds its weights as
     initializers and becomes ``DynamicQuantizeLSTM`` (onnxruntime's contrib operator: the file
     then runs in onnxruntime only). ``GRU`` / ``RNN`` operators have no int8 form there and
     stay in float; products (``MatMul``, ``Gemm``) and embeddings (``Gather``) become int8."""
@@ -89,17 +89,14 @@ def _int8(path: Path) -> List[str]:
     except ImportError as e:
         raise ImportError(f"int8 needs onnxruntime (its quantization tool) and onnxscript ({e})") from None
     model = onnxscript.optimizer.optimize(onnx.load(str(path)), input_size_limit=1 << 40, output_size_limit=1 << 40)
-    folded = path.with_suffix(".float.onnx")
-    onnx.save(model, str(folded))
     before = {n.op_type for n in model.graph.node}
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # (its advice to run shape inference first: the optimizer did)
     try:
-        quantize_dynamic(str(folded), str(path), weight_type=QuantType.QInt8)
+        quantize_dynamic(model, str(path), weight_type=QuantType.QInt8)
     finally:
         root.setLevel(level)
-        folded.unlink()
     return sorted({n.op_type for n in onnx.load(str(path)).graph.node} - before)
 
 

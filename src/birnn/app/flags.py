@@ -13,6 +13,7 @@ from .config import DEFAULT_DATASET, RULES, TASKS, UsageError, check_device, che
 from .config import choices as option_choices
 from ..options import LayerOptions
 from .baselines import BASELINE_CHOICES
+from .export import FORMATS as EXPORT_FORMATS, MAX_STEPS
 from .run_options import MODEL, MODEL_OPTIONS, SOURCE_OPTIONS, TRAIN, TRAIN_OPTIONS
 from .tasks import WEIGHTS
 
@@ -188,10 +189,10 @@ def parser(commands: dict) -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write a trained run's model as ONNX or a torch.export program")
     ex.add_argument("run_dir", help="a run directory written by birnn train")
-    ex.add_argument("--format", choices=("onnx", "pt2", "pte"), default="onnx",
+    ex.add_argument("--format", choices=EXPORT_FORMATS, default="onnx",
                     help="onnx (runs in onnxruntime, without birnn), pt2 (torch.export.load) or pte (ExecuTorch: "
                          "one example at a time, T up to --max-steps); default onnx")
-    ex.add_argument("--max-steps", type=int, default=1024,
+    ex.add_argument("--max-steps", type=int, default=MAX_STEPS,
                     help="[pte] the longest input the program takes (ExecuTorch plans its memory for it)")
     ex.add_argument("--out", help="the model file (default RUN/model.FORMAT); preprocessing.json goes beside it")
     ex.add_argument("--int8", action="store_true",

@@ -54,7 +54,6 @@ from .reference import reference_layer, walk
 from .multilayer import Ran, stack
 from .weights import Norms, Zoneout, step_weights
 
-
 __all__ = ["Graph", "graph_layer", "recurrent_layer", "reference_graph_layer", "regularised_layer"]
 
 

@@ -84,11 +84,6 @@ def _reverse(x: Tensor, lengths: Tensor) -> Tensor:
                                    dtype=x.dtype, shape=x.shape)
 
 
-def _direction(t: Tensor, d: int) -> Tensor:
-    """Direction ``d``'s block (1, ...) of a (D, ...) tensor."""
-    return t[d:d + 1]
-
-
 def _operator(mode: str, x: Tensor, W: Tensor, R: Tensor, B: Optional[Tensor], seq: Optional[Tensor],
               h0: Tensor, c0: Optional[Tensor]) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """ONNX's own operator for ``mode`` over x (T, B, I'): ``(Y (T, D, B, H), Y_h (D, B, H), Y_c or None)``."""
@@ -137,8 +132,9 @@ def onnx_layer(mode: str, x: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: 
         runs, cells = [], []
         for d in range(D):
             xd = x if d == 0 else _reverse(x, lengths)
-            Yd, _, cd = _operator(mode, xd, *(None if t is None else _direction(t, d) for t in (W, R, B)), seq,
-                                  _direction(h0, d), None if c0 is None else _direction(c0, d))
+            one = slice(d, d + 1)  # this direction's block (1, ...) of each (D, ...) tensor
+            Yd, _, cd = _operator(mode, xd, W[one], R[one], None if B is None else B[one], seq, h0[one],
+                                  None if c0 is None else c0[one])
             runs.append(Yd)  # (T, 1, B, H) in this direction's processing order
             cells.append(cd)
         ordered = torch.cat(runs, dim=1)  # (T, D, B, H)

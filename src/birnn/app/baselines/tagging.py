@@ -56,8 +56,8 @@ class FeatureCRF(Baseline):
     name = "feature CRF (sklearn-crfsuite)"
 
     def fit(self, train: list, dev: list) -> "FeatureCRF":
-        self.model = needs("sklearn_crfsuite", "sklearn-crfsuite").CRF(algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=CRF_ITERATIONS,
-                                          all_possible_transitions=True)
+        crf = needs("sklearn_crfsuite", "sklearn-crfsuite").CRF
+        self.model = crf(algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=CRF_ITERATIONS, all_possible_transitions=True)
         self.model.fit([self._features(w) for w, _ in train], [list(map(str, t)) for _, t in train])
         self.name = "feature CRF (word, affix, shape and context features; sklearn-crfsuite)"
         return self
